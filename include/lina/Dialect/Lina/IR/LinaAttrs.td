@@ -46,7 +46,7 @@ def Lina_Reduction : I32EnumAttr<"Reduction", "reduction of an all_reduce", [
 }
 def Lina_ReductionAttr : EnumAttr<Lina_Dialect, Lina_Reduction, "reduction"> {
   let summary = "Reduction kind of an all_reduce";
-  let assemblyFormat = "``$value";
+  let assemblyFormat = "$value";
 }
 
 def Lina_Activation : I32EnumAttr<"Activation", "pointwise activation", [
@@ -63,7 +63,7 @@ def Lina_ActivationAttr : EnumAttr<Lina_Dialect, Lina_Activation, "activation"> 
   let description = [{
     `gelu` is the tanh approximation.
   }];
-  let assemblyFormat = "``$value";
+  let assemblyFormat = "$value";
 }
 
 //===----------------------------------------------------------------------===//

@@ -11,6 +11,7 @@ include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 def Lina_Tensor : StaticShapeTensorOf<[AnyFloat]>;
+def Lina_CommTensor : StaticShapeTensorOf<[AnyFloat, I32, I64]>;
 def Lina_IndexTensor : StaticShapeTensorOf<[I32, I64]>;
 def Lina_CountTensor : 1DTensorOf<[I64]>;
 def Lina_PositiveI64 : ConfinedAttr<I64Attr, [IntPositive]>;
@@ -87,7 +88,7 @@ def Lina_AllToAllOp : Lina_CollectiveOp<"all_to_all", [AttrSizedOperandSegments]
         : tensor<64x512xf32> -> tensor<96x512xf32>
     ```
   }];
-  let arguments = (ins Lina_Tensor:$input,
+  let arguments = (ins Lina_CommTensor:$input,
                        Optional<Lina_CountTensor>:$send_counts,
                        Optional<Lina_CountTensor>:$recv_counts,
                        Lina_GroupAttr:$group,
@@ -95,7 +96,7 @@ def Lina_AllToAllOp : Lina_CollectiveOp<"all_to_all", [AttrSizedOperandSegments]
                        Lina_NonNegI64:$concat_axis,
                        OptionalAttr<Lina_PriorityAttr>:$priority,
                        OptionalAttr<Lina_ChunkAttr>:$chunk);
-  let results = (outs Lina_Tensor:$result);
+  let results = (outs Lina_CommTensor:$result);
   let assemblyFormat = [{
     $input (`counts` `(` $send_counts^ `,` $recv_counts `:` type($send_counts) `,` type($recv_counts) `)`)?
     `group` `=` $group `split_axis` `=` $split_axis `concat_axis` `=` $concat_axis
@@ -121,14 +122,14 @@ def Lina_AllReduceOp : Lina_CollectiveOp<"all_reduce",
     %g = lina.all_reduce %dw group = #lina.group<@world, "dp"> reduction = sum : tensor<512x512xf32>
     ```
   }];
-  let arguments = (ins Lina_Tensor:$input,
+  let arguments = (ins Lina_CommTensor:$input,
                        Lina_GroupAttr:$group,
                        Lina_ReductionAttr:$reduction,
                        OptionalAttr<Lina_PriorityAttr>:$priority,
                        OptionalAttr<Lina_PartitionAttr>:$partition);
-  let results = (outs Lina_Tensor:$result);
+  let results = (outs Lina_CommTensor:$result);
   let assemblyFormat = [{
-    $input `group` `=` $group `reduction` `=` $reduction attr-dict `:` type($input)
+    $input `group` `=` $group `reduction` `=` `` $reduction attr-dict `:` type($input)
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = collectiveClassDeclaration # [{
@@ -156,7 +157,7 @@ def Lina_DenseOp : Lina_Op<"dense", [Pure]> {
                        Lina_ActivationAttr:$activation);
   let results = (outs Lina_Tensor:$result);
   let assemblyFormat = [{
-    $input `,` $weight `activation` `=` $activation attr-dict `:` functional-type(operands, results)
+    $input `,` $weight `activation` `=` `` $activation attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -226,7 +227,7 @@ def Lina_ExpertFfnOp : Lina_Op<"expert_ffn", [Pure]> {
                        OptionalAttr<Lina_ChunkAttr>:$chunk);
   let results = (outs Lina_Tensor:$result);
   let assemblyFormat = [{
-    $input `,` $w1 `,` $w2 `activation` `=` $activation attr-dict `:` functional-type(operands, results)
+    $input `,` $w1 `,` $w2 `activation` `=` `` $activation attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -264,7 +265,7 @@ def Lina_DenseGradOp : Lina_Op<"dense_grad", [Pure]> {
                        Lina_ActivationAttr:$activation);
   let results = (outs Lina_Tensor:$input_grad, Lina_Tensor:$weight_grad);
   let assemblyFormat = [{
-    $grad `,` $input `,` $weight `activation` `=` $activation attr-dict `:` functional-type(operands, results)
+    $grad `,` $input `,` $weight `activation` `=` `` $activation attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
@@ -317,7 +318,7 @@ def Lina_ExpertFfnGradOp : Lina_Op<"expert_ffn_grad", [Pure]> {
                        OptionalAttr<Lina_ChunkAttr>:$chunk);
   let results = (outs Lina_Tensor:$input_grad, Lina_Tensor:$w1_grad, Lina_Tensor:$w2_grad);
   let assemblyFormat = [{
-    $grad `,` $input `,` $w1 `,` $w2 `activation` `=` $activation attr-dict `:` functional-type(operands, results)
+    $grad `,` $input `,` $w1 `,` $w2 `activation` `=` `` $activation attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
