@@ -1,0 +1,107 @@
+//===- CostModel.h - Alpha-beta cost model of a GPU cluster -----*- C++ -*-===//
+//
+// Part of the Lina project.
+//
+// A cluster description (nodes, GPUs per node, link bandwidths and
+// latencies, GPU FLOP/s and memory bandwidth) and the analytical times the
+// compiler uses to choose partition sizes and pipeline depths, and the
+// simulator uses as the cost of one collective alone on the network. The
+// formulas are documented in docs/COST_MODEL.md.
+//
+// Plain C++17 with no LLVM dependency: the runtime links it too. The public
+// API never throws; errors come back as values.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LINA_ANALYSIS_COSTMODEL_H
+#define LINA_ANALYSIS_COSTMODEL_H
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace lina {
+
+/// One class of link: bandwidth in bytes per second, latency in seconds.
+struct LinkSpec {
+  double bandwidth = 0; ///< bytes/s
+  double latency = 0;   ///< s
+};
+
+/// A homogeneous cluster: `nodes` nodes of `gpusPerNode` GPUs. Ranks are
+/// numbered node-major (ranks 0..g-1 on node 0, ...). `intraNode` is the
+/// per-GPU link inside a node (NVLink/PCIe); `interNode` is the per-node
+/// network interface, shared by the node's GPUs.
+struct ClusterSpec {
+  std::string name;
+  int nodes = 1;
+  int gpusPerNode = 1;
+  LinkSpec intraNode;
+  LinkSpec interNode;
+  double flops = 0;           ///< FLOP/s of one GPU
+  double memoryBandwidth = 0; ///< bytes/s of one GPU
+  double launchLatency = 0;   ///< s per kernel or collective launch
+
+  int numGpus() const { return nodes * gpusPerNode; }
+
+  /// Parses the JSON cluster file format of docs/COST_MODEL.md. On error
+  /// returns nullopt and sets `error` to a message naming the field.
+  static std::optional<ClusterSpec> fromJson(const std::string &text,
+                                             std::string &error);
+  static std::optional<ClusterSpec> fromFile(const std::string &path,
+                                             std::string &error);
+  /// The built-in default: the published testbed's shape, 4 nodes of 8
+  /// A100s with NVLink, 100 Gb/s InfiniBand between nodes.
+  static ClusterSpec a100Ib100();
+};
+
+/// Choice of the expert pipeline: micro-chunks and experts per device.
+struct PipelineChoice {
+  int chunks = 1;
+  int expertsPerDevice = 1;
+  double estimatedTime = 0; ///< s, pipelined all-to-all + FFN + all-to-all
+};
+
+class CostModel {
+public:
+  explicit CostModel(ClusterSpec spec) : spec(std::move(spec)) {}
+  const ClusterSpec &cluster() const { return spec; }
+
+  /// True if a group of `groupSize` consecutive ranks spans several nodes.
+  bool spansNodes(int groupSize) const;
+
+  /// Ring all-reduce of `bytes` per rank over `groupSize` ranks
+  /// (hierarchical when the group spans nodes), without contention.
+  double allReduceTime(double bytes, int groupSize) const;
+  /// Pairwise all-to-all in which each rank sends `bytes` in total.
+  double allToAllTime(double bytes, int groupSize) const;
+  /// Roofline time of a kernel: max(flops / FLOP/s, bytes / bandwidth)
+  /// plus the launch latency.
+  double computeTime(double flops, double bytes) const;
+
+  /// Partition size for all-reduce in `groupSize` ranks: the smallest power
+  /// of two (>= 1 MiB) whose fixed per-partition cost (latency terms) is at
+  /// most `overheadFraction` of its transfer time, capped at 64 MiB.
+  int64_t choosePartitionBytes(int groupSize,
+                               double overheadFraction = 0.05) const;
+
+  /// Chooses micro-chunks (1..maxChunks, powers of two) and experts per
+  /// device (powers of two, 1..maxExpertsPerDevice) for an all-to-all of
+  /// `a2aBytes` per direction feeding `ffnFlops`/`ffnBytes` of expert
+  /// compute on `expertsPerDevice0` local experts.
+  PipelineChoice choosePipeline(double a2aBytes, double ffnFlops,
+                                double ffnBytes, int groupSize,
+                                int expertsPerDevice0, int maxChunks,
+                                int maxExpertsPerDevice) const;
+
+  /// Time of the pipelined chain a2a -> ffn -> a2a in `chunks` pieces.
+  double pipelineTime(double a2aBytes, double ffnFlops, double ffnBytes,
+                      int groupSize, int chunks) const;
+
+private:
+  ClusterSpec spec;
+};
+
+} // namespace lina
+
+#endif // LINA_ANALYSIS_COSTMODEL_H
