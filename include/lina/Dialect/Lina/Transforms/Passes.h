@@ -8,7 +8,15 @@
 #define LINA_DIALECT_LINA_TRANSFORMS_PASSES_H
 
 #include "lina/Dialect/Lina/IR/LinaOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
+
+#include <optional>
+#include <string>
+
+namespace lina {
+class CostModel;
+}
 
 namespace mlir::lina {
 
@@ -17,6 +25,44 @@ namespace mlir::lina {
 
 #define GEN_PASS_REGISTRATION
 #include "lina/Dialect/Lina/Transforms/Passes.h.inc"
+
+/// Options of the --lina-training-pipeline pass pipeline.
+struct TrainingPipelineOptions
+    : public PassPipelineOptions<TrainingPipelineOptions> {
+  Option<std::string> partitionBytes{
+      *this, "partition-bytes",
+      llvm::cl::desc("Largest all_reduce partition in bytes, or 'auto'"),
+      llvm::cl::init("31457280")};
+  Option<std::string> chunks{
+      *this, "chunks",
+      llvm::cl::desc("Expert pipeline micro-chunks, or 'auto'"),
+      llvm::cl::init("2")};
+  Option<std::string> cluster{
+      *this, "cluster",
+      llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),
+      llvm::cl::init("")};
+  Option<bool> report{
+      *this, "report",
+      llvm::cl::desc("Emit a remark with each pass's counters"),
+      llvm::cl::init(false)};
+};
+
+/// Adds partition -> pipeline-experts -> prioritize to `pm`.
+void buildTrainingPipeline(OpPassManager &pm,
+                           const TrainingPipelineOptions &options);
+
+/// Registers the passes and the --lina-training-pipeline pipeline.
+void registerLinaPassesAndPipelines();
+
+/// Parses a positive integer pass option; `auto` gives 0. On a bad value
+/// emits an error on `op` naming `option` and returns nullopt.
+std::optional<int64_t> parseSizeOption(Operation *op, llvm::StringRef option,
+                                       llvm::StringRef value);
+
+/// Loads the cost model of `clusterFile` (or the built-in default when
+/// empty); on failure emits an error on `op` and returns nullptr.
+std::unique_ptr<::lina::CostModel> loadCostModel(Operation *op,
+                                                 llvm::StringRef clusterFile);
 
 } // namespace mlir::lina
 

@@ -5,11 +5,93 @@
 
 include "mlir/Pass/PassBase.td"
 
-def LinaVerifySchedulePass : Pass<"lina-verify-schedule", "::mlir::ModuleOp"> {
-  let summary = "Checks that every collective names a declared group";
+def LinaPartitionAllReducePass
+    : Pass<"lina-partition-allreduce", "::mlir::func::FuncOp"> {
+  let summary = "Splits gradient all_reduce ops into fixed-size partitions";
   let description = [{
-    Placeholder kept until the schedule passes land.
+    Every `lina.all_reduce` over a tensor of B bytes becomes ceil(B / N)
+    all_reduce ops over contiguous slices of the flattened tensor, each at
+    most N bytes, reassembled exactly with `tensor.concat`. Each partition
+    carries `#lina.partition<index, count, offset, original>`. Tensors of at
+    most N bytes are left alone. Equal-size partitions bound how long a
+    started low-priority collective can delay an all_to_all.
+
+    `partition-bytes=auto` takes N from the cost model for the op's group
+    size on the cluster given by `cluster=FILE` (or the built-in a100-ib100
+    cluster).
   }];
+  let options = [
+    Option<"partitionBytes", "partition-bytes", "std::string", "\"31457280\"",
+           "Largest partition in bytes (a positive integer, default 30 MiB), or 'auto'">,
+    Option<"clusterFile", "cluster", "std::string", "\"\"",
+           "Cluster description (JSON) used by partition-bytes=auto">,
+    Option<"report", "report", "bool", "false",
+           "Emit a remark with this pass's counters on each function (the "
+           "-mlir-pass-statistics counters need an LLVM built with statistics)">
+  ];
+  let statistics = [
+    Statistic<"numSplit", "all-reduce-split", "all_reduce ops split">,
+    Statistic<"numPartitions", "partitions-made", "Partitions created">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
+def LinaPrioritizeAllToAllPass
+    : Pass<"lina-prioritize-alltoall", "::mlir::func::FuncOp"> {
+  let summary = "Gives all_to_all priority over all_reduce partitions";
+  let description = [{
+    Every `lina.all_to_all` gets `#lina.priority<high>` and every
+    `lina.all_reduce` `#lina.priority<low>`. Low-priority all_reduce ops
+    placed between the producer of an all_to_all's input and that
+    all_to_all are moved after it, so that program order never issues a
+    partition right before a dependent all_to_all. The compute ops whose
+    results feed a high-priority all_to_all get the unit attribute
+    `lina.hold_low`: while one runs, the runtime starts no low-priority
+    collective. Idempotent.
+  }];
+  let options = [
+    Option<"report", "report", "bool", "false",
+           "Emit a remark with this pass's counters on each function (the "
+           "-mlir-pass-statistics counters need an LLVM built with statistics)">
+  ];
+  let statistics = [
+    Statistic<"numHigh", "high-priority", "Collectives given high priority">,
+    Statistic<"numLow", "low-priority", "Collectives given low priority">,
+    Statistic<"numHold", "hold-low-marks", "Compute ops marked lina.hold_low">,
+    Statistic<"numMoved", "ops-moved", "all_reduce ops moved after an all_to_all">
+  ];
+}
+
+def LinaPipelineExpertsPass
+    : Pass<"lina-pipeline-experts", "::mlir::func::FuncOp"> {
+  let summary = "Pipelines all_to_all with the expert FFNs in micro-chunks";
+  let description = [{
+    Each chain `all_to_all(split_axis = 0, concat_axis = 1) -> expert_ffn ->
+    all_to_all(split_axis = 1, concat_axis = 0)` is split into K
+    micro-chunks along the capacity (token) dimension of the
+    `[experts, capacity, hidden]` buffer and interleaved so that chunk i's
+    FFN runs while chunk i+1 is in flight. The result is exactly the
+    unchunked one: the FFN is applied row by row.
+
+    `chunks=auto` asks the cost model (on `cluster=FILE` or the built-in
+    a100-ib100 cluster) for K and for the number of experts per device that
+    balances FFN and all-to-all pieces; the latter is recorded on the
+    function as `lina.suggested_experts_per_device`.
+  }];
+  let options = [
+    Option<"chunks", "chunks", "std::string", "\"2\"",
+           "Number of micro-chunks (a positive integer), or 'auto'">,
+    Option<"clusterFile", "cluster", "std::string", "\"\"",
+           "Cluster description (JSON) used by chunks=auto">,
+    Option<"report", "report", "bool", "false",
+           "Emit a remark with this pass's counters on each function (the "
+           "-mlir-pass-statistics counters need an LLVM built with statistics)">
+  ];
+  let statistics = [
+    Statistic<"numChains", "chains-pipelined", "all_to_all/expert_ffn chains split">,
+    Statistic<"numChunks", "chunks-made", "Micro-chunks created">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
 #endif // LINA_DIALECT_LINA_TRANSFORMS_PASSES_TD

@@ -1,0 +1,123 @@
+//===- PartitionAllReduce.cpp - Split all_reduce into partitions ----------===//
+//
+// Part of the Lina project.
+//
+/// Splits every lina.all_reduce larger than `partition-bytes` into
+/// fixed-size all_reduce ops over contiguous slices of the flattened
+/// tensor. Collectives are not preemptible once started; equal, bounded
+/// pieces are what lets a gradient all-reduce yield to an all_to_all.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/Analysis/CostModel.h"
+#include "lina/Dialect/Lina/Transforms/Passes.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/Support/Debug.h"
+
+#define DEBUG_TYPE "lina-partition-allreduce"
+
+namespace mlir::lina {
+#define GEN_PASS_DEF_LINAPARTITIONALLREDUCEPASS
+#include "lina/Dialect/Lina/Transforms/Passes.h.inc"
+} // namespace mlir::lina
+
+using namespace mlir;
+using namespace mlir::lina;
+
+namespace {
+struct LinaPartitionAllReducePass
+    : public mlir::lina::impl::LinaPartitionAllReducePassBase<
+          LinaPartitionAllReducePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    std::optional<int64_t> limit =
+        parseSizeOption(func, "partition-bytes", partitionBytes);
+    if (!limit)
+      return signalPassFailure();
+    std::unique_ptr<::lina::CostModel> model;
+    if (*limit == 0 && !(model = loadCostModel(func, clusterFile)))
+      return signalPassFailure();
+
+    SmallVector<AllReduceOp> ops;
+    func.walk([&](AllReduceOp op) { ops.push_back(op); });
+    for (AllReduceOp op : ops) {
+      int64_t bytes =
+          *limit ? *limit : model->choosePartitionBytes(op.getGroupSize());
+      if (failed(partition(op, bytes)))
+        return signalPassFailure();
+    }
+    if (report)
+      mlir::emitRemark(func.getLoc()) << "lina-partition-allreduce: split " << splitHere
+                        << " all_reduce ops into " << partsHere
+                        << " partitions";
+  }
+  int64_t splitHere = 0, partsHere = 0;
+
+  LogicalResult partition(AllReduceOp op, int64_t limit) {
+    RankedTensorType type = op.getInput().getType();
+    int64_t bytes = getTensorBytes(type);
+    if (bytes <= limit)
+      return success();
+    if (op.getPartitionAttr())
+      return op.emitOpError()
+             << "is already a partition (" << bytes
+             << " bytes) larger than partition-bytes=" << limit
+             << "; partition each all_reduce once, with the final size";
+    int64_t elementBytes = (type.getElementTypeBitWidth() + 7) / 8;
+    int64_t perPart = limit / elementBytes;
+    if (perPart == 0)
+      return op.emitOpError() << "cannot be partitioned: partition-bytes="
+                              << limit << " is smaller than one element ("
+                              << elementBytes << " bytes)";
+    int64_t numel = type.getNumElements();
+    int64_t count = (numel + perPart - 1) / perPart;
+    LLVM_DEBUG(llvm::dbgs() << "splitting " << op << " into " << count
+                            << " partitions of " << perPart << " elements\n");
+
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value flat = op.getInput();
+    SmallVector<ReassociationIndices> reassociation;
+    if (type.getRank() != 1) {
+      ReassociationIndices all;
+      for (int64_t i = 0; i < type.getRank(); ++i)
+        all.push_back(i);
+      reassociation.push_back(all);
+      flat = b.create<tensor::CollapseShapeOp>(
+          loc, RankedTensorType::get({numel}, type.getElementType()), flat,
+          reassociation);
+    }
+    SmallVector<Value> parts;
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t offset = i * perPart;
+      int64_t size = std::min(perPart, numel - offset);
+      Value slice = b.create<tensor::ExtractSliceOp>(
+          loc, flat, ArrayRef<OpFoldResult>{b.getIndexAttr(offset)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(size)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+      auto part = b.create<AllReduceOp>(
+          loc, slice.getType(), slice, op.getGroupAttr(), op.getReductionAttr(),
+          op.getPriorityAttr(),
+          PartitionAttr::get(op.getContext(), i, count, offset, numel));
+      // Keep discardable attributes (e.g. names) on every piece.
+      for (NamedAttribute attr : op->getDiscardableAttrs())
+        part->setAttr(attr.getName(), attr.getValue());
+      parts.push_back(part);
+    }
+    Value joined = b.create<tensor::ConcatOp>(loc, /*dim=*/0, parts);
+    if (type.getRank() != 1)
+      joined = b.create<tensor::ExpandShapeOp>(loc, type, joined, reassociation);
+    op.replaceAllUsesWith(joined);
+    op.erase();
+    ++numSplit;
+    numPartitions += count;
+    ++splitHere;
+    partsHere += count;
+    return success();
+  }
+};
+} // namespace

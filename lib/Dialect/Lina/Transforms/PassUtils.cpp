@@ -1,0 +1,69 @@
+//===- PassUtils.cpp - Option parsing, cost model and pipelines -----------===//
+//
+// Part of the Lina project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/Analysis/CostModel.h"
+#include "lina/Dialect/Lina/Transforms/Passes.h"
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+
+using namespace mlir;
+using namespace mlir::lina;
+
+std::optional<int64_t> mlir::lina::parseSizeOption(Operation *op,
+                                                   StringRef option,
+                                                   StringRef value) {
+  if (value == "auto")
+    return 0;
+  int64_t parsed = 0;
+  // getAsInteger accepts a leading minus sign for signed types, so negative
+  // values are reported as such rather than as garbage.
+  if (value.getAsInteger(10, parsed)) {
+    op->emitError() << "invalid value '" << value << "' for option '" << option
+                    << "': expected a positive integer or 'auto'";
+    return std::nullopt;
+  }
+  if (parsed <= 0) {
+    op->emitError() << "invalid value '" << value << "' for option '" << option
+                    << "': must be positive";
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+std::unique_ptr<::lina::CostModel>
+mlir::lina::loadCostModel(Operation *op, StringRef clusterFile) {
+  if (clusterFile.empty())
+    return std::make_unique<::lina::CostModel>(::lina::ClusterSpec::a100Ib100());
+  std::string error;
+  auto spec = ::lina::ClusterSpec::fromFile(clusterFile.str(), error);
+  if (!spec) {
+    op->emitError() << error;
+    return nullptr;
+  }
+  return std::make_unique<::lina::CostModel>(std::move(*spec));
+}
+
+void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
+                                       const TrainingPipelineOptions &options) {
+  OpPassManager &fpm = pm.nest<func::FuncOp>();
+  fpm.addPass(createLinaPartitionAllReducePass(
+      {options.partitionBytes.getValue(), options.cluster.getValue(),
+       options.report.getValue()}));
+  fpm.addPass(createLinaPipelineExpertsPass(
+      {options.chunks.getValue(), options.cluster.getValue(),
+       options.report.getValue()}));
+  fpm.addPass(createLinaPrioritizeAllToAllPass({options.report.getValue()}));
+}
+
+void mlir::lina::registerLinaPassesAndPipelines() {
+  registerLinaPasses();
+  PassPipelineRegistration<TrainingPipelineOptions>(
+      "lina-training-pipeline",
+      "Lina's training schedule: partition all_reduce, pipeline experts, "
+      "prioritise all_to_all",
+      buildTrainingPipeline);
+}

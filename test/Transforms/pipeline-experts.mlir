@@ -1,0 +1,56 @@
+// RUN: lina-opt %s -split-input-file --lina-pipeline-experts="chunks=3" | FileCheck %s
+// RUN: lina-opt %s -split-input-file --lina-pipeline-experts="chunks=1" | FileCheck %s --check-prefix=ONE
+// RUN: lina-opt %s -split-input-file --lina-pipeline-experts="chunks=auto" | FileCheck %s --check-prefix=AUTO
+
+lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
+
+// A capacity of 8 in 3 chunks: 3, 3 and 2 rows. Chunk i+1 is sent before
+// chunk i's FFN; the returned chunks are concatenated along the capacity
+// dimension; the received tokens, also read by the backward pass, are
+// reassembled in their original order.
+// CHECK-LABEL: func @chain
+// CHECK-SAME: (%[[BUF:[^:]*]]: tensor<8x8x16xf32>
+// CHECK: %[[S0:.*]] = tensor.extract_slice %[[BUF]][0, 0, 0] [8, 3, 16] [1, 1, 1]
+// CHECK: %[[A0:.*]] = lina.all_to_all %[[S0]] {{.*}} {chunk = #lina.chunk<index = 0, count = 3>} : tensor<8x3x16xf32> -> tensor<2x12x16xf32>
+// CHECK: %[[S1:.*]] = tensor.extract_slice %[[BUF]][0, 3, 0] [8, 3, 16] [1, 1, 1]
+// CHECK: %[[A1:.*]] = lina.all_to_all %[[S1]] {{.*}}index = 1, count = 3
+// CHECK: %[[F0:.*]] = lina.expert_ffn %[[A0]], {{.*}} activation = silu {chunk = #lina.chunk<index = 0, count = 3>}
+// CHECK: %[[B0:.*]] = lina.all_to_all %[[F0]] {{.*}} split_axis = 1 concat_axis = 0 {chunk = #lina.chunk<index = 0, count = 3>} : tensor<2x12x16xf32> -> tensor<8x3x16xf32>
+// CHECK: %[[S2:.*]] = tensor.extract_slice %[[BUF]][0, 6, 0] [8, 2, 16] [1, 1, 1]
+// CHECK: %[[A2:.*]] = lina.all_to_all %[[S2]] {{.*}} : tensor<8x2x16xf32> -> tensor<2x8x16xf32>
+// CHECK: %[[F1:.*]] = lina.expert_ffn %[[A1]]
+// CHECK: %[[B1:.*]] = lina.all_to_all %[[F1]]
+// CHECK: %[[F2:.*]] = lina.expert_ffn %[[A2]]
+// CHECK: %[[B2:.*]] = lina.all_to_all %[[F2]]
+// CHECK: %[[OUT:.*]] = tensor.concat dim(1) %[[B0]], %[[B1]], %[[B2]] : {{.*}} -> tensor<8x8x16xf32>
+// CHECK: %[[E0:.*]] = tensor.expand_shape %[[A0]] {{\[\[}}0], [1, 2], [3]] output_shape [2, 4, 3, 16]
+// CHECK: %[[E1:.*]] = tensor.expand_shape %[[A1]]
+// CHECK: %[[E2:.*]] = tensor.expand_shape %[[A2]] {{.*}} output_shape [2, 4, 2, 16]
+// CHECK: %[[R:.*]] = tensor.concat dim(2) %[[E0]], %[[E1]], %[[E2]] : {{.*}} -> tensor<2x4x8x16xf32>
+// CHECK: %[[RECV:.*]] = tensor.collapse_shape %[[R]] {{.*}} into tensor<2x32x16xf32>
+// CHECK: return %[[OUT]], %[[RECV]]
+// ONE-LABEL: func @chain
+// ONE-NOT: tensor.
+// ONE-NOT: chunk
+// AUTO-LABEL: func @chain
+// AUTO-SAME: lina.suggested_experts_per_device =
+func.func @chain(%buf: tensor<8x8x16xf32>, %w1: tensor<2x16x64xf32>, %w2: tensor<2x64x16xf32>) -> (tensor<8x8x16xf32>, tensor<2x32x16xf32>) {
+  %r = lina.all_to_all %buf group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<8x8x16xf32> -> tensor<2x32x16xf32>
+  %e = lina.expert_ffn %r, %w1, %w2 activation = silu : (tensor<2x32x16xf32>, tensor<2x16x64xf32>, tensor<2x64x16xf32>) -> tensor<2x32x16xf32>
+  %b = lina.all_to_all %e group = #lina.group<@world, "ep"> split_axis = 1 concat_axis = 0 : tensor<2x32x16xf32> -> tensor<8x8x16xf32>
+  return %b, %r : tensor<8x8x16xf32>, tensor<2x32x16xf32>
+}
+
+// -----
+
+lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
+
+// Not a chain (the FFN result is used twice): left alone.
+// CHECK-LABEL: func @not_a_chain
+// CHECK-NOT: chunk
+func.func @not_a_chain(%buf: tensor<8x8x16xf32>, %w1: tensor<2x16x64xf32>, %w2: tensor<2x64x16xf32>) -> (tensor<8x8x16xf32>, tensor<2x32x16xf32>) {
+  %r = lina.all_to_all %buf group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<8x8x16xf32> -> tensor<2x32x16xf32>
+  %e = lina.expert_ffn %r, %w1, %w2 activation = silu : (tensor<2x32x16xf32>, tensor<2x16x64xf32>, tensor<2x64x16xf32>) -> tensor<2x32x16xf32>
+  %b = lina.all_to_all %e group = #lina.group<@world, "ep"> split_axis = 1 concat_axis = 0 : tensor<2x32x16xf32> -> tensor<8x8x16xf32>
+  return %b, %e : tensor<8x8x16xf32>, tensor<2x32x16xf32>
+}

@@ -1,0 +1,22 @@
+// The whole training schedule on the training-step example.
+// RUN: lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="partition-bytes=262144 chunks=4 report=true" 2> %t.remarks | FileCheck %s
+// RUN: FileCheck %s --check-prefix=REPORT < %t.remarks
+// RUN: lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline | FileCheck %s --check-prefix=DEFAULT
+// RUN: not lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="chunks=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// REPORT: remark: lina-partition-allreduce: split 2 all_reduce ops into 8 partitions
+// REPORT: remark: lina-pipeline-experts: split 2 chains into 8 chunks
+// REPORT: remark: lina-prioritize-alltoall: 20 high, 10 low
+
+// CHECK-LABEL: func.func @train_step
+// CHECK: lina.dispatch {{.*}}lina.hold_low
+// CHECK: lina.all_to_all {{.*}}chunk = #lina.chunk<index = 0, count = 4>, priority = #lina.priority<high>
+// CHECK: lina.expert_ffn {{.*}}chunk = #lina.chunk<index = 0, count = 4>, lina.hold_low
+// CHECK: lina.combine_grad {{.*}}lina.hold_low
+// CHECK: lina.all_reduce {{.*}}partition = #lina.partition<index = 3, count = 4, offset = 196608, original = 262144>, priority = #lina.priority<low>
+
+// The default 30 MiB partition leaves these small gradients whole.
+// DEFAULT-NOT: partition =
+// DEFAULT: lina.all_reduce {{.*}}priority = #lina.priority<low>
+
+// BAD: error: invalid value '0' for option 'chunks': must be positive
