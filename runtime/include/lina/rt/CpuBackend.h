@@ -1,0 +1,73 @@
+//===- CpuBackend.h - Plan execution on CPUs with MPI ranks -----*- C++ -*-===//
+//
+// Part of the Lina project.
+//
+// Compute ops run on the calling thread with the f32 kernels of Kernels.h;
+// collectives are MPI non-blocking collectives (MPI_Ialltoall,
+// MPI_Ialltoallv, MPI_Iallreduce) issued and progressed by one
+// communication thread per rank, on a communicator per (group, queue) so
+// that the high- and low-priority queues never reorder each other's
+// collectives. A watchdog ends a collective that does not complete within
+// the timeout with an error naming the rank, the op and the group.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LINA_RT_CPUBACKEND_H
+#define LINA_RT_CPUBACKEND_H
+
+#include "lina/rt/Plan.h"
+#include "lina/rt/Scheduler.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace lina::rt {
+
+/// The MPI side of the CPU backend (defined only when built with MPI).
+class MpiComm;
+
+class CpuBackend : public Backend {
+public:
+  /// `rank` is this process's rank in the plan's world; collectives need
+  /// MPI unless every group has one rank.
+  CpuBackend(const Plan &plan, int rank, double timeoutSeconds);
+  ~CpuBackend() override;
+
+  /// Allocates the buffers and fills inputs and parameters from `seed`,
+  /// each buffer's name and this rank (so two plans of one model get the
+  /// same values). Throws PlanError if the plan needs what the CPU backend
+  /// cannot do (a dtype other than f32/i32/i64).
+  void initialize(uint64_t seed);
+
+  void start(const Op &op) override;
+  std::vector<int> waitAny() override;
+  double now() override;
+
+  /// The contents of buffer `id` converted to float.
+  std::vector<float> read(int id) const;
+
+private:
+  char *data(int id);
+  const char *data(int id) const;
+  void runCompute(const Op &op);
+  void runLocalCollective(const Op &op);
+  void finishCollective(int id);
+
+  const Plan &plan;
+  int rank;
+  double timeout;
+  std::vector<std::vector<char>> storage; ///< per base buffer
+  std::vector<int> completedLocally;
+  std::chrono::steady_clock::time_point epoch;
+  std::unique_ptr<MpiComm> comm;
+};
+
+/// Deterministic initial values of a buffer: uniform in [-a, a] with
+/// a = 1/sqrt(fan-in) for parameters and 1 for inputs.
+void fillRandom(const Buffer &buffer, int rank, uint64_t seed, float *out);
+
+} // namespace lina::rt
+
+#endif // LINA_RT_CPUBACKEND_H

@@ -1,0 +1,141 @@
+//===- Plan.h - The executable plan: buffers, ops, groups -------*- C++ -*-===//
+//
+// Part of the Lina project.
+//
+// A plan is what lina-translate emits from scheduled IR and what every
+// backend executes: one SPMD program (ops in program order over buffers)
+// plus the rank lists of its parallel groups. The format is documented in
+// docs/PLAN.md; loadPlan() validates all of it and rejects a bad plan with
+// a message naming the offending op before anything runs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LINA_RT_PLAN_H
+#define LINA_RT_PLAN_H
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lina::rt {
+
+/// Error in a plan (or in its use). The message names the op or buffer.
+class PlanError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class DType { F32, BF16, F16, I32, I64 };
+enum class Role { Input, Param, Temp, Output };
+enum class Init { Random, Zero, None };
+enum class Priority { Normal, High, Low };
+
+enum class OpKind {
+  Dense,
+  DenseGrad,
+  Gate,
+  GateGrad,
+  Dispatch,
+  DispatchGrad,
+  Combine,
+  CombineGrad,
+  ExpertFfn,
+  ExpertFfnGrad,
+  Add,
+  Copy,
+  AllToAll,
+  AllToAllV,
+  AllReduce,
+};
+
+enum class Activation { None, Relu, Gelu, Silu };
+enum class Reduction { Sum, Max, Min, Prod };
+
+const char *toString(OpKind kind);
+const char *toString(DType type);
+const char *toString(Priority priority);
+int64_t dtypeBytes(DType type);
+
+struct Buffer {
+  int id = 0;
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  Role role = Role::Temp;
+  Init init = Init::None;
+  int viewBase = -1;       ///< base buffer id if this is a view, else -1
+  int64_t viewOffset = 0;  ///< element offset into the base
+
+  int64_t numElements() const;
+  int64_t numBytes() const { return numElements() * dtypeBytes(dtype); }
+  bool isView() const { return viewBase >= 0; }
+};
+
+struct Op {
+  int id = 0;
+  OpKind kind = OpKind::Add;
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  std::vector<int> deps; ///< explicit dependencies (earlier op ids)
+  Priority priority = Priority::Normal;
+  std::string group; ///< collectives only
+  bool holdLow = false;
+  int partitionIndex = -1, partitionCount = 0;
+  int chunkIndex = -1, chunkCount = 0;
+  std::string loc;
+
+  // Kind-specific attributes.
+  Activation activation = Activation::None;
+  Reduction reduction = Reduction::Sum;
+  int64_t numExperts = 0, topK = 0;
+  double capacityFactor = 0;
+  int64_t splitAxis = 0, concatAxis = 0;
+  std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
+
+  bool isCollective() const {
+    return kind == OpKind::AllToAll || kind == OpKind::AllToAllV ||
+           kind == OpKind::AllReduce;
+  }
+  /// "op 12 (all_to_all at model.mlir:3:5)".
+  std::string describe() const;
+};
+
+struct Group {
+  std::string name;
+  std::vector<std::vector<int>> members; ///< a partition of the ranks
+  /// The members list containing `rank`, and the rank's index in it.
+  const std::vector<int> &instanceOf(int rank, int *indexInGroup) const;
+  int size() const { return members.empty() ? 0 : static_cast<int>(members[0].size()); }
+};
+
+struct Plan {
+  int version = 1;
+  std::string source, function, mode = "train";
+  int worldSize = 1;
+  std::vector<int64_t> gridShape;
+  std::map<std::string, Group> groups;
+  std::vector<Buffer> buffers;
+  std::vector<Op> ops;
+  std::vector<int> outputs;
+
+  /// Producer op of each buffer id (-1 for inputs/params).
+  std::vector<int> producers;
+  /// Bytes a collective moves from this rank (its input size).
+  int64_t collectiveBytes(const Op &op) const;
+  const Buffer &buffer(int id) const { return buffers.at(id); }
+};
+
+/// Current plan format version.
+constexpr int kPlanVersion = 1;
+
+/// Parses and validates a plan; throws PlanError naming the problem.
+Plan loadPlan(const std::string &path);
+Plan parsePlan(const std::string &text, const std::string &origin = "plan");
+/// Human-readable table of groups, buffers and ops.
+std::string dumpPlan(const Plan &plan);
+
+} // namespace lina::rt
+
+#endif // LINA_RT_PLAN_H

@@ -1,0 +1,212 @@
+//===- Scheduler.cpp - Lina's issue policy --------------------------------===//
+//
+// Part of the Lina project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/Scheduler.h"
+
+#include <algorithm>
+#include <set>
+
+using namespace lina::rt;
+
+Backend::~Backend() = default;
+
+Queue lina::rt::queueOf(const Op &op) {
+  if (!op.isCollective())
+    return Queue::Compute;
+  return op.priority == Priority::Low ? Queue::Low : Queue::High;
+}
+
+const char *lina::rt::toString(Queue queue) {
+  switch (queue) {
+  case Queue::Compute: return "compute";
+  case Queue::High: return "high";
+  case Queue::Low: return "low";
+  }
+  return "?";
+}
+
+Policy lina::rt::parsePolicy(const std::string &name) {
+  if (name == "lina")
+    return Policy::Lina;
+  if (name == "fifo")
+    return Policy::Fifo;
+  throw PlanError("unknown policy '" + name + "' (expected lina or fifo)");
+}
+
+Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
+    : plan(plan), options(options) {
+  // Element range of every buffer inside its base storage.
+  struct Range {
+    int base;
+    int64_t begin, end;
+  };
+  std::vector<Range> ranges;
+  for (const Buffer &b : plan.buffers) {
+    int base = b.isView() ? b.viewBase : b.id;
+    int64_t begin = b.isView() ? b.viewOffset : 0;
+    ranges.push_back({base, begin, begin + b.numElements()});
+  }
+  // Writers of each base so far, in program order.
+  std::vector<std::vector<std::pair<int, int>>> writers(plan.buffers.size());
+  deps.resize(plan.ops.size());
+  for (const Op &op : plan.ops) {
+    std::set<int> d(op.deps.begin(), op.deps.end());
+    for (int in : op.inputs) {
+      const Range &r = ranges[in];
+      for (auto [writer, buf] : writers[r.base]) {
+        const Range &w = ranges[buf];
+        if (w.begin < r.end && r.begin < w.end)
+          d.insert(writer);
+      }
+    }
+    deps[op.id].assign(d.begin(), d.end());
+    for (int out : op.outputs)
+      writers[ranges[out].base].push_back({op.id, out});
+    switch (queueOf(op)) {
+    case Queue::Compute: computeOrder.push_back(op.id); break;
+    case Queue::High: highOrder.push_back(op.id); break;
+    case Queue::Low: lowOrder.push_back(op.id); break;
+    }
+  }
+}
+
+bool Scheduler::lowAllowed(const std::vector<char> &done,
+                           size_t nextCompute) const {
+  (void)done;
+  if (options.policy == Policy::Fifo)
+    return true;
+  if (highRunning > 0)
+    return false;
+  // An all_to_all is about to be issued: the compute op that produces its
+  // input is next.
+  if (nextCompute < computeOrder.size() &&
+      plan.ops[computeOrder[nextCompute]].holdLow)
+    return false;
+  return true;
+}
+
+StepStats Scheduler::run(Backend &backend) {
+  size_t n = plan.ops.size();
+  std::vector<char> started(n, 0), done(n, 0);
+  std::vector<double> startTime(n, 0);
+  size_t ci = 0, hi = 0, lo = 0, completed = 0;
+  bool computeRunning = false;
+  highRunning = 0;
+  lowBytesInFlight = 0;
+  StepStats stats;
+  auto ready = [&](int id) {
+    return std::all_of(deps[id].begin(), deps[id].end(),
+                       [&](int d) { return done[d] != 0; });
+  };
+  auto launch = [&](int id) {
+    started[id] = 1;
+    startTime[id] = backend.now();
+    const Op &op = plan.ops[id];
+    Queue q = queueOf(op);
+    if (q == Queue::High)
+      ++highRunning;
+    else if (q == Queue::Low)
+      lowBytesInFlight += plan.collectiveBytes(op);
+    else
+      computeRunning = true;
+    backend.start(op);
+  };
+  double begin = backend.now();
+
+  while (completed < n) {
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      // High-priority collectives first: everything ready, in order.
+      while (hi < highOrder.size() && ready(highOrder[hi])) {
+        launch(highOrder[hi++]);
+        progress = true;
+      }
+      // Every ready high collective has been started above, so "no high
+      // collective queued or running" reduces to highRunning == 0.
+      while (lo < lowOrder.size() && ready(lowOrder[lo]) &&
+             lowAllowed(done, ci)) {
+        const Op &op = plan.ops[lowOrder[lo]];
+        if (options.policy == Policy::Lina && options.creditBytes > 0 &&
+            lowBytesInFlight > 0 &&
+            lowBytesInFlight + plan.collectiveBytes(op) > options.creditBytes)
+          break;
+        launch(lowOrder[lo++]);
+        progress = true;
+      }
+      if (!computeRunning && ci < computeOrder.size() &&
+          ready(computeOrder[ci])) {
+        launch(computeOrder[ci++]);
+        progress = true;
+      }
+    }
+    bool anyRunning = computeRunning || highRunning > 0 || lowBytesInFlight > 0;
+    if (!anyRunning) {
+      for (size_t i = 0; i < n; ++i)
+        if (started[i] && !done[i])
+          anyRunning = true;
+      if (!anyRunning)
+        throw PlanError("scheduler: no op can start and none is running "
+                        "(a dependency cycle in the plan?)");
+    }
+    // Compute idle while its next op waits on a high-priority collective.
+    bool blockedOnHigh = false;
+    if (!computeRunning && ci < computeOrder.size())
+      for (int d : deps[computeOrder[ci]])
+        if (!done[d] && queueOf(plan.ops[d]) == Queue::High)
+          blockedOnHigh = true;
+    double waitStart = backend.now();
+    std::vector<int> finished = backend.waitAny();
+    double now = backend.now();
+    if (blockedOnHigh)
+      stats.allToAllBlocked += now - waitStart;
+    for (int id : finished) {
+      if (id < 0 || id >= static_cast<int>(n) || !started[id] || done[id])
+        throw PlanError("backend reported an op that was not running: " +
+                        std::to_string(id));
+      done[id] = 1;
+      ++completed;
+      const Op &op = plan.ops[id];
+      Queue q = queueOf(op);
+      if (q == Queue::High)
+        --highRunning;
+      else if (q == Queue::Low)
+        lowBytesInFlight -= plan.collectiveBytes(op);
+      else
+        computeRunning = false;
+      stats.timeline.push_back({id, q, startTime[id] - begin, now - begin});
+    }
+  }
+  stats.stepTime = backend.now() - begin;
+  stats.allToAllTime = busyTime(plan, stats.timeline, OpKind::AllToAll) +
+                       busyTime(plan, stats.timeline, OpKind::AllToAllV);
+  stats.allReduceTime = busyTime(plan, stats.timeline, OpKind::AllReduce);
+  return stats;
+}
+
+double lina::rt::busyTime(const Plan &plan,
+                          const std::vector<OpInterval> &timeline,
+                          OpKind kind) {
+  std::vector<std::pair<double, double>> iv;
+  for (const OpInterval &i : timeline)
+    if (plan.ops[i.op].kind == kind)
+      iv.push_back({i.start, i.end});
+  std::sort(iv.begin(), iv.end());
+  double total = 0, curStart = 0, curEnd = -1;
+  for (auto [s, e] : iv) {
+    if (s > curEnd) {
+      if (curEnd > curStart)
+        total += curEnd - curStart;
+      curStart = s;
+      curEnd = e;
+    } else {
+      curEnd = std::max(curEnd, e);
+    }
+  }
+  if (curEnd > curStart)
+    total += curEnd - curStart;
+  return total;
+}

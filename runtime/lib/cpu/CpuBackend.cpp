@@ -1,0 +1,267 @@
+//===- CpuBackend.cpp - Plan execution on CPUs with MPI ranks -------------===//
+//
+// Part of the Lina project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/CpuBackend.h"
+#include "lina/rt/Kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#ifdef LINA_HAVE_MPI
+#include "MpiComm.h"
+#endif
+
+using namespace lina::rt;
+
+namespace {
+uint64_t fnv1a(const std::string &s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+int groupSize(const Plan &plan, const Op &op) {
+  return plan.groups.at(op.group).size();
+}
+} // namespace
+
+void lina::rt::fillRandom(const Buffer &b, int rank, uint64_t seed, float *out) {
+  uint64_t h = fnv1a(b.name, fnv1a(std::to_string(seed) + ":" +
+                                   std::to_string(rank) + ":"));
+  std::mt19937_64 rng(h);
+  double a = 1.0;
+  if (b.role == Role::Param && !b.shape.empty()) {
+    int64_t fanIn = b.shape.size() >= 2 ? b.shape[b.shape.size() - 2] : b.shape[0];
+    a = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(1, fanIn)));
+  }
+  std::uniform_real_distribution<double> dist(-a, a);
+  for (int64_t i = 0, n = b.numElements(); i < n; ++i)
+    out[i] = static_cast<float>(dist(rng));
+}
+
+CpuBackend::CpuBackend(const Plan &plan, int rank, double timeoutSeconds)
+    : plan(plan), rank(rank), timeout(timeoutSeconds),
+      epoch(std::chrono::steady_clock::now()) {
+  bool needsComm = false;
+  for (const Op &op : plan.ops)
+    if (op.isCollective() && groupSize(plan, op) > 1)
+      needsComm = true;
+  if (needsComm) {
+#ifdef LINA_HAVE_MPI
+    comm = std::make_unique<MpiComm>(plan, rank, timeout);
+#else
+    throw PlanError("this plan has collectives over several ranks, but lina-run "
+                    "was built without MPI");
+#endif
+  }
+}
+
+CpuBackend::~CpuBackend() = default;
+
+double CpuBackend::now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch)
+      .count();
+}
+
+char *CpuBackend::data(int id) {
+  const Buffer &b = plan.buffers[id];
+  if (b.isView())
+    return storage[b.viewBase].data() + b.viewOffset * dtypeBytes(b.dtype);
+  return storage[id].data();
+}
+
+const char *CpuBackend::data(int id) const {
+  return const_cast<CpuBackend *>(this)->data(id);
+}
+
+void CpuBackend::initialize(uint64_t seed) {
+  for (const Buffer &b : plan.buffers)
+    if (b.dtype == DType::BF16 || b.dtype == DType::F16)
+      throw PlanError("buffer " + std::to_string(b.id) + " ('" + b.name +
+                      "') is " + toString(b.dtype) +
+                      "; the cpu backend computes in f32 (compile the model "
+                      "with f32, or use the cuda backend)");
+  storage.assign(plan.buffers.size(), {});
+  for (const Buffer &b : plan.buffers)
+    if (!b.isView())
+      storage[b.id].assign(static_cast<size_t>(b.numBytes()), 0);
+  for (const Buffer &b : plan.buffers) {
+    if (b.isView() || b.init != Init::Random)
+      continue;
+    if (b.dtype == DType::F32)
+      fillRandom(b, rank, seed, reinterpret_cast<float *>(data(b.id)));
+  }
+#ifdef LINA_HAVE_MPI
+  if (comm)
+    comm->attach([this](int id) { return data(id); });
+#endif
+}
+
+std::vector<float> CpuBackend::read(int id) const {
+  const Buffer &b = plan.buffers[id];
+  int64_t n = b.numElements();
+  std::vector<float> out(n);
+  const char *p = data(id);
+  for (int64_t i = 0; i < n; ++i) {
+    switch (b.dtype) {
+    case DType::F32: out[i] = reinterpret_cast<const float *>(p)[i]; break;
+    case DType::I32: out[i] = static_cast<float>(reinterpret_cast<const int32_t *>(p)[i]); break;
+    case DType::I64: out[i] = static_cast<float>(reinterpret_cast<const int64_t *>(p)[i]); break;
+    default: out[i] = 0; break;
+    }
+  }
+  return out;
+}
+
+void CpuBackend::start(const Op &op) {
+  if (!op.isCollective()) {
+    try {
+      runCompute(op);
+    } catch (const PlanError &e) {
+      throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
+                      ": " + e.what());
+    }
+    completedLocally.push_back(op.id);
+    return;
+  }
+  if (groupSize(plan, op) == 1) {
+    runLocalCollective(op);
+    completedLocally.push_back(op.id);
+    return;
+  }
+#ifdef LINA_HAVE_MPI
+  comm->start(op);
+#endif
+}
+
+std::vector<int> CpuBackend::waitAny() {
+  if (!completedLocally.empty()) {
+    std::vector<int> done;
+    done.swap(completedLocally);
+    return done;
+  }
+#ifdef LINA_HAVE_MPI
+  if (comm)
+    return comm->waitAny();
+#endif
+  throw PlanError("cpu backend: waiting with nothing in flight");
+}
+
+void CpuBackend::runLocalCollective(const Op &op) {
+  const Buffer &in = plan.buffers[op.inputs[0]];
+  const Buffer &out = plan.buffers[op.outputs[0]];
+  if (op.kind == OpKind::AllToAllV) {
+    int64_t rows = reinterpret_cast<const int64_t *>(data(op.inputs[1]))[0];
+    int64_t recvRows = reinterpret_cast<const int64_t *>(data(op.inputs[2]))[0];
+    int64_t rowBytes = in.numBytes() / std::max<int64_t>(1, in.shape[0]);
+    if (rows != recvRows || rows > out.shape[0] || rows > in.shape[0])
+      throw PlanError(op.describe() + ": inconsistent counts for one rank");
+    std::memset(data(out.id), 0, out.numBytes());
+    std::memmove(data(out.id), data(in.id), rows * rowBytes);
+    return;
+  }
+  if (data(out.id) != data(in.id))
+    std::memmove(data(out.id), data(in.id), in.numBytes());
+}
+
+void CpuBackend::runCompute(const Op &op) {
+  auto f = [&](int i) { return reinterpret_cast<float *>(data(op.inputs[i])); };
+  auto o = [&](int i) { return reinterpret_cast<float *>(data(op.outputs[i])); };
+  auto ids = [&](int i) {
+    return reinterpret_cast<const int32_t *>(data(op.inputs[i]));
+  };
+  auto shape = [&](bool input, int i) -> const std::vector<int64_t> & {
+    return plan.buffers[input ? op.inputs[i] : op.outputs[i]].shape;
+  };
+  auto checkIds = [&](int i) {
+    if (plan.buffers[op.inputs[i]].dtype != DType::I32)
+      throw PlanError("expert ids must be i32 on the cpu backend");
+  };
+  switch (op.kind) {
+  case OpKind::Dense: {
+    auto &x = shape(true, 0), &w = shape(true, 1);
+    cpu::dense(f(0), f(1), o(0), x[0], x[1], w[1], op.activation);
+    break;
+  }
+  case OpKind::DenseGrad: {
+    auto &x = shape(true, 1), &w = shape(true, 2);
+    cpu::denseGrad(f(0), f(1), f(2), o(0), o(1), x[0], x[1], w[1], op.activation);
+    break;
+  }
+  case OpKind::Gate: {
+    auto &x = shape(true, 0);
+    if (plan.buffers[op.outputs[0]].dtype != DType::I32)
+      throw PlanError("expert ids must be i32 on the cpu backend");
+    cpu::gate(f(0), f(1), reinterpret_cast<int32_t *>(o(0)), o(1), x[0], x[1],
+              op.numExperts, op.topK);
+    break;
+  }
+  case OpKind::GateGrad: {
+    auto &x = shape(true, 1), &w = shape(true, 2), &id = shape(true, 3);
+    checkIds(3);
+    cpu::gateGrad(f(0), f(1), f(2), ids(3), o(0), o(1), x[0], x[1], w[1], id[1]);
+    break;
+  }
+  case OpKind::Dispatch: {
+    auto &x = shape(true, 0), &id = shape(true, 1), &b = shape(false, 0);
+    checkIds(1);
+    cpu::dispatch(f(0), ids(1), o(0), x[0], id[1], x[1], b[0], b[1]);
+    break;
+  }
+  case OpKind::DispatchGrad: {
+    auto &b = shape(true, 0), &id = shape(true, 1), &x = shape(false, 0);
+    checkIds(1);
+    cpu::dispatchGrad(f(0), ids(1), o(0), x[0], id[1], x[1], b[0], b[1]);
+    break;
+  }
+  case OpKind::Combine: {
+    auto &b = shape(true, 0), &id = shape(true, 1), &y = shape(false, 0);
+    checkIds(1);
+    cpu::combine(f(0), ids(1), f(2), o(0), y[0], id[1], y[1], b[0], b[1]);
+    break;
+  }
+  case OpKind::CombineGrad: {
+    auto &dy = shape(true, 0), &b = shape(true, 1), &id = shape(true, 2);
+    checkIds(2);
+    cpu::combineGrad(f(0), f(1), ids(2), f(3), o(0), o(1), dy[0], id[1], dy[1],
+                     b[0], b[1]);
+    break;
+  }
+  case OpKind::ExpertFfn: {
+    auto &in = shape(true, 0), &w1 = shape(true, 1);
+    cpu::expertFfn(f(0), f(1), f(2), o(0), in[0], in[1], in[2], w1[2],
+                   op.activation);
+    break;
+  }
+  case OpKind::ExpertFfnGrad: {
+    auto &in = shape(true, 1), &w1 = shape(true, 2);
+    cpu::expertFfnGrad(f(0), f(1), f(2), f(3), o(0), o(1), o(2), in[0], in[1],
+                       in[2], w1[2], op.activation);
+    break;
+  }
+  case OpKind::Add: {
+    int64_t n = plan.buffers[op.outputs[0]].numElements();
+    const float *a = f(0), *b = f(1);
+    float *y = o(0);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = a[i] + b[i];
+    break;
+  }
+  case OpKind::Copy: {
+    const Buffer &src = plan.buffers[op.inputs[0]];
+    const Buffer &dst = plan.buffers[op.outputs[0]];
+    cpu::copyBox(data(src.id), src.shape, op.srcOffsets, data(dst.id),
+                 dst.shape, op.dstOffsets, op.sizes, dtypeBytes(src.dtype));
+    break;
+  }
+  default:
+    throw PlanError("not a compute op");
+  }
+}

@@ -1,0 +1,314 @@
+//===- Kernels.cpp - CPU reference kernels --------------------------------===//
+//
+// Part of the Lina project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/Kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+using namespace lina::rt;
+using namespace lina::rt::cpu;
+
+void cpu::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
+               const float *a, const float *b, float *c, bool accumulate) {
+  if (m == 0 || n == 0)
+    return;
+  if (k == 0) {
+    if (!accumulate)
+      std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+              transB ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), 1.0f, a,
+              static_cast<int>(transA ? m : k), b,
+              static_cast<int>(transB ? k : n), accumulate ? 1.0f : 0.0f, c,
+              static_cast<int>(n));
+}
+
+namespace {
+constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
+constexpr float kGeluA = 0.044715f;
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+} // namespace
+
+float cpu::activate(Activation act, float x) {
+  switch (act) {
+  case Activation::None: return x;
+  case Activation::Relu: return x > 0 ? x : 0.0f;
+  case Activation::Gelu:
+    return 0.5f * x * (1.0f + std::tanh(kGeluC * (x + kGeluA * x * x * x)));
+  case Activation::Silu: return x * sigmoid(x);
+  }
+  return x;
+}
+
+float cpu::activateGrad(Activation act, float x) {
+  switch (act) {
+  case Activation::None: return 1.0f;
+  case Activation::Relu: return x > 0 ? 1.0f : 0.0f;
+  case Activation::Gelu: {
+    float t = std::tanh(kGeluC * (x + kGeluA * x * x * x));
+    return 0.5f * (1.0f + t) +
+           0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
+  }
+  case Activation::Silu: {
+    float s = sigmoid(x);
+    return s * (1.0f + x * (1.0f - s));
+  }
+  }
+  return 1.0f;
+}
+
+void cpu::dense(const float *x, const float *w, float *y, int64_t tokens,
+                int64_t in, int64_t out, Activation act) {
+  gemm(false, false, tokens, out, in, x, w, y);
+  if (act != Activation::None)
+    for (int64_t i = 0; i < tokens * out; ++i)
+      y[i] = activate(act, y[i]);
+}
+
+void cpu::denseGrad(const float *dy, const float *x, const float *w, float *dx,
+                    float *dw, int64_t tokens, int64_t in, int64_t out,
+                    Activation act) {
+  std::vector<float> dz(dy, dy + tokens * out);
+  if (act != Activation::None) {
+    std::vector<float> z(tokens * out);
+    gemm(false, false, tokens, out, in, x, w, z.data());
+    for (int64_t i = 0; i < tokens * out; ++i)
+      dz[i] *= activateGrad(act, z[i]);
+  }
+  gemm(false, true, tokens, in, out, dz.data(), w, dx);
+  gemm(true, false, in, out, tokens, x, dz.data(), dw);
+}
+
+namespace {
+/// Row-wise softmax of x * wg.
+std::vector<float> routerProbabilities(const float *x, const float *wg,
+                                       int64_t tokens, int64_t hidden,
+                                       int64_t experts) {
+  std::vector<float> p(tokens * experts);
+  gemm(false, false, tokens, experts, hidden, x, wg, p.data());
+  for (int64_t t = 0; t < tokens; ++t) {
+    float *row = p.data() + t * experts;
+    float mx = *std::max_element(row, row + experts);
+    float sum = 0;
+    for (int64_t e = 0; e < experts; ++e)
+      sum += (row[e] = std::exp(row[e] - mx));
+    for (int64_t e = 0; e < experts; ++e)
+      row[e] /= sum;
+  }
+  return p;
+}
+} // namespace
+
+void cpu::gate(const float *x, const float *wg, int32_t *ids, float *weights,
+               int64_t tokens, int64_t hidden, int64_t experts, int64_t k) {
+  std::vector<float> p = routerProbabilities(x, wg, tokens, hidden, experts);
+  std::vector<int32_t> order(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float *row = p.data() + t * experts;
+    std::iota(order.begin(), order.end(), 0);
+    // Descending probability, ties to the lower expert id.
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t a, int32_t b) {
+                        return row[a] > row[b] || (row[a] == row[b] && a < b);
+                      });
+    for (int64_t j = 0; j < k; ++j) {
+      ids[t * k + j] = order[j];
+      weights[t * k + j] = row[order[j]];
+    }
+  }
+}
+
+void cpu::gateGrad(const float *dweights, const float *x, const float *wg,
+                   const int32_t *ids, float *dx, float *dwg, int64_t tokens,
+                   int64_t hidden, int64_t experts, int64_t k) {
+  std::vector<float> p = routerProbabilities(x, wg, tokens, hidden, experts);
+  std::vector<float> dlogits(tokens * experts, 0.0f);
+  std::vector<float> dp(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::fill(dp.begin(), dp.end(), 0.0f);
+    for (int64_t j = 0; j < k; ++j) {
+      int32_t e = ids[t * k + j];
+      if (e >= 0 && e < experts)
+        dp[e] += dweights[t * k + j];
+    }
+    const float *row = p.data() + t * experts;
+    float dot = 0;
+    for (int64_t e = 0; e < experts; ++e)
+      dot += dp[e] * row[e];
+    for (int64_t e = 0; e < experts; ++e)
+      dlogits[t * experts + e] = row[e] * (dp[e] - dot);
+  }
+  gemm(false, true, tokens, hidden, experts, dlogits.data(), wg, dx);
+  gemm(true, false, hidden, experts, tokens, x, dlogits.data(), dwg);
+}
+
+std::vector<int64_t> cpu::assignSlots(const int32_t *ids, int64_t tokens,
+                                      int64_t k, int64_t experts,
+                                      int64_t capacity) {
+  std::vector<int64_t> slots(tokens * k, -1);
+  std::vector<int64_t> fill(experts, 0);
+  for (int64_t j = 0; j < k; ++j)
+    for (int64_t t = 0; t < tokens; ++t) {
+      int32_t e = ids[t * k + j];
+      if (e < 0 || e >= experts)
+        throw PlanError("token " + std::to_string(t) + " is routed to expert " +
+                        std::to_string(e) + ", outside [0, " +
+                        std::to_string(experts) + ")");
+      int64_t pos = fill[e]++;
+      if (pos < capacity)
+        slots[t * k + j] = pos;
+    }
+  return slots;
+}
+
+void cpu::dispatch(const float *x, const int32_t *ids, float *buf,
+                   int64_t tokens, int64_t k, int64_t hidden, int64_t experts,
+                   int64_t capacity) {
+  std::fill(buf, buf + experts * capacity * hidden, 0.0f);
+  std::vector<int64_t> slots = assignSlots(ids, tokens, k, experts, capacity);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < k; ++j)
+      if (int64_t pos = slots[t * k + j]; pos >= 0)
+        std::memcpy(buf + (ids[t * k + j] * capacity + pos) * hidden,
+                    x + t * hidden, hidden * sizeof(float));
+}
+
+void cpu::dispatchGrad(const float *dbuf, const int32_t *ids, float *dx,
+                       int64_t tokens, int64_t k, int64_t hidden,
+                       int64_t experts, int64_t capacity) {
+  std::fill(dx, dx + tokens * hidden, 0.0f);
+  std::vector<int64_t> slots = assignSlots(ids, tokens, k, experts, capacity);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < k; ++j)
+      if (int64_t pos = slots[t * k + j]; pos >= 0) {
+        const float *src = dbuf + (ids[t * k + j] * capacity + pos) * hidden;
+        for (int64_t h = 0; h < hidden; ++h)
+          dx[t * hidden + h] += src[h];
+      }
+}
+
+void cpu::combine(const float *buf, const int32_t *ids, const float *weights,
+                  float *y, int64_t tokens, int64_t k, int64_t hidden,
+                  int64_t experts, int64_t capacity) {
+  std::fill(y, y + tokens * hidden, 0.0f);
+  std::vector<int64_t> slots = assignSlots(ids, tokens, k, experts, capacity);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < k; ++j)
+      if (int64_t pos = slots[t * k + j]; pos >= 0) {
+        const float *src = buf + (ids[t * k + j] * capacity + pos) * hidden;
+        float w = weights[t * k + j];
+        for (int64_t h = 0; h < hidden; ++h)
+          y[t * hidden + h] += w * src[h];
+      }
+}
+
+void cpu::combineGrad(const float *dy, const float *buf, const int32_t *ids,
+                      const float *weights, float *dbuf, float *dweights,
+                      int64_t tokens, int64_t k, int64_t hidden,
+                      int64_t experts, int64_t capacity) {
+  std::fill(dbuf, dbuf + experts * capacity * hidden, 0.0f);
+  std::vector<int64_t> slots = assignSlots(ids, tokens, k, experts, capacity);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t pos = slots[t * k + j];
+      if (pos < 0) {
+        dweights[t * k + j] = 0.0f;
+        continue;
+      }
+      int64_t off = (ids[t * k + j] * capacity + pos) * hidden;
+      float w = weights[t * k + j], dot = 0;
+      for (int64_t h = 0; h < hidden; ++h) {
+        dbuf[off + h] = w * dy[t * hidden + h];
+        dot += dy[t * hidden + h] * buf[off + h];
+      }
+      dweights[t * k + j] = dot;
+    }
+}
+
+void cpu::expertFfn(const float *in, const float *w1, const float *w2,
+                    float *out, int64_t experts, int64_t rows, int64_t hidden,
+                    int64_t ffn, Activation act) {
+  std::vector<float> h(rows * ffn);
+  for (int64_t e = 0; e < experts; ++e) {
+    gemm(false, false, rows, ffn, hidden, in + e * rows * hidden,
+         w1 + e * hidden * ffn, h.data());
+    for (float &v : h)
+      v = activate(act, v);
+    gemm(false, false, rows, hidden, ffn, h.data(), w2 + e * ffn * hidden,
+         out + e * rows * hidden);
+  }
+}
+
+void cpu::expertFfnGrad(const float *dy, const float *in, const float *w1,
+                        const float *w2, float *din, float *dw1, float *dw2,
+                        int64_t experts, int64_t rows, int64_t hidden,
+                        int64_t ffn, Activation act) {
+  std::vector<float> h(rows * ffn), a(rows * ffn), dh(rows * ffn);
+  for (int64_t e = 0; e < experts; ++e) {
+    const float *x = in + e * rows * hidden, *g = dy + e * rows * hidden;
+    const float *W1 = w1 + e * hidden * ffn, *W2 = w2 + e * ffn * hidden;
+    gemm(false, false, rows, ffn, hidden, x, W1, h.data());
+    for (int64_t i = 0; i < rows * ffn; ++i)
+      a[i] = activate(act, h[i]);
+    gemm(true, false, ffn, hidden, rows, a.data(), g, dw2 + e * ffn * hidden);
+    gemm(false, true, rows, ffn, hidden, g, W2, dh.data());
+    for (int64_t i = 0; i < rows * ffn; ++i)
+      dh[i] *= activateGrad(act, h[i]);
+    gemm(true, false, hidden, ffn, rows, x, dh.data(), dw1 + e * hidden * ffn);
+    gemm(false, true, rows, hidden, ffn, dh.data(), W1, din + e * rows * hidden);
+  }
+}
+
+void cpu::copyBox(const char *src, const std::vector<int64_t> &srcShape,
+                  const std::vector<int64_t> &srcOffsets, char *dst,
+                  const std::vector<int64_t> &dstShape,
+                  const std::vector<int64_t> &dstOffsets,
+                  const std::vector<int64_t> &sizes, int64_t elemBytes) {
+  size_t rank = sizes.size();
+  if (rank == 0) {
+    std::memcpy(dst, src, elemBytes);
+    return;
+  }
+  for (int64_t s : sizes)
+    if (s == 0)
+      return;
+  // Strides in elements.
+  std::vector<int64_t> ss(rank, 1), ds(rank, 1);
+  for (size_t i = rank - 1; i > 0; --i) {
+    ss[i - 1] = ss[i] * srcShape[i];
+    ds[i - 1] = ds[i] * dstShape[i];
+  }
+  int64_t row = sizes[rank - 1] * elemBytes;
+  std::vector<int64_t> idx(rank, 0);
+  while (true) {
+    int64_t so = 0, dof = 0;
+    for (size_t i = 0; i < rank; ++i) {
+      so += (srcOffsets[i] + idx[i]) * ss[i];
+      dof += (dstOffsets[i] + idx[i]) * ds[i];
+    }
+    std::memcpy(dst + dof * elemBytes, src + so * elemBytes, row);
+    // Advance over all dims but the innermost.
+    size_t d = rank - 1;
+    while (d > 0) {
+      --d;
+      if (++idx[d] < sizes[d])
+        break;
+      idx[d] = 0;
+      if (d == 0)
+        return;
+    }
+    if (rank == 1)
+      return;
+  }
+}

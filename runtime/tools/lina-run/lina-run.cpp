@@ -1,0 +1,336 @@
+//===- lina-run.cpp - Execute a Lina plan ---------------------------------===//
+//
+// Part of the Lina project.
+//
+// lina-run PLAN [--backend cpu] [--steps N] [--warmup W] [--policy lina|fifo]
+//          [--credit-bytes B] [--trace out.json] [--check [--baseline PLAN2]]
+//          [--seed S] [--timeout SEC] [--dump] [--quiet]
+//
+// Launched with `mpirun -np R`, R equal to the plan's world size.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/CpuBackend.h"
+#include "lina/rt/Plan.h"
+#include "lina/rt/Scheduler.h"
+#include "lina/rt/Trace.h"
+
+#ifdef LINA_HAVE_MPI
+#include <mpi.h>
+#endif
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace lina::rt;
+
+namespace {
+const char *kUsage =
+    "usage: lina-run PLAN [options]   (launch with: mpirun -np <world size> lina-run ...)\n"
+    "  --backend cpu          backend (cpu; sim and cuda where built)\n"
+    "  --steps N              timed steps (default 10)\n"
+    "  --warmup N             untimed steps first (default 2)\n"
+    "  --policy lina|fifo     collective issue policy (default lina)\n"
+    "  --credit-bytes B       lina: cap on low-priority bytes in flight (0: none)\n"
+    "  --trace FILE           write a Chrome-trace/Perfetto timeline of the last step\n"
+    "  --check                compare outputs with a baseline run (see --baseline)\n"
+    "  --baseline PLAN2       baseline for --check (default: this plan, fifo policy)\n"
+    "  --tolerance R          --check relative tolerance (default 1e-4; absolute 1e-5)\n"
+    "  --seed S               seed of the inputs and weights (default 1)\n"
+    "  --timeout SEC          watchdog for a collective (default 120)\n"
+    "  --dump                 print the plan as a table and exit\n"
+    "  --quiet                only the summary\n";
+
+struct Options {
+  std::string plan, backend = "cpu", policy = "lina", trace, baseline;
+  int steps = 10, warmup = 2;
+  int64_t creditBytes = 0;
+  bool check = false, dump = false, quiet = false;
+  uint64_t seed = 1;
+  double timeout = 120, tolerance = 1e-4;
+};
+
+[[noreturn]] void usageError(const std::string &msg) {
+  throw PlanError(msg + "\n" + kUsage);
+}
+
+int64_t parseInt(const std::string &flag, const std::string &v, int64_t min) {
+  char *end = nullptr;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || x < min)
+    usageError("invalid value '" + v + "' for " + flag + " (an integer >= " +
+               std::to_string(min) + ")");
+  return x;
+}
+
+double parseDouble(const std::string &flag, const std::string &v) {
+  char *end = nullptr;
+  double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || !(x > 0))
+    usageError("invalid value '" + v + "' for " + flag + " (a positive number)");
+  return x;
+}
+
+Options parseArgs(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc)
+        usageError("missing value for " + a);
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (a == "--backend") o.backend = value();
+    else if (a == "--steps") o.steps = static_cast<int>(parseInt(a, value(), 1));
+    else if (a == "--warmup") o.warmup = static_cast<int>(parseInt(a, value(), 0));
+    else if (a == "--policy") o.policy = value();
+    else if (a == "--credit-bytes") o.creditBytes = parseInt(a, value(), 0);
+    else if (a == "--trace") o.trace = value();
+    else if (a == "--check") o.check = true;
+    else if (a == "--baseline") o.baseline = value();
+    else if (a == "--tolerance") o.tolerance = parseDouble(a, value());
+    else if (a == "--seed") o.seed = static_cast<uint64_t>(parseInt(a, value(), 0));
+    else if (a == "--timeout") o.timeout = parseDouble(a, value());
+    else if (a == "--dump") o.dump = true;
+    else if (a == "--quiet") o.quiet = true;
+    else if (!a.empty() && a[0] == '-') usageError("unknown option '" + a + "'");
+    else if (o.plan.empty()) o.plan = a;
+    else usageError("more than one plan given ('" + o.plan + "' and '" + a + "')");
+  }
+  if (o.plan.empty())
+    usageError("no plan given");
+  if (o.backend != "cpu")
+    usageError("backend '" + o.backend + "' is not available in this build "
+               "(available: cpu)");
+  parsePolicy(o.policy);
+  if (!o.baseline.empty() && !o.check)
+    usageError("--baseline needs --check");
+  return o;
+}
+
+struct World {
+  int rank = 0, size = 1;
+  void barrier() {
+#ifdef LINA_HAVE_MPI
+    MPI_Barrier(MPI_COMM_WORLD);
+#endif
+  }
+  double max(double v) {
+#ifdef LINA_HAVE_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    return v;
+  }
+  double sum(double v) {
+#ifdef LINA_HAVE_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+#endif
+    return v;
+  }
+};
+
+/// Gathers every rank's timeline on rank 0.
+std::vector<std::vector<OpInterval>> gather(World &w,
+                                            const std::vector<OpInterval> &mine) {
+  std::vector<std::vector<OpInterval>> all(w.size);
+#ifdef LINA_HAVE_MPI
+  std::vector<double> flat;
+  for (const OpInterval &i : mine)
+    flat.insert(flat.end(), {double(i.op), double(int(i.queue)), i.start, i.end});
+  int n = static_cast<int>(flat.size());
+  std::vector<int> counts(w.size), displs(w.size);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::vector<double> recv;
+  if (w.rank == 0) {
+    int total = 0;
+    for (int r = 0; r < w.size; ++r) {
+      displs[r] = total;
+      total += counts[r];
+    }
+    recv.resize(total);
+  }
+  MPI_Gatherv(flat.data(), n, MPI_DOUBLE, recv.data(), counts.data(),
+              displs.data(), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  if (w.rank == 0)
+    for (int r = 0; r < w.size; ++r)
+      for (int i = displs[r]; i < displs[r] + counts[r]; i += 4)
+        all[r].push_back({int(recv[i]), Queue(int(recv[i + 1])), recv[i + 2],
+                          recv[i + 3]});
+#else
+  all[0] = mine;
+#endif
+  return all;
+}
+
+/// Runs `plan` once and returns its outputs.
+std::vector<std::vector<float>> runOnce(const Plan &plan, const Options &o,
+                                        Policy policy, int rank) {
+  CpuBackend backend(plan, rank, o.timeout);
+  backend.initialize(o.seed);
+  Scheduler scheduler(plan, {policy, o.creditBytes});
+  scheduler.run(backend);
+  std::vector<std::vector<float>> outs;
+  for (int id : plan.outputs)
+    outs.push_back(backend.read(id));
+  return outs;
+}
+
+int run(World &w, const Options &o) {
+  Plan plan = loadPlan(o.plan);
+  if (o.dump) {
+    if (w.rank == 0)
+      std::cout << dumpPlan(plan);
+    return 0;
+  }
+  if (plan.worldSize != w.size)
+    throw PlanError("the plan '" + o.plan + "' is for " +
+                    std::to_string(plan.worldSize) + " ranks, but " +
+                    std::to_string(w.size) + " were launched (use mpirun -np " +
+                    std::to_string(plan.worldSize) + ")");
+  Policy policy = parsePolicy(o.policy);
+  CpuBackend backend(plan, w.rank, o.timeout);
+  backend.initialize(o.seed);
+  Scheduler scheduler(plan, {policy, o.creditBytes});
+
+  if (w.rank == 0 && !o.quiet)
+    std::printf("lina-run: %s, %d ranks, backend %s, policy %s, %zu ops\n",
+                o.plan.c_str(), w.size, o.backend.c_str(), o.policy.c_str(),
+                plan.ops.size());
+  for (int i = 0; i < o.warmup; ++i) {
+    w.barrier();
+    scheduler.run(backend);
+  }
+  double sumStep = 0, minStep = 1e300, sumBlocked = 0, sumA2a = 0, sumAr = 0;
+  StepStats last;
+  for (int s = 0; s < o.steps; ++s) {
+    w.barrier();
+    StepStats st = scheduler.run(backend);
+    double step = w.max(st.stepTime);
+    double blocked = w.sum(st.allToAllBlocked) / w.size;
+    double a2a = w.sum(st.allToAllTime) / w.size;
+    double ar = w.sum(st.allReduceTime) / w.size;
+    sumStep += step;
+    minStep = std::min(minStep, step);
+    sumBlocked += blocked;
+    sumA2a += a2a;
+    sumAr += ar;
+    if (w.rank == 0 && !o.quiet)
+      std::printf("step %3d: %9.3f ms  all_to_all blocked %8.3f ms  "
+                  "all_to_all %8.3f ms  all_reduce %8.3f ms\n",
+                  s, step * 1e3, blocked * 1e3, a2a * 1e3, ar * 1e3);
+    last = std::move(st);
+  }
+  int n = o.steps;
+  if (w.rank == 0)
+    std::printf("summary: policy=%s steps=%d step_ms=%.3f min_step_ms=%.3f "
+                "a2a_blocked_ms=%.3f a2a_ms=%.3f allreduce_ms=%.3f\n",
+                o.policy.c_str(), n, sumStep / n * 1e3, minStep * 1e3,
+                sumBlocked / n * 1e3, sumA2a / n * 1e3, sumAr / n * 1e3);
+  if (!o.trace.empty()) {
+    auto all = gather(w, last.timeline);
+    if (w.rank == 0) {
+      writeChromeTrace(o.trace, plan, all);
+      if (!o.quiet)
+        std::printf("trace: %s\n", o.trace.c_str());
+    }
+  }
+  if (!o.check)
+    return 0;
+
+  // Compare with the baseline on identical inputs and weights.
+  auto mine = runOnce(plan, o, policy, w.rank);
+  std::unique_ptr<Plan> basePlan;
+  if (!o.baseline.empty()) {
+    basePlan = std::make_unique<Plan>(loadPlan(o.baseline));
+    if (basePlan->worldSize != w.size)
+      throw PlanError("the baseline plan '" + o.baseline + "' is for " +
+                      std::to_string(basePlan->worldSize) + " ranks, not " +
+                      std::to_string(w.size));
+  }
+  const Plan &bp = basePlan ? *basePlan : plan;
+  auto theirs = runOnce(bp, o, Policy::Fifo, w.rank);
+  std::string problem;
+  if (mine.size() != theirs.size())
+    problem = "the plans return " + std::to_string(mine.size()) + " and " +
+              std::to_string(theirs.size()) + " outputs";
+  double maxAbs = 0, worst = 0;
+  for (size_t i = 0; problem.empty() && i < mine.size(); ++i) {
+    if (mine[i].size() != theirs[i].size()) {
+      problem = "output " + std::to_string(i) + " has different sizes";
+      break;
+    }
+    for (size_t j = 0; j < mine[i].size(); ++j) {
+      double a = mine[i][j], b = theirs[i][j];
+      double err = std::fabs(a - b);
+      if (!std::isfinite(a) || !std::isfinite(b))
+        err = INFINITY;
+      maxAbs = std::max(maxAbs, err);
+      worst = std::max(worst, err / (1e-5 + o.tolerance * std::fabs(b)));
+    }
+  }
+  double bad = w.max(problem.empty() ? 0.0 : 1.0);
+  maxAbs = w.max(maxAbs);
+  worst = w.max(worst);
+  bool pass = bad == 0 && worst <= 1.0;
+  if (w.rank == 0) {
+    if (!problem.empty())
+      std::printf("check: FAIL: %s\n", problem.c_str());
+    std::printf("check: %zu outputs vs %s: max abs error %.3g "
+                "(tolerance %.0e relative + 1e-05 absolute): %s\n",
+                mine.size(),
+                o.baseline.empty() ? "the fifo policy" : o.baseline.c_str(),
+                maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
+  }
+  return pass ? 0 : 1;
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  World w;
+#ifdef LINA_HAVE_MPI
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+  MPI_Comm_rank(MPI_COMM_WORLD, &w.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &w.size);
+  if (provided < MPI_THREAD_SERIALIZED) {
+    if (w.rank == 0)
+      std::fprintf(stderr, "lina-run: error: MPI does not provide "
+                           "MPI_THREAD_SERIALIZED\n");
+    MPI_Finalize();
+    return 2;
+  }
+#endif
+  // One BLAS thread per rank: ranks already use every core.
+  if (!std::getenv("OPENBLAS_NUM_THREADS"))
+    openblas_set_num_threads(1);
+  int rc = 0;
+  try {
+    Options o = parseArgs(argc, argv);
+    rc = run(w, o);
+  } catch (const std::exception &e) {
+    // Every rank reads the same plan and flags, so they fail alike; rank 0
+    // reports. An error on one rank only (a kernel failure) aborts the job.
+    std::string msg = e.what();
+    bool everyone = dynamic_cast<const PlanError *>(&e) != nullptr;
+    if (w.rank == 0 || !everyone)
+      std::fprintf(stderr, "lina-run: error: %s%s\n",
+                   w.size > 1 && !everyone ? ("rank " + std::to_string(w.rank) + ": ").c_str() : "",
+                   msg.c_str());
+    rc = 2;
+  }
+#ifdef LINA_HAVE_MPI
+  MPI_Finalize();
+#endif
+  return rc;
+}

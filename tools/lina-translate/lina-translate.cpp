@@ -1,0 +1,20 @@
+//===- lina-translate.cpp - Lina translation driver -----------------------===//
+//
+// Part of the Lina project.
+//
+// `lina-translate --lina-to-plan in.mlir -o plan.json` emits the executable
+// plan of scheduled lina IR (docs/PLAN.md). `lina-run PLAN --dump` prints a
+// plan as a readable table.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/Target/Plan/PlanEmitter.h"
+
+#include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
+
+int main(int argc, char **argv) {
+  mlir::lina::registerToPlanTranslation();
+  return mlir::failed(mlir::mlirTranslateMain(argc, argv, "Lina translation driver"))
+             ? 1
+             : 0;
+}
