@@ -73,12 +73,13 @@ Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
   }
 }
 
-bool Scheduler::lowAllowed(const std::vector<char> &done,
-                           size_t nextCompute) const {
-  (void)done;
+bool Scheduler::lowAllowed(size_t nextCompute) const {
   if (options.policy == Policy::Fifo)
     return true;
   if (highRunning > 0)
+    return false;
+  // The running compute op produces an all_to_all's input.
+  if (runningCompute >= 0 && plan.ops[runningCompute].holdLow)
     return false;
   // An all_to_all is about to be issued: the compute op that produces its
   // input is next.
@@ -96,6 +97,7 @@ StepStats Scheduler::run(Backend &backend) {
   bool computeRunning = false;
   highRunning = 0;
   lowBytesInFlight = 0;
+  runningCompute = -1;
   StepStats stats;
   auto ready = [&](int id) {
     return std::all_of(deps[id].begin(), deps[id].end(),
@@ -110,8 +112,10 @@ StepStats Scheduler::run(Backend &backend) {
       ++highRunning;
     else if (q == Queue::Low)
       lowBytesInFlight += plan.collectiveBytes(op);
-    else
+    else {
       computeRunning = true;
+      runningCompute = id;
+    }
     backend.start(op);
   };
   double begin = backend.now();
@@ -128,7 +132,7 @@ StepStats Scheduler::run(Backend &backend) {
       // Every ready high collective has been started above, so "no high
       // collective queued or running" reduces to highRunning == 0.
       while (lo < lowOrder.size() && ready(lowOrder[lo]) &&
-             lowAllowed(done, ci)) {
+             lowAllowed(ci)) {
         const Op &op = plan.ops[lowOrder[lo]];
         if (options.policy == Policy::Lina && options.creditBytes > 0 &&
             lowBytesInFlight > 0 &&
@@ -175,8 +179,10 @@ StepStats Scheduler::run(Backend &backend) {
         --highRunning;
       else if (q == Queue::Low)
         lowBytesInFlight -= plan.collectiveBytes(op);
-      else
+      else {
         computeRunning = false;
+        runningCompute = -1;
+      }
       stats.timeline.push_back({id, q, startTime[id] - begin, now - begin});
     }
   }

@@ -12,19 +12,20 @@ using namespace lina;
 
 namespace {
 /// 2 nodes x 4 GPUs; round numbers so that expected values are easy to
-/// compute by hand: intra 100 GB/s + 1 us, inter 10 GB/s + 10 us, 100
-/// TFLOP/s, 1000 GB/s, 2 us launches.
+/// compute by hand: intra 800 Gb/s = 100 GB/s + 1 us, inter 80 Gb/s =
+/// 10 GB/s + 10 us, 100 TFLOP/s, 8000 Gb/s = 1000 GB/s, 2 us launches.
+const char *kTestCluster = R"({
+    "name": "test", "nodes": 2, "gpus_per_node": 4,
+    "intra_node": {"bandwidth_gbps": 800, "latency_us": 1},
+    "inter_node": {"bandwidth_gbps": 80, "latency_us": 10},
+    "gpu": {"flops": 100e12, "memory_bandwidth_gbps": 8000},
+    "launch_latency_us": 2})";
+
 ClusterSpec testCluster() {
   std::string error;
-  auto spec = ClusterSpec::fromJson(R"({
-    "name": "test", "nodes": 2, "gpus_per_node": 4,
-    "intra_node": {"bandwidth_GBps": 100, "latency_us": 1},
-    "inter_node": {"bandwidth_GBps": 10, "latency_us": 10},
-    "gpu": {"tflops": 100, "memory_bandwidth_GBps": 1000},
-    "launch_latency_us": 2})",
-                                    error);
+  auto spec = ClusterSpec::fromJson(kTestCluster, error);
   EXPECT_TRUE(spec) << error;
-  return *spec;
+  return spec ? *spec : ClusterSpec();
 }
 
 TEST(CostModel, ParsesClusterFile) {
@@ -34,7 +35,76 @@ TEST(CostModel, ParsesClusterFile) {
   EXPECT_DOUBLE_EQ(c.intraNode.bandwidth, 100e9);
   EXPECT_DOUBLE_EQ(c.interNode.latency, 10e-6);
   EXPECT_DOUBLE_EQ(c.flops, 100e12);
+  EXPECT_DOUBLE_EQ(c.memoryBandwidth, 1000e9);
   EXPECT_DOUBLE_EQ(c.launchLatency, 2e-6);
+}
+
+TEST(CostModel, BuiltInClusterIsTheShippedFile) {
+  std::string error;
+  auto file = ClusterSpec::fromFile(
+      std::string(LINA_SOURCE_DIR) + "/examples/clusters/a100-ib100.json",
+      error);
+  ASSERT_TRUE(file) << error;
+  ClusterSpec builtIn = ClusterSpec::a100Ib100();
+  EXPECT_EQ(file->name, builtIn.name);
+  EXPECT_EQ(file->nodes, builtIn.nodes);
+  EXPECT_EQ(file->gpusPerNode, builtIn.gpusPerNode);
+  EXPECT_DOUBLE_EQ(file->intraNode.bandwidth, builtIn.intraNode.bandwidth);
+  EXPECT_DOUBLE_EQ(file->intraNode.latency, builtIn.intraNode.latency);
+  EXPECT_DOUBLE_EQ(file->interNode.bandwidth, builtIn.interNode.bandwidth);
+  EXPECT_DOUBLE_EQ(file->interNode.latency, builtIn.interNode.latency);
+  EXPECT_DOUBLE_EQ(file->flops, builtIn.flops);
+  EXPECT_DOUBLE_EQ(file->memoryBandwidth, builtIn.memoryBandwidth);
+  EXPECT_DOUBLE_EQ(file->launchLatency, builtIn.launchLatency);
+  // 100 Gb/s InfiniBand is 12.5 GB/s.
+  EXPECT_DOUBLE_EQ(builtIn.interNode.bandwidth, 12.5e9);
+}
+
+/// Removing any required field, or giving it a bad value, is an error that
+/// names the field.
+TEST(CostModel, EveryFieldIsValidated) {
+  struct Case {
+    const char *field; // as named in the message
+    const char *from;  // text replaced in kTestCluster
+    const char *to;
+    const char *message;
+  };
+  const Case cases[] = {
+      {"nodes", R"("nodes": 2,)", "", "missing field 'nodes'"},
+      {"gpus_per_node", R"("gpus_per_node": 4)", R"("gpus_per_node": 1.5)",
+       "field 'gpus_per_node' must be a positive integer"},
+      {"intra_node", R"("intra_node")", R"("intra")", "unknown field 'intra'"},
+      {"intra_node.bandwidth_gbps", R"("bandwidth_gbps": 800)",
+       R"("bandwidth_gbps": 0)",
+       "field 'intra_node.bandwidth_gbps' must be positive"},
+      {"intra_node.latency_us", R"("latency_us": 1})", R"("latency_us": -1})",
+       "field 'intra_node.latency_us' must be non-negative"},
+      {"inter_node.bandwidth_gbps", R"("bandwidth_gbps": 80,)", "",
+       "missing field 'inter_node.bandwidth_gbps'"},
+      {"inter_node.latency_us", R"("latency_us": 10)", R"("latency_us": "10")",
+       "field 'inter_node.latency_us' must be a number"},
+      {"gpu.flops", R"("flops": 100e12)", R"("flops": -1)",
+       "field 'gpu.flops' must be positive"},
+      {"gpu.memory_bandwidth_gbps", R"(, "memory_bandwidth_gbps": 8000)", "",
+       "missing field 'gpu.memory_bandwidth_gbps'"},
+      {"gpu", R"({"flops": 100e12, "memory_bandwidth_gbps": 8000})", "3",
+       "field 'gpu' must be an object"},
+      {"launch_latency_us", R"(,
+    "launch_latency_us": 2)",
+       "", "missing field 'launch_latency_us'"},
+      {"name", R"("name": "test")", R"("name": 7)",
+       "field 'name' must be a string"},
+  };
+  for (const Case &c : cases) {
+    std::string text = kTestCluster;
+    size_t at = text.find(c.from);
+    ASSERT_NE(at, std::string::npos) << c.field;
+    text.replace(at, std::string(c.from).size(), c.to);
+    std::string error;
+    EXPECT_FALSE(ClusterSpec::fromJson(text, error)) << c.field;
+    EXPECT_NE(error.find(c.message), std::string::npos)
+        << c.field << ": " << error;
+  }
 }
 
 TEST(CostModel, ShippedClusterFilesLoad) {
@@ -58,9 +128,9 @@ TEST(CostModel, RejectsBadClusterFiles) {
 
   EXPECT_FALSE(ClusterSpec::fromJson(
       R"({"nodes": 1, "gpus_per_node": 4,
-          "intra_node": {"bandwidth_GBps": -1, "latency_us": 1}})",
+          "intra_node": {"bandwidth_gbps": -1, "latency_us": 1}})",
       error));
-  EXPECT_NE(error.find("'intra_node.bandwidth_GBps' must be positive"),
+  EXPECT_NE(error.find("'intra_node.bandwidth_gbps' must be positive"),
             std::string::npos)
       << error;
 

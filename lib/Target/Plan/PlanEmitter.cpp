@@ -482,6 +482,13 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
     if (failed(b))
       return failure();
     buffers[*b].init = "random";
+    if (auto init = func->getArgAttrOfType<StringAttr>(arg.getArgNumber(), "lina.init")) {
+      if (init.getValue() != "random" && init.getValue() != "zero")
+        return func->emitError() << "lina-to-plan: argument " << arg.getArgNumber()
+                                 << " has lina.init = \"" << init.getValue()
+                                 << "\"; expected \"random\" or \"zero\"";
+      buffers[*b].init = init.getValue().str();
+    }
     auto name = func->getArgAttrOfType<StringAttr>(arg.getArgNumber(), "lina.name");
     buffers[*b].name =
         name ? name.getValue().str() : "arg" + std::to_string(arg.getArgNumber());

@@ -49,7 +49,9 @@ void lina::rt::fillRandom(const Buffer &b, int rank, uint64_t seed, float *out) 
 CpuBackend::CpuBackend(const Plan &plan, int rank, double timeoutSeconds)
     : plan(plan), rank(rank), timeout(timeoutSeconds),
       epoch(std::chrono::steady_clock::now()) {
-  bool needsComm = false;
+  // Every rank of a multi-rank plan joins the communicator set-up, even
+  // one whose own ops need no collective, so that no rank waits alone.
+  bool needsComm = plan.worldSize > 1;
   for (const Op &op : plan.ops)
     if (op.isCollective() && groupSize(plan, op) > 1)
       needsComm = true;

@@ -43,8 +43,45 @@ int toInt(int64_t v, const Op &op) {
 }
 } // namespace
 
+/// Polls `request` until it completes or `timeout` seconds pass.
+static bool waitWithTimeout(MPI_Request &request, double timeout) {
+  auto start = std::chrono::steady_clock::now();
+  int done = 0;
+  while (true) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done)
+      return true;
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count() > timeout)
+      return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
 MpiComm::MpiComm(const Plan &plan, int rank, double timeoutSeconds)
     : plan(plan), rank(rank), timeout(timeoutSeconds) {
+  // Communicators are built collectively: first make sure every rank is
+  // here and agrees on the groups, with a timeout instead of a hang.
+  uint64_t h = 1469598103934665603ull ^ static_cast<uint64_t>(plan.worldSize);
+  for (const auto &[name, group] : plan.groups) {
+    for (char c : name)
+      h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    for (const auto &list : group.members)
+      for (int r : list)
+        h = (h ^ static_cast<uint64_t>(r + 1)) * 1099511628211ull;
+  }
+  uint64_t range[2] = {h, ~h}, agreed[2] = {0, 0};
+  MPI_Request request;
+  MPI_Iallreduce(range, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD,
+                 &request);
+  if (!waitWithTimeout(request, timeout))
+    throw std::runtime_error(
+        "rank " + std::to_string(rank) + ": timed out after " +
+        std::to_string(static_cast<int>(timeout)) +
+        " s waiting for the other ranks to load the plan");
+  if (agreed[0] != h || agreed[1] != ~h)
+    throw PlanError("the ranks disagree on the plan's groups (is every rank "
+                    "running the same plan?)");
   for (const auto &[name, group] : plan.groups) {
     int index = 0;
     const std::vector<int> &instance = group.instanceOf(rank, &index);

@@ -21,6 +21,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -119,25 +121,55 @@ Options parseArgs(int argc, char **argv) {
   return o;
 }
 
+/// The job's ranks. Every collective of the driver itself is non-blocking
+/// and waited for with the watchdog timeout, so a rank that stopped or runs
+/// something else ends the job with a message instead of a hang.
 struct World {
   int rank = 0, size = 1;
-  void barrier() {
+  double timeout = 120;
 #ifdef LINA_HAVE_MPI
-    MPI_Barrier(MPI_COMM_WORLD);
+  void wait(MPI_Request &request, const char *what) {
+    auto start = std::chrono::steady_clock::now();
+    int done = 0;
+    while (true) {
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done)
+        return;
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+              .count() > timeout) {
+        std::fprintf(stderr,
+                     "lina-run: error: rank %d: timed out after %.0f s %s "
+                     "(another rank stopped, failed, or runs a different "
+                     "plan or flags); aborting\n",
+                     rank, timeout, what);
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 3);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+#endif
+  void barrier(const char *what) {
+#ifdef LINA_HAVE_MPI
+    MPI_Request r;
+    MPI_Ibarrier(MPI_COMM_WORLD, &r);
+    wait(r, what);
 #endif
   }
-  double max(double v) {
+  double reduce(double v, bool isMax) {
 #ifdef LINA_HAVE_MPI
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-#endif
+    double out = v;
+    MPI_Request r;
+    MPI_Iallreduce(&v, &out, 1, MPI_DOUBLE, isMax ? MPI_MAX : MPI_SUM,
+                   MPI_COMM_WORLD, &r);
+    wait(r, "exchanging step statistics");
+    return out;
+#else
     return v;
-  }
-  double sum(double v) {
-#ifdef LINA_HAVE_MPI
-    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 #endif
-    return v;
   }
+  double max(double v) { return reduce(v, true); }
+  double sum(double v) { return reduce(v, false); }
 };
 
 /// Gathers every rank's timeline on rank 0.
@@ -150,7 +182,9 @@ std::vector<std::vector<OpInterval>> gather(World &w,
     flat.insert(flat.end(), {double(i.op), double(int(i.queue)), i.start, i.end});
   int n = static_cast<int>(flat.size());
   std::vector<int> counts(w.size), displs(w.size);
-  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  MPI_Request req;
+  MPI_Igather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD, &req);
+  w.wait(req, "gathering the trace");
   std::vector<double> recv;
   if (w.rank == 0) {
     int total = 0;
@@ -160,8 +194,9 @@ std::vector<std::vector<OpInterval>> gather(World &w,
     }
     recv.resize(total);
   }
-  MPI_Gatherv(flat.data(), n, MPI_DOUBLE, recv.data(), counts.data(),
-              displs.data(), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  MPI_Igatherv(flat.data(), n, MPI_DOUBLE, recv.data(), counts.data(),
+               displs.data(), MPI_DOUBLE, 0, MPI_COMM_WORLD, &req);
+  w.wait(req, "gathering the trace");
   if (w.rank == 0)
     for (int r = 0; r < w.size; ++r)
       for (int i = displs[r]; i < displs[r] + counts[r]; i += 4)
@@ -199,6 +234,7 @@ int run(World &w, const Options &o) {
                     std::to_string(w.size) + " were launched (use mpirun -np " +
                     std::to_string(plan.worldSize) + ")");
   Policy policy = parsePolicy(o.policy);
+  w.timeout = o.timeout;
   CpuBackend backend(plan, w.rank, o.timeout);
   backend.initialize(o.seed);
   Scheduler scheduler(plan, {policy, o.creditBytes});
@@ -208,13 +244,13 @@ int run(World &w, const Options &o) {
                 o.plan.c_str(), w.size, o.backend.c_str(), o.policy.c_str(),
                 plan.ops.size());
   for (int i = 0; i < o.warmup; ++i) {
-    w.barrier();
+    w.barrier("waiting for the other ranks before a warm-up step");
     scheduler.run(backend);
   }
   double sumStep = 0, minStep = 1e300, sumBlocked = 0, sumA2a = 0, sumAr = 0;
   StepStats last;
   for (int s = 0; s < o.steps; ++s) {
-    w.barrier();
+    w.barrier("waiting for the other ranks before a step");
     StepStats st = scheduler.run(backend);
     double step = w.max(st.stepTime);
     double blocked = w.sum(st.allToAllBlocked) / w.size;

@@ -79,7 +79,7 @@ public:
   const std::vector<std::vector<int>> &dependencies() const { return deps; }
 
 private:
-  bool lowAllowed(const std::vector<char> &done, size_t nextCompute) const;
+  bool lowAllowed(size_t nextCompute) const;
 
   const Plan &plan;
   SchedulerOptions options;
@@ -88,6 +88,7 @@ private:
   // Run state.
   int highRunning = 0;
   int64_t lowBytesInFlight = 0;
+  int runningCompute = -1;
 };
 
 /// Length of the union of the intervals of `queue` in `timeline` whose op

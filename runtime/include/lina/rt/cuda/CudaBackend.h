@@ -1,0 +1,82 @@
+//===- CudaBackend.h - Plan execution on GPUs with NCCL ---------*- C++ -*-===//
+//
+// Part of the Lina project.
+//
+// The cuda backend of the shared Scheduler. Each rank owns one GPU (picked
+// by its local rank). Compute ops are enqueued on one compute stream, in
+// the order the scheduler starts them; collectives on two communication
+// streams created with cudaStreamCreateWithPriority: the high queue
+// (all_to_all) on the greatest priority, the low queue (all_reduce
+// partitions) on the least, each with its own NCCL communicator per group.
+// start() enqueues an op and records its completion event; waitAny() polls
+// the events of the ops in flight and returns those that completed, so the
+// scheduler sees the GPU's real order of completion. A collective still in
+// flight after the timeout aborts the job with a message naming the rank,
+// op and group.
+//
+// Floating-point buffers may be f32, bf16 or f16: GEMMs run on cuBLAS with
+// fp32 accumulation, the other kernels compute in f32. The floating-point
+// tensors of one op (other than gate weights) must share one dtype; expert
+// ids are i32.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LINA_RT_CUDA_CUDABACKEND_H
+#define LINA_RT_CUDA_CUDABACKEND_H
+
+#include "lina/rt/Plan.h"
+#include "lina/rt/Scheduler.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lina::rt::cuda {
+
+class NcclComms;
+struct DeviceState;
+
+class CudaBackend : public Backend {
+public:
+  /// Selects this rank's GPU and creates its streams, cuBLAS handle and
+  /// NCCL communicators (collective over the plan's ranks when a group has
+  /// several). Throws NoGpuError (with the reason) without a usable GPU and
+  /// PlanError if the plan needs what this backend cannot do.
+  CudaBackend(const Plan &plan, int rank, double timeoutSeconds);
+  ~CudaBackend() override;
+
+  /// Allocates the device buffers and fills inputs and parameters with the
+  /// values the CPU backend uses (lina::rt::fillRandom of the seed, the
+  /// buffer's name and the rank), rounded to the buffer's dtype.
+  void initialize(uint64_t seed);
+
+  void start(const Op &op) override;
+  std::vector<int> waitAny() override;
+  double now() override;
+
+  /// The contents of buffer `id` converted to float (waits for the device).
+  std::vector<float> read(int id) const;
+  /// Overwrites buffer `id` from floats converted to its dtype.
+  void write(int id, const std::vector<float> &values);
+  /// Device address of buffer `id` (views point into their base).
+  void *devicePointer(int id) const;
+
+private:
+  void checkPlan() const;
+  void runCompute(const Op &op);
+  void runCollective(const Op &op);
+  void checkCompleted(const Op &op);
+
+  const Plan &plan;
+  int rank;
+  double timeout;
+  std::chrono::steady_clock::time_point epoch;
+  std::unique_ptr<DeviceState> dev;
+  std::unique_ptr<NcclComms> comms;
+};
+
+} // namespace lina::rt::cuda
+
+#endif // LINA_RT_CUDA_CUDABACKEND_H

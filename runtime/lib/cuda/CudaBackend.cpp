@@ -1,0 +1,783 @@
+//===- CudaBackend.cpp - Plan execution on GPUs with NCCL -----------------===//
+//
+// Part of the Lina project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/cuda/CudaBackend.h"
+#include "lina/rt/CpuBackend.h"
+#include "lina/rt/cuda/CudaCheck.h"
+#include "lina/rt/cuda/CudaKernels.h"
+#include "lina/rt/cuda/NcclComm.h"
+
+#ifdef LINA_HAVE_MPI
+#include <mpi.h>
+#endif
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+using namespace lina::rt;
+using namespace lina::rt::cuda;
+
+namespace lina::rt::cuda {
+/// Device resources of one CudaBackend.
+struct DeviceState {
+  int device = 0;
+  cudaStream_t compute = nullptr, high = nullptr, low = nullptr, aux = nullptr;
+  cublasHandle_t blas = nullptr;
+  std::vector<char *> storage;      ///< per base buffer id
+  std::vector<cudaEvent_t> events;  ///< per op: completion
+  std::vector<double> startedAt;    ///< per op
+  std::vector<int> inFlight;
+  char *workspace = nullptr;        ///< compute-stream scratch
+  size_t workspaceBytes = 0;
+  char *staging[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}}; ///< [low][send/recv]
+  size_t stagingBytes[2][2] = {{0, 0}, {0, 0}};
+  uint32_t *deviceErrors = nullptr; ///< 2 per op (assignSlots)
+  uint32_t *hostErrors = nullptr;   ///< pinned copy
+  int64_t *hostCounts = nullptr;    ///< pinned, all_to_all_v counts
+  size_t hostCountsLen = 0;
+};
+} // namespace lina::rt::cuda
+
+namespace {
+constexpr size_t kAlign = 256;
+size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+
+/// Carves the compute workspace; sizing and use share this code.
+class Bump {
+public:
+  Bump(char *base, size_t capacity) : base(base), capacity(capacity) {}
+  template <typename T = void> T *take(size_t bytes) {
+    size_t offset = used;
+    used += aligned(std::max<size_t>(bytes, 1));
+    if (base && used > capacity)
+      throw CudaError("cuda backend: compute workspace too small");
+    return reinterpret_cast<T *>(base ? base + offset : nullptr);
+  }
+  size_t size() const { return used; }
+
+private:
+  char *base;
+  size_t capacity, used = 0;
+};
+
+int groupSize(const Plan &plan, const Op &op) {
+  return plan.groups.at(op.group).size();
+}
+
+/// Buffers of `op` that hold its main floating-point data (all but the
+/// gate weights and their gradients), which must share one dtype.
+std::vector<int> mainFloatBuffers(const Op &op) {
+  const auto &in = op.inputs, &out = op.outputs;
+  switch (op.kind) {
+  case OpKind::Dense: return {in[0], in[1], out[0]};
+  case OpKind::DenseGrad: return {in[0], in[1], in[2], out[0], out[1]};
+  case OpKind::Gate: return {in[0], in[1]};
+  case OpKind::GateGrad: return {in[1], in[2], out[0], out[1]};
+  case OpKind::Dispatch: return {in[0], out[0]};
+  case OpKind::DispatchGrad: return {in[0], out[0]};
+  case OpKind::Combine: return {in[0], out[0]};
+  case OpKind::CombineGrad: return {in[0], in[1], out[0]};
+  case OpKind::ExpertFfn: return {in[0], in[1], in[2], out[0]};
+  case OpKind::ExpertFfnGrad:
+    return {in[0], in[1], in[2], in[3], out[0], out[1], out[2]};
+  case OpKind::Add: return {in[0], in[1], out[0]};
+  default: return {};
+  }
+}
+
+/// Expert-id buffers of `op` (must be i32).
+std::vector<int> idBuffers(const Op &op) {
+  switch (op.kind) {
+  case OpKind::Gate: return {op.outputs[0]};
+  case OpKind::GateGrad: return {op.inputs[3]};
+  case OpKind::Dispatch:
+  case OpKind::DispatchGrad:
+  case OpKind::Combine: return {op.inputs[1]};
+  case OpKind::CombineGrad: return {op.inputs[2]};
+  default: return {};
+  }
+}
+
+/// Gate-weight buffers of `op` (any floating-point dtype).
+std::vector<int> gateWeightBuffers(const Op &op) {
+  switch (op.kind) {
+  case OpKind::Gate: return {op.outputs[1]};
+  case OpKind::GateGrad: return {op.inputs[0]};
+  case OpKind::Combine: return {op.inputs[2]};
+  case OpKind::CombineGrad: return {op.inputs[3], op.outputs[1]};
+  default: return {};
+  }
+}
+
+bool usesSlots(OpKind kind) {
+  return kind == OpKind::Dispatch || kind == OpKind::DispatchGrad ||
+         kind == OpKind::Combine || kind == OpKind::CombineGrad;
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Set-up
+//===----------------------------------------------------------------------===//
+
+CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
+    : plan(plan), rank(rank), timeout(timeoutSeconds),
+      epoch(std::chrono::steady_clock::now()),
+      dev(std::make_unique<DeviceState>()) {
+  setErrorRank(rank);
+  checkPlan();
+  dev->device = selectDevice(localRank());
+  int least = 0, greatest = 0;
+  LINA_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->compute,
+                                               cudaStreamNonBlocking, least));
+  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->high,
+                                               cudaStreamNonBlocking, greatest));
+  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->low,
+                                               cudaStreamNonBlocking, least));
+  LINA_CUDA_CHECK(cudaStreamCreateWithFlags(&dev->aux, cudaStreamNonBlocking));
+  LINA_CUBLAS_CHECK(cublasCreate(&dev->blas));
+  LINA_CUBLAS_CHECK(cublasSetStream(dev->blas, dev->compute));
+  dev->events.assign(plan.ops.size(), nullptr);
+  for (cudaEvent_t &e : dev->events)
+    LINA_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  dev->startedAt.assign(plan.ops.size(), 0.0);
+  comms = std::make_unique<NcclComms>(plan, rank);
+}
+
+CudaBackend::~CudaBackend() {
+  // Best effort: no exceptions from a destructor.
+  if (!dev)
+    return;
+  cudaDeviceSynchronize();
+  comms.reset();
+  for (char *p : dev->storage)
+    if (p)
+      cudaFree(p);
+  cudaFree(dev->workspace);
+  for (auto &queue : dev->staging)
+    for (char *p : queue)
+      cudaFree(p);
+  cudaFree(dev->deviceErrors);
+  cudaFreeHost(dev->hostErrors);
+  cudaFreeHost(dev->hostCounts);
+  for (cudaEvent_t e : dev->events)
+    if (e)
+      cudaEventDestroy(e);
+  if (dev->blas)
+    cublasDestroy(dev->blas);
+  for (cudaStream_t s : {dev->compute, dev->high, dev->low, dev->aux})
+    if (s)
+      cudaStreamDestroy(s);
+}
+
+void CudaBackend::checkPlan() const {
+  for (const Op &op : plan.ops) {
+    auto fail = [&](const std::string &why) {
+      throw PlanError(op.describe() + ": " + why);
+    };
+    std::vector<int> main = mainFloatBuffers(op);
+    for (int id : main) {
+      const Buffer &b = plan.buffers[id];
+      const Buffer &first = plan.buffers[main[0]];
+      if (!isFloatType(b.dtype))
+        fail("buffer " + std::to_string(id) + " ('" + b.name + "') is " +
+             toString(b.dtype) + "; the cuda backend computes on f32, bf16 or f16");
+      if (b.dtype != first.dtype)
+        fail("the cuda backend needs one floating-point dtype per op: buffer " +
+             std::to_string(first.id) + " is " + toString(first.dtype) +
+             " but buffer " + std::to_string(id) + " is " + toString(b.dtype));
+    }
+    for (int id : gateWeightBuffers(op))
+      if (!isFloatType(plan.buffers[id].dtype))
+        fail("gate weights (buffer " + std::to_string(id) +
+             ") must be f32, bf16 or f16");
+    for (int id : idBuffers(op))
+      if (plan.buffers[id].dtype != DType::I32)
+        fail("expert ids (buffer " + std::to_string(id) +
+             ") must be i32 on the cuda backend");
+    if (op.kind == OpKind::Copy) {
+      if (plan.buffers[op.inputs[0]].dtype != plan.buffers[op.outputs[0]].dtype)
+        fail("copy between different dtypes");
+      if (op.sizes.size() > 8)
+        fail("the cuda backend copies boxes of at most 8 dimensions");
+    }
+    if (op.kind == OpKind::AllToAll &&
+        plan.buffers[op.inputs[0]].shape.size() > 8)
+      fail("the cuda backend exchanges tensors of at most 8 dimensions");
+    if (usesSlots(op.kind)) {
+      int b = op.kind == OpKind::Dispatch ? -1 : op.kind == OpKind::CombineGrad ? 1 : 0;
+      const Buffer &buf = b < 0 ? plan.buffers[op.outputs[0]] : plan.buffers[op.inputs[b]];
+      if (buf.shape[0] > 12288)
+        fail("the cuda backend supports at most 12288 experts");
+    }
+  }
+}
+
+namespace {
+/// Compute scratch `op` needs (same carving as CudaBackend::runCompute).
+size_t computeWorkspace(const Plan &plan, const Op &op) {
+  Bump bump(nullptr, 0);
+  auto shape = [&](int id) -> const std::vector<int64_t> & {
+    return plan.buffers[id].shape;
+  };
+  auto es = [&](int id) { return static_cast<size_t>(dtypeBytes(plan.buffers[id].dtype)); };
+  switch (op.kind) {
+  case OpKind::DenseGrad: {
+    auto &dy = shape(op.inputs[0]);
+    size_t bytes = dy[0] * dy[1] * es(op.inputs[0]);
+    bump.take(bytes);
+    bump.take(bytes);
+    break;
+  }
+  case OpKind::Gate:
+  case OpKind::GateGrad: {
+    int x = op.kind == OpKind::Gate ? op.inputs[0] : op.inputs[1];
+    int wg = op.kind == OpKind::Gate ? op.inputs[1] : op.inputs[2];
+    int ids = op.kind == OpKind::Gate ? op.outputs[0] : op.inputs[3];
+    size_t t = shape(x)[0], e = shape(wg)[1], k = shape(ids)[1];
+    bump.take(t * e * 4);      // logits
+    bump.take(t * k * 4);      // f32 gate weights
+    if (op.kind == OpKind::GateGrad) {
+      bump.take(t * e * 4);          // dlogits
+      bump.take(t * e * es(x));      // dlogits in the data type
+    }
+    break;
+  }
+  case OpKind::Dispatch:
+  case OpKind::DispatchGrad:
+  case OpKind::Combine:
+  case OpKind::CombineGrad: {
+    int idsId = idBuffers(op)[0];
+    int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
+                : op.kind == OpKind::CombineGrad ? op.inputs[1]
+                                                 : op.inputs[0];
+    size_t t = shape(idsId)[0], k = shape(idsId)[1], e = shape(bufId)[0];
+    bump.take(slotWorkspaceBytes(t, k, e));
+    bump.take(t * k * 4); // slots
+    bump.take(t * k * 4); // f32 weights
+    bump.take(t * k * 4); // f32 dweights
+    break;
+  }
+  case OpKind::ExpertFfn:
+  case OpKind::ExpertFfnGrad: {
+    size_t b = op.kind == OpKind::ExpertFfn ? 0 : 1;
+    auto &in = shape(op.inputs[b]);
+    auto &w1 = shape(op.inputs[b + 1]);
+    size_t bytes = in[0] * in[1] * w1[2] * es(op.inputs[b]);
+    for (int i = 0; i < (op.kind == OpKind::ExpertFfn ? 1 : 3); ++i)
+      bump.take(bytes);
+    break;
+  }
+  default:
+    break;
+  }
+  return bump.size();
+}
+} // namespace
+
+void CudaBackend::initialize(uint64_t seed) {
+  DeviceState &d = *dev;
+  LINA_CUDA_CHECK(cudaDeviceSynchronize());
+  d.storage.assign(plan.buffers.size(), nullptr);
+  for (const Buffer &b : plan.buffers) {
+    if (b.isView())
+      continue;
+    size_t bytes = std::max<size_t>(b.numBytes(), 1);
+    LINA_CUDA_CHECK(cudaMalloc(&d.storage[b.id], bytes));
+    LINA_CUDA_CHECK(cudaMemset(d.storage[b.id], 0, bytes));
+  }
+  size_t work = 0;
+  for (const Op &op : plan.ops)
+    work = std::max(work, computeWorkspace(plan, op));
+  if (work > d.workspaceBytes) {
+    LINA_CUDA_CHECK(cudaFree(d.workspace));
+    d.workspace = nullptr;
+    LINA_CUDA_CHECK(cudaMalloc(&d.workspace, work));
+    d.workspaceBytes = work;
+  }
+  // Staging of all_to_all pieces that are not contiguous (per queue: the
+  // stream orders the ops of one queue, so they can share it).
+  size_t countsLen = 0;
+  for (const Op &op : plan.ops) {
+    if (op.kind == OpKind::AllToAllV)
+      countsLen = std::max<size_t>(countsLen, 2 * groupSize(plan, op));
+    if (op.kind != OpKind::AllToAll || groupSize(plan, op) == 1)
+      continue;
+    int q = queueOf(op) == Queue::Low ? 1 : 0;
+    if (op.splitAxis != 0)
+      d.stagingBytes[q][0] = std::max<size_t>(d.stagingBytes[q][0],
+                                              plan.buffers[op.inputs[0]].numBytes());
+    if (op.concatAxis != 0)
+      d.stagingBytes[q][1] = std::max<size_t>(d.stagingBytes[q][1],
+                                              plan.buffers[op.outputs[0]].numBytes());
+  }
+  for (int q = 0; q < 2; ++q)
+    for (int s = 0; s < 2; ++s) {
+      LINA_CUDA_CHECK(cudaFree(d.staging[q][s]));
+      d.staging[q][s] = nullptr;
+      if (d.stagingBytes[q][s])
+        LINA_CUDA_CHECK(cudaMalloc(&d.staging[q][s], d.stagingBytes[q][s]));
+    }
+  size_t errBytes = std::max<size_t>(plan.ops.size(), 1) * 2 * sizeof(uint32_t);
+  if (!d.deviceErrors) {
+    LINA_CUDA_CHECK(cudaMalloc(&d.deviceErrors, errBytes));
+    LINA_CUDA_CHECK(cudaMallocHost(&d.hostErrors, errBytes));
+  }
+  std::memset(d.hostErrors, 0xff, errBytes);
+  if (countsLen > d.hostCountsLen) {
+    LINA_CUDA_CHECK(cudaFreeHost(d.hostCounts));
+    d.hostCounts = nullptr;
+    LINA_CUDA_CHECK(cudaMallocHost(&d.hostCounts, countsLen * sizeof(int64_t)));
+    d.hostCountsLen = countsLen;
+  }
+  // The CPU backend's values, so that both compute the same step.
+  for (const Buffer &b : plan.buffers) {
+    if (b.isView() || b.init != Init::Random || !isFloatType(b.dtype))
+      continue;
+    std::vector<float> values(b.numElements());
+    fillRandom(b, rank, seed, values.data());
+    write(b.id, values);
+  }
+  LINA_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+void *CudaBackend::devicePointer(int id) const {
+  const Buffer &b = plan.buffers.at(id);
+  if (dev->storage.empty())
+    throw PlanError("cuda backend: buffers used before initialize()");
+  if (b.isView())
+    return dev->storage[b.viewBase] + b.viewOffset * dtypeBytes(b.dtype);
+  return dev->storage[b.id];
+}
+
+void CudaBackend::write(int id, const std::vector<float> &values) {
+  const Buffer &b = plan.buffers.at(id);
+  if (static_cast<int64_t>(values.size()) != b.numElements())
+    throw PlanError("cuda backend: writing " + std::to_string(values.size()) +
+                    " values into buffer " + std::to_string(id) + " of " +
+                    std::to_string(b.numElements()) + " elements");
+  void *dst = devicePointer(id);
+  size_t n = values.size();
+  if (isFloatType(b.dtype)) {
+    float *tmp = nullptr;
+    LINA_CUDA_CHECK(cudaMalloc(&tmp, std::max<size_t>(n, 1) * sizeof(float)));
+    LINA_CUDA_CHECK(cudaMemcpyAsync(tmp, values.data(), n * sizeof(float),
+                                    cudaMemcpyHostToDevice, dev->aux));
+    convert(tmp, DType::F32, dst, b.dtype, n, dev->aux);
+    LINA_CUDA_CHECK(cudaStreamSynchronize(dev->aux));
+    LINA_CUDA_CHECK(cudaFree(tmp));
+    return;
+  }
+  std::vector<char> host(b.numBytes());
+  for (size_t i = 0; i < n; ++i) {
+    if (b.dtype == DType::I32)
+      reinterpret_cast<int32_t *>(host.data())[i] = static_cast<int32_t>(values[i]);
+    else
+      reinterpret_cast<int64_t *>(host.data())[i] = static_cast<int64_t>(values[i]);
+  }
+  LINA_CUDA_CHECK(cudaMemcpyAsync(dst, host.data(), host.size(),
+                                  cudaMemcpyHostToDevice, dev->aux));
+  LINA_CUDA_CHECK(cudaStreamSynchronize(dev->aux));
+}
+
+std::vector<float> CudaBackend::read(int id) const {
+  const Buffer &b = plan.buffers.at(id);
+  size_t n = b.numElements();
+  std::vector<float> out(n);
+  const void *src = devicePointer(id);
+  LINA_CUDA_CHECK(cudaDeviceSynchronize());
+  if (isFloatType(b.dtype)) {
+    float *tmp = nullptr;
+    LINA_CUDA_CHECK(cudaMalloc(&tmp, std::max<size_t>(n, 1) * sizeof(float)));
+    convert(src, b.dtype, tmp, DType::F32, n, dev->aux);
+    LINA_CUDA_CHECK(cudaMemcpyAsync(out.data(), tmp, n * sizeof(float),
+                                    cudaMemcpyDeviceToHost, dev->aux));
+    LINA_CUDA_CHECK(cudaStreamSynchronize(dev->aux));
+    LINA_CUDA_CHECK(cudaFree(tmp));
+    return out;
+  }
+  std::vector<char> host(b.numBytes());
+  LINA_CUDA_CHECK(cudaMemcpyAsync(host.data(), src, host.size(),
+                                  cudaMemcpyDeviceToHost, dev->aux));
+  LINA_CUDA_CHECK(cudaStreamSynchronize(dev->aux));
+  for (size_t i = 0; i < n; ++i)
+    out[i] = b.dtype == DType::I32
+                 ? static_cast<float>(reinterpret_cast<int32_t *>(host.data())[i])
+                 : static_cast<float>(reinterpret_cast<int64_t *>(host.data())[i]);
+  return out;
+}
+
+double CudaBackend::now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch)
+      .count();
+}
+
+//===----------------------------------------------------------------------===//
+// Execution
+//===----------------------------------------------------------------------===//
+
+void CudaBackend::start(const Op &op) {
+  if (dev->storage.empty())
+    throw PlanError("cuda backend: start() before initialize()");
+  cudaStream_t stream = !op.isCollective()              ? dev->compute
+                        : queueOf(op) == Queue::Low ? dev->low
+                                                        : dev->high;
+  try {
+    if (op.isCollective())
+      runCollective(op);
+    else
+      runCompute(op);
+  } catch (const PlanError &e) {
+    throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
+                    ": " + e.what());
+  } catch (const CudaError &e) {
+    throw CudaError(std::string(e.what()) + " (in " + op.describe() + ")");
+  }
+  LINA_CUDA_CHECK(cudaEventRecord(dev->events[op.id], stream));
+  dev->startedAt[op.id] = now();
+  dev->inFlight.push_back(op.id);
+}
+
+void CudaBackend::runCompute(const Op &op) {
+  DeviceState &d = *dev;
+  cudaStream_t s = d.compute;
+  Bump bump(d.workspace, d.workspaceBytes);
+  auto ptr = [&](int id) { return devicePointer(id); };
+  auto in = [&](size_t i) { return ptr(op.inputs[i]); };
+  auto out = [&](size_t i) { return ptr(op.outputs[i]); };
+  auto shape = [&](int id) -> const std::vector<int64_t> & {
+    return plan.buffers[id].shape;
+  };
+  auto dtype = [&](int id) { return plan.buffers[id].dtype; };
+  auto ids = [&](int id) { return static_cast<const int32_t *>(ptr(id)); };
+  /// f32 view of gate weights: the buffer itself or a converted copy.
+  auto weightsIn = [&](int id, int64_t n) -> const float * {
+    if (dtype(id) == DType::F32) {
+      bump.take(n * 4);
+      return static_cast<const float *>(ptr(id));
+    }
+    float *tmp = bump.take<float>(n * 4);
+    convert(ptr(id), dtype(id), tmp, DType::F32, n, s);
+    return tmp;
+  };
+  auto weightsOut = [&](int id, int64_t n) -> float * {
+    float *tmp = bump.take<float>(n * 4);
+    return dtype(id) == DType::F32 ? static_cast<float *>(ptr(id)) : tmp;
+  };
+  auto weightsDone = [&](int id, float *f, int64_t n) {
+    if (dtype(id) != DType::F32)
+      convert(f, DType::F32, ptr(id), dtype(id), n, s);
+  };
+
+  switch (op.kind) {
+  case OpKind::Dense: {
+    auto &x = shape(op.inputs[0]), &w = shape(op.inputs[1]);
+    DType t = dtype(op.inputs[0]);
+    gemm(d.blas, false, false, x[0], w[1], x[1], in(0), in(1), t, out(0), t);
+    activationForward(op.activation, out(0), out(0), t, x[0] * w[1], s);
+    break;
+  }
+  case OpKind::DenseGrad: {
+    auto &x = shape(op.inputs[1]), &w = shape(op.inputs[2]);
+    DType t = dtype(op.inputs[0]);
+    int64_t n = x[0] * w[1], es = dtypeBytes(t);
+    void *z = bump.take(n * es), *dz = bump.take(n * es);
+    const void *g = in(0);
+    if (op.activation != Activation::None) {
+      gemm(d.blas, false, false, x[0], w[1], x[1], in(1), in(2), t, z, t);
+      activationBackward(op.activation, z, in(0), dz, t, n, s);
+      g = dz;
+    }
+    gemm(d.blas, false, true, x[0], x[1], w[1], g, in(2), t, out(0), t);
+    gemm(d.blas, true, false, x[1], w[1], x[0], in(1), g, t, out(1), t);
+    break;
+  }
+  case OpKind::Gate: {
+    auto &x = shape(op.inputs[0]);
+    int64_t tokens = x[0], e = op.numExperts, k = op.topK;
+    float *logits = bump.take<float>(tokens * e * 4);
+    gemm(d.blas, false, false, tokens, e, x[1], in(0), in(1), dtype(op.inputs[0]),
+         logits, DType::F32);
+    float *weights = weightsOut(op.outputs[1], tokens * k);
+    gateTopK(logits, static_cast<int32_t *>(out(0)), weights, tokens, e, k, s);
+    weightsDone(op.outputs[1], weights, tokens * k);
+    break;
+  }
+  case OpKind::GateGrad: {
+    auto &x = shape(op.inputs[1]), &w = shape(op.inputs[2]),
+         &id = shape(op.inputs[3]);
+    int64_t tokens = x[0], hidden = x[1], e = w[1], k = id[1];
+    DType t = dtype(op.inputs[1]);
+    float *logits = bump.take<float>(tokens * e * 4);
+    gemm(d.blas, false, false, tokens, e, hidden, in(1), in(2), t, logits,
+         DType::F32);
+    const float *dweights = weightsIn(op.inputs[0], tokens * k);
+    float *dlogits = bump.take<float>(tokens * e * 4);
+    gateGradLogits(logits, dweights, ids(op.inputs[3]), dlogits, tokens, e, k, s);
+    void *dl = bump.take(tokens * e * dtypeBytes(t));
+    if (t == DType::F32)
+      dl = dlogits;
+    else
+      convert(dlogits, DType::F32, dl, t, tokens * e, s);
+    gemm(d.blas, false, true, tokens, hidden, e, dl, in(2), t, out(0), t);
+    gemm(d.blas, true, false, hidden, e, tokens, in(1), dl, t, out(1), t);
+    break;
+  }
+  case OpKind::Dispatch:
+  case OpKind::DispatchGrad:
+  case OpKind::Combine:
+  case OpKind::CombineGrad: {
+    int idsId = idBuffers(op)[0];
+    int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
+                : op.kind == OpKind::CombineGrad ? op.inputs[1]
+                                                 : op.inputs[0];
+    auto &id = shape(idsId), &b = shape(bufId);
+    int64_t tokens = id[0], k = id[1], e = b[0], cap = b[1], hidden = b[2];
+    DType t = dtype(bufId);
+    void *work = bump.take(slotWorkspaceBytes(tokens, k, e));
+    int32_t *slots = bump.take<int32_t>(tokens * k * 4);
+    uint32_t *err = d.deviceErrors + 2 * op.id;
+    assignSlots(ids(idsId), tokens, k, e, cap, work, slots, err, s);
+    LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostErrors + 2 * op.id, err,
+                                    2 * sizeof(uint32_t),
+                                    cudaMemcpyDeviceToHost, s));
+    if (op.kind == OpKind::Dispatch) {
+      dispatch(in(0), ids(idsId), slots, out(0), t, tokens, k, hidden, e, cap, s);
+    } else if (op.kind == OpKind::DispatchGrad) {
+      dispatchGrad(in(0), ids(idsId), slots, out(0), t, tokens, k, hidden, e,
+                   cap, s);
+    } else if (op.kind == OpKind::Combine) {
+      const float *w = weightsIn(op.inputs[2], tokens * k);
+      combine(in(0), ids(idsId), slots, w, out(0), t, tokens, k, hidden, e, cap,
+              s);
+    } else {
+      const float *w = weightsIn(op.inputs[3], tokens * k);
+      float *dw = weightsOut(op.outputs[1], tokens * k);
+      combineGrad(in(0), in(1), ids(idsId), slots, w, out(0), dw, t, tokens, k,
+                  hidden, e, cap, s);
+      weightsDone(op.outputs[1], dw, tokens * k);
+    }
+    break;
+  }
+  case OpKind::ExpertFfn: {
+    auto &x = shape(op.inputs[0]), &w1 = shape(op.inputs[1]);
+    int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
+    DType t = dtype(op.inputs[0]);
+    void *z = bump.take(el * n * f * dtypeBytes(t));
+    gemm(d.blas, false, false, n, f, h, in(0), in(1), t, z, t, el, n * h, h * f,
+         n * f);
+    activationForward(op.activation, z, z, t, el * n * f, s);
+    gemm(d.blas, false, false, n, h, f, z, in(2), t, out(0), t, el, n * f, f * h,
+         n * h);
+    break;
+  }
+  case OpKind::ExpertFfnGrad: {
+    auto &x = shape(op.inputs[1]), &w1 = shape(op.inputs[2]);
+    int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
+    DType t = dtype(op.inputs[1]);
+    int64_t bytes = el * n * f * dtypeBytes(t);
+    void *z = bump.take(bytes), *a = bump.take(bytes), *dz = bump.take(bytes);
+    const void *dy = in(0), *x0 = in(1), *W1 = in(2), *W2 = in(3);
+    gemm(d.blas, false, false, n, f, h, x0, W1, t, z, t, el, n * h, h * f, n * f);
+    activationForward(op.activation, z, a, t, el * n * f, s);
+    // dw2 = a^T dy; da = dy w2^T; dz = da * act'(z); dw1 = x^T dz; dx = dz w1^T.
+    gemm(d.blas, true, false, f, h, n, a, dy, t, out(2), t, el, n * f, n * h,
+         f * h);
+    gemm(d.blas, false, true, n, f, h, dy, W2, t, dz, t, el, n * h, f * h, n * f);
+    activationBackward(op.activation, z, dz, dz, t, el * n * f, s);
+    gemm(d.blas, true, false, h, f, n, x0, dz, t, out(1), t, el, n * h, n * f,
+         h * f);
+    gemm(d.blas, false, true, n, h, f, dz, W1, t, out(0), t, el, n * f, h * f,
+         n * h);
+    break;
+  }
+  case OpKind::Add:
+    add(in(0), in(1), out(0), dtype(op.outputs[0]),
+        plan.buffers[op.outputs[0]].numElements(), s);
+    break;
+  case OpKind::Copy: {
+    const Buffer &src = plan.buffers[op.inputs[0]];
+    const Buffer &dst = plan.buffers[op.outputs[0]];
+    copyBox(in(0), src.shape, op.srcOffsets, out(0), dst.shape, op.dstOffsets,
+            op.sizes, dtypeBytes(src.dtype), s);
+    break;
+  }
+  default:
+    throw PlanError("not a compute op");
+  }
+}
+
+void CudaBackend::runCollective(const Op &op) {
+  DeviceState &d = *dev;
+  bool low = queueOf(op) == Queue::Low;
+  cudaStream_t s = low ? d.low : d.high;
+  const Buffer &in = plan.buffers[op.inputs[0]];
+  const Buffer &out = plan.buffers[op.outputs[0]];
+  void *src = devicePointer(in.id), *dst = devicePointer(out.id);
+  int n = groupSize(plan, op);
+
+  if (op.kind == OpKind::AllToAllV) {
+    // Counts live on the device; their producers have completed (the
+    // scheduler starts an op only after its dependencies), so this copy
+    // does not wait on other work.
+    LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts, devicePointer(op.inputs[1]),
+                                    n * sizeof(int64_t),
+                                    cudaMemcpyDeviceToHost, d.aux));
+    LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts + n, devicePointer(op.inputs[2]),
+                                    n * sizeof(int64_t),
+                                    cudaMemcpyDeviceToHost, d.aux));
+    LINA_CUDA_CHECK(cudaStreamSynchronize(d.aux));
+    const int64_t *sc = d.hostCounts, *rc = d.hostCounts + n;
+    size_t rowBytes = in.shape[0] ? in.numBytes() / in.shape[0] : 0;
+    std::vector<size_t> sb, so, rb, ro;
+    int64_t sendRows = 0, recvRows = 0;
+    for (int i = 0; i < n; ++i) {
+      if (sc[i] < 0 || rc[i] < 0)
+        throw PlanError("negative count");
+      so.push_back(sendRows * rowBytes);
+      ro.push_back(recvRows * rowBytes);
+      sb.push_back(sc[i] * rowBytes);
+      rb.push_back(rc[i] * rowBytes);
+      sendRows += sc[i];
+      recvRows += rc[i];
+    }
+    if (sendRows > in.shape[0] || recvRows > out.shape[0])
+      throw PlanError("counts need " + std::to_string(sendRows) +
+                      " rows to send and " + std::to_string(recvRows) +
+                      " to receive; buffers hold " + std::to_string(in.shape[0]) +
+                      " and " + std::to_string(out.shape[0]));
+    if (n == 1 && sendRows != recvRows)
+      throw PlanError("inconsistent counts for one rank");
+    LINA_CUDA_CHECK(cudaMemsetAsync(dst, 0, out.numBytes(), s));
+    if (n == 1)
+      LINA_CUDA_CHECK(cudaMemcpyAsync(dst, src, sendRows * rowBytes,
+                                      cudaMemcpyDeviceToDevice, s));
+    else
+      allToAllV(comms->get(op.group, low), src, sb, so, dst, rb, ro, s);
+    return;
+  }
+
+  if (n == 1) {
+    if (dst != src)
+      LINA_CUDA_CHECK(cudaMemcpyAsync(dst, src, in.numBytes(),
+                                      cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  ncclComm_t comm = comms->get(op.group, low);
+  if (op.kind == OpKind::AllReduce) {
+    LINA_NCCL_CHECK(ncclAllReduce(src, dst, in.numElements(), ncclType(in.dtype),
+                                  ncclOp(op.reduction), comm, s));
+    return;
+  }
+  // Uniform all_to_all: pieces along split_axis go to the group ranks in
+  // order; received pieces are concatenated along concat_axis. Pieces are
+  // contiguous when the axis is 0; otherwise they are staged.
+  int q = low ? 1 : 0;
+  int64_t es = dtypeBytes(in.dtype);
+  size_t pieceBytes = in.numBytes() / n;
+  const void *send = src;
+  if (op.splitAxis != 0) {
+    std::vector<int64_t> piece = in.shape, zero(in.shape.size(), 0);
+    piece[op.splitAxis] /= n;
+    for (int i = 0; i < n; ++i) {
+      std::vector<int64_t> offs(piece.size(), 0);
+      offs[op.splitAxis] = i * piece[op.splitAxis];
+      copyBox(src, in.shape, offs, d.staging[q][0] + i * pieceBytes, piece, zero,
+              piece, es, s);
+    }
+    send = d.staging[q][0];
+  }
+  void *recv = op.concatAxis != 0 ? d.staging[q][1] : dst;
+  allToAll(comm, n, send, recv, pieceBytes, s);
+  if (op.concatAxis != 0) {
+    std::vector<int64_t> piece = out.shape, zero(out.shape.size(), 0);
+    piece[op.concatAxis] /= n;
+    for (int j = 0; j < n; ++j) {
+      std::vector<int64_t> offs(piece.size(), 0);
+      offs[op.concatAxis] = j * piece[op.concatAxis];
+      copyBox(d.staging[q][1] + j * pieceBytes, piece, zero, dst, out.shape, offs,
+              piece, es, s);
+    }
+  }
+}
+
+void CudaBackend::checkCompleted(const Op &op) {
+  if (!usesSlots(op.kind))
+    return;
+  const uint32_t *err = dev->hostErrors + 2 * op.id;
+  if (err[0] == 0xffffffffu)
+    return;
+  int64_t tokens = plan.buffers[idBuffers(op)[0]].shape[0];
+  int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
+              : op.kind == OpKind::CombineGrad ? op.inputs[1]
+                                               : op.inputs[0];
+  throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
+                  ": token " + std::to_string(err[0] % tokens) +
+                  " is routed to expert " +
+                  std::to_string(static_cast<int32_t>(err[1])) + ", outside [0, " +
+                  std::to_string(plan.buffers[bufId].shape[0]) + ")");
+}
+
+std::vector<int> CudaBackend::waitAny() {
+  DeviceState &d = *dev;
+  if (d.inFlight.empty())
+    throw PlanError("cuda backend: waiting with nothing in flight");
+  for (unsigned spin = 0;; ++spin) {
+    std::vector<int> done;
+    for (size_t i = 0; i < d.inFlight.size();) {
+      int id = d.inFlight[i];
+      cudaError_t state = cudaEventQuery(d.events[id]);
+      if (state == cudaErrorNotReady) {
+        ++i;
+        continue;
+      }
+      if (state != cudaSuccess)
+        throw CudaError("rank " + std::to_string(rank) + ": " +
+                        plan.ops[id].describe() + " failed on the device: " +
+                        describe(state));
+      done.push_back(id);
+      d.inFlight.erase(d.inFlight.begin() + i);
+    }
+    if (!done.empty()) {
+      for (int id : done)
+        checkCompleted(plan.ops[id]);
+      return done;
+    }
+    // Watchdog and asynchronous NCCL errors, every ~1000 polls.
+    if (spin % 1024 == 1023) {
+      std::string problem = comms->asyncError();
+      double t = now();
+      for (int id : d.inFlight) {
+        const Op &op = plan.ops[id];
+        if (problem.empty() && op.isCollective() && t - d.startedAt[id] > timeout)
+          problem = op.describe() + " in group '" + op.group +
+                    "' did not complete within " + std::to_string(timeout) +
+                    " s (a rank is missing, stuck, or disagrees on the plan)";
+      }
+      if (!problem.empty()) {
+        std::string msg = "rank " + std::to_string(rank) + ": " + problem;
+        comms->abortAll();
+#ifdef LINA_HAVE_MPI
+        int initialized = 0, finalized = 0;
+        MPI_Initialized(&initialized);
+        MPI_Finalized(&finalized);
+        if (initialized && !finalized && plan.worldSize > 1) {
+          std::fprintf(stderr, "lina-run: error: %s; aborting\n", msg.c_str());
+          std::fflush(stderr);
+          MPI_Abort(MPI_COMM_WORLD, 3);
+        }
+#endif
+        throw CudaError(msg);
+      }
+    }
+    if (spin < 256)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(10));
+  }
+}
