@@ -49,6 +49,7 @@ std::string lina::rt::cuda::describe(cudaError_t err) {
 
 std::string lina::rt::cuda::describe(cublasStatus_t status) {
   return std::string(cublasGetStatusString(status)) + " (" +
+         cublasGetStatusName(status) + " = " +
          std::to_string(static_cast<int>(status)) + ")";
 }
 

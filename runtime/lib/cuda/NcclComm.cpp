@@ -41,8 +41,7 @@ int lina::rt::cuda::localRank() {
 int lina::rt::cuda::selectDevice(int local) {
   std::string why;
   if (!cudaAvailable(&why))
-    throw NoGpuError("rank " + std::to_string(errorRank()) +
-                     ": no CUDA GPU: " + why);
+    throw NoGpuError("no CUDA GPU: " + why);
   int count = 0;
   LINA_CUDA_CHECK(cudaGetDeviceCount(&count));
   int device = local % count;
