@@ -2,9 +2,9 @@
 //
 // Part of the Lina project.
 //
-// lina-run PLAN [--backend cpu] [--steps N] [--warmup W] [--policy lina|fifo]
+// lina-run PLAN [--backend cpu|cuda] [--steps N] [--warmup W] [--policy lina|fifo]
 //          [--credit-bytes B] [--trace out.json] [--check [--baseline PLAN2]]
-//          [--seed S] [--timeout SEC] [--dump] [--quiet]
+//          [--baseline-backend B] [--seed S] [--timeout SEC] [--dump] [--quiet]
 //
 // Launched with `mpirun -np R`, R equal to the plan's world size.
 //
@@ -13,7 +13,11 @@
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
+#include "lina/rt/Simulator.h"
 #include "lina/rt/Trace.h"
+#ifdef LINA_HAVE_CUDA
+#include "lina/rt/cuda/CudaBackend.h"
+#endif
 
 #ifdef LINA_HAVE_MPI
 #include <mpi.h>
@@ -37,7 +41,7 @@ using namespace lina::rt;
 namespace {
 const char *kUsage =
     "usage: lina-run PLAN [options]   (launch with: mpirun -np <world size> lina-run ...)\n"
-    "  --backend cpu          backend (cpu; sim and cuda where built)\n"
+    "  --backend NAME         backend: cpu, or cuda where built (default cpu)\n"
     "  --steps N              timed steps (default 10)\n"
     "  --warmup N             untimed steps first (default 2)\n"
     "  --policy lina|fifo     collective issue policy (default lina)\n"
@@ -45,14 +49,74 @@ const char *kUsage =
     "  --trace FILE           write a Chrome-trace/Perfetto timeline of the last step\n"
     "  --check                compare outputs with a baseline run (see --baseline)\n"
     "  --baseline PLAN2       baseline for --check (default: this plan, fifo policy)\n"
+    "  --baseline-backend B   backend of the --check baseline (default: --backend)\n"
     "  --tolerance R          --check relative tolerance (default 1e-4; absolute 1e-5)\n"
     "  --seed S               seed of the inputs and weights (default 1)\n"
     "  --timeout SEC          watchdog for a collective (default 120)\n"
     "  --dump                 print the plan as a table and exit\n"
-    "  --quiet                only the summary\n";
+    "  --quiet                only the summary\n"
+    "  --cluster FILE         sim: the cluster to simulate (JSON, docs/COST_MODEL.md)\n"
+    "  --contention-free      sim: every collective alone on the network (lower bound)\n"
+    "The sim backend runs in one process (no mpirun); world size from the plan.\n";
+
+//===----------------------------------------------------------------------===//
+// Backend factory: the one place that names the concrete backends.
+//===----------------------------------------------------------------------===//
+
+/// What lina-run needs of a backend besides the scheduler's interface.
+class RunBackend : public Backend {
+public:
+  virtual void initialize(uint64_t seed) = 0;
+  virtual std::vector<float> read(int id) const = 0;
+};
+
+template <typename Impl> class RunBackendOf final : public RunBackend {
+public:
+  RunBackendOf(const Plan &plan, int rank, double timeout)
+      : impl(plan, rank, timeout) {}
+  void initialize(uint64_t seed) override { impl.initialize(seed); }
+  std::vector<float> read(int id) const override { return impl.read(id); }
+  void start(const Op &op) override { impl.start(op); }
+  std::vector<int> waitAny() override { return impl.waitAny(); }
+  double now() override { return impl.now(); }
+
+private:
+  Impl impl;
+};
+
+std::string availableBackends() {
+#ifdef LINA_HAVE_CUDA
+  return "cpu, cuda";
+#else
+  return "cpu";
+#endif
+}
+
+bool backendAvailable(const std::string &name) {
+#ifdef LINA_HAVE_CUDA
+  if (name == "cuda")
+    return true;
+#endif
+  return name == "cpu";
+}
+
+std::unique_ptr<RunBackend> makeBackend(const std::string &name,
+                                        const Plan &plan, int rank,
+                                        double timeout) {
+#ifdef LINA_HAVE_CUDA
+  if (name == "cuda")
+    return std::make_unique<RunBackendOf<cuda::CudaBackend>>(plan, rank, timeout);
+#endif
+  if (name == "cpu")
+    return std::make_unique<RunBackendOf<CpuBackend>>(plan, rank, timeout);
+  throw PlanError("backend '" + name + "' is not available in this build");
+}
 
 struct Options {
   std::string plan, backend = "cpu", policy = "lina", trace, baseline;
+  std::string baselineBackend;
+  std::string cluster;          ///< sim: cluster description
+  bool contentionFree = false;  ///< sim: no bandwidth sharing (lower bound)
   int steps = 10, warmup = 2;
   int64_t creditBytes = 0;
   bool check = false, dump = false, quiet = false;
@@ -94,6 +158,8 @@ Options parseArgs(int argc, char **argv) {
       std::cout << kUsage;
       std::exit(0);
     } else if (a == "--backend") o.backend = value();
+    else if (a == "--cluster") o.cluster = value();
+    else if (a == "--contention-free") o.contentionFree = true;
     else if (a == "--steps") o.steps = static_cast<int>(parseInt(a, value(), 1));
     else if (a == "--warmup") o.warmup = static_cast<int>(parseInt(a, value(), 0));
     else if (a == "--policy") o.policy = value();
@@ -101,6 +167,7 @@ Options parseArgs(int argc, char **argv) {
     else if (a == "--trace") o.trace = value();
     else if (a == "--check") o.check = true;
     else if (a == "--baseline") o.baseline = value();
+    else if (a == "--baseline-backend") o.baselineBackend = value();
     else if (a == "--tolerance") o.tolerance = parseDouble(a, value());
     else if (a == "--seed") o.seed = static_cast<uint64_t>(parseInt(a, value(), 0));
     else if (a == "--timeout") o.timeout = parseDouble(a, value());
@@ -112,12 +179,25 @@ Options parseArgs(int argc, char **argv) {
   }
   if (o.plan.empty())
     usageError("no plan given");
-  if (o.backend != "cpu")
-    usageError("backend '" + o.backend + "' is not available in this build "
-               "(available: cpu)");
+  if (o.baselineBackend.empty())
+    o.baselineBackend = o.backend;
+  if (o.backend == "sim") {
+    if (o.cluster.empty())
+      usageError("--backend sim needs --cluster FILE (see examples/clusters)");
+    if (o.check)
+      usageError("--check compares numerics; the sim backend computes none");
+  } else if (!o.cluster.empty() || o.contentionFree) {
+    usageError("--cluster and --contention-free are options of --backend sim");
+  }
+  for (const std::string &b : {o.backend, o.baselineBackend})
+    if (b != "sim" && !backendAvailable(b))
+      usageError("backend '" + b + "' is not available in this build "
+                 "(available: " + availableBackends() + ")");
   parsePolicy(o.policy);
   if (!o.baseline.empty() && !o.check)
     usageError("--baseline needs --check");
+  if (o.baselineBackend != o.backend && !o.check)
+    usageError("--baseline-backend needs --check");
   return o;
 }
 
@@ -210,15 +290,56 @@ std::vector<std::vector<OpInterval>> gather(World &w,
 
 /// Runs `plan` once and returns its outputs.
 std::vector<std::vector<float>> runOnce(const Plan &plan, const Options &o,
+                                        const std::string &backendName,
                                         Policy policy, int rank) {
-  CpuBackend backend(plan, rank, o.timeout);
-  backend.initialize(o.seed);
+  std::unique_ptr<RunBackend> backend =
+      makeBackend(backendName, plan, rank, o.timeout);
+  backend->initialize(o.seed);
   Scheduler scheduler(plan, {policy, o.creditBytes});
-  scheduler.run(backend);
+  scheduler.run(*backend);
   std::vector<std::vector<float>> outs;
   for (int id : plan.outputs)
-    outs.push_back(backend.read(id));
+    outs.push_back(backend->read(id));
   return outs;
+}
+
+/// --backend sim: one process simulates every rank of the plan on the
+/// cluster; the same summary and trace as the real backends.
+int runSimulated(World &w, const Options &o, const Plan &plan) {
+  if (w.rank != 0)
+    return 0;
+  std::string error;
+  auto cluster = lina::ClusterSpec::fromFile(o.cluster, error);
+  if (!cluster)
+    throw PlanError(error);
+  SimOptions sim;
+  sim.scheduler = {parsePolicy(o.policy), o.creditBytes};
+  sim.contentionFree = o.contentionFree;
+  SimResult r = simulate(plan, *cluster, sim);
+  if (!o.quiet)
+    std::printf("lina-run: %s, %d simulated ranks on %s, backend sim, policy "
+                "%s%s, %zu ops\n"
+                "step   0: %9.3f ms  all_to_all blocked %8.3f ms  all_to_all "
+                "%8.3f ms  all_reduce %8.3f ms\n",
+                o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
+                o.policy.c_str(), o.contentionFree ? " (contention-free)" : "",
+                plan.ops.size(), r.stepTime * 1e3, r.meanAllToAllBlocked * 1e3,
+                r.meanAllToAllTime * 1e3, r.meanAllReduceTime * 1e3);
+  // The simulation is deterministic: every step is the same.
+  std::printf("summary: policy=%s steps=1 step_ms=%.3f min_step_ms=%.3f "
+              "a2a_blocked_ms=%.3f a2a_ms=%.3f allreduce_ms=%.3f\n",
+              o.policy.c_str(), r.stepTime * 1e3, r.stepTime * 1e3,
+              r.meanAllToAllBlocked * 1e3, r.meanAllToAllTime * 1e3,
+              r.meanAllReduceTime * 1e3);
+  if (!o.trace.empty()) {
+    std::vector<std::vector<OpInterval>> timelines;
+    for (const StepStats &s : r.ranks)
+      timelines.push_back(s.timeline);
+    writeChromeTrace(o.trace, plan, timelines);
+    if (!o.quiet)
+      std::printf("trace: %s\n", o.trace.c_str());
+  }
+  return 0;
 }
 
 int run(World &w, const Options &o) {
@@ -228,6 +349,8 @@ int run(World &w, const Options &o) {
       std::cout << dumpPlan(plan);
     return 0;
   }
+  if (o.backend == "sim")
+    return runSimulated(w, o, plan);
   if (plan.worldSize != w.size)
     throw PlanError("the plan '" + o.plan + "' is for " +
                     std::to_string(plan.worldSize) + " ranks, but " +
@@ -235,7 +358,9 @@ int run(World &w, const Options &o) {
                     std::to_string(plan.worldSize) + ")");
   Policy policy = parsePolicy(o.policy);
   w.timeout = o.timeout;
-  CpuBackend backend(plan, w.rank, o.timeout);
+  std::unique_ptr<RunBackend> backendPtr =
+      makeBackend(o.backend, plan, w.rank, o.timeout);
+  RunBackend &backend = *backendPtr;
   backend.initialize(o.seed);
   Scheduler scheduler(plan, {policy, o.creditBytes});
 
@@ -285,7 +410,7 @@ int run(World &w, const Options &o) {
     return 0;
 
   // Compare with the baseline on identical inputs and weights.
-  auto mine = runOnce(plan, o, policy, w.rank);
+  auto mine = runOnce(plan, o, o.backend, policy, w.rank);
   std::unique_ptr<Plan> basePlan;
   if (!o.baseline.empty()) {
     basePlan = std::make_unique<Plan>(loadPlan(o.baseline));
@@ -295,7 +420,7 @@ int run(World &w, const Options &o) {
                       std::to_string(w.size));
   }
   const Plan &bp = basePlan ? *basePlan : plan;
-  auto theirs = runOnce(bp, o, Policy::Fifo, w.rank);
+  auto theirs = runOnce(bp, o, o.baselineBackend, Policy::Fifo, w.rank);
   std::string problem;
   if (mine.size() != theirs.size())
     problem = "the plans return " + std::to_string(mine.size()) + " and " +
@@ -319,13 +444,16 @@ int run(World &w, const Options &o) {
   maxAbs = w.max(maxAbs);
   worst = w.max(worst);
   bool pass = bad == 0 && worst <= 1.0;
+  std::string baselineName = o.baseline.empty() ? "the fifo policy" : o.baseline;
+  if (o.baselineBackend != o.backend)
+    baselineName += " on backend " + o.baselineBackend;
   if (w.rank == 0) {
     if (!problem.empty())
       std::printf("check: FAIL: %s\n", problem.c_str());
     std::printf("check: %zu outputs vs %s: max abs error %.3g "
                 "(tolerance %.0e relative + 1e-05 absolute): %s\n",
                 mine.size(),
-                o.baseline.empty() ? "the fifo policy" : o.baseline.c_str(),
+                baselineName.c_str(),
                 maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
   }
   return pass ? 0 : 1;
