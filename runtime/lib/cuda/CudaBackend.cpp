@@ -283,14 +283,19 @@ size_t computeWorkspace(const Plan &plan, const Op &op) {
 void CudaBackend::initialize(uint64_t seed) {
   DeviceState &d = *dev;
   LINA_CUDA_CHECK(cudaDeviceSynchronize());
+  for (char *p : d.storage)
+    LINA_CUDA_CHECK(cudaFree(p));
   d.storage.assign(plan.buffers.size(), nullptr);
   for (const Buffer &b : plan.buffers) {
     if (b.isView())
       continue;
     size_t bytes = std::max<size_t>(b.numBytes(), 1);
     LINA_CUDA_CHECK(cudaMalloc(&d.storage[b.id], bytes));
-    LINA_CUDA_CHECK(cudaMemset(d.storage[b.id], 0, bytes));
+    // On the backend's own (non-blocking) stream: the legacy default
+    // stream would not order this before the writes below.
+    LINA_CUDA_CHECK(cudaMemsetAsync(d.storage[b.id], 0, bytes, d.aux));
   }
+  LINA_CUDA_CHECK(cudaStreamSynchronize(d.aux));
   size_t work = 0;
   for (const Op &op : plan.ops)
     work = std::max(work, computeWorkspace(plan, op));
