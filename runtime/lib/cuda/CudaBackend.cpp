@@ -432,6 +432,27 @@ void CudaBackend::start(const Op &op) {
   cudaStream_t stream = !op.isCollective()              ? dev->compute
                         : queueOf(op) == Queue::Low ? dev->low
                                                         : dev->high;
+  // The scheduler starts an op only after its dependencies completed, so
+  // these waits cost nothing on the device; they keep cross-stream order
+  // explicit (explicit deps and the producers of the inputs, or of their
+  // base buffer).
+  auto waitFor = [&](int producer) {
+    if (producer < 0 || producer >= op.id)
+      return;
+    const Op &dep = plan.ops[producer];
+    bool sameStream = !dep.isCollective() && !op.isCollective();
+    sameStream |= dep.isCollective() && op.isCollective() &&
+                  queueOf(dep) == queueOf(op);
+    if (!sameStream)
+      LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[producer], 0));
+  };
+  for (int dep : op.deps)
+    waitFor(dep);
+  for (int id : op.inputs) {
+    waitFor(plan.producers[id]);
+    if (plan.buffers[id].isView())
+      waitFor(plan.producers[plan.buffers[id].viewBase]);
+  }
   try {
     if (op.isCollective())
       runCollective(op);
