@@ -3,12 +3,13 @@
 // Part of the Lina project.
 //
 // Emits the plan format of docs/PLAN.md from a module holding one lina.grid
-// and a straight-line function of lina, arith and tensor ops. Tensor
-// reshapes and contiguous slices become zero-copy views; non-contiguous
-// slices and concatenations become box copies; concatenations of op
-// results along the outermost non-unit dimension are built in place (the
-// producers write views of the concatenated buffer), which is how a
-// partitioned all_reduce reduces one gradient buffer in place.
+// and a straight-line function of lina, arith.addf and tensor reshape,
+// slice and concat ops. Tensor reshapes and contiguous slices become
+// zero-copy views; non-contiguous slices and concatenations become box
+// copies; concatenations of op results along the outermost non-unit
+// dimension are built in place (the producers write views of the
+// concatenated buffer), which is how a partitioned all_reduce reduces one
+// gradient buffer in place.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,17 +23,27 @@
 
 namespace mlir::lina {
 
+/// What the plan's "mode" field says.
+enum class PlanMode {
+  /// "train" if the function has a *_grad op, else "infer".
+  Auto,
+  Train,
+  Infer,
+};
+
 struct PlanEmitterOptions {
   /// Function to emit; empty selects the only public function.
   std::string function;
+  PlanMode mode = PlanMode::Auto;
 };
 
 /// Writes the plan of `module` to `os`; on error reports a diagnostic at the
-/// offending op and returns failure.
+/// offending op and returns failure (nothing is written then).
 LogicalResult emitPlan(ModuleOp module, llvm::raw_ostream &os,
                        const PlanEmitterOptions &options = {});
 
-/// Registers the `--lina-to-plan` translation.
+/// Registers the `--lina-to-plan` translation and its options
+/// (`--lina-plan-function`, `--lina-plan-mode`).
 void registerToPlanTranslation();
 
 } // namespace mlir::lina
