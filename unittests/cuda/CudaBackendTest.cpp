@@ -92,19 +92,23 @@ TEST(CudaBackend, AllTokensToOneExpertPairAndEmptyExperts) {
   expectSameOutputs(plan, gpu, cpu);
 }
 
-TEST(CudaBackend, Bf16StepRunsAndStaysFinite) {
+TEST(CudaBackend, Bf16StepFollowsTheF32Step) {
   LINA_REQUIRE_GPU();
-  nlohmann::json j = loadJson("moe_train_1rank.json");
-  for (auto &b : j["buffers"])
+  // With a zero router every logit ties in any precision, so bf16 and f32
+  // route identically and differ only by bf16 storage (2^-9 relative per
+  // rounding, over a few ops): 0.05 absolute + 5% relative.
+  nlohmann::json f32 = loadJson("moe_train_1rank.json");
+  f32["buffers"][1]["init"] = "zero";
+  nlohmann::json bf16 = f32;
+  for (auto &b : bf16["buffers"])
     if (b["dtype"] == "f32")
       b["dtype"] = "bf16";
-  Plan plan = parsePlan(j.dump(), "moe_train_bf16");
+  Plan plan = parsePlan(bf16.dump(), "moe_train_bf16");
   auto gpu = runPlan<CudaBackend>(plan, Policy::Lina);
-  auto cpu = runPlan<CpuBackend>(
-      parsePlan(loadJson("moe_train_1rank.json").dump(), "f32"), Policy::Fifo);
-  // The forward output z (before any routing difference can matter much):
-  // bf16 storage, so compare loosely against the f32 step.
-  EXPECT_LE(worstError(gpu[0], cpu[0], 0.05, 0.05), 1.0);
+  auto cpu = runPlan<CpuBackend>(parsePlan(f32.dump(), "f32"), Policy::Fifo);
+  for (size_t i : {0, 2}) // z and dx
+    EXPECT_LE(worstError(gpu[i], cpu[i], 0.05, 0.05), 1.0)
+        << "output '" << plan.buffers[plan.outputs[i]].name << "'";
   for (const auto &out : gpu)
     for (float v : out)
       ASSERT_TRUE(std::isfinite(v));
