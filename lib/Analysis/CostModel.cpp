@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -17,13 +18,14 @@ using namespace lina;
 using nlohmann::json;
 
 namespace {
-constexpr double kGB = 1e9;
+/// The cluster file gives every bandwidth in Gb/s (10^9 bits per second).
+constexpr double kGbpsToBytes = 1e9 / 8;
 constexpr double kUs = 1e-6;
 
-/// Reads a required positive number `key` of `obj`; `where` names the
-/// enclosing object in messages.
-bool readPositive(const json &obj, const char *key, const std::string &where,
-                  double &out, std::string &error) {
+/// Reads the required number `key` of `obj` into `out`; `where` is the
+/// prefix naming the enclosing object in messages ("inter_node.").
+bool readNumber(const json &obj, const char *key, const std::string &where,
+                bool allowZero, double &out, std::string &error) {
   auto it = obj.find(key);
   if (it == obj.end()) {
     error = "cluster file: missing field '" + where + key + "'";
@@ -34,43 +36,29 @@ bool readPositive(const json &obj, const char *key, const std::string &where,
     return false;
   }
   out = it->get<double>();
-  if (!(out > 0) || !std::isfinite(out)) {
-    error = "cluster file: field '" + where + key + "' must be positive";
+  if (!std::isfinite(out) || out < 0 || (!allowZero && out == 0)) {
+    error = "cluster file: field '" + where + key + "' must be " +
+            (allowZero ? "non-negative" : "positive") + ", got " + it->dump();
     return false;
   }
   return true;
 }
 
-bool readNonNegative(const json &obj, const char *key, const std::string &where,
-                     double &out, std::string &error) {
-  auto it = obj.find(key);
-  if (it == obj.end()) {
-    error = "cluster file: missing field '" + where + key + "'";
-    return false;
-  }
-  if (!it->is_number() || !(it->get<double>() >= 0)) {
-    error = "cluster file: field '" + where + key +
-            "' must be a non-negative number";
-    return false;
-  }
-  out = it->get<double>();
-  return true;
-}
-
-bool readLink(const json &root, const char *key, LinkSpec &link,
-              std::string &error) {
+/// Reads the required integer `key` (1 .. 1<<20) of the top-level object.
+bool readCount(const json &root, const char *key, int &out,
+               std::string &error) {
   auto it = root.find(key);
-  if (it == root.end() || !it->is_object()) {
-    error = std::string("cluster file: missing object '") + key + "'";
+  if (it == root.end()) {
+    error = std::string("cluster file: missing field '") + key + "'";
     return false;
   }
-  std::string where = std::string(key) + ".";
-  double bw = 0, lat = 0;
-  if (!readPositive(*it, "bandwidth_GBps", where, bw, error) ||
-      !readNonNegative(*it, "latency_us", where, lat, error))
+  if (!it->is_number_integer() || it->get<int64_t>() < 1 ||
+      it->get<int64_t>() > (int64_t(1) << 20)) {
+    error = std::string("cluster file: field '") + key +
+            "' must be a positive integer, got " + it->dump();
     return false;
-  link.bandwidth = bw * kGB;
-  link.latency = lat * kUs;
+  }
+  out = static_cast<int>(it->get<int64_t>());
   return true;
 }
 
@@ -85,10 +73,40 @@ bool checkKnown(const json &obj, std::initializer_list<const char *> known,
   }
   return true;
 }
+
+/// Finds the required object `key` of `root`.
+const json *readObject(const json &root, const char *key, std::string &error) {
+  auto it = root.find(key);
+  if (it == root.end()) {
+    error = std::string("cluster file: missing object '") + key + "'";
+    return nullptr;
+  }
+  if (!it->is_object()) {
+    error = std::string("cluster file: field '") + key + "' must be an object";
+    return nullptr;
+  }
+  return &*it;
+}
+
+bool readLink(const json &root, const char *key, LinkSpec &link,
+              std::string &error) {
+  const json *obj = readObject(root, key, error);
+  std::string where = std::string(key) + ".";
+  double gbps = 0, us = 0;
+  if (!obj || !checkKnown(*obj, {"bandwidth_gbps", "latency_us"}, where,
+                          error) ||
+      !readNumber(*obj, "bandwidth_gbps", where, false, gbps, error) ||
+      !readNumber(*obj, "latency_us", where, true, us, error))
+    return false;
+  link.bandwidth = gbps * kGbpsToBytes;
+  link.latency = us * kUs;
+  return true;
+}
 } // namespace
 
 std::optional<ClusterSpec> ClusterSpec::fromJson(const std::string &text,
                                                  std::string &error) {
+  // nlohmann-json reports errors with exceptions; none leaves this function.
   json root;
   try {
     root = json::parse(text);
@@ -106,47 +124,48 @@ std::optional<ClusterSpec> ClusterSpec::fromJson(const std::string &text,
                   "", error))
     return std::nullopt;
   ClusterSpec spec;
-  if (auto it = root.find("name"); it != root.end()) {
-    if (!it->is_string()) {
-      error = "cluster file: field 'name' must be a string";
-      return std::nullopt;
-    }
-    spec.name = it->get<std::string>();
-  }
-  for (auto [key, dst] : {std::pair<const char *, int *>{"nodes", &spec.nodes},
-                          {"gpus_per_node", &spec.gpusPerNode}}) {
+  for (const char *key : {"name", "description"}) {
     auto it = root.find(key);
-    if (it == root.end() || !it->is_number_integer() || it->get<int64_t>() < 1) {
+    if (it != root.end() && !it->is_string()) {
       error = std::string("cluster file: field '") + key +
-              "' must be a positive integer";
+              "' must be a string";
       return std::nullopt;
     }
-    *dst = static_cast<int>(it->get<int64_t>());
   }
-  if (!readLink(root, "intra_node", spec.intraNode, error) ||
+  if (auto it = root.find("name"); it != root.end())
+    spec.name = it->get<std::string>();
+  if (!readCount(root, "nodes", spec.nodes, error) ||
+      !readCount(root, "gpus_per_node", spec.gpusPerNode, error) ||
+      !readLink(root, "intra_node", spec.intraNode, error) ||
       !readLink(root, "inter_node", spec.interNode, error))
     return std::nullopt;
-  auto gpu = root.find("gpu");
-  if (gpu == root.end() || !gpu->is_object()) {
-    error = "cluster file: missing object 'gpu'";
-    return std::nullopt;
-  }
-  if (!checkKnown(*gpu, {"tflops", "memory_bandwidth_GBps", "model"}, "gpu.",
+  const json *gpu = readObject(root, "gpu", error);
+  if (!gpu ||
+      !checkKnown(*gpu, {"model", "flops", "memory_bandwidth_gbps"}, "gpu.",
                   error))
     return std::nullopt;
-  double tflops = 0, mem = 0, launch = 0;
-  if (!readPositive(*gpu, "tflops", "gpu.", tflops, error) ||
-      !readPositive(*gpu, "memory_bandwidth_GBps", "gpu.", mem, error) ||
-      !readNonNegative(root, "launch_latency_us", "", launch, error))
+  if (auto it = gpu->find("model"); it != gpu->end() && !it->is_string()) {
+    error = "cluster file: field 'gpu.model' must be a string";
     return std::nullopt;
-  spec.flops = tflops * 1e12;
-  spec.memoryBandwidth = mem * kGB;
-  spec.launchLatency = launch * kUs;
+  }
+  double memGbps = 0, launchUs = 0;
+  if (!readNumber(*gpu, "flops", "gpu.", false, spec.flops, error) ||
+      !readNumber(*gpu, "memory_bandwidth_gbps", "gpu.", false, memGbps,
+                  error) ||
+      !readNumber(root, "launch_latency_us", "", true, launchUs, error))
+    return std::nullopt;
+  spec.memoryBandwidth = memGbps * kGbpsToBytes;
+  spec.launchLatency = launchUs * kUs;
   return spec;
 }
 
 std::optional<ClusterSpec> ClusterSpec::fromFile(const std::string &path,
                                                  std::string &error) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    error = "cluster file '" + path + "' is a directory";
+    return std::nullopt;
+  }
   std::ifstream in(path);
   if (!in) {
     error = "cannot open cluster file '" + path + "'";
@@ -161,14 +180,16 @@ std::optional<ClusterSpec> ClusterSpec::fromFile(const std::string &path,
 }
 
 ClusterSpec ClusterSpec::a100Ib100() {
+  // Keep in sync with examples/clusters/a100-ib100.json (a unit test
+  // checks that they agree).
   ClusterSpec spec;
-  spec.name = "a100-ib100 (built-in)";
-  spec.nodes = 8;
+  spec.name = "a100-ib100";
+  spec.nodes = 4;
   spec.gpusPerNode = 8;
-  spec.intraNode = {300 * kGB, 3 * kUs};
-  spec.interNode = {12.5 * kGB, 5 * kUs};
+  spec.intraNode = {2400 * kGbpsToBytes, 3 * kUs};
+  spec.interNode = {100 * kGbpsToBytes, 5 * kUs};
   spec.flops = 312e12;
-  spec.memoryBandwidth = 2039 * kGB;
+  spec.memoryBandwidth = 16312 * kGbpsToBytes;
   spec.launchLatency = 5 * kUs;
   return spec;
 }
@@ -230,41 +251,44 @@ int64_t CostModel::choosePartitionBytes(int n, double overheadFraction) const {
   return kMax;
 }
 
-double CostModel::pipelineTime(double a2aBytes, double ffnFlops,
-                               double ffnBytes, int n, int chunks) const {
-  double net = allToAllTime(a2aBytes / chunks, n);
-  double comp = computeTime(ffnFlops / chunks, ffnBytes / chunks);
+double CostModel::pipelineTime(const ExpertWork &work, int n,
+                               int chunks) const {
+  chunks = std::max(1, chunks);
+  double net = allToAllTime(work.a2aBytes / chunks, n);
+  double comp = computeTime(work.flops / chunks,
+                            work.tokenBytes / chunks + work.weightBytes);
   // Three stages (a2a in, FFN, a2a out); the two all-to-alls share the
   // network, so the steady-state period is max(2 * net, comp).
   return 2 * net + comp + (chunks - 1) * std::max(2 * net, comp);
 }
 
-PipelineChoice CostModel::choosePipeline(double a2aBytes, double ffnFlops,
-                                         double ffnBytes, int n,
-                                         int expertsPerDevice0, int maxChunks,
+PipelineChoice CostModel::choosePipeline(const ExpertWork &work, int n,
+                                         int expertsPerDevice, int maxChunks,
                                          int maxExpertsPerDevice) const {
   PipelineChoice best;
-  best.estimatedTime = pipelineTime(a2aBytes, ffnFlops, ffnBytes, n, 1);
-  best.expertsPerDevice = std::max(1, expertsPerDevice0);
-  for (int k = 2; k <= std::max(1, maxChunks); k *= 2) {
-    double t = pipelineTime(a2aBytes, ffnFlops, ffnBytes, n, k);
+  best.estimatedTime = pipelineTime(work, n, 1);
+  best.expertsPerDevice = std::max(1, expertsPerDevice);
+  for (int k = 2; k <= maxChunks; k *= 2) {
+    double t = pipelineTime(work, n, k);
     if (t < best.estimatedTime * (1 - 1e-9)) {
       best.chunks = k;
       best.estimatedTime = t;
     }
   }
-  // Packing more experts per device lengthens each FFN piece relative to
-  // the all-to-all piece; stop at the first power of two where they
-  // balance.
-  double net = allToAllTime(a2aBytes / best.chunks, n);
-  for (int p = best.expertsPerDevice; p <= maxExpertsPerDevice; p *= 2) {
-    double scale = static_cast<double>(p) / best.expertsPerDevice;
-    double comp = computeTime(ffnFlops * scale / best.chunks,
-                              ffnBytes * scale / best.chunks);
-    if (comp >= 2 * net || p * 2 > maxExpertsPerDevice) {
-      best.expertsPerDevice = p;
+  // Packing p experts per device instead of p0 multiplies the FFN work of
+  // a chunk by p / p0 while each rank still sends its own tokens; stop at
+  // the first power of two where a chunk's FFN covers its two all-to-all
+  // pieces, or at the limit.
+  double net = allToAllTime(work.a2aBytes / best.chunks, n);
+  int p0 = best.expertsPerDevice;
+  for (int p = p0; p <= maxExpertsPerDevice; p *= 2) {
+    double scale = static_cast<double>(p) / p0;
+    double comp = computeTime(work.flops * scale / best.chunks,
+                              (work.tokenBytes / best.chunks + work.weightBytes) *
+                                  scale);
+    best.expertsPerDevice = p;
+    if (comp >= 2 * net)
       break;
-    }
   }
   return best;
 }

@@ -1,10 +1,12 @@
-// RUN: lina-opt %s --lina-prioritize-alltoall | FileCheck %s
+// RUN: lina-opt %s -split-input-file --lina-prioritize-alltoall | FileCheck %s
 // Idempotent: a second run changes nothing.
-// RUN: lina-opt %s --lina-prioritize-alltoall > %t.once.mlir
-// RUN: lina-opt %t.once.mlir --lina-prioritize-alltoall | diff %t.once.mlir -
-// RUN: lina-opt %s --lina-prioritize-alltoall="report=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
+// RUN: lina-opt %s -split-input-file --lina-prioritize-alltoall > %t.once.mlir
+// RUN: lina-opt %t.once.mlir -split-input-file --lina-prioritize-alltoall | diff %t.once.mlir -
+// RUN: lina-opt %s -split-input-file --lina-prioritize-alltoall="report=true" -o /dev/null 2>&1 | FileCheck %s --check-prefix=REPORT
 
 // REPORT: remark: lina-prioritize-alltoall: 2 high, 2 low, 2 hold_low marks, 1 moved
+// REPORT: remark: lina-prioritize-alltoall: 1 high, 2 low, 1 hold_low marks, 2 moved
+// REPORT: remark: lina-prioritize-alltoall: 2 high, 1 low, 0 hold_low marks, 0 moved
 
 lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
 
@@ -34,4 +36,51 @@ func.func @step(%dy: tensor<16x8xf32>, %x: tensor<16x8xf32>, %w: tensor<8x8xf32>
   // CHECK-NEXT: return
   %g2 = lina.all_reduce %dw group = #lina.group<@world, "dp"> reduction = sum : tensor<8x8xf32>
   return %h, %g2, %b : tensor<8x8xf32>, tensor<8x8xf32>, tensor<4x4x8xf32>
+}
+
+// Partitions between the producer of an all_to_all's input and the
+// all_to_all move after it with the concat that reads them; their slices
+// and the reshape that the all_to_all reads stay. The producer is found
+// through the reshape.
+// CHECK-LABEL: func @partitions_in_the_window
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<4x4x8xf32>, %[[G:[^:]*]]: tensor<64xf32>
+// CHECK: %[[Y:.*]] = arith.addf %[[X]], %[[X]] {lina.hold_low}
+// CHECK-NEXT: %[[S0:.*]] = tensor.extract_slice %[[G]][0] [32] [1]
+// CHECK-NEXT: %[[S1:.*]] = tensor.extract_slice %[[G]][32] [32] [1]
+// CHECK-NEXT: %[[V:.*]] = tensor.collapse_shape %[[Y]]
+// CHECK-NEXT: %[[A:.*]] = lina.all_to_all %[[V]] {{.*}}priority = #lina.priority<high>
+// CHECK-NEXT: %[[P0:.*]] = lina.all_reduce %[[S0]] {{.*}}priority = #lina.priority<low>
+// CHECK-NEXT: %[[P1:.*]] = lina.all_reduce %[[S1]] {{.*}}priority = #lina.priority<low>
+// CHECK-NEXT: %[[CAT:.*]] = tensor.concat dim(0) %[[P0]], %[[P1]]
+// CHECK-NEXT: %[[R:.*]] = tensor.extract_slice %[[A]]
+// CHECK-NEXT: return %[[R]], %[[CAT]]
+func.func @partitions_in_the_window(%x: tensor<4x4x8xf32>, %g: tensor<64xf32>) -> (tensor<1x64xf32>, tensor<64xf32>) {
+  %y = arith.addf %x, %x : tensor<4x4x8xf32>
+  %s0 = tensor.extract_slice %g[0] [32] [1] : tensor<64xf32> to tensor<32xf32>
+  %p0 = lina.all_reduce %s0 group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 0, count = 2, offset = 0, original = 64>} : tensor<32xf32>
+  %s1 = tensor.extract_slice %g[32] [32] [1] : tensor<64xf32> to tensor<32xf32>
+  %p1 = lina.all_reduce %s1 group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 1, count = 2, offset = 32, original = 64>} : tensor<32xf32>
+  %cat = tensor.concat dim(0) %p0, %p1 : (tensor<32xf32>, tensor<32xf32>) -> tensor<64xf32>
+  %v = tensor.collapse_shape %y [[0], [1, 2]] : tensor<4x4x8xf32> into tensor<4x32xf32>
+  %a = lina.all_to_all %v group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<4x32xf32> -> tensor<1x128xf32>
+  %r = tensor.extract_slice %a[0, 0] [1, 64] [1, 1] : tensor<1x128xf32> to tensor<1x64xf32>
+  return %r, %cat : tensor<1x64xf32>, tensor<64xf32>
+}
+
+// -----
+
+lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
+
+// An all_to_all of a function argument has no producer to mark, and an
+// all_reduce whose result it reads stays before it.
+// CHECK-LABEL: func @no_producer
+// CHECK-NOT: lina.hold_low
+// CHECK: %[[R:.*]] = lina.all_reduce {{.*}}priority = #lina.priority<low>
+// CHECK-NEXT: lina.all_to_all %[[R]] {{.*}}priority = #lina.priority<high>
+// CHECK-NEXT: lina.all_to_all %{{.*}}priority = #lina.priority<high>
+func.func @no_producer(%x: tensor<4x8xf32>) -> (tensor<1x32xf32>, tensor<1x32xf32>) {
+  %r = lina.all_reduce %x group = #lina.group<@world, "dp"> reduction = sum : tensor<4x8xf32>
+  %a = lina.all_to_all %r group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<4x8xf32> -> tensor<1x32xf32>
+  %b = lina.all_to_all %x group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 {priority = #lina.priority<low>} : tensor<4x8xf32> -> tensor<1x32xf32>
+  return %a, %b : tensor<1x32xf32>, tensor<1x32xf32>
 }

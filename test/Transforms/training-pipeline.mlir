@@ -5,14 +5,19 @@
 // RUN: not lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="chunks=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
 // REPORT: remark: lina-partition-allreduce: split 2 all_reduce ops into 8 partitions
-// REPORT: remark: lina-pipeline-experts: split 2 chains into 8 chunks
-// REPORT: remark: lina-prioritize-alltoall: 20 high, 10 low
+// REPORT: remark: lina-pipeline-experts: split 4 chains into 16 chunks
+// REPORT: remark: lina-prioritize-alltoall: 32 high, 10 low, 20 hold_low marks, 0 moved
 
 // CHECK-LABEL: func.func @train_step
 // CHECK: lina.dispatch {{.*}}lina.hold_low
 // CHECK: lina.all_to_all {{.*}}chunk = #lina.chunk<index = 0, count = 4>, priority = #lina.priority<high>
 // CHECK: lina.expert_ffn {{.*}}chunk = #lina.chunk<index = 0, count = 4>, lina.hold_low
 // CHECK: lina.combine_grad {{.*}}lina.hold_low
+// The backward chain reads the forward chain's received chunks directly and
+// sums the chunks' weight gradients.
+// CHECK: %[[D0:.*]], %[[G1_0:.*]], %[[G2_0:.*]] = lina.expert_ffn_grad {{.*}}chunk = #lina.chunk<index = 0, count = 4>, lina.hold_low
+// CHECK: %[[D1:.*]], %[[G1_1:.*]], %[[G2_1:.*]] = lina.expert_ffn_grad {{.*}}chunk = #lina.chunk<index = 1, count = 4>, lina.hold_low
+// CHECK: arith.addf %[[G1_0]], %[[G1_1]] : tensor<1x512x1024xf32>
 // CHECK: lina.all_reduce {{.*}}partition = #lina.partition<index = 3, count = 4, offset = 196608, original = 262144>, priority = #lina.priority<low>
 
 // The default 30 MiB partition leaves these small gradients whole.

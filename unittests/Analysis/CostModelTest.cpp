@@ -180,31 +180,63 @@ TEST(CostModel, PartitionSizeAmortisesLatency) {
   EXPECT_EQ(s & (s - 1), 0);
   double fixed = m.allReduceTime(0, 8);
   EXPECT_LE(fixed, 0.05 * (m.allReduceTime(s, 8) - fixed));
-  if (s > (int64_t(1) << 20))
+  if (s > (int64_t(1) << 20)) {
     EXPECT_GT(fixed, 0.05 * (m.allReduceTime(s / 2, 8) - fixed));
+  }
+  // By hand, 2 nodes: latency terms 2*3*1 + 2*1*10 + 2 = 28 us; transfer
+  // 2*3/4 / 100e9 + 2*1/2 / 10e9 = 1.15e-10 s per byte; 28e-6 <= 0.05 *
+  // 1.15e-10 * S needs S >= 4.87e6: 8 MiB.
+  EXPECT_EQ(s, int64_t(8) << 20);
+  // One node: 2*3*1 + 2 = 8 us against 1.5e-11 s per byte: S >= 10.7e6,
+  // 16 MiB.
+  EXPECT_EQ(m.choosePartitionBytes(4), int64_t(16) << 20);
+  // A 0.1% bound would need S >= 8e-6 / (0.001 * 1.5e-11) = 533 MB: the
+  // 64 MiB cap applies.
+  EXPECT_EQ(m.choosePartitionBytes(4, 0.001), int64_t(64) << 20);
 }
 
 TEST(CostModel, PipelineTimeFormula) {
   CostModel m(testCluster());
-  double bytes = 64e6, flops = 4e12, fbytes = 1e8;
-  double net = m.allToAllTime(bytes / 4, 4);
-  double comp = m.computeTime(flops / 4, fbytes / 4);
-  EXPECT_NEAR(m.pipelineTime(bytes, flops, fbytes, 4, 4),
-              2 * net + comp + 3 * std::max(2 * net, comp), 1e-12);
-  // One chunk is the sequential chain.
-  EXPECT_NEAR(m.pipelineTime(bytes, flops, fbytes, 4, 1),
-              2 * m.allToAllTime(bytes, 4) + m.computeTime(flops, fbytes), 1e-12);
+  // 4 ranks in one node. net(K) = 3/4 * 64e6 / K / 100e9 + 3 us + 2 us =
+  // 480/K + 5 us. comp(K) = max(4e12 / K / 100e12, 1e8 / K / 1000e9) + 2 us
+  // = 40000/K + 2 us.
+  ExpertWork work{64e6, 4e12, 1e8, 0};
+  // K = 1: 2 * 485 + 40002 us.
+  EXPECT_NEAR(m.pipelineTime(work, 4, 1), 40972e-6, 1e-9);
+  // K = 4: 2 * 125 + 10002 + 3 * max(250, 10002) us.
+  EXPECT_NEAR(m.pipelineTime(work, 4, 4), 40258e-6, 1e-9);
+  // Weights are read by every chunk: flops 1e9, token bytes 1e6, weights
+  // 5e8. comp(4) = max(2.5 us, (0.25e6 + 5e8) / 1e12 s) + 2 us = 502.25 us;
+  // net(4) = 125 us; 250 + 502.25 + 3 * 502.25 us.
+  EXPECT_NEAR(m.pipelineTime(ExpertWork{64e6, 1e9, 1e6, 5e8}, 4, 4),
+              2259e-6, 1e-9);
 }
 
 TEST(CostModel, PipelineChoiceBalancesStages) {
   CostModel m(testCluster());
-  // Balanced network and compute: pipelining helps.
-  PipelineChoice c = m.choosePipeline(64e6, 4e12, 1e8, 4, 1, 16, 8);
-  EXPECT_GT(c.chunks, 1);
-  EXPECT_LT(c.estimatedTime, m.pipelineTime(64e6, 4e12, 1e8, 4, 1));
-  // Tiny compute: FFN pieces are short, so pack more experts per device.
-  PipelineChoice small = m.choosePipeline(64e6, 1e9, 1e6, 4, 1, 16, 8);
-  EXPECT_GT(small.expertsPerDevice, 1);
-  EXPECT_EQ(small.expertsPerDevice & (small.expertsPerDevice - 1), 0);
+  // Compute-heavy (see PipelineTimeFormula): K = 2, 4, 8, 16 give 40494,
+  // 40258, 40146 and 70 + 16 * 2502 = 40102 us: 16 chunks. A chunk's FFN
+  // (2502 us) already covers its all-to-alls (2 * 35 us): one expert.
+  PipelineChoice c = m.choosePipeline(ExpertWork{64e6, 4e12, 1e8, 0}, 4, 1,
+                                      16, 8);
+  EXPECT_EQ(c.chunks, 16);
+  EXPECT_NEAR(c.estimatedTime, 40102e-6, 1e-9);
+  EXPECT_EQ(c.expertsPerDevice, 1);
+  // Network-heavy: comp(K) = 10/K + 2 us, net(K) = 480/K + 5 us; K = 1
+  // gives 2 * 485 + 12 = 982 us, K = 2 gives 490 + 7 + 490 = 987 us: no
+  // chunking. The FFN (10 p + 2 us with p experts) reaches 2 * 485 us at
+  // p = 97: 128 experts per device, or the limit.
+  ExpertWork small{64e6, 1e9, 1e6, 0};
+  PipelineChoice s = m.choosePipeline(small, 4, 1, 16, 1024);
+  EXPECT_EQ(s.chunks, 1);
+  EXPECT_NEAR(s.estimatedTime, 982e-6, 1e-9);
+  EXPECT_EQ(s.expertsPerDevice, 128);
+  EXPECT_EQ(m.choosePipeline(small, 4, 1, 16, 8).expertsPerDevice, 8);
+  // When the work given is that of 2 experts per device, p experts do p / 2
+  // times as much: the balance needs p / 2 >= 97, beyond the limit of 64.
+  EXPECT_EQ(m.choosePipeline(small, 4, 2, 16, 64).expertsPerDevice, 64);
+  // Never more chunks than allowed.
+  EXPECT_EQ(m.choosePipeline(ExpertWork{64e6, 4e12, 1e8, 0}, 4, 1, 1, 8).chunks,
+            1);
 }
 } // namespace

@@ -70,7 +70,7 @@ Summary summarize(ModuleOp module) {
 }
 
 TEST_F(PartitionTest, HalvingTheSizeOnTheExamples) {
-  for (const char *name : {"switch_train_ep8.mlir"}) {
+  for (const char *name : {"switch_train_ep8.mlir", "moe_train_ep4.mlir"}) {
     std::string path = std::string(LINA_SOURCE_DIR) + "/examples/" + name;
     OwningOpRef<ModuleOp> original = parseFile(path);
     ASSERT_TRUE(original) << path;
@@ -81,8 +81,8 @@ TEST_F(PartitionTest, HalvingTheSizeOnTheExamples) {
       OwningOpRef<ModuleOp> module = parseFile(path);
       ASSERT_TRUE(succeeded(partition(*module, limit))) << limit;
       Summary s = summarize(*module);
-      EXPECT_GE(s.ops, previousOps) << "partition-bytes=" << limit;
-      EXPECT_EQ(s.bytes, base.bytes) << "partition-bytes=" << limit;
+      EXPECT_GE(s.ops, previousOps) << name << " partition-bytes=" << limit;
+      EXPECT_EQ(s.bytes, base.bytes) << name << " partition-bytes=" << limit;
       previousOps = s.ops;
     }
     EXPECT_GT(previousOps, base.ops);

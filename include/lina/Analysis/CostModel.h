@@ -50,9 +50,19 @@ struct ClusterSpec {
                                              std::string &error);
   static std::optional<ClusterSpec> fromFile(const std::string &path,
                                              std::string &error);
-  /// The built-in default: the published testbed's shape, 4 nodes of 8
-  /// A100s with NVLink, 100 Gb/s InfiniBand between nodes.
+  /// The built-in default, equal to examples/clusters/a100-ib100.json: the
+  /// published testbed's shape, 4 nodes of 8 A100s on NVLink, one 100 Gb/s
+  /// InfiniBand interface per node.
   static ClusterSpec a100Ib100();
+};
+
+/// Work of one expert chain (all-to-all -> expert FFN -> all-to-all) on
+/// one device, as the pipeline choice needs it.
+struct ExpertWork {
+  double a2aBytes = 0;    ///< bytes each rank sends in one all-to-all
+  double flops = 0;       ///< FFN FLOPs (proportional to the tokens)
+  double tokenBytes = 0;  ///< FFN memory traffic proportional to the tokens
+  double weightBytes = 0; ///< FFN memory traffic every chunk repeats
 };
 
 /// Choice of the expert pipeline: micro-chunks and experts per device.
@@ -85,18 +95,21 @@ public:
   int64_t choosePartitionBytes(int groupSize,
                                double overheadFraction = 0.05) const;
 
-  /// Chooses micro-chunks (1..maxChunks, powers of two) and experts per
-  /// device (powers of two, 1..maxExpertsPerDevice) for an all-to-all of
-  /// `a2aBytes` per direction feeding `ffnFlops`/`ffnBytes` of expert
-  /// compute on `expertsPerDevice0` local experts.
-  PipelineChoice choosePipeline(double a2aBytes, double ffnFlops,
-                                double ffnBytes, int groupSize,
-                                int expertsPerDevice0, int maxChunks,
-                                int maxExpertsPerDevice) const;
+  /// Time of the chain of `work` in `chunks` micro-chunks, pipelined:
+  /// `2 net + comp + (chunks - 1) max(2 net, comp)`, with `net` the
+  /// all-to-all time and `comp` the FFN time of one chunk (the weights are
+  /// read by every chunk).
+  double pipelineTime(const ExpertWork &work, int groupSize,
+                      int chunks) const;
 
-  /// Time of the pipelined chain a2a -> ffn -> a2a in `chunks` pieces.
-  double pipelineTime(double a2aBytes, double ffnFlops, double ffnBytes,
-                      int groupSize, int chunks) const;
+  /// Chooses the micro-chunks K (powers of two up to `maxChunks`) that
+  /// minimise pipelineTime, then the experts per device (powers of two from
+  /// `expertsPerDevice`, at most `maxExpertsPerDevice`): the first at which
+  /// a chunk's FFN time reaches the two all-to-all pieces it overlaps, FFN
+  /// work growing in proportion to the experts per device.
+  PipelineChoice choosePipeline(const ExpertWork &work, int groupSize,
+                                int expertsPerDevice, int maxChunks,
+                                int maxExpertsPerDevice) const;
 
 private:
   ClusterSpec spec;

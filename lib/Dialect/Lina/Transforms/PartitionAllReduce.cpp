@@ -44,33 +44,46 @@ struct LinaPartitionAllReducePass
 
     SmallVector<AllReduceOp> ops;
     func.walk([&](AllReduceOp op) { ops.push_back(op); });
+    int64_t split = 0, parts = 0;
     for (AllReduceOp op : ops) {
-      int64_t bytes =
-          *limit ? *limit : model->choosePartitionBytes(op.getGroupSize());
-      if (failed(partition(op, bytes)))
+      int64_t bytes = *limit;
+      if (!bytes) {
+        if (failed(checkGroupFits(op, op.getGroupSize(), *model)))
+          return signalPassFailure();
+        bytes = model->choosePartitionBytes(op.getGroupSize());
+      }
+      FailureOr<int64_t> count = partition(op, bytes);
+      if (failed(count))
         return signalPassFailure();
+      if (*count) {
+        ++split;
+        parts += *count;
+      }
     }
+    numSplit += split;
+    numPartitions += parts;
     if (report)
-      mlir::emitRemark(func.getLoc()) << "lina-partition-allreduce: split " << splitHere
-                        << " all_reduce ops into " << partsHere
-                        << " partitions";
+      emitRemark(func.getLoc()) << "lina-partition-allreduce: split " << split
+                                << " all_reduce ops into " << parts
+                                << " partitions";
   }
-  int64_t splitHere = 0, partsHere = 0;
 
-  LogicalResult partition(AllReduceOp op, int64_t limit) {
+  /// Replaces `op` by its partitions of at most `limit` bytes; returns their
+  /// number, or 0 when `op` is small enough to stay whole.
+  FailureOr<int64_t> partition(AllReduceOp op, int64_t limit) {
     RankedTensorType type = op.getInput().getType();
     int64_t bytes = getTensorBytes(type);
     if (bytes <= limit)
-      return success();
+      return 0;
     if (op.getPartitionAttr())
-      return op.emitOpError()
+      return op->emitOpError()
              << "is already a partition (" << bytes
              << " bytes) larger than partition-bytes=" << limit
              << "; partition each all_reduce once, with the final size";
     int64_t elementBytes = (type.getElementTypeBitWidth() + 7) / 8;
     int64_t perPart = limit / elementBytes;
     if (perPart == 0)
-      return op.emitOpError() << "cannot be partitioned: partition-bytes="
+      return op->emitOpError() << "cannot be partitioned: partition-bytes="
                               << limit << " is smaller than one element ("
                               << elementBytes << " bytes)";
     int64_t numel = type.getNumElements();
@@ -113,11 +126,7 @@ struct LinaPartitionAllReducePass
       joined = b.create<tensor::ExpandShapeOp>(loc, type, joined, reassociation);
     op.replaceAllUsesWith(joined);
     op.erase();
-    ++numSplit;
-    numPartitions += count;
-    ++splitHere;
-    partsHere += count;
-    return success();
+    return count;
   }
 };
 } // namespace

@@ -47,6 +47,17 @@ mlir::lina::loadCostModel(Operation *op, StringRef clusterFile) {
   return std::make_unique<::lina::CostModel>(std::move(*spec));
 }
 
+LogicalResult mlir::lina::checkGroupFits(Operation *op, int64_t groupSize,
+                                         const ::lina::CostModel &model) {
+  const ::lina::ClusterSpec &cluster = model.cluster();
+  if (groupSize <= cluster.numGpus())
+    return success();
+  return op->emitOpError() << "has a group of " << groupSize
+                           << " ranks, more than the " << cluster.numGpus()
+                           << " GPUs of cluster '" << cluster.name
+                           << "'; pass a cluster file that fits with cluster=FILE";
+}
+
 void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
                                        const TrainingPipelineOptions &options) {
   OpPassManager &fpm = pm.nest<func::FuncOp>();

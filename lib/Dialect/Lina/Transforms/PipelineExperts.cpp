@@ -2,20 +2,36 @@
 //
 // Part of the Lina project.
 //
-/// Splits each all_to_all -> expert_ffn -> all_to_all chain into K
+/// Splits each all_to_all -> expert_ffn -> all_to_all chain, and each
+/// backward all_to_all -> expert_ffn_grad -> all_to_all chain, into K
 /// micro-chunks along the capacity (token) dimension and interleaves them,
 /// so that the FFN of chunk i runs while chunk i+1 is in flight. The
-/// chunked chain computes exactly what the original did: the FFN is
-/// row-wise, and each chunk's return all_to_all sends every row back to
-/// the rank and slot it came from.
+/// all_to_all is on the critical path of every MoE layer; overlapping it
+/// with expert compute hides part of it.
+///
+/// Why the chunked chain computes what the original did: the expert FFN
+/// (and the input gradient of expert_ffn_grad) is row-wise, i.e. each token
+/// row of `[experts, rows, hidden]` is transformed on its own, with no
+/// reduction across rows. Chunk i takes slots [o_i, o_i + c_i) of every
+/// source rank's capacity; the dispatch all_to_all of the chunk delivers
+/// exactly those rows, the FFN transforms them as it would have in the
+/// whole buffer, and the return all_to_all (split on the same axis it was
+/// concatenated on) sends every row back to the rank and slot it came
+/// from. Concatenating the returned chunks along the capacity dimension
+/// therefore rebuilds the unchunked result element for element. The weight
+/// gradients of expert_ffn_grad are sums over rows; the chunks' partial
+/// sums are added with arith.addf, which equals the unchunked gradient up
+/// to floating-point reassociation.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lina/Analysis/CostModel.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "lina-pipeline-experts"
@@ -29,35 +45,84 @@ using namespace mlir;
 using namespace mlir::lina;
 
 namespace {
-/// One all_to_all -> expert_ffn -> all_to_all chain.
+/// One all_to_all -> expert compute -> all_to_all chain. `compute` is an
+/// ExpertFfnOp (forward) or an ExpertFfnGradOp (backward).
 struct Chain {
   AllToAllOp in;
-  ExpertFfnOp ffn;
+  Operation *compute;
   AllToAllOp out;
+
+  bool isBackward() const { return isa<ExpertFfnGradOp>(compute); }
 };
 
+/// Matches the chain starting at `in`. The received tokens may have other
+/// users (the backward pass reads the forward ones); they get the chunks
+/// reassembled in the original order.
 std::optional<Chain> matchChain(AllToAllOp in) {
   if (in.isVariable() || in.getChunkAttr() || in.getSplitAxis() != 0 ||
       in.getConcatAxis() != 1 || in.getInput().getType().getRank() != 3)
     return std::nullopt;
-  // The received tokens may have other users (the backward pass reads
-  // them); those get the chunks reassembled in the original order.
-  ExpertFfnOp ffn;
-  for (Operation *user : in->getUsers())
-    if (auto f = dyn_cast<ExpertFfnOp>(user); f && f.getInput() == in.getResult())
-      ffn = f;
-  if (!ffn || !ffn->hasOneUse())
+  Operation *compute = nullptr;
+  for (OpOperand &use : in->getUses()) {
+    Operation *user = use.getOwner();
+    if (auto f = dyn_cast<ExpertFfnOp>(user);
+        f && use.getOperandNumber() == f.getInputMutable().getOperandNumber())
+      compute = f;
+    if (auto g = dyn_cast<ExpertFfnGradOp>(user);
+        g && use.getOperandNumber() == g.getGradMutable().getOperandNumber())
+      compute = g;
+  }
+  if (!compute || compute->getNumRegions() != 0)
     return std::nullopt;
-  auto out = dyn_cast<AllToAllOp>(*ffn->getUsers().begin());
-  if (!out || out.isVariable() || out.getSplitAxis() != 1 ||
-      out.getConcatAxis() != 0 || out.getGroup() != in.getGroup() ||
+  Value rows = compute->getResult(0);
+  if (!rows.hasOneUse())
+    return std::nullopt;
+  auto out = dyn_cast<AllToAllOp>(*rows.getUsers().begin());
+  if (!out || out.isVariable() || out.getChunkAttr() ||
+      out.getSplitAxis() != 1 || out.getConcatAxis() != 0 ||
+      out.getGroup() != in.getGroup() ||
       out.getResult().getType() != in.getInput().getType())
     return std::nullopt;
-  return Chain{in, ffn, out};
+  // The chunks are built where `out` stands, so the chain must be straight
+  // line code and every other reader of a value the rewrite replaces (the
+  // received tokens, the weight gradients) must come after it.
+  Block *block = in->getBlock();
+  if (compute->getBlock() != block || out->getBlock() != block)
+    return std::nullopt;
+  auto readAfterOut = [&](Value value, Operation *except) {
+    for (Operation *user : value.getUsers()) {
+      if (user == except)
+        continue;
+      Operation *ancestor = block->findAncestorOpInBlock(*user);
+      if (!ancestor || !out->isBeforeInBlock(ancestor)) {
+        LLVM_DEBUG(llvm::dbgs() << "not pipelining " << in << ": " << value
+                                << " is read before the chain ends\n");
+        return false;
+      }
+    }
+    return true;
+  };
+  if (!readAfterOut(in.getResult(), compute))
+    return std::nullopt;
+  for (Value weightGrad : compute->getResults().drop_front())
+    if (!readAfterOut(weightGrad, nullptr))
+      return std::nullopt;
+  return Chain{in, compute, out};
 }
 
+/// Chunks of the received tokens of a split chain, kept so that the
+/// backward chain with the same chunk sizes reads them directly instead of
+/// slicing the reassembled tensor.
+struct ReceivedChunks {
+  SmallVector<Value> chunks;
+  SmallVector<int64_t> sizes;
+  /// The reassembly ops (expand_shape..., concat, collapse_shape).
+  SmallVector<Operation *> ops;
+};
+
 struct LinaPipelineExpertsPass
-    : public mlir::lina::impl::LinaPipelineExpertsPassBase<LinaPipelineExpertsPass> {
+    : public mlir::lina::impl::LinaPipelineExpertsPassBase<
+          LinaPipelineExpertsPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -69,49 +134,80 @@ struct LinaPipelineExpertsPass
     if (*k == 0 && !(model = loadCostModel(func, clusterFile)))
       return signalPassFailure();
 
+    // Program order: forward chains are split before the backward chains
+    // that read their received tokens.
     SmallVector<Chain> found;
     func.walk([&](AllToAllOp op) {
       if (auto chain = matchChain(op))
         found.push_back(*chain);
     });
-    int64_t suggested = 0;
+    int64_t suggested = 0, chains = 0, pieces = 0;
     for (Chain &chain : found) {
-      int64_t numChunks = *k;
-      if (numChunks == 0) {
+      int64_t count = *k;
+      if (count == 0) {
+        if (failed(checkGroupFits(chain.in, chain.in.getGroupSize(), *model)))
+          return signalPassFailure();
         ::lina::PipelineChoice choice = choose(chain, *model);
-        numChunks = choice.chunks;
+        count = choice.chunks;
         suggested = std::max<int64_t>(suggested, choice.expertsPerDevice);
+        LLVM_DEBUG(llvm::dbgs() << "auto: " << choice.chunks << " chunks, "
+                                << choice.expertsPerDevice
+                                << " experts per device, estimated "
+                                << choice.estimatedTime << " s\n");
       }
-      if (failed(split(chain, numChunks)))
+      if (failed(split(chain, count)))
         return signalPassFailure();
+      if (count > 1) {
+        ++chains;
+        pieces += count;
+      }
     }
+    // Reassemblies that only the (now chunked) backward chains read.
+    for (auto &entry : received)
+      for (Operation *op : llvm::reverse(entry.second.ops))
+        if (op->use_empty())
+          op->erase();
+    received.clear();
+
+    numChains += chains;
+    numChunks += pieces;
     if (report)
-      mlir::emitRemark(func.getLoc()) << "lina-pipeline-experts: split " << chainsHere
-                        << " chains into " << chunksHere << " chunks";
+      emitRemark(func.getLoc()) << "lina-pipeline-experts: split " << chains
+                                << " chains into " << pieces << " chunks";
     if (suggested)
       func->setAttr("lina.suggested_experts_per_device",
                     IntegerAttr::get(IntegerType::get(&getContext(), 64),
                                      suggested));
   }
 
-  int64_t chainsHere = 0, chunksHere = 0;
-
-  ::lina::PipelineChoice choose(Chain &chain, ::lina::CostModel &model) {
+  /// Asks the cost model for K and the experts per device of `chain`.
+  ::lina::PipelineChoice choose(Chain chain,
+                                const ::lina::CostModel &model) {
     RankedTensorType buf = chain.in.getInput().getType();
     RankedTensorType local = chain.in.getResult().getType();
+    Value w1 = chain.compute->getOperand(chain.isBackward() ? 2 : 1);
+    Value w2 = chain.compute->getOperand(chain.isBackward() ? 3 : 2);
     int64_t experts = local.getDimSize(0), rows = local.getDimSize(1),
             hidden = local.getDimSize(2);
-    int64_t ffn = chain.ffn.getW1().getType().getDimSize(2);
+    int64_t ffn = cast<RankedTensorType>(w1.getType()).getDimSize(2);
     int64_t elem = (buf.getElementTypeBitWidth() + 7) / 8;
-    double flops = 4.0 * experts * rows * hidden * ffn;
-    double bytes =
-        static_cast<double>(getTensorBytes(chain.ffn.getW1().getType()) +
-                            getTensorBytes(chain.ffn.getW2().getType())) +
-        2.0 * experts * rows * hidden * elem;
+    ::lina::ExpertWork work;
+    work.a2aBytes = static_cast<double>(getTensorBytes(buf));
+    double weightBytes = static_cast<double>(
+        getTensorBytes(cast<RankedTensorType>(w1.getType())) +
+        getTensorBytes(cast<RankedTensorType>(w2.getType())));
+    double activationBytes = 1.0 * experts * rows * hidden * elem;
+    // Forward: two GEMMs of 2 * rows * hidden * ffn FLOPs per expert; reads
+    // the weights and the tokens, writes the result. Backward: twice the
+    // GEMMs (input and weight gradients); reads the weights, the gradient
+    // and the saved tokens, writes the input and the weight gradients.
+    work.flops = (chain.isBackward() ? 8.0 : 4.0) * experts * rows * hidden *
+                 ffn;
+    work.tokenBytes = (chain.isBackward() ? 3 : 2) * activationBytes;
+    work.weightBytes = (chain.isBackward() ? 2 : 1) * weightBytes;
     int maxChunks = static_cast<int>(std::min<int64_t>(16, buf.getDimSize(1)));
     int maxExperts = static_cast<int>(buf.getDimSize(0));
-    return model.choosePipeline(static_cast<double>(getTensorBytes(buf)), flops,
-                                bytes, static_cast<int>(chain.in.getGroupSize()),
+    return model.choosePipeline(work, static_cast<int>(chain.in.getGroupSize()),
                                 static_cast<int>(experts), maxChunks,
                                 maxExperts);
   }
@@ -121,7 +217,7 @@ struct LinaPipelineExpertsPass
   /// as `[E, n, c_i, H]`, concatenate along the slot dimension, flatten.
   Value reassemble(OpBuilder &b, Location loc, ArrayRef<Value> chunks,
                    ArrayRef<int64_t> sizes, int64_t groupSize,
-                   RankedTensorType localType) {
+                   RankedTensorType localType, ReceivedChunks &record) {
     SmallVector<ReassociationIndices> reassociation{{0}, {1, 2}, {3}};
     SmallVector<Value> pieces;
     for (auto [chunk, size] : llvm::zip(chunks, sizes)) {
@@ -130,10 +226,50 @@ struct LinaPipelineExpertsPass
                                         localType.getElementType());
       pieces.push_back(
           b.create<tensor::ExpandShapeOp>(loc, type, chunk, reassociation));
+      record.ops.push_back(pieces.back().getDefiningOp());
     }
     Value joined = b.create<tensor::ConcatOp>(loc, /*dim=*/2, pieces);
-    return b.create<tensor::CollapseShapeOp>(loc, localType, joined,
-                                             reassociation);
+    record.ops.push_back(joined.getDefiningOp());
+    Value flat = b.create<tensor::CollapseShapeOp>(loc, localType, joined,
+                                                   reassociation);
+    record.ops.push_back(flat.getDefiningOp());
+    return flat;
+  }
+
+  /// Views the saved tokens `tokens : [E, n * C, H]` as `[E, n, C, H]`.
+  Value expandTokens(OpBuilder &b, Location loc, Value tokens,
+                     int64_t groupSize, int64_t capacity) {
+    auto type = cast<RankedTensorType>(tokens.getType());
+    return b.create<tensor::ExpandShapeOp>(
+        loc,
+        RankedTensorType::get({type.getDimSize(0), groupSize, capacity,
+                               type.getDimSize(2)},
+                              type.getElementType()),
+        tokens, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
+  }
+
+  /// Slots `[offset, offset + size)` of the tokens viewed as `grid : [E, n,
+  /// C, H]`, as `[E, n * size, H]` in the layout of a chunk's all_to_all
+  /// result.
+  Value sliceTokens(OpBuilder &b, Location loc, Value grid, int64_t offset,
+                    int64_t size) {
+    auto type = cast<RankedTensorType>(grid.getType());
+    int64_t experts = type.getDimSize(0), groupSize = type.getDimSize(1),
+            hidden = type.getDimSize(3);
+    SmallVector<OpFoldResult> offsets{b.getIndexAttr(0), b.getIndexAttr(0),
+                                      b.getIndexAttr(offset),
+                                      b.getIndexAttr(0)};
+    SmallVector<OpFoldResult> sizes{
+        b.getIndexAttr(experts), b.getIndexAttr(groupSize),
+        b.getIndexAttr(size), b.getIndexAttr(hidden)};
+    SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+    Value slice =
+        b.create<tensor::ExtractSliceOp>(loc, grid, offsets, sizes, strides);
+    return b.create<tensor::CollapseShapeOp>(
+        loc,
+        RankedTensorType::get({experts, groupSize * size, hidden},
+                              type.getElementType()),
+        slice, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
   }
 
   LogicalResult split(Chain &chain, int64_t pieces) {
@@ -143,7 +279,7 @@ struct LinaPipelineExpertsPass
     RankedTensorType localType = chain.in.getResult().getType();
     int64_t capacity = bufType.getDimSize(1);
     if (pieces > capacity)
-      return chain.in.emitOpError()
+      return chain.in->emitOpError()
              << "cannot be split into chunks=" << pieces
              << ": its capacity dimension has only " << capacity
              << " rows; use chunks <= " << capacity;
@@ -153,6 +289,7 @@ struct LinaPipelineExpertsPass
     Location loc = chain.in.getLoc();
     Value buf = chain.in.getInput();
 
+    // Chunk sizes differ by at most one row and cover the capacity.
     SmallVector<int64_t> offsets, sizes;
     for (int64_t i = 0, off = 0; i < pieces; ++i) {
       int64_t size = capacity / pieces + (i < capacity % pieces ? 1 : 0);
@@ -161,16 +298,19 @@ struct LinaPipelineExpertsPass
       off += size;
     }
     auto sendChunk = [&](int64_t i) -> Value {
-      SmallVector<OpFoldResult> offs{b.getIndexAttr(0), b.getIndexAttr(offsets[i]),
+      SmallVector<OpFoldResult> offs{b.getIndexAttr(0),
+                                     b.getIndexAttr(offsets[i]),
                                      b.getIndexAttr(0)};
       SmallVector<OpFoldResult> szs{b.getIndexAttr(bufType.getDimSize(0)),
                                     b.getIndexAttr(sizes[i]),
                                     b.getIndexAttr(bufType.getDimSize(2))};
       SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
-      Value slice = b.create<tensor::ExtractSliceOp>(loc, buf, offs, szs, strides);
-      auto resultType = RankedTensorType::get(
-          {localType.getDimSize(0), groupSize * sizes[i], localType.getDimSize(2)},
-          localType.getElementType());
+      Value slice =
+          b.create<tensor::ExtractSliceOp>(loc, buf, offs, szs, strides);
+      auto resultType = RankedTensorType::get({localType.getDimSize(0),
+                                               groupSize * sizes[i],
+                                               localType.getDimSize(2)},
+                                              localType.getElementType());
       return b.create<AllToAllOp>(
           chain.in.getLoc(), resultType, slice, Value(), Value(),
           chain.in.getGroupAttr(), chain.in.getSplitAxisAttr(),
@@ -178,39 +318,89 @@ struct LinaPipelineExpertsPass
           ChunkAttr::get(ctx, i, pieces));
     };
 
-    SmallVector<Value> received(pieces), returned(pieces);
-    received[0] = sendChunk(0);
+    // The backward chain also needs each chunk's saved forward tokens:
+    // the forward chain's chunks when it was split the same way, else a
+    // slice of the saved tensor.
+    const ReceivedChunks *saved = nullptr;
+    auto grad = dyn_cast<ExpertFfnGradOp>(chain.compute);
+    if (grad) {
+      auto it = received.find(grad.getInput());
+      if (it != received.end() && it->second.sizes == sizes)
+        saved = &it->second;
+    }
+    Value tokenGrid;
+    auto computeChunk = [&](int64_t i, Value rows) -> Operation * {
+      auto chunk = ChunkAttr::get(ctx, i, pieces);
+      if (auto ffn = dyn_cast<ExpertFfnOp>(chain.compute))
+        return b.create<ExpertFfnOp>(ffn.getLoc(), rows.getType(), rows,
+                                     ffn.getW1(), ffn.getW2(),
+                                     ffn.getActivationAttr(), chunk);
+      Value tokens;
+      if (saved) {
+        tokens = saved->chunks[i];
+      } else {
+        if (!tokenGrid)
+          tokenGrid =
+              expandTokens(b, loc, grad.getInput(), groupSize, capacity);
+        tokens = sliceTokens(b, loc, tokenGrid, offsets[i], sizes[i]);
+      }
+      return b.create<ExpertFfnGradOp>(
+          grad.getLoc(),
+          TypeRange{rows.getType(), grad.getW1Grad().getType(),
+                    grad.getW2Grad().getType()},
+          rows, tokens, grad.getW1(), grad.getW2(), grad.getActivationAttr(),
+          chunk);
+    };
+
+    SmallVector<Value> receivedChunks(pieces), returned(pieces);
+    SmallVector<Value> weightGrads;
+    receivedChunks[0] = sendChunk(0);
     for (int64_t i = 0; i < pieces; ++i) {
       // Issue the next chunk's all_to_all before this chunk's FFN.
       if (i + 1 < pieces)
-        received[i + 1] = sendChunk(i + 1);
-      Value ffn = b.create<ExpertFfnOp>(
-          chain.ffn.getLoc(), received[i].getType(), received[i],
-          chain.ffn.getW1(), chain.ffn.getW2(), chain.ffn.getActivationAttr(),
-          ChunkAttr::get(ctx, i, pieces));
+        receivedChunks[i + 1] = sendChunk(i + 1);
+      Operation *compute = computeChunk(i, receivedChunks[i]);
       auto backType = RankedTensorType::get(
           {bufType.getDimSize(0), sizes[i], bufType.getDimSize(2)},
           bufType.getElementType());
       returned[i] = b.create<AllToAllOp>(
-          chain.out.getLoc(), backType, ffn, Value(), Value(),
-          chain.out.getGroupAttr(), chain.out.getSplitAxisAttr(),
+          chain.out.getLoc(), backType, compute->getResult(0), Value(),
+          Value(), chain.out.getGroupAttr(), chain.out.getSplitAxisAttr(),
           chain.out.getConcatAxisAttr(), chain.out.getPriorityAttr(),
           ChunkAttr::get(ctx, i, pieces));
+      // Weight gradients: running sums of the chunks' partial sums.
+      for (auto [j, partial] :
+           llvm::enumerate(compute->getResults().drop_front())) {
+        if (i == 0)
+          weightGrads.push_back(partial);
+        else
+          weightGrads[j] = b.create<arith::AddFOp>(loc, weightGrads[j], partial);
+      }
     }
     Value joined = b.create<tensor::ConcatOp>(loc, /*dim=*/1, returned);
-    if (!chain.in->use_empty() && !chain.in->hasOneUse())
-      chain.in.getResult().replaceUsesWithIf(
-          reassemble(b, loc, received, sizes, groupSize, localType),
-          [&](OpOperand &use) { return use.getOwner() != chain.ffn; });
+    if (!chain.in->hasOneUse()) {
+      ReceivedChunks record;
+      record.chunks.assign(receivedChunks.begin(), receivedChunks.end());
+      record.sizes = sizes;
+      Value tokens = reassemble(b, loc, receivedChunks, sizes, groupSize,
+                                localType, record);
+      chain.in.getResult().replaceUsesWithIf(tokens, [&](OpOperand &use) {
+        return use.getOwner() != chain.compute;
+      });
+      received[tokens] = std::move(record);
+    }
+    for (auto [old, sum] :
+         llvm::zip(chain.compute->getResults().drop_front(), weightGrads))
+      old.replaceAllUsesWith(sum);
     chain.out.replaceAllUsesWith(joined);
     chain.out.erase();
-    chain.ffn.erase();
+    chain.compute->erase();
     chain.in.erase();
-    ++numChains;
-    numChunks += pieces;
-    ++chainsHere;
-    chunksHere += pieces;
     return success();
   }
+
+  /// Received-token chunks of the forward chains split in this run, by the
+  /// reassembled value that replaced the original all_to_all result.
+  llvm::DenseMap<Value, ReceivedChunks> received;
 };
 } // namespace

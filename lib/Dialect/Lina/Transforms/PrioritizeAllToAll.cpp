@@ -56,6 +56,11 @@ static void collectProducers(Value value, llvm::SetVector<Operation *> &out) {
 }
 
 namespace {
+/// This run's counters, reported by `report=true`.
+struct Counts {
+  int64_t high = 0, low = 0, hold = 0, moved = 0;
+};
+
 struct LinaPrioritizeAllToAllPass
     : public mlir::lina::impl::LinaPrioritizeAllToAllPassBase<
           LinaPrioritizeAllToAllPass> {
@@ -66,21 +71,20 @@ struct LinaPrioritizeAllToAllPass
     MLIRContext *ctx = &getContext();
     auto high = PriorityAttr::get(ctx, Priority::high);
     auto low = PriorityAttr::get(ctx, Priority::low);
+    Counts counts;
 
     SmallVector<AllToAllOp> allToAlls;
     func.walk([&](Operation *op) {
       if (auto a2a = dyn_cast<AllToAllOp>(op)) {
         if (a2a.getPriorityAttr() != high) {
           a2a.setPriorityAttr(high);
-          ++numHigh;
-          ++highHere;
+          ++counts.high;
         }
         allToAlls.push_back(a2a);
       } else if (auto ar = dyn_cast<AllReduceOp>(op)) {
         if (ar.getPriorityAttr() != low) {
           ar.setPriorityAttr(low);
-          ++numLow;
-          ++lowHere;
+          ++counts.low;
         }
       }
     });
@@ -94,26 +98,33 @@ struct LinaPrioritizeAllToAllPass
           continue;
         if (!isa<AllToAllOp, AllReduceOp>(p) && !p->hasAttr(kHoldLow)) {
           p->setAttr(kHoldLow, UnitAttr::get(ctx));
-          ++numHold;
-          ++holdHere;
+          ++counts.hold;
         }
         if (!latest || latest->isBeforeInBlock(p))
           latest = p;
       }
       if (latest)
-        sinkLowPriorityAfter(latest, a2a);
+        counts.moved += sinkLowPriorityAfter(latest, a2a);
     }
+
+    numHigh += counts.high;
+    numLow += counts.low;
+    numHold += counts.hold;
+    numMoved += counts.moved;
     if (report)
-      mlir::emitRemark(func.getLoc()) << "lina-prioritize-alltoall: " << highHere
-                        << " high, " << lowHere << " low, " << holdHere
-                        << " hold_low marks, " << movedHere << " moved";
+      emitRemark(func.getLoc())
+          << "lina-prioritize-alltoall: " << counts.high << " high, "
+          << counts.low << " low, " << counts.hold << " hold_low marks, "
+          << counts.moved << " moved";
   }
-  int64_t highHere = 0, lowHere = 0, holdHere = 0, movedHere = 0;
 
   /// Moves the low-priority all_reduce ops strictly between `producer` and
-  /// `a2a` (and the ops in that window that use their results) to just after
-  /// `a2a`, unless `a2a` depends on them.
-  void sinkLowPriorityAfter(Operation *producer, AllToAllOp a2a) {
+  /// `a2a` (and the ops in that window that use their results) to just
+  /// after `a2a`, unless `a2a` depends on them; returns the number of
+  /// all_reduce ops moved. Ops that `a2a` depends on stay, and since the
+  /// backward slice is transitive, none of them uses a moved op: SSA
+  /// dominance is kept.
+  int64_t sinkLowPriorityAfter(Operation *producer, AllToAllOp a2a) {
     llvm::SetVector<Operation *> dependsOn;
     BackwardSliceOptions options;
     options.inclusive = false;
@@ -123,24 +134,26 @@ struct LinaPrioritizeAllToAllPass
     for (Operation *op = producer->getNextNode(); op && op != a2a;
          op = op->getNextNode()) {
       bool isLow = isa<AllReduceOp>(op);
-      bool usesMoved = llvm::any_of(op->getOperands(), [&](Value v) {
-        Operation *def = v.getDefiningOp();
-        return def && toMove.contains(def);
+      // Uses inside nested regions count too.
+      bool usesMoved = false;
+      op->walk([&](Operation *nested) {
+        for (Value v : nested->getOperands())
+          if (Operation *def = v.getDefiningOp(); def && toMove.contains(def))
+            usesMoved = true;
       });
       if ((isLow || usesMoved) && !dependsOn.contains(op))
         toMove.insert(op);
     }
+    int64_t moved = 0;
     Operation *anchor = a2a;
     for (Operation *op : toMove) {
       LLVM_DEBUG(llvm::dbgs() << "moving " << *op << " after " << a2a << "\n");
       op->moveAfter(anchor);
       anchor = op;
       if (isa<AllReduceOp>(op))
-        {
-        ++numMoved;
-        ++movedHere;
-      }
+        ++moved;
     }
+    return moved;
   }
 };
 } // namespace

@@ -64,6 +64,11 @@ std::optional<int64_t> parseSizeOption(Operation *op, llvm::StringRef option,
 std::unique_ptr<::lina::CostModel> loadCostModel(Operation *op,
                                                  llvm::StringRef clusterFile);
 
+/// Checks that a group of `groupSize` ranks fits the cluster of `model`;
+/// otherwise emits an error on `op` and fails.
+LogicalResult checkGroupFits(Operation *op, int64_t groupSize,
+                             const ::lina::CostModel &model);
+
 } // namespace mlir::lina
 
 #endif // LINA_DIALECT_LINA_TRANSFORMS_PASSES_H

@@ -71,7 +71,9 @@ def LinaPipelineExpertsPass
     micro-chunks along the capacity (token) dimension of the
     `[experts, capacity, hidden]` buffer and interleaved so that chunk i's
     FFN runs while chunk i+1 is in flight. The result is exactly the
-    unchunked one: the FFN is applied row by row.
+    unchunked one: the FFN is applied row by row. Backward chains
+    (`all_to_all -> expert_ffn_grad -> all_to_all`) are split the same way;
+    their weight gradients are the `arith.addf` sums of the chunks'.
 
     `chunks=auto` asks the cost model (on `cluster=FILE` or the built-in
     a100-ib100 cluster) for K and for the number of experts per device that
@@ -80,7 +82,8 @@ def LinaPipelineExpertsPass
   }];
   let options = [
     Option<"chunks", "chunks", "std::string", "\"2\"",
-           "Number of micro-chunks (a positive integer), or 'auto'">,
+           "Number of micro-chunks (a positive integer, at most the capacity), "
+           "or 'auto'">,
     Option<"clusterFile", "cluster", "std::string", "\"\"",
            "Cluster description (JSON) used by chunks=auto">,
     Option<"report", "report", "bool", "false",
@@ -88,10 +91,11 @@ def LinaPipelineExpertsPass
            "-mlir-pass-statistics counters need an LLVM built with statistics)">
   ];
   let statistics = [
-    Statistic<"numChains", "chains-pipelined", "all_to_all/expert_ffn chains split">,
+    Statistic<"numChains", "chains-pipelined", "all_to_all/expert chains split">,
     Statistic<"numChunks", "chunks-made", "Micro-chunks created">
   ];
-  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+  let dependentDialects = ["::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 #endif // LINA_DIALECT_LINA_TRANSFORMS_PASSES_TD
