@@ -6,8 +6,9 @@
 # twice (as written, and with --lina-training-pipeline), simulates one step
 # of each with `lina-run --backend sim`, and prints in one table: the fifo
 # step time of the baseline, the Lina step time, their ratio, and the
-# contention-free lower bound (the baseline with every collective alone on
-# the network). Writes a step-time breakdown chart (PNG) with gnuplot.
+# contention-free lower bound (the Lina schedule's critical path with every
+# collective alone on the network, as if it never shared a link). Writes a
+# step-time breakdown chart (PNG) with gnuplot.
 #
 # usage: bench/sim_training.sh [OUTPUT_DIR]     (default: bench-out/)
 #===------------------------------------------------------------------------===#
@@ -37,12 +38,12 @@ for m in "${MODELS[@]}"; do
       --experts 16 --top-k 2 --tokens "$tokens" --ep 16 --dp "$dp" --dtype bf16 \
       --name "$name on $gpus GPUs" -o "$ir"
     "$BIN/lina-translate" --lina-to-plan "$ir" -o "$OUT/$name-$gpus.base.json"
-    "$BIN/lina-opt" "$ir" --lina-training-pipeline="partition-bytes=auto chunks=2 cluster=$CLUSTER" \
+    "$BIN/lina-opt" "$ir" --lina-training-pipeline="partition-bytes=4194304 chunks=2 cluster=$CLUSTER" \
       | "$BIN/lina-translate" --lina-to-plan -o "$OUT/$name-$gpus.lina.json"
     sim() { "$BIN/lina-run" "$1" --backend sim --cluster "$CLUSTER" --quiet "${@:2}"; }
     base=$(sim "$OUT/$name-$gpus.base.json" --policy fifo)
     lina=$(sim "$OUT/$name-$gpus.lina.json" --policy lina --trace "$OUT/$name-$gpus.lina.trace.json")
-    bound=$(sim "$OUT/$name-$gpus.base.json" --policy fifo --contention-free)
+    bound=$(sim "$OUT/$name-$gpus.lina.json" --policy lina --contention-free)
     b=$(echo "$base" | summary step_ms) l=$(echo "$lina" | summary step_ms) lb=$(echo "$bound" | summary step_ms)
     printf "%-20s %5d %12.2f %12.2f %7.2fx %12.2f %9.2fx\n" "$name" "$gpus" "$b" "$l" \
       "$(awk -v a="$b" -v c="$l" 'BEGIN{print a/c}')" "$lb" "$(awk -v a="$l" -v c="$lb" 'BEGIN{print a/c}')"

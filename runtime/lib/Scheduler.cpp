@@ -97,6 +97,7 @@ StepStats Scheduler::run(Backend &backend) {
   bool computeRunning = false;
   highRunning = 0;
   lowBytesInFlight = 0;
+  lowRunning = 0;
   runningCompute = -1;
   StepStats stats;
   auto ready = [&](int id) {
@@ -110,9 +111,10 @@ StepStats Scheduler::run(Backend &backend) {
     Queue q = queueOf(op);
     if (q == Queue::High)
       ++highRunning;
-    else if (q == Queue::Low)
+    else if (q == Queue::Low) {
       lowBytesInFlight += plan.collectiveBytes(op);
-    else {
+      ++lowRunning;
+    } else {
       computeRunning = true;
       runningCompute = id;
     }
@@ -125,18 +127,19 @@ StepStats Scheduler::run(Backend &backend) {
     while (progress) {
       progress = false;
       // High-priority collectives first: everything ready, in order.
-      while (hi < highOrder.size() && ready(highOrder[hi])) {
+      // Each queue is a stream: its collectives run one at a time, in
+      // program order (as on one NCCL stream or MPI communicator).
+      if (hi < highOrder.size() && highRunning == 0 && ready(highOrder[hi])) {
         launch(highOrder[hi++]);
         progress = true;
       }
-      // Every ready high collective has been started above, so "no high
-      // collective queued or running" reduces to highRunning == 0.
-      while (lo < lowOrder.size() && ready(lowOrder[lo]) &&
-             lowAllowed(ci)) {
+      // The low queue also runs one at a time, unless a credit window lets
+      // several partitions share the network (ByteScheduler's credit).
+      while (lo < lowOrder.size() && ready(lowOrder[lo]) && lowAllowed(ci)) {
         const Op &op = plan.ops[lowOrder[lo]];
-        if (options.policy == Policy::Lina && options.creditBytes > 0 &&
-            lowBytesInFlight > 0 &&
-            lowBytesInFlight + plan.collectiveBytes(op) > options.creditBytes)
+        if (lowRunning > 0 &&
+            (options.policy != Policy::Lina || options.creditBytes <= 0 ||
+             lowBytesInFlight + plan.collectiveBytes(op) > options.creditBytes))
           break;
         launch(lowOrder[lo++]);
         progress = true;
@@ -147,7 +150,7 @@ StepStats Scheduler::run(Backend &backend) {
         progress = true;
       }
     }
-    bool anyRunning = computeRunning || highRunning > 0 || lowBytesInFlight > 0;
+    bool anyRunning = computeRunning || highRunning > 0 || lowRunning > 0;
     if (!anyRunning) {
       for (size_t i = 0; i < n; ++i)
         if (started[i] && !done[i])
@@ -177,9 +180,10 @@ StepStats Scheduler::run(Backend &backend) {
       Queue q = queueOf(op);
       if (q == Queue::High)
         --highRunning;
-      else if (q == Queue::Low)
+      else if (q == Queue::Low) {
         lowBytesInFlight -= plan.collectiveBytes(op);
-      else {
+        --lowRunning;
+      } else {
         computeRunning = false;
         runningCompute = -1;
       }

@@ -5,16 +5,18 @@
 // The scheduler decides *when* each op of a plan starts; a Backend decides
 // *how* (a BLAS call and an MPI request, a CUDA stream, a simulated clock).
 // Compute ops run one at a time in program order. Collectives go on two
-// queues, each started in program order (so that every rank issues the
-// collectives of one communicator in the same order):
+// queues; each queue is a stream that runs its collectives one at a time, in
+// program order (so that every rank issues the collectives of one
+// communicator in the same order, as on one NCCL stream):
 //   high: all_to_all (and any collective not marked low);
 //   low:  all_reduce partitions (priority low).
 // Policy `lina`: a low-priority collective starts only while no
 // high-priority collective is ready-but-not-started or running, and while
 // the compute op about to run is not marked hold_low (it produces the input
 // of an all_to_all); optionally the low-priority bytes in flight stay under
-// a credit (ByteScheduler). Policy `fifo`: the naive baseline, every
-// collective starts as soon as its dependencies are done.
+// a credit (ByteScheduler), which lets several partitions be in flight.
+// Policy `fifo`: the naive baseline, every collective starts as soon as its
+// dependencies are done and its queue is free.
 //
 //===----------------------------------------------------------------------===//
 
@@ -88,6 +90,7 @@ private:
   // Run state.
   int highRunning = 0;
   int64_t lowBytesInFlight = 0;
+  int lowRunning = 0;
   int runningCompute = -1;
 };
 

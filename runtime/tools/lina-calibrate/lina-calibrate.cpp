@@ -1,0 +1,138 @@
+//===- lina-calibrate.cpp - Measure this machine as a cluster file --------===//
+//
+// Part of the Lina project.
+//
+// mpirun -np R lina-calibrate [-o cluster.json]
+//
+// Measures, with all R ranks running at once (so that ranks sharing cores
+// are measured as they will run): the BLAS sgemm rate and the memory
+// bandwidth of one rank, and the MPI link between ranks (latency from small
+// messages, bandwidth from large all-to-alls). Writes a cluster file
+// (docs/COST_MODEL.md) describing the R ranks as one node, for
+// `lina-run --backend sim` to predict CPU runs with.
+//
+//===----------------------------------------------------------------------===//
+
+#include <cblas.h>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+double now() {
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Median of `reps` timings of `fn`, all ranks synchronised before each.
+template <typename Fn> double timeIt(int reps, Fn fn) {
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    double s = now();
+    fn();
+    double e = now() - s;
+    MPI_Allreduce(MPI_IN_PLACE, &e, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    t.push_back(e);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+} // namespace
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::string out = "cluster-calibrated.json";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "-o" || a == "--output") && i + 1 < argc) {
+      out = argv[++i];
+    } else {
+      if (rank == 0)
+        std::fprintf(stderr, "lina-calibrate: error: unknown argument '%s'\n"
+                             "usage: mpirun -np R lina-calibrate [-o FILE]\n",
+                     a.c_str());
+      MPI_Finalize();
+      return 2;
+    }
+  }
+  if (size < 2) {
+    if (rank == 0)
+      std::fprintf(stderr, "lina-calibrate: error: run it with at least 2 "
+                           "ranks (mpirun -np R), as the plans will run\n");
+    MPI_Finalize();
+    return 2;
+  }
+  openblas_set_num_threads(1);
+
+  // Compute: sgemm on every rank at once.
+  const int n = 1024;
+  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  auto gemm = [&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f,
+                a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  };
+  gemm();
+  double tGemm = timeIt(5, gemm);
+  double flops = 2.0 * n * n * n / tGemm;
+
+  // Memory bandwidth: a large copy (read + write).
+  std::vector<char> src(64 << 20, 1), dst(64 << 20);
+  double tCopy = timeIt(5, [&] { std::memcpy(dst.data(), src.data(), src.size()); });
+  double memBw = 2.0 * src.size() / tCopy;
+
+  // Link latency: tiny all-to-alls; bandwidth: large ones. The cost model
+  // of a pairwise all-to-all is (n-1)/n * B / bw + (n-1) * latency.
+  auto alltoall = [&](size_t bytesPerRank) {
+    std::vector<char> s(bytesPerRank, 1), r(bytesPerRank);
+    size_t piece = bytesPerRank / size;
+    return timeIt(9, [&] {
+      MPI_Alltoall(s.data(), static_cast<int>(piece), MPI_BYTE, r.data(),
+                   static_cast<int>(piece), MPI_BYTE, MPI_COMM_WORLD);
+    });
+  };
+  double tSmall = alltoall(static_cast<size_t>(size) * 8);
+  double latency = tSmall / (size - 1);
+  size_t big = 32u << 20;
+  double tBig = alltoall(big);
+  double bandwidth = (size - 1.0) / size * big / std::max(1e-9, tBig - tSmall);
+
+  if (rank == 0) {
+    std::ofstream f(out);
+    f << "{\n"
+      << "  \"name\": \"calibrated-" << size << "-ranks\",\n"
+      << "  \"description\": \"Measured by lina-calibrate with " << size
+      << " MPI ranks on one machine; each rank is one 'GPU'.\",\n"
+      << "  \"nodes\": 1,\n"
+      << "  \"gpus_per_node\": " << size << ",\n"
+      << "  \"intra_node\": { \"bandwidth_gbps\": " << bandwidth * 8 / 1e9
+      << ", \"latency_us\": " << latency * 1e6 << " },\n"
+      << "  \"inter_node\": { \"bandwidth_gbps\": " << bandwidth * 8 / 1e9
+      << ", \"latency_us\": " << latency * 1e6 << " },\n"
+      << "  \"gpu\": { \"model\": \"cpu rank\", \"flops\": " << flops
+      << ", \"memory_bandwidth_gbps\": " << memBw * 8 / 1e9 << " },\n"
+      << "  \"launch_latency_us\": 1\n"
+      << "}\n";
+    if (!f) {
+      std::fprintf(stderr, "lina-calibrate: error: cannot write '%s'\n", out.c_str());
+      MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    std::printf("lina-calibrate: %d ranks: sgemm %.1f GFLOP/s per rank, memory "
+                "%.1f GB/s per rank, MPI all-to-all %.2f GB/s per rank, "
+                "latency %.1f us -> %s\n",
+                size, flops / 1e9, memBw / 1e9, bandwidth / 1e9, latency * 1e6,
+                out.c_str());
+  }
+  MPI_Finalize();
+  return 0;
+}
