@@ -178,8 +178,15 @@ public:
     plan.worldSize = get<int>(root, "world_size", "plan");
     if (plan.worldSize < 1)
       fail("world_size must be at least 1, got " + std::to_string(plan.worldSize));
-    if (root.contains("grid"))
+    if (root.contains("grid")) {
       plan.gridShape = get<std::vector<int64_t>>(root["grid"], "shape", "grid");
+      int64_t devices = 1;
+      for (int64_t d : plan.gridShape)
+        devices *= d;
+      if (devices != plan.worldSize)
+        fail("grid shape holds " + std::to_string(devices) +
+             " devices, but world_size is " + std::to_string(plan.worldSize));
+    }
 
     const json &groups = root.contains("groups") ? root["groups"] : json::object();
     if (!groups.is_object())
@@ -275,6 +282,8 @@ public:
     op.numExperts = getOr<int64_t>(attrs, "num_experts", 0, where);
     op.topK = getOr<int64_t>(attrs, "top_k", 0, where);
     op.capacityFactor = getOr<double>(attrs, "capacity_factor", 0.0, where);
+    op.capacity = getOr<int64_t>(attrs, "capacity", -1, where);
+    op.maxRows = getOr<int64_t>(attrs, "max_rows", -1, where);
     op.splitAxis = getOr<int64_t>(attrs, "split_axis", 0, where);
     op.concatAxis = getOr<int64_t>(attrs, "concat_axis", 0, where);
     op.srcOffsets = getOr<std::vector<int64_t>>(attrs, "src_offsets", {}, where);
@@ -300,6 +309,7 @@ public:
     checkGroups();
     checkBuffers();
     plan.producers.assign(plan.buffers.size(), -1);
+    writes.assign(plan.buffers.size(), {});
     for (size_t i = 0; i < plan.ops.size(); ++i)
       checkOp(plan.ops[i], static_cast<int>(i));
     for (int out : plan.outputs)
@@ -419,13 +429,31 @@ private:
     }
     for (int out : op.outputs) {
       const Buffer &b = buf(op, out);
-      if (b.role == Role::Input || b.role == Role::Param)
+      int base = b.isView() ? b.viewBase : out;
+      if (b.role == Role::Input || b.role == Role::Param ||
+          plan.buffers[base].role == Role::Input ||
+          plan.buffers[base].role == Role::Param)
         failOp(op, "writes buffer " + std::to_string(out) + " ('" + b.name +
                        "'), which is an input or parameter");
-      if (plan.producers[out] >= 0 && op.kind != OpKind::Copy)
-        failOp(op, "writes buffer " + std::to_string(out) +
-                       ", already written by op " +
-                       std::to_string(plan.producers[out]));
+      // SSA: a buffer is written once, except that ops may write disjoint
+      // views of one base, and copy ops may assemble one buffer piece by
+      // piece.
+      int64_t begin = b.isView() ? b.viewOffset : 0;
+      int64_t end = begin + b.numElements();
+      for (const Write &w : writes[base]) {
+        if (w.begin >= end || begin >= w.end)
+          continue;
+        if (op.kind == OpKind::Copy && plan.ops[w.op].kind == OpKind::Copy)
+          continue;
+        if (w.buffer == out)
+          failOp(op, "writes buffer " + std::to_string(out) +
+                         ", already written by op " + std::to_string(w.op));
+        failOp(op, "writes buffer " + std::to_string(out) + " ('" + b.name +
+                       "'), which overlaps buffer " + std::to_string(w.buffer) +
+                       " written by op " + std::to_string(w.op) +
+                       " (only copy ops may write a buffer more than once)");
+      }
+      writes[base].push_back({op.id, out, begin, end});
       plan.producers[out] = op.id;
     }
     if (op.isCollective()) {
@@ -437,6 +465,9 @@ private:
     if (op.partitionIndex >= 0 &&
         (op.partitionCount < 1 || op.partitionIndex >= op.partitionCount))
       failOp(op, "partition index out of range");
+    if (op.chunkIndex >= 0 &&
+        (op.chunkCount < 1 || op.chunkIndex >= op.chunkCount))
+      failOp(op, "chunk index out of range");
     checkKind(op);
   }
 
@@ -454,6 +485,24 @@ private:
       failOp(op, "buffer " + std::to_string(id) + " must have " +
                      (integer ? "an integer" : "a floating-point") +
                      " dtype, got " + toString(t));
+  }
+
+  /// The per-expert buffer of a dispatch/combine (or grad) has one row
+  /// per expert of the gate that produced `ids`, and `capacity` slots.
+  void checkRouting(const Op &op, int ids, const std::vector<int64_t> &bufShape) {
+    if (op.capacity >= 0)
+      eq(op, bufShape[1], op.capacity, "buffer dimension 1 vs capacity");
+    if (op.numExperts > 0)
+      eq(op, bufShape[0], op.numExperts, "buffer dimension 0 vs num_experts");
+    int producer = plan.producers[ids];
+    if (producer >= 0 && plan.ops[producer].kind == OpKind::Gate) {
+      const Op &gate = plan.ops[producer];
+      if (bufShape[0] != gate.numExperts)
+        failOp(op, "buffer dimension 0 (" + std::to_string(bufShape[0]) +
+                       ") must equal num_experts (" +
+                       std::to_string(gate.numExperts) + ") of the gate, " +
+                       gate.describe());
+    }
   }
 
   void checkKind(const Op &op) {
@@ -493,6 +542,7 @@ private:
       eq(op, gw[0], ids[0], "gate_weights rows");
       eq(op, gw[1], ids[1], "gate_weights columns");
       checkDType(op, op.outputs[0], true);
+      checkDType(op, op.outputs[1], false);
       break;
     }
     case OpKind::GateGrad: {
@@ -518,6 +568,7 @@ private:
       eq(op, ids[0], tok[0], "expert_ids rows vs tokens");
       eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
       checkDType(op, op.inputs[1], true);
+      checkRouting(op, op.inputs[1], bufShape);
       break;
     }
     case OpKind::Combine:
@@ -533,6 +584,8 @@ private:
       eq(op, gw[1], ids[1], "gate_weights columns");
       eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
       checkDType(op, op.inputs[b + 1], true);
+      checkDType(op, op.inputs[b + 2], false);
+      checkRouting(op, op.inputs[b + 1], bufShape);
       if (!fwd) {
         sameShape(op, op.outputs[0], op.inputs[1], "buffer grad vs buffer");
         sameShape(op, op.outputs[1], op.inputs[3], "gate weight grad vs gate weights");
@@ -572,6 +625,9 @@ private:
           op.dstOffsets.size() != dst.shape.size() || src.shape.size() != r ||
           dst.shape.size() != r)
         failOp(op, "copy boxes must have the rank of both buffers");
+      if (src.dtype != dst.dtype)
+        failOp(op, "copy from " + std::string(toString(src.dtype)) + " to " +
+                       toString(dst.dtype));
       for (size_t i = 0; i < r; ++i)
         if (op.sizes[i] < 0 || op.srcOffsets[i] < 0 || op.dstOffsets[i] < 0 ||
             op.srcOffsets[i] + op.sizes[i] > src.shape[i] ||
@@ -614,15 +670,28 @@ private:
       if (in.shape.empty() || in.shape.size() != out.shape.size() ||
           !std::equal(in.shape.begin() + 1, in.shape.end(), out.shape.begin() + 1))
         failOp(op, "rows of input and result must have the same shape");
+      if (in.dtype != out.dtype)
+        failOp(op, "input and result dtypes differ");
+      if (op.maxRows >= 0)
+        eq(op, out.shape[0], op.maxRows, "result rows vs max_rows");
       break;
     }
     case OpKind::AllReduce:
       arity(op, 1, 1);
       if (buf(op, op.inputs[0]).numElements() != buf(op, op.outputs[0]).numElements())
         failOp(op, "input and result sizes differ");
+      if (buf(op, op.inputs[0]).dtype != buf(op, op.outputs[0]).dtype)
+        failOp(op, "input and result dtypes differ");
       break;
     }
   }
+
+  /// Element ranges of each base buffer written so far.
+  struct Write {
+    int op, buffer;
+    int64_t begin, end;
+  };
+  std::vector<std::vector<Write>> writes;
 
   Plan &plan;
   std::string origin;

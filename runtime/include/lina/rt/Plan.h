@@ -91,6 +91,8 @@ struct Op {
   Reduction reduction = Reduction::Sum;
   int64_t numExperts = 0, topK = 0;
   double capacityFactor = 0;
+  int64_t capacity = -1; ///< dispatch/combine and grads: -1 if not given
+  int64_t maxRows = -1;  ///< all_to_all_v: -1 if not given
   int64_t splitAxis = 0, concatAxis = 0;
   std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
 
