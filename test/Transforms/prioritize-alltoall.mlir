@@ -7,6 +7,7 @@
 // REPORT: remark: lina-prioritize-alltoall: 2 high, 2 low, 2 hold_low marks, 1 moved
 // REPORT: remark: lina-prioritize-alltoall: 1 high, 2 low, 1 hold_low marks, 2 moved
 // REPORT: remark: lina-prioritize-alltoall: 2 high, 1 low, 0 hold_low marks, 0 moved
+// REPORT: remark: lina-prioritize-alltoall: 2 high, 1 low, 1 hold_low marks, 1 moved
 
 lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
 
@@ -83,4 +84,23 @@ func.func @no_producer(%x: tensor<4x8xf32>) -> (tensor<1x32xf32>, tensor<1x32xf3
   %a = lina.all_to_all %r group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<4x8xf32> -> tensor<1x32xf32>
   %b = lina.all_to_all %x group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 {priority = #lina.priority<low>} : tensor<4x8xf32> -> tensor<1x32xf32>
   return %a, %b : tensor<1x32xf32>, tensor<1x32xf32>
+}
+
+// -----
+
+lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
+
+// A variable all_to_all also waits for its counts: their producer is
+// marked, and an all_reduce issued between it and the all_to_all moves.
+// CHECK-LABEL: func @variable_counts
+// CHECK: %[[S:.*]] = arith.addi %{{.*}} {lina.hold_low}
+// CHECK-NEXT: %[[RC:.*]] = lina.all_to_all %[[S]] {{.*}}priority = #lina.priority<high>
+// CHECK-NEXT: lina.all_to_all %{{.*}} counts(%[[S]], %[[RC]] {{.*}}priority = #lina.priority<high>
+// CHECK-NEXT: lina.all_reduce {{.*}}priority = #lina.priority<low>
+func.func @variable_counts(%rows: tensor<8x4xf32>, %c: tensor<4xi64>, %g: tensor<16xf32>) -> (tensor<8x4xf32>, tensor<16xf32>) {
+  %s = arith.addi %c, %c : tensor<4xi64>
+  %ar = lina.all_reduce %g group = #lina.group<@world, "dp"> reduction = sum : tensor<16xf32>
+  %rc = lina.all_to_all %s group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 0 : tensor<4xi64> -> tensor<4xi64>
+  %v = lina.all_to_all %rows counts(%s, %rc : tensor<4xi64>, tensor<4xi64>) group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 0 : tensor<8x4xf32> -> tensor<8x4xf32>
+  return %v, %ar : tensor<8x4xf32>, tensor<16xf32>
 }

@@ -17,6 +17,7 @@
 #include "mlir/Analysis/SliceAnalysis.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/Support/Debug.h"
 
 #define DEBUG_TYPE "lina-prioritize-alltoall"
@@ -74,6 +75,7 @@ struct LinaPrioritizeAllToAllPass
     Counts counts;
 
     SmallVector<AllToAllOp> allToAlls;
+    llvm::SmallPtrSet<Operation *, 8> moved;
     func.walk([&](Operation *op) {
       if (auto a2a = dyn_cast<AllToAllOp>(op)) {
         if (a2a.getPriorityAttr() != high) {
@@ -90,8 +92,11 @@ struct LinaPrioritizeAllToAllPass
     });
 
     for (AllToAllOp a2a : allToAlls) {
+      // The input, and for the variable form the counts, which must be
+      // ready before the all_to_all can start too.
       llvm::SetVector<Operation *> producers;
-      collectProducers(a2a.getInput(), producers);
+      for (Value operand : a2a->getOperands())
+        collectProducers(operand, producers);
       Operation *latest = nullptr;
       for (Operation *p : producers) {
         if (p->getBlock() != a2a->getBlock())
@@ -104,8 +109,9 @@ struct LinaPrioritizeAllToAllPass
           latest = p;
       }
       if (latest)
-        counts.moved += sinkLowPriorityAfter(latest, a2a);
+        sinkLowPriorityAfter(latest, a2a, moved);
     }
+    counts.moved = static_cast<int64_t>(moved.size());
 
     numHigh += counts.high;
     numLow += counts.low;
@@ -120,11 +126,12 @@ struct LinaPrioritizeAllToAllPass
 
   /// Moves the low-priority all_reduce ops strictly between `producer` and
   /// `a2a` (and the ops in that window that use their results) to just
-  /// after `a2a`, unless `a2a` depends on them; returns the number of
-  /// all_reduce ops moved. Ops that `a2a` depends on stay, and since the
+  /// after `a2a`, unless `a2a` depends on them; adds the all_reduce ops
+  /// moved to `moved`. Ops that `a2a` depends on stay, and since the
   /// backward slice is transitive, none of them uses a moved op: SSA
   /// dominance is kept.
-  int64_t sinkLowPriorityAfter(Operation *producer, AllToAllOp a2a) {
+  void sinkLowPriorityAfter(Operation *producer, AllToAllOp a2a,
+                            llvm::SmallPtrSetImpl<Operation *> &moved) {
     llvm::SetVector<Operation *> dependsOn;
     BackwardSliceOptions options;
     options.inclusive = false;
@@ -144,16 +151,14 @@ struct LinaPrioritizeAllToAllPass
       if ((isLow || usesMoved) && !dependsOn.contains(op))
         toMove.insert(op);
     }
-    int64_t moved = 0;
     Operation *anchor = a2a;
     for (Operation *op : toMove) {
       LLVM_DEBUG(llvm::dbgs() << "moving " << *op << " after " << a2a << "\n");
       op->moveAfter(anchor);
       anchor = op;
       if (isa<AllReduceOp>(op))
-        ++moved;
+        moved.insert(op);
     }
-    return moved;
   }
 };
 } // namespace
