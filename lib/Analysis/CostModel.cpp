@@ -102,18 +102,9 @@ bool readLink(const json &root, const char *key, LinkSpec &link,
   link.latency = us * kUs;
   return true;
 }
-} // namespace
 
-std::optional<ClusterSpec> ClusterSpec::fromJson(const std::string &text,
-                                                 std::string &error) {
-  // nlohmann-json reports errors with exceptions; none leaves this function.
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception &e) {
-    error = std::string("cluster file: not valid JSON: ") + e.what();
-    return std::nullopt;
-  }
+/// Reads the cluster description `root` (see fromJson).
+std::optional<ClusterSpec> readCluster(const json &root, std::string &error) {
   if (!root.is_object()) {
     error = "cluster file: the top level must be an object";
     return std::nullopt;
@@ -158,9 +149,30 @@ std::optional<ClusterSpec> ClusterSpec::fromJson(const std::string &text,
   spec.launchLatency = launchUs * kUs;
   return spec;
 }
+} // namespace
+
+std::optional<ClusterSpec> ClusterSpec::fromJson(const std::string &text,
+                                                 std::string &error) {
+  // nlohmann-json reports errors with exceptions; none leaves this function
+  // (the compiler that calls it is built without exceptions).
+  try {
+    json root;
+    try {
+      root = json::parse(text);
+    } catch (const json::exception &e) {
+      error = std::string("cluster file: not valid JSON: ") + e.what();
+      return std::nullopt;
+    }
+    return readCluster(root, error);
+  } catch (const std::exception &e) {
+    error = std::string("cluster file: ") + e.what();
+    return std::nullopt;
+  }
+}
 
 std::optional<ClusterSpec> ClusterSpec::fromFile(const std::string &path,
                                                  std::string &error) {
+  // std::ifstream and the error_code overload of is_directory do not throw.
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     error = "cluster file '" + path + "' is a directory";
