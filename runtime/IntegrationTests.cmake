@@ -113,3 +113,17 @@ if(LINA_HAVE_MPI)
   set_tests_properties(lina-run.trace.np4.contents PROPERTIES
     FIXTURES_REQUIRED lina_trace LABELS runtime)
 endif()
+
+# An error on one rank only while executing (here rank 1's plan has i64
+# expert ids, which the cpu backend does not compute with) ends the job at
+# once with that rank's message, instead of leaving the others to time out.
+if(LINA_HAVE_MPI)
+  add_test(NAME lina-run.one-rank-error COMMAND ${MPIEXEC_EXECUTABLE}
+    ${MPIEXEC_NUMPROC_FLAG} 1 $<TARGET_FILE:lina-run>
+      ${LINA_RT_PLANS}/moe2_np2.lina.json --warmup 0 --steps 1 :
+    ${MPIEXEC_NUMPROC_FLAG} 1 $<TARGET_FILE:lina-run>
+      ${LINA_RT_PLANS}/i64_ids_np2.json --warmup 0 --steps 1)
+  set_tests_properties(lina-run.one-rank-error PROPERTIES
+    ENVIRONMENT "${LINA_RT_ENV}" TIMEOUT 30 LABELS runtime
+    PASS_REGULAR_EXPRESSION "error: rank 1: op 0 \\(gate at i64ids.mlir:4:3\\): expert ids must be i32")
+endif()

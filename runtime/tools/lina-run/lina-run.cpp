@@ -207,6 +207,10 @@ Options parseArgs(int argc, char **argv) {
 struct World {
   int rank = 0, size = 1;
   double timeout = 120;
+  /// Set once every rank has loaded the plan and started executing it:
+  /// from then on an error (a kernel finding an expert id out of range,
+  /// counts that do not fit) can be this rank's alone.
+  bool executing = false;
 #ifdef LINA_HAVE_MPI
   void wait(MPI_Request &request, const char *what) {
     auto start = std::chrono::steady_clock::now();
@@ -363,6 +367,7 @@ int run(World &w, const Options &o) {
   RunBackend &backend = *backendPtr;
   backend.initialize(o.seed);
   Scheduler scheduler(plan, {policy, o.creditBytes});
+  w.executing = true;
 
   if (w.rank == 0 && !o.quiet)
     std::printf("lina-run: %s, %d ranks, backend %s, policy %s, %zu ops\n",
@@ -413,11 +418,14 @@ int run(World &w, const Options &o) {
   auto mine = runOnce(plan, o, o.backend, policy, w.rank);
   std::unique_ptr<Plan> basePlan;
   if (!o.baseline.empty()) {
+    // Loading fails alike on every rank: report it once, exit cleanly.
+    w.executing = false;
     basePlan = std::make_unique<Plan>(loadPlan(o.baseline));
     if (basePlan->worldSize != w.size)
       throw PlanError("the baseline plan '" + o.baseline + "' is for " +
                       std::to_string(basePlan->worldSize) + " ranks, not " +
                       std::to_string(w.size));
+    w.executing = true;
   }
   const Plan &bp = basePlan ? *basePlan : plan;
   auto theirs = runOnce(bp, o, o.baselineBackend, Policy::Fifo, w.rank);
@@ -486,12 +494,23 @@ int main(int argc, char **argv) {
     // Every rank reads the same plan and flags, so they fail alike; rank 0
     // reports. An error on one rank only (a kernel failure) aborts the job.
     std::string msg = e.what();
-    bool everyone = dynamic_cast<const PlanError *>(&e) != nullptr;
+    bool everyone =
+        dynamic_cast<const PlanError *>(&e) != nullptr && !w.executing;
     if (w.rank == 0 || !everyone)
       std::fprintf(stderr, "lina-run: error: %s%s\n",
-                   w.size > 1 && !everyone ? ("rank " + std::to_string(w.rank) + ": ").c_str() : "",
+                   w.size > 1 && !everyone && msg.rfind("rank ", 0) != 0
+                       ? ("rank " + std::to_string(w.rank) + ": ").c_str()
+                       : "",
                    msg.c_str());
     rc = 2;
+#ifdef LINA_HAVE_MPI
+    // The other ranks would wait for this one in the next collective until
+    // the watchdog fires: end the job now, with this rank's message.
+    if (!everyone && w.size > 1) {
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+#endif
   }
 #ifdef LINA_HAVE_MPI
   MPI_Finalize();
