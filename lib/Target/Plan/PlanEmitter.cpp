@@ -22,8 +22,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Tools/mlir-translate/Translation.h"
-#include "llvm/ADT/SmallString.h"
-#include "llvm/ADT/StringSet.h"
+#include "llvm/ADT/DenseSet.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/JSON.h"
@@ -58,8 +58,8 @@ struct OpInfo {
   std::string kind;
   SmallVector<int> inputs, outputs, deps;
   json::Object attrs;
-  std::string priority = "normal";
-  std::string group; ///< collectives only
+  std::string group;               ///< collectives only
+  std::string priority = "normal"; ///< collectives only
   std::optional<std::pair<int64_t, int64_t>> partition, chunk;
   bool holdLow = false;
   std::string loc;
@@ -100,8 +100,9 @@ bool isWeightUse(OpOperand &use) {
   Operation *user = use.getOwner();
   unsigned n = use.getOperandNumber();
   return llvm::TypeSwitch<Operation *, bool>(user)
-      .Case<DenseOp, GateOp, DenseGradOp, GateGradOp>(
-          [&](auto op) { return n == op.getWeightMutable().getOperandNumber(); })
+      .Case<DenseOp, GateOp, DenseGradOp, GateGradOp>([&](auto op) {
+        return n == op.getWeightMutable().getOperandNumber();
+      })
       .Case<ExpertFfnOp, ExpertFfnGradOp>([&](auto op) {
         return n == op.getW1Mutable().getOperandNumber() ||
                n == op.getW2Mutable().getOperandNumber();
@@ -158,11 +159,12 @@ private:
   /// Op results that are built in place inside a concatenation's buffer:
   /// the concat result and the element offset of the piece.
   llvm::DenseMap<Value, std::pair<Value, int64_t>> pieceOf;
+  /// Concatenations whose pieces are each one contiguous run of the result.
+  llvm::DenseSet<Operation *> contiguousConcats;
   /// Ops so far that wrote each base buffer: (op id, buffer written).
   std::map<int, std::vector<std::pair<int, int>>> writers;
   /// Group name -> instances -> ranks in group-rank order.
-  std::vector<std::pair<std::string, std::vector<std::vector<int64_t>>>>
-      groups;
+  std::vector<std::pair<std::string, std::vector<std::vector<int64_t>>>> groups;
   /// Buffers the function returns, in order.
   SmallVector<int> outputIds;
   bool hasGrad = false;
@@ -260,17 +262,19 @@ void Emitter::planConcats(func::FuncOp func) {
     for (int64_t i = 0; i < dim; ++i)
       if (type.getDimSize(i) != 1)
         return;
+    for (Value piece : concat.getInputs())
+      if (!cast<RankedTensorType>(piece.getType()).hasStaticShape())
+        return;
+    contiguousConcats.insert(concat);
     SmallVector<int64_t> strides = stridesOf(type.getShape());
     int64_t offset = 0;
     for (Value piece : concat.getInputs()) {
       auto pieceType = cast<RankedTensorType>(piece.getType());
-      if (!pieceType.hasStaticShape())
-        return;
       Operation *def = piece.getDefiningOp();
-      bool redirectable = def && def->getBlock() == concat->getBlock() &&
-                          (isa<LinaDialect>(def->getDialect()) ||
-                           isa<arith::AddFOp>(def)) &&
-                          !isa<GridOp>(def) && !pieceOf.count(piece);
+      bool redirectable =
+          def && def->getBlock() == concat->getBlock() &&
+          (isa<LinaDialect>(def->getDialect()) || isa<arith::AddFOp>(def)) &&
+          !isa<GridOp>(def) && !pieceOf.count(piece);
       if (redirectable)
         pieceOf[piece] = {concat.getResult(), offset};
       offset += pieceType.getDimSize(dim) * strides[dim];
@@ -363,8 +367,7 @@ LogicalResult Emitter::emitOp(Operation *op) {
             json::Object{
                 {"num_experts", static_cast<int64_t>(o.getNumExperts())},
                 {"top_k", static_cast<int64_t>(o.getTopK())},
-                {"capacity_factor",
-                 o.getCapacityFactor().convertToDouble()}});
+                {"capacity_factor", o.getCapacityFactor().convertToDouble()}});
       })
       .Case([&](GateGradOp) { return grad("gate_grad", json::Object()); })
       .Case([&](DispatchOp o) {
@@ -372,13 +375,10 @@ LogicalResult Emitter::emitOp(Operation *op) {
                       json::Object{{"num_experts", o.getType().getDimSize(0)},
                                    {"capacity", o.getType().getDimSize(1)}});
       })
-      .Case([&](DispatchGradOp) {
-        return grad("dispatch_grad", json::Object());
-      })
+      .Case(
+          [&](DispatchGradOp) { return grad("dispatch_grad", json::Object()); })
       .Case([&](CombineOp) { return simple("combine", json::Object()); })
-      .Case([&](CombineGradOp) {
-        return grad("combine_grad", json::Object());
-      })
+      .Case([&](CombineGradOp) { return grad("combine_grad", json::Object()); })
       .Case([&](ExpertFfnOp o) {
         return simple("expert_ffn", act(o.getActivation()));
       })
@@ -387,9 +387,10 @@ LogicalResult Emitter::emitOp(Operation *op) {
       })
       .Case([&](arith::AddFOp) { return simple("add", json::Object()); })
       .Case([&](AllReduceOp o) {
-        return simple("all_reduce",
-                      json::Object{{"reduction",
-                                    stringifyReduction(o.getReduction()).str()}});
+        return simple(
+            "all_reduce",
+            json::Object{
+                {"reduction", stringifyReduction(o.getReduction()).str()}});
       })
       .Case([&](AllToAllOp o) {
         json::Object attrs{
@@ -464,18 +465,32 @@ LogicalResult Emitter::emitOp(Operation *op) {
         }
         int64_t dim = o.getDim(), at = 0;
         RankedTensorType type = o.getResultType();
+        SmallVector<int64_t> strides = stridesOf(type.getShape());
+        bool contiguous = contiguousConcats.contains(op);
         for (Value piece : o.getInputs()) {
           auto pieceType = cast<RankedTensorType>(piece.getType());
           auto it = pieceOf.find(piece);
-          bool inPlace = it != pieceOf.end() && it->second.first == o.getResult();
+          bool inPlace =
+              it != pieceOf.end() && it->second.first == o.getResult();
           if (!inPlace) {
+            // A piece of a contiguous concatenation is copied into a view of
+            // its own run, so that it never overlaps the pieces other ops
+            // write in place; otherwise it is a box of the whole result.
+            int dst = whole;
+            if (contiguous) {
+              FailureOr<int> view =
+                  viewOf(op, whole, at * strides[dim], pieceType);
+              if (failed(view))
+                return failure();
+              dst = *view;
+            }
             json::Array srcOffsets, dstOffsets, boxSizes;
             for (int64_t i = 0; i < type.getRank(); ++i) {
               srcOffsets.push_back(0);
-              dstOffsets.push_back(i == dim ? at : 0);
+              dstOffsets.push_back(i == dim && !contiguous ? at : 0);
               boxSizes.push_back(pieceType.getDimSize(i));
             }
-            addOp(op, "copy", {piece}, {whole},
+            addOp(op, "copy", {piece}, {dst},
                   json::Object{{"src_offsets", std::move(srcOffsets)},
                                {"dst_offsets", std::move(dstOffsets)},
                                {"sizes", std::move(boxSizes)}});
@@ -593,9 +608,9 @@ LogicalResult Emitter::emitArguments(func::FuncOp func) {
     if (Attribute attr = func.getArgAttr(n, "lina.name")) {
       auto name = dyn_cast<StringAttr>(attr);
       if (!name || name.getValue().empty())
-        return func.emitError() << "lina-to-plan: argument " << n
-                                << " has lina.name = " << attr
-                                << "; expected a non-empty string";
+        return func.emitError()
+               << "lina-to-plan: argument " << n << " has lina.name = " << attr
+               << "; expected a non-empty string";
       buffer.name = name.getValue().str();
     } else {
       buffer.name = "arg" + std::to_string(n);
@@ -648,9 +663,9 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
       continue;
     }
     if (op.getNumRegions() != 0)
-      return op.emitError() << "lina-to-plan: unsupported operation '"
-                            << op.getName()
-                            << "' with regions; the plan is straight-line code";
+      return op.emitError()
+             << "lina-to-plan: unsupported operation '" << op.getName()
+             << "' with regions; the plan is straight-line code";
     if (failed(emitOp(&op)))
       return failure();
   }
@@ -777,9 +792,10 @@ void Emitter::print(llvm::raw_ostream &os, func::FuncOp func, GridOp grid) {
       j.attributeEnd();
       if (!op.attrs.empty())
         j.attribute("attrs", json::Object(op.attrs));
-      j.attribute("priority", op.priority);
-      if (!op.group.empty())
+      if (!op.group.empty()) {
         j.attribute("group", op.group);
+        j.attribute("priority", op.priority);
+      }
       auto pair = [&](StringRef key, std::pair<int64_t, int64_t> p) {
         j.attributeObject(key, [&] {
           j.attribute("index", p.first);

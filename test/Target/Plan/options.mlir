@@ -21,7 +21,7 @@ lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 // FIRST-NEXT:   {"id":3,"name":"t3","dtype":"bf16","shape":[96,32],"role":"output","init":"none"}
 // FIRST-NEXT: ],
 // FIRST-NEXT: "ops": [
-// FIRST-NEXT:   {"id":0,"kind":"all_to_all_v","inputs":[0,1,2],"outputs":[3],"deps":[],"attrs":{"concat_axis":0,"max_rows":96,"split_axis":0},"priority":"low","group":"ep","loc":"options.mlir:[[@LINE+8]]:8"}
+// FIRST-NEXT:   {"id":0,"kind":"all_to_all_v","inputs":[0,1,2],"outputs":[3],"deps":[],"attrs":{"concat_axis":0,"max_rows":96,"split_axis":0},"group":"ep","priority":"low","loc":"options.mlir:[[@LINE+8]]:8"}
 // FIRST-NEXT: ],
 // FIRST-NEXT: "outputs": [3,0]
 // TRAIN: "mode": "train",
@@ -40,7 +40,7 @@ func.func @first(%rows: tensor<64x32xbf16> {lina.name = "rows"},
 // SECOND: {"id":1,"name":"arg1","dtype":"f16","shape":[8,16],"role":"input","init":"random"},
 // SECOND: {"id":2,"name":"arg2","dtype":"f16","shape":[16,4],"role":"param","init":"random"},
 // SECOND: "ops": [
-// SECOND-NEXT: {"id":0,"kind":"dense_grad","inputs":[0,1,2],"outputs":[3,4],"deps":[],"attrs":{"activation":"gelu"},"priority":"normal","loc":
+// SECOND-NEXT: {"id":0,"kind":"dense_grad","inputs":[0,1,2],"outputs":[3,4],"deps":[],"attrs":{"activation":"gelu"},"loc":
 // INFER: "mode": "infer",
 func.func @second(%dy: tensor<8x4xf16>, %x: tensor<8x16xf16>, %w: tensor<16x4xf16>) -> (tensor<8x16xf16>, tensor<16x4xf16>) {
   %dx, %dw = lina.dense_grad %dy, %x, %w activation = gelu : (tensor<8x4xf16>, tensor<8x16xf16>, tensor<16x4xf16>) -> (tensor<8x16xf16>, tensor<16x4xf16>)

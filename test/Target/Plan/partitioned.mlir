@@ -40,12 +40,12 @@ lina.grid @world shape = [2, 2] groups = {dp = array<i64: 0>, ep = array<i64: 1>
 // CHECK-NEXT:   {"id":14,"name":"t14","dtype":"f32","shape":[16,40],"role":"output","init":"none"}
 // CHECK-NEXT: ],
 // CHECK-NEXT: "ops": [
-// CHECK-NEXT:   {"id":0,"kind":"dense_grad","inputs":[2,0,1],"outputs":[3,4],"deps":[],"attrs":{"activation":"relu"},"priority":"normal","hold_low":true,"loc":"partitioned.mlir:[[@LINE+15]]:14"},
-// CHECK-NEXT:   {"id":1,"kind":"all_reduce","inputs":[6],"outputs":[8],"deps":[0],"attrs":{"reduction":"sum"},"priority":"low","group":"dp","partition":{"index":0,"count":3},"loc":"partitioned.mlir:[[@LINE+17]]:9"},
-// CHECK-NEXT:   {"id":2,"kind":"all_reduce","inputs":[9],"outputs":[10],"deps":[0],"attrs":{"reduction":"sum"},"priority":"low","group":"dp","partition":{"index":1,"count":3},"loc":"partitioned.mlir:
-// CHECK-NEXT:   {"id":3,"kind":"all_reduce","inputs":[11],"outputs":[12],"deps":[0],"attrs":{"reduction":"sum"},"priority":"low","group":"dp","partition":{"index":2,"count":3},"loc":"partitioned.mlir:
+// CHECK-NEXT:   {"id":0,"kind":"dense_grad","inputs":[2,0,1],"outputs":[3,4],"deps":[],"attrs":{"activation":"relu"},"hold_low":true,"loc":"partitioned.mlir:[[@LINE+15]]:14"},
+// CHECK-NEXT:   {"id":1,"kind":"all_reduce","inputs":[6],"outputs":[8],"deps":[0],"attrs":{"reduction":"sum"},"group":"dp","priority":"low","partition":{"index":0,"count":3},"loc":"partitioned.mlir:[[@LINE+17]]:9"},
+// CHECK-NEXT:   {"id":2,"kind":"all_reduce","inputs":[9],"outputs":[10],"deps":[0],"attrs":{"reduction":"sum"},"group":"dp","priority":"low","partition":{"index":1,"count":3},"loc":"partitioned.mlir:
+// CHECK-NEXT:   {"id":3,"kind":"all_reduce","inputs":[11],"outputs":[12],"deps":[0],"attrs":{"reduction":"sum"},"group":"dp","priority":"low","partition":{"index":2,"count":3},"loc":"partitioned.mlir:
 // A reader of the reassembled gradient depends on every partition.
-// CHECK-NEXT:   {"id":4,"kind":"add","inputs":[13,1],"outputs":[14],"deps":[1,2,3],"priority":"normal","loc":"partitioned.mlir:
+// CHECK-NEXT:   {"id":4,"kind":"add","inputs":[13,1],"outputs":[14],"deps":[1,2,3],"loc":"partitioned.mlir:
 // CHECK-NEXT: ],
 // The gradient is returned twice: one buffer, listed twice.
 // CHECK-NEXT: "outputs": [3,13,13,14]

@@ -11,6 +11,14 @@
 // concatenated buffer), which is how a partitioned all_reduce reduces one
 // gradient buffer in place.
 //
+// Function arguments become "param" buffers when they (or a reshape or slice
+// of them) are a weight operand of dense, gate, expert_ffn or their
+// gradients, and "input" buffers otherwise. The runtime seeds them by name:
+// an argument's name is its `lina.name` string attribute, else "arg<N>";
+// its init is its `lina.init` attribute ("random" or "zero"), else "random".
+// Group members are listed in group-rank order: row-major over the group's
+// axes in the order the lina.grid lists them.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef LINA_TARGET_PLAN_PLANEMITTER_H
