@@ -258,6 +258,23 @@ LayerPlacement assignReplicas(const std::vector<double> &loads,
       break;
     previous = now;
   }
+  // Shares on a 1e-6 grid (readable tables); the largest share of each
+  // expert takes the rounding remainder so that they sum to 1.
+  for (auto &reps : p.replicas) {
+    if (reps.size() < 2)
+      continue;
+    double sum = 0;
+    size_t largest = 0;
+    for (size_t i = 0; i < reps.size(); ++i) {
+      reps[i].share = std::max(1e-6, std::round(reps[i].share * 1e6) / 1e6);
+      if (reps[i].share > reps[largest].share)
+        largest = i;
+    }
+    for (size_t i = 0; i < reps.size(); ++i)
+      if (i != largest)
+        sum += reps[i].share;
+    reps[largest].share = std::round((1 - sum) * 1e6) / 1e6;
+  }
   return p;
 }
 
@@ -312,13 +329,15 @@ std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loa
   // Prefer the candidate that moves fewer weights unless the other one is
   // strictly better balanced.
   LayerPlacement p = lpt.maxDeviceLoad(loads) <
-                             home.maxDeviceLoad(loads) * (1 - 1e-9)
+                             home.maxDeviceLoad(loads) * (1 - 1e-6)
                          ? std::move(lpt)
                          : std::move(home);
 
-  // The guarantee: never worse than expert parallelism.
+  // The guarantee: never worse than expert parallelism; and where it is
+  // not strictly better (a uniform profile), keep expert parallelism, which
+  // moves no weights.
   if (!p.verify().empty() ||
-      p.maxDeviceLoad(loads) > fallback->maxDeviceLoad(loads) * (1 + 1e-9))
+      p.maxDeviceLoad(loads) >= fallback->maxDeviceLoad(loads) * (1 - 1e-9))
     return fallback;
   return p;
 }

@@ -108,8 +108,9 @@ TEST(Placement, HotExpertIsReplicatedAndBalanced) {
   EXPECT_GE(p.replicas[0].size(), 3u);
   for (int e = 1; e < 4; ++e)
     EXPECT_EQ(p.replicas[e].size(), 1u) << "expert " << e;
-  // Perfect balance is reachable: 0.25 per device.
-  EXPECT_NEAR(p.maxDeviceLoad(loads), 0.25, 1e-9);
+  // Perfect balance is reachable: 0.25 per device (up to the 1e-6 grid of
+  // the shares).
+  EXPECT_NEAR(p.maxDeviceLoad(loads), 0.25, 1e-5);
   EXPECT_NEAR(staticMax(loads, 4, 2), 0.7, 1e-12);
 }
 
@@ -118,7 +119,7 @@ TEST(Placement, ColdExpertsArePackedTogether) {
   std::vector<double> loads = {0.45, 0.45, 0.05, 0.05};
   LayerPlacement p = mustPlaceLina(loads, 2, 4);
   ASSERT_EQ(p.verify(), "");
-  EXPECT_NEAR(p.maxDeviceLoad(loads), 0.5, 1e-9);
+  EXPECT_NEAR(p.maxDeviceLoad(loads), 0.5, 1e-5);
   EXPECT_LE(p.maxDeviceLoad(loads), staticMax(loads, 2, 4) + 1e-12);
   // The cold experts are never replicated.
   EXPECT_EQ(p.replicas[2].size(), 1u);

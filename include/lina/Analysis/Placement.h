@@ -11,8 +11,9 @@
 //    are assigned to devices longest-processing-time first and the shares of
 //    each replicated expert are then water-filled over its devices. Its
 //    maximum device load is never above the static placement's: if the
-//    heuristic ever does worse on a layer, that layer gets the static
-//    placement (`usedStatic` says so).
+//    heuristic does not do strictly better on a layer (e.g. a uniform
+//    profile), that layer gets the static placement, which moves no
+//    weights (`usedStatic` says so).
 // Loads are in any unit (tokens, shares); device load = sum over the
 // device's replicas of share * expert load.
 //
@@ -76,7 +77,7 @@ std::optional<LayerPlacement> staticPlacement(int numExperts, int numDevices,
 /// their static device. In both, the shares of each replicated expert are
 /// water-filled over its devices (heaviest expert first, repeated while
 /// the maximum device load improves); replicas left without tokens are
-/// dropped.
+/// dropped, and the shares are rounded to multiples of 1e-6 (summing to 1).
 std::optional<LayerPlacement> linaPlacement(const std::vector<double> &loads,
                                             int numDevices, int slotsPerDevice,
                                             std::string &error);

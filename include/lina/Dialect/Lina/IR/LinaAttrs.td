@@ -108,4 +108,50 @@ def Lina_ChunkAttr : Lina_Attr<"Chunk", "chunk"> {
   let genVerifyDecl = 1;
 }
 
+def Lina_PlacementAttr : Lina_Attr<"Placement", "placement"> {
+  let summary = "Expert placement table of one MoE layer";
+  let description = [{
+    Where the experts of one MoE layer (one `lina.gate`) live: expert `e`'s
+    replicas are entries `offsets[e]` .. `offsets[e + 1] - 1` of the
+    parallel arrays `devices` (a device of the layer's expert-parallel
+    group) and `shares` (the share of expert `e`'s tokens that replica
+    serves). `num_devices` devices with `slots_per_device` expert slots
+    each. Built by `--lina-build-placement` and attached to the gate as
+    `lina.placement`:
+
+    ```mlir
+    // Expert 0 on devices 0 and 1 (half of its tokens each), experts 1..3
+    // on devices 2, 3 and 3.
+    #lina.placement<num_devices = 4, slots_per_device = 2,
+                    offsets = [0, 2, 3, 4, 5], devices = [0, 1, 2, 3, 3],
+                    shares = [0.5, 0.5, 1.0, 1.0, 1.0]>
+    ```
+
+    Verified: every expert has at least one replica, no expert appears
+    twice on a device, devices are in range, shares are positive and sum to
+    1 per expert, and no device hosts more than `slots_per_device` experts.
+  }];
+  let parameters = (ins "int64_t":$numDevices, "int64_t":$slotsPerDevice,
+                        ArrayRefParameter<"int64_t">:$offsets,
+                        ArrayRefParameter<"int64_t">:$devices,
+                        "::mlir::DenseF64ArrayAttr":$shares);
+  let assemblyFormat = [{
+    `<` `num_devices` `=` $numDevices `,` `slots_per_device` `=` $slotsPerDevice
+    `,` `offsets` `=` `[` $offsets `]` `,` `devices` `=` `[` $devices `]`
+    `,` `shares` `=` `[` custom<Shares>($shares) `]` `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Number of experts in the table.
+    int64_t getNumExperts() const { return getOffsets().size() - 1; }
+    /// Shares as plain decimals, printed with the fewest digits that read
+    /// back to the same double.
+    static ::mlir::ParseResult
+    parseShares(::mlir::AsmParser &parser,
+                ::mlir::DenseF64ArrayAttr &shares);
+    static void printShares(::mlir::AsmPrinter &printer,
+                            ::mlir::DenseF64ArrayAttr shares);
+  }];
+}
+
 #endif // LINA_DIALECT_LINA_IR_LINAATTRS_TD

@@ -98,4 +98,45 @@ def LinaPipelineExpertsPass
                            "::mlir::arith::ArithDialect"];
 }
 
+def LinaBuildPlacementPass
+    : Pass<"lina-build-placement", "::mlir::func::FuncOp"> {
+  let summary = "Attaches expert placement tables built from a routing profile";
+  let description = [{
+    For each MoE layer (each `lina.gate`, in program order, matched with the
+    profile's layers 0, 1, ...) builds a placement of the layer's experts
+    on `devices` devices with `experts-per-device` expert slots each from
+    the experts' popularity in the profile (written by `lina-profile`):
+    popular experts are replicated in proportion to their load, unpopular
+    ones packed together, and the device loads balanced; a layer where this
+    would not beat expert parallelism keeps the static placement (expert e
+    on device e / ceil(E / devices)). The table is attached to the gate as
+    `lina.placement = #lina.placement<...>` and carried into the plan by
+    `lina-translate --lina-to-plan`. Skewed expert popularity otherwise
+    makes the devices that host popular experts the stragglers of every
+    batch.
+
+    The profile must match the model: as many layers as the function has
+    gates, and each gate's `num_experts` and `top_k`.
+  }];
+  let options = [
+    Option<"profileFile", "profile", "std::string", "\"\"",
+           "Routing profile (JSON from lina-profile); required">,
+    Option<"devices", "devices", "std::string", "\"\"",
+           "Number of devices of the expert-parallel group (a positive "
+           "integer); required">,
+    Option<"expertsPerDevice", "experts-per-device", "std::string", "\"\"",
+           "Expert slots per device (a positive integer, devices x slots >= "
+           "experts); default: ceil(experts / devices), i.e. no room for "
+           "replicas">,
+    Option<"report", "report", "bool", "false",
+           "Emit a remark on each gate with its placement's balance">
+  ];
+  let statistics = [
+    Statistic<"numLayers", "layers-placed", "Gates given a placement table">,
+    Statistic<"numStatic", "static-layers",
+              "Layers that kept the static placement">,
+    Statistic<"numReplicas", "replicas", "Expert replicas placed">
+  ];
+}
+
 #endif // LINA_DIALECT_LINA_TRANSFORMS_PASSES_TD

@@ -1,0 +1,175 @@
+//===- BuildPlacement.cpp - Expert placement tables from a profile --------===//
+//
+// Part of the Lina project.
+//
+/// Attaches a `#lina.placement` table to every `lina.gate` (one per MoE
+/// layer, in program order) from the expert popularity in a routing profile:
+/// skewed popularity makes the devices hosting popular experts the
+/// stragglers of every inference batch, so popular experts are replicated
+/// and unpopular ones packed (lina::linaPlacement, which never does worse
+/// than expert parallelism). The runtime starts each batch from this table
+/// and refines it per batch from the tokens' paths.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/Dialect/Lina/Transforms/Passes.h"
+
+#include "lina/Analysis/Placement.h"
+#include "lina/Analysis/Profile.h"
+
+#include "llvm/Support/Debug.h"
+#include "llvm/Support/Format.h"
+
+#include <cerrno>
+#include <cstdlib>
+
+#define DEBUG_TYPE "lina-build-placement"
+
+namespace mlir::lina {
+#define GEN_PASS_DEF_LINABUILDPLACEMENTPASS
+#include "lina/Dialect/Lina/Transforms/Passes.h.inc"
+} // namespace mlir::lina
+
+using namespace mlir;
+using namespace mlir::lina;
+
+static constexpr llvm::StringLiteral kPlacementAttr = "lina.placement";
+
+/// Parses a positive integer option; emits an error naming it otherwise.
+static std::optional<int64_t> parsePositive(Operation *op, StringRef name,
+                                            StringRef value) {
+  std::string text = value.str();
+  errno = 0;
+  char *end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end || errno || v < 1 || v > (1 << 20)) {
+    op->emitError() << "lina-build-placement: " << name
+                    << " must be a positive integer, got '" << value << "'";
+    return std::nullopt;
+  }
+  return v;
+}
+
+namespace {
+struct BuildPlacementPass
+    : public mlir::lina::impl::LinaBuildPlacementPassBase<BuildPlacementPass> {
+  using LinaBuildPlacementPassBase::LinaBuildPlacementPassBase;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    SmallVector<GateOp> gates;
+    func.walk([&](GateOp gate) { gates.push_back(gate); });
+    if (gates.empty())
+      return;
+
+    if (profileFile.empty()) {
+      func.emitError() << "lina-build-placement: the profile=FILE option is "
+                          "required (a routing profile written by "
+                          "lina-profile)";
+      return signalPassFailure();
+    }
+    if (devices.empty()) {
+      func.emitError() << "lina-build-placement: devices=N is required (the "
+                          "number of devices of the expert-parallel group)";
+      return signalPassFailure();
+    }
+    std::optional<int64_t> numDevices = parsePositive(func, "devices", devices);
+    if (!numDevices)
+      return signalPassFailure();
+    std::optional<int64_t> slots;
+    if (!expertsPerDevice.empty()) {
+      slots = parsePositive(func, "experts-per-device", expertsPerDevice);
+      if (!slots)
+        return signalPassFailure();
+    }
+
+    std::string error;
+    std::optional<::lina::Profile> profile =
+        ::lina::Profile::fromFile(profileFile, error);
+    if (!profile) {
+      func.emitError() << "lina-build-placement: " << error;
+      return signalPassFailure();
+    }
+    if (profile->numLayers != static_cast<int>(gates.size())) {
+      func.emitError() << "lina-build-placement: the profile '" << profileFile
+                       << "' describes " << profile->numLayers
+                       << " MoE layers but @" << func.getSymName() << " has "
+                       << gates.size()
+                       << " lina.gate ops; profile a trace of this model";
+      return signalPassFailure();
+    }
+
+    for (auto [layer, gate] : llvm::enumerate(gates)) {
+      int64_t experts = gate.getNumExperts();
+      if (experts != profile->numExperts) {
+        gate.emitError() << "lina-build-placement: MoE layer " << layer
+                         << ": the profile has " << profile->numExperts
+                         << " experts per layer but this gate has "
+                            "num_experts = "
+                         << experts;
+        return signalPassFailure();
+      }
+      if (static_cast<int64_t>(gate.getTopK()) != profile->topK) {
+        gate.emitError() << "lina-build-placement: MoE layer " << layer
+                         << ": the profile was recorded with top-k "
+                         << profile->topK << " but this gate has top_k = "
+                         << gate.getTopK();
+        return signalPassFailure();
+      }
+      int64_t perDevice =
+          slots ? *slots : (experts + *numDevices - 1) / *numDevices;
+      std::optional<::lina::LayerPlacement> placement =
+          ::lina::linaPlacement(profile->popularity[layer],
+                                static_cast<int>(*numDevices),
+                                static_cast<int>(perDevice), error);
+      if (!placement) {
+        gate.emitError() << "lina-build-placement: MoE layer " << layer
+                         << ": " << error
+                         << "; raise experts-per-device or devices";
+        return signalPassFailure();
+      }
+      SmallVector<int64_t> offsets{0}, devs;
+      SmallVector<double> shares;
+      for (const auto &reps : placement->replicas) {
+        for (const ::lina::Replica &r : reps) {
+          devs.push_back(r.device);
+          shares.push_back(r.share);
+        }
+        offsets.push_back(static_cast<int64_t>(devs.size()));
+      }
+      auto emitError = [&]() -> InFlightDiagnostic {
+        return gate.emitError();
+      };
+      PlacementAttr attr = PlacementAttr::getChecked(
+          llvm::function_ref<InFlightDiagnostic()>(emitError), &getContext(),
+          *numDevices, perDevice, ArrayRef<int64_t>(offsets),
+          ArrayRef<int64_t>(devs),
+          DenseF64ArrayAttr::get(&getContext(), shares));
+      if (!attr)
+        return signalPassFailure();
+      gate->setAttr(kPlacementAttr, attr);
+      ++numLayers;
+      numReplicas += devs.size();
+      if (placement->usedStatic)
+        ++numStatic;
+      double lina = placement->maxDeviceLoad(profile->popularity[layer]);
+      std::optional<::lina::LayerPlacement> base = ::lina::staticPlacement(
+          static_cast<int>(experts), static_cast<int>(*numDevices),
+          static_cast<int>(perDevice), error);
+      double baseline = base->maxDeviceLoad(profile->popularity[layer]);
+      LLVM_DEBUG(llvm::dbgs() << "layer " << layer << ": max device load "
+                              << lina << " (static " << baseline << ")\n");
+      if (report) {
+        std::string text;
+        llvm::raw_string_ostream os(text);
+        os << "lina-build-placement: MoE layer " << layer << ": "
+           << devs.size() << " replicas of " << experts
+           << " experts, max device load " << llvm::format("%.4f", lina)
+           << " (static " << llvm::format("%.4f", baseline) << ")"
+           << (placement->usedStatic ? ", static placement" : "");
+        gate.emitRemark() << os.str();
+      }
+    }
+  }
+};
+} // namespace

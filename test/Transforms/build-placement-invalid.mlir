@@ -1,0 +1,34 @@
+// Profiles that do not match the model, missing or garbled profile files,
+// and bad options.
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-skewed.json devices=4" 2>&1 | FileCheck %s --check-prefix=LAYERS
+// LAYERS: error: lina-build-placement: the profile '{{.*}}build-placement-skewed.json' describes 1 MoE layers but @two_gates has 2 lina.gate ops; profile a trace of this model
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-2layers.json devices=4" 2>&1 | FileCheck %s --check-prefix=EXPERTS
+// EXPERTS: error: lina-build-placement: MoE layer 0: the profile has 4 experts per layer but this gate has num_experts = 8
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/does-not-exist.json devices=4" 2>&1 | FileCheck %s --check-prefix=MISSING
+// MISSING: error: lina-build-placement: cannot open profile '{{.*}}does-not-exist.json'
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-garbled.json devices=4" 2>&1 | FileCheck %s --check-prefix=GARBLED
+// GARBLED: error: lina-build-placement: {{.*}}build-placement-garbled.json: not valid JSON (expected a profile written by lina-profile)
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-2layers.json devices=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+// ZERO: error: lina-build-placement: devices must be a positive integer, got '0'
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-2layers.json devices=four" 2>&1 | FileCheck %s --check-prefix=NAN
+// NAN: error: lina-build-placement: devices must be a positive integer, got 'four'
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-2layers.json" 2>&1 | FileCheck %s --check-prefix=NODEV
+// NODEV: error: lina-build-placement: devices=N is required (the number of devices of the expert-parallel group)
+
+// RUN: not lina-opt %s --lina-build-placement="devices=4" 2>&1 | FileCheck %s --check-prefix=NOPROF
+// NOPROF: error: lina-build-placement: the profile=FILE option is required (a routing profile written by lina-profile)
+
+// RUN: not lina-opt %s --lina-build-placement="profile=%S/Inputs/build-placement-2layers.json devices=4 experts-per-device=-1" 2>&1 | FileCheck %s --check-prefix=SLOTS
+// SLOTS: error: lina-build-placement: experts-per-device must be a positive integer, got '-1'
+
+func.func @two_gates(%x: tensor<8x16xf32>, %wg0: tensor<16x8xf32>, %wg1: tensor<16x8xf32>) -> (tensor<8x2xi32>, tensor<8x2xi32>) {
+  %ids0, %w0 = lina.gate %x, %wg0 experts = 8 top_k = 2 capacity_factor = 1.0 : (tensor<8x16xf32>, tensor<16x8xf32>) -> (tensor<8x2xi32>, tensor<8x2xf32>)
+  %ids1, %w1 = lina.gate %x, %wg1 experts = 8 top_k = 2 capacity_factor = 1.0 : (tensor<8x16xf32>, tensor<16x8xf32>) -> (tensor<8x2xi32>, tensor<8x2xf32>)
+  return %ids0, %ids1 : tensor<8x2xi32>, tensor<8x2xi32>
+}
