@@ -151,6 +151,13 @@ StepStats Scheduler::run(Backend &backend) {
       }
     }
     bool anyRunning = computeRunning || highRunning > 0 || lowRunning > 0;
+    if (!anyRunning && lo < lowOrder.size() && ready(lowOrder[lo])) {
+      // Liveness: nothing runs, so the held-back low-priority collective is
+      // what the next compute op (marked hold_low) waits for, directly or
+      // through a high-priority collective. Holding it would deadlock.
+      launch(lowOrder[lo++]);
+      continue;
+    }
     if (!anyRunning) {
       for (size_t i = 0; i < n; ++i)
         if (started[i] && !done[i])
