@@ -450,6 +450,18 @@ LogicalResult Emitter::emitOp(Operation *op) {
               json::Object{{"src_offsets", std::move(srcOffsets)},
                            {"dst_offsets", std::move(dstOffsets)},
                            {"sizes", std::move(boxSizes)}});
+        // A chunk's slice belongs to the chunk its users process.
+        std::optional<ChunkAttr> chunk;
+        for (Operation *user : o->getUsers()) {
+          auto c = user->getAttrOfType<ChunkAttr>("chunk");
+          if (!c || (chunk && *chunk != c)) {
+            chunk.reset();
+            break;
+          }
+          chunk = c;
+        }
+        if (chunk)
+          ops.back().chunk = {chunk->getIndex(), chunk->getCount()};
         return success();
       })
       .Case([&](tensor::ConcatOp o) -> LogicalResult {
@@ -490,10 +502,16 @@ LogicalResult Emitter::emitOp(Operation *op) {
               dstOffsets.push_back(i == dim && !contiguous ? at : 0);
               boxSizes.push_back(pieceType.getDimSize(i));
             }
-            addOp(op, "copy", {piece}, {dst},
-                  json::Object{{"src_offsets", std::move(srcOffsets)},
+            json::Object attrs{{"src_offsets", std::move(srcOffsets)},
                                {"dst_offsets", std::move(dstOffsets)},
-                               {"sizes", std::move(boxSizes)}});
+                               {"sizes", std::move(boxSizes)}};
+            if (!contiguous)
+              attrs["accumulate_into"] = true;
+            addOp(op, "copy", {piece}, {dst}, std::move(attrs));
+            // A chunk's piece belongs to the chunk that produced it.
+            if (Operation *def = piece.getDefiningOp())
+              if (auto c = def->getAttrOfType<ChunkAttr>("chunk"))
+                ops.back().chunk = {c.getIndex(), c.getCount()};
           }
           at += pieceType.getDimSize(dim);
         }

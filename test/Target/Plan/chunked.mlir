@@ -33,18 +33,18 @@ lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 // CHECK-NEXT:   {"id":15,"name":"t15","dtype":"f32","shape":[2,32,16],"role":"output","init":"none","view":{"base":14,"offset":0}}
 // CHECK-NEXT: ],
 // CHECK-NEXT: "ops": [
-// CHECK-NEXT:   {"id":0,"kind":"copy","inputs":[0],"outputs":[3],"deps":[],"attrs":{"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"loc":
+// CHECK-NEXT:   {"id":0,"kind":"copy","inputs":[0],"outputs":[3],"deps":[],"attrs":{"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"chunk":{"index":0,"count":2},"loc":
 // CHECK-NEXT:   {"id":1,"kind":"all_to_all","inputs":[3],"outputs":[4],"deps":[0],"attrs":{"concat_axis":1,"split_axis":0},"group":"ep","priority":"high","chunk":{"index":0,"count":2},"loc":
-// CHECK-NEXT:   {"id":2,"kind":"copy","inputs":[0],"outputs":[5],"deps":[],"attrs":{"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,4,0]},"loc":
+// CHECK-NEXT:   {"id":2,"kind":"copy","inputs":[0],"outputs":[5],"deps":[],"attrs":{"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,4,0]},"chunk":{"index":1,"count":2},"loc":
 // CHECK-NEXT:   {"id":3,"kind":"all_to_all","inputs":[5],"outputs":[6],"deps":[2],"attrs":{"concat_axis":1,"split_axis":0},"group":"ep","priority":"high","chunk":{"index":1,"count":2},"loc":
 // CHECK-NEXT:   {"id":4,"kind":"expert_ffn","inputs":[4,1,2],"outputs":[7],"deps":[1],"attrs":{"activation":"silu"},"chunk":{"index":0,"count":2},"hold_low":true,"loc":
 // CHECK-NEXT:   {"id":5,"kind":"all_to_all","inputs":[7],"outputs":[8],"deps":[4],"attrs":{"concat_axis":0,"split_axis":1},"group":"ep","priority":"high","chunk":{"index":0,"count":2},"loc":
 // CHECK-NEXT:   {"id":6,"kind":"expert_ffn","inputs":[6,1,2],"outputs":[9],"deps":[3],"attrs":{"activation":"silu"},"chunk":{"index":1,"count":2},"hold_low":true,"loc":
 // CHECK-NEXT:   {"id":7,"kind":"all_to_all","inputs":[9],"outputs":[10],"deps":[6],"attrs":{"concat_axis":0,"split_axis":1},"group":"ep","priority":"high","chunk":{"index":1,"count":2},"loc":
-// CHECK-NEXT:   {"id":8,"kind":"copy","inputs":[8],"outputs":[11],"deps":[5],"attrs":{"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"loc":
-// CHECK-NEXT:   {"id":9,"kind":"copy","inputs":[10],"outputs":[11],"deps":[7],"attrs":{"dst_offsets":[0,4,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"loc":
-// CHECK-NEXT:   {"id":10,"kind":"copy","inputs":[12],"outputs":[14],"deps":[1],"attrs":{"dst_offsets":[0,0,0,0],"sizes":[2,4,4,16],"src_offsets":[0,0,0,0]},"loc":
-// CHECK-NEXT:   {"id":11,"kind":"copy","inputs":[13],"outputs":[14],"deps":[3],"attrs":{"dst_offsets":[0,0,4,0],"sizes":[2,4,4,16],"src_offsets":[0,0,0,0]},"loc":
+// CHECK-NEXT:   {"id":8,"kind":"copy","inputs":[8],"outputs":[11],"deps":[5],"attrs":{"accumulate_into":true,"dst_offsets":[0,0,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"chunk":{"index":0,"count":2},"loc":
+// CHECK-NEXT:   {"id":9,"kind":"copy","inputs":[10],"outputs":[11],"deps":[7],"attrs":{"accumulate_into":true,"dst_offsets":[0,4,0],"sizes":[8,4,16],"src_offsets":[0,0,0]},"chunk":{"index":1,"count":2},"loc":
+// CHECK-NEXT:   {"id":10,"kind":"copy","inputs":[12],"outputs":[14],"deps":[1],"attrs":{"accumulate_into":true,"dst_offsets":[0,0,0,0],"sizes":[2,4,4,16],"src_offsets":[0,0,0,0]},"loc":
+// CHECK-NEXT:   {"id":11,"kind":"copy","inputs":[13],"outputs":[14],"deps":[3],"attrs":{"accumulate_into":true,"dst_offsets":[0,0,4,0],"sizes":[2,4,4,16],"src_offsets":[0,0,0,0]},"loc":
 // CHECK-NEXT: ],
 // CHECK-NEXT: "outputs": [11,15]
 
