@@ -3,6 +3,7 @@
 // RUN: lina-translate --lina-to-plan --lina-plan-function=second %s | FileCheck %s --check-prefix=SECOND
 // RUN: lina-translate --lina-to-plan --lina-plan-function=second --lina-plan-mode=infer %s | FileCheck %s --check-prefix=INFER
 // RUN: lina-translate --lina-to-plan --lina-plan-function=helper %s | FileCheck %s --check-prefix=PRIVATE
+// RUN: lina-translate --lina-to-plan --lina-plan-function=reshaped_weight %s | FileCheck %s --check-prefix=RESHAPED
 // RUN: not lina-translate --lina-to-plan --lina-plan-function=nope %s 2>&1 | FileCheck %s --check-prefix=NOPE
 // RUN: not lina-translate --lina-to-plan --lina-plan-mode=bogus %s 2>&1 | FileCheck %s --check-prefix=BADMODE
 // RUN: lina-translate --help | FileCheck %s --check-prefix=HELP
@@ -52,6 +53,17 @@ func.func @second(%dy: tensor<8x4xf16>, %x: tensor<8x16xf16>, %w: tensor<16x4xf1
 // PRIVATE: "outputs": [0]
 func.func private @helper(%a: tensor<4xf32>) -> tensor<4xf32> {
   return %a : tensor<4xf32>
+}
+
+// A weight reshaped before use is still a parameter.
+// RESHAPED:      {"id":0,"name":"arg0","dtype":"f32","shape":[4,16],"role":"input","init":"random"},
+// RESHAPED-NEXT: {"id":1,"name":"arg1","dtype":"f32","shape":[1,16,8],"role":"param","init":"random"},
+// RESHAPED-NEXT: {"id":2,"name":"t2","dtype":"f32","shape":[16,8],"role":"temp","init":"none","view":{"base":1,"offset":0}},
+// RESHAPED:      {"id":0,"kind":"dense","inputs":[0,2],"outputs":[3],"deps":[],"attrs":{"activation":"none"},
+func.func private @reshaped_weight(%x: tensor<4x16xf32>, %w: tensor<1x16x8xf32>) -> tensor<4x8xf32> {
+  %w2 = tensor.collapse_shape %w [[0, 1], [2]] : tensor<1x16x8xf32> into tensor<16x8xf32>
+  %y = lina.dense %x, %w2 activation = none : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
 }
 
 // NOPE: error: lina-to-plan: no function named @nope
