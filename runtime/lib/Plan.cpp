@@ -741,6 +741,8 @@ std::string lina::rt::dumpPlan(const Plan &plan) {
     os << "  %" << std::left << std::setw(5) << b.id << std::setw(24) << b.name
        << std::setw(5) << toString(b.dtype) << std::setw(18)
        << shapeString(b.shape) << std::setw(7) << roles[static_cast<int>(b.role)];
+    static const char *inits[] = {" random", " zero", ""};
+    os << inits[static_cast<int>(b.init)];
     if (b.isView())
       os << " view of %" << b.viewBase << " at " << b.viewOffset;
     os << "\n";
@@ -764,6 +766,13 @@ std::string lina::rt::dumpPlan(const Plan &plan) {
       os << " chunk=" << op.chunkIndex << "/" << op.chunkCount;
     if (op.holdLow)
       os << " hold_low";
+    if (!op.deps.empty()) {
+      os << " deps=";
+      for (size_t i = 0; i < op.deps.size(); ++i)
+        os << (i ? "," : "") << op.deps[i];
+    }
+    if (!op.loc.empty())
+      os << "  @" << op.loc;
     os << "\n";
   }
   return os.str();

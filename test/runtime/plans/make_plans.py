@@ -66,7 +66,7 @@ class PlanBuilder:
         if attrs:
             o["attrs"] = attrs
         o.update(extra)
-        o["loc"] = "%s:%d:3" % (self.name, line)
+        o["loc"] = ""  # set by write(): this op's line in the JSON file
         self.plan["ops"].append(o)
         return o["id"]
 
@@ -240,7 +240,11 @@ def make(ranks, tokens, hidden, ffn, local_experts, layers, lina, parts,
 
 
 def write(path, plan):
-    # One op or buffer per line: diffable and readable by hand.
+    # One op or buffer per line: diffable and readable by hand; each op's
+    # "loc" is its own line in this file, so messages point at it.
+    first = 13 + len(plan["buffers"])  # line of op 0 (see below)
+    for i, o in enumerate(plan["ops"]):
+        o["loc"] = "%s:%d:5" % (os.path.basename(path), first + i)
     with open(path, "w") as f:
         f.write("{\n")
         keys = list(plan.keys())
