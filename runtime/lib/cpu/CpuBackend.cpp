@@ -14,6 +14,12 @@
 
 #ifdef LINA_HAVE_MPI
 #include "MpiComm.h"
+#else
+namespace lina::rt {
+/// Built without MPI: never instantiated (plans whose groups all have one
+/// rank need no communicator), but unique_ptr needs a complete type.
+class MpiComm {};
+} // namespace lina::rt
 #endif
 
 using namespace lina::rt;
