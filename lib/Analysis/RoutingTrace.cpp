@@ -266,13 +266,14 @@ lina::synthesizeTrace(const SynthesisOptions &o, std::string &error) {
   std::vector<double> rankWeight(E);
   for (int i = 0; i < E; ++i)
     rankWeight[i] = std::pow(static_cast<double>(i + 1), -o.zipf);
+  detail::SplitMix64 modelRng(o.modelSeed);
   std::vector<std::vector<int>> expertOfRank(o.layers);
   for (auto &perm : expertOfRank) {
     perm.resize(E);
     for (int i = 0; i < E; ++i)
       perm[i] = i;
     for (int i = E - 1; i > 0; --i)
-      std::swap(perm[i], perm[rng.below(i + 1)]);
+      std::swap(perm[i], perm[modelRng.below(i + 1)]);
   }
   // Draws a rank by Zipf weight among the ranks not yet `taken`.
   std::vector<char> taken(E);

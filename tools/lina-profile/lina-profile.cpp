@@ -35,7 +35,7 @@ const char *kUsage =
     "       lina-profile --synthesize --layers L --experts E --top-k K "
     "--requests R\n"
     "                    --tokens-per-request T [--zipf S] [--stickiness P] "
-    "[--seed X] -o TRACE.jsonl\n"
+    "[--seed X] [--model-seed M] -o TRACE.jsonl\n"
     "  --path-length L          profile paths of up to L layers (default 3)\n"
     "  --experts E              experts per layer (profile: check ids against "
     "it; default: largest id + 1)\n"
@@ -49,7 +49,13 @@ const char *kUsage =
     "(synthesize, default 1.0)\n"
     "  --stickiness P           probability of keeping the previous layer's "
     "top-1 expert (synthesize, default 0)\n"
-    "  --seed X                 random seed (synthesize, default 1)\n"
+    "  --seed X                 seed of the tokens' draws (synthesize, "
+    "default 1)\n"
+    "  --model-seed M           seed of the experts' popularity order per "
+    "layer\n"
+    "                           (synthesize, default 1): same M, different X "
+    "gives\n"
+    "                           training and evaluation splits of one model\n"
     "  -o FILE                  output file\n"
     "  --quiet                  no summary on stdout\n";
 
@@ -175,6 +181,11 @@ int main(int argc, char **argv) {
       if (!value(v) || !parseInt(a, v, 0, n, error))
         return fail(error);
       syn.seed = static_cast<uint64_t>(n);
+      synthOnly.push_back(a);
+    } else if (a == "--model-seed") {
+      if (!value(v) || !parseInt(a, v, 0, n, error))
+        return fail(error);
+      syn.modelSeed = static_cast<uint64_t>(n);
       synthOnly.push_back(a);
     } else if (!a.empty() && a[0] == '-') {
       return fail("unknown option '" + a + "'\n" + kUsage);

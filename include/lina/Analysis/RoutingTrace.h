@@ -78,7 +78,12 @@ struct SynthesisOptions {
   double zipf = 1.0;
   /// Probability that a token keeps its previous layer's top-1 expert.
   double stickiness = 0.0;
+  /// Seed of the tokens' draws.
   uint64_t seed = 1;
+  /// Seed of the "model": the per-layer popularity order of the experts.
+  /// Traces with one model seed and different seeds are a training and an
+  /// evaluation split of the same model's routing.
+  uint64_t modelSeed = 1;
 };
 
 /// Checks the options; returns an error message or "" if they are valid.

@@ -63,6 +63,8 @@ struct OpInfo {
   std::optional<std::pair<int64_t, int64_t>> partition, chunk;
   bool holdLow = false;
   std::string loc;
+  /// Gates only: the #lina.placement table of --lina-build-placement.
+  std::optional<json::Object> placement;
 };
 
 /// Element strides of a row-major shape.
@@ -325,6 +327,17 @@ void Emitter::addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
     info.partition = {p.getIndex(), p.getCount()};
   if (auto c = op->getAttrOfType<ChunkAttr>("chunk"))
     info.chunk = {c.getIndex(), c.getCount()};
+  if (auto p = op->getAttrOfType<PlacementAttr>("lina.placement")) {
+    json::Array shares;
+    for (double x : p.getShares().asArrayRef())
+      shares.push_back(x);
+    info.placement = json::Object{
+        {"num_devices", p.getNumDevices()},
+        {"slots_per_device", p.getSlotsPerDevice()},
+        {"offsets", json::Array(p.getOffsets())},
+        {"devices", json::Array(p.getDevices())},
+        {"shares", std::move(shares)}};
+  }
   ops.push_back(std::move(info));
 }
 
@@ -828,6 +841,8 @@ void Emitter::print(llvm::raw_ostream &os, func::FuncOp func, GridOp grid) {
         j.attribute("hold_low", true);
       if (!op.loc.empty())
         j.attribute("loc", op.loc);
+      if (op.placement)
+        j.attribute("placement", json::Object(*op.placement));
     });
     os << (i + 1 < ops.size() ? ",\n" : "\n");
   }

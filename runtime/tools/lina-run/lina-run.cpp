@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/CpuBackend.h"
+#include "lina/rt/Infer.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 #include "lina/rt/Simulator.h"
@@ -55,6 +56,8 @@ const char *kUsage =
     "  --timeout SEC          watchdog for a collective (default 120)\n"
     "  --dump                 print the plan as a table and exit\n"
     "  --quiet                only the summary\n"
+    "  --mode train|infer     infer: serve requests with per-batch expert placement\n"
+    "                         (flags: lina-run PLAN --mode infer --help)\n"
     "  --cluster FILE         sim: the cluster to simulate (JSON, docs/COST_MODEL.md)\n"
     "  --contention-free      sim: every collective alone on the network (lower bound)\n"
     "The sim backend runs in one process (no mpirun); world size from the plan.\n";
@@ -157,6 +160,11 @@ Options parseArgs(int argc, char **argv) {
     if (a == "--help" || a == "-h") {
       std::cout << kUsage;
       std::exit(0);
+    } else if (a == "--mode") {
+      std::string mode = value();
+      if (mode != "train")
+        usageError("unknown mode '" + mode + "' (train, or infer: see "
+                   "docs/INFERENCE.md)");
     } else if (a == "--backend") o.backend = value();
     else if (a == "--cluster") o.cluster = value();
     else if (a == "--contention-free") o.contentionFree = true;
@@ -488,8 +496,14 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(1);
   int rc = 0;
   try {
-    Options o = parseArgs(argc, argv);
-    rc = run(w, o);
+    if (infer::isInferMode(argc, argv)) {
+      // --mode infer: batches of requests with per-batch expert placement.
+      rc = infer::runInference(infer::parseInferArgs(argc, argv), w.rank,
+                               w.size);
+    } else {
+      Options o = parseArgs(argc, argv);
+      rc = run(w, o);
+    }
   } catch (const std::exception &e) {
     // Every rank reads the same plan and flags, so they fail alike; rank 0
     // reports. An error on one rank only (a kernel failure) aborts the job.

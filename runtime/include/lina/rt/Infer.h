@@ -1,0 +1,68 @@
+//===- Infer.h - Inference with per-batch expert placement ------*- C++ -*-===//
+//
+// Part of the Lina project.
+//
+// `lina-run PLAN --mode infer` serves batches of requests through an
+// inference plan (docs/INFERENCE.md). Tokens are routed by a routing trace,
+// so that the expert popularity skew is real; each MoE layer (the chain
+// gate -> dispatch -> all_to_all -> expert_ffn -> all_to_all -> combine of
+// the plan) is executed with a per-batch expert placement:
+//  - static: expert parallelism, the plan's own layout;
+//  - lina:   phase 1 estimates each expert's load from the tokens' paths
+//            with a profile and places replicas before the gate, moving
+//            expert weights while the layer's dense block runs; phase 2,
+//            after the real routing, re-balances when the measured maximum
+//            device load deviates from the estimate by more than a
+//            threshold;
+//  - oracle: the placement for the true loads of the batch.
+// Tokens go to replicas with a variable-split all-to-all (counts first),
+// experts run real GEMMs on the plan's weights, and the results come back
+// the same way. Placement never changes the numerics: every token meets
+// the same expert weights.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LINA_RT_INFER_H
+#define LINA_RT_INFER_H
+
+#include <cstdint>
+#include <string>
+
+namespace lina::rt::infer {
+
+enum class PlacementMode { Static, Lina, Oracle };
+
+const char *toString(PlacementMode mode);
+
+struct InferOptions {
+  std::string plan;
+  std::string routing;  ///< routing trace (JSONL), required
+  std::string profile;  ///< routing profile (JSON), optional
+  int requests = 0;     ///< requests to serve, required
+  int batch = 0;        ///< requests per batch, required
+  PlacementMode placement = PlacementMode::Lina;
+  double phase2Threshold = 0.2;
+  int slotsPerDevice = 0; ///< 0: the plan's table, else 2 x local experts
+  int warmup = 1;
+  uint64_t seed = 1;
+  double timeout = 120;
+  bool check = false; ///< compare the outputs with the static placement
+  double tolerance = 1e-4;
+  bool quiet = false;
+};
+
+/// True if the command line asks for `--mode infer`.
+bool isInferMode(int argc, char **argv);
+
+/// Parses lina-run's inference flags; throws PlanError with the usage on a
+/// bad flag or value.
+InferOptions parseInferArgs(int argc, char **argv);
+
+/// Runs the inference benchmark on this rank of `worldSize` ranks (MPI
+/// already initialised) and prints the summary on rank 0. Returns the exit
+/// code (non-zero when --check fails); throws PlanError for bad input.
+int runInference(const InferOptions &options, int rank, int worldSize);
+
+} // namespace lina::rt::infer
+
+#endif // LINA_RT_INFER_H
