@@ -399,6 +399,26 @@ LogicalResult Emitter::emitOp(Operation *op) {
         return grad("expert_ffn_grad", act(o.getActivation()));
       })
       .Case([&](arith::AddFOp) { return simple("add", json::Object()); })
+      .Case([&](arith::ConstantOp c) -> LogicalResult {
+        // A zero-filled tensor (e.g. the gradient of an unused slice) is a
+        // buffer initialised to zero; other constants have no plan form.
+        auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+        bool zero = dense && dense.isSplat() &&
+                    ((isa<FloatType>(dense.getElementType()) &&
+                      dense.getSplatValue<APFloat>().isZero()) ||
+                     (isa<IntegerType>(dense.getElementType()) &&
+                      dense.getSplatValue<APInt>().isZero()));
+        if (!zero)
+          return c.emitError() << "lina-to-plan: only zero-filled tensor "
+                                  "constants are supported";
+        FailureOr<int> b = newBuffer(op, c.getResult(), "input");
+        if (failed(b))
+          return failure();
+        buffers[*b].init = "zero";
+        buffers[*b].name = "zeros" + std::to_string(*b);
+        values[c.getResult()] = *b;
+        return success();
+      })
       .Case([&](AllReduceOp o) {
         return simple(
             "all_reduce",
