@@ -7,6 +7,7 @@
 #include "MpiComm.h"
 
 #include "lina/rt/Kernels.h"
+#include "lina/rt/MpiWait.h"
 #include "lina/rt/Scheduler.h"
 
 #include <climits>
@@ -43,21 +44,6 @@ int toInt(int64_t v, const Op &op) {
 }
 } // namespace
 
-/// Polls `request` until it completes or `timeout` seconds pass.
-static bool waitWithTimeout(MPI_Request &request, double timeout) {
-  auto start = std::chrono::steady_clock::now();
-  int done = 0;
-  while (true) {
-    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-    if (done)
-      return true;
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count() > timeout)
-      return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-}
-
 MpiComm::MpiComm(const Plan &plan, int rank, double timeoutSeconds)
     : plan(plan), rank(rank), timeout(timeoutSeconds) {
   // Communicators are built collectively: first make sure every rank is
@@ -74,7 +60,7 @@ MpiComm::MpiComm(const Plan &plan, int rank, double timeoutSeconds)
   MPI_Request request;
   MPI_Iallreduce(range, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD,
                  &request);
-  if (!waitWithTimeout(request, timeout))
+  if (!waitAllFor(&request, 1, timeout))
     throw std::runtime_error(
         "rank " + std::to_string(rank) + ": timed out after " +
         std::to_string(static_cast<int>(timeout)) +

@@ -7,6 +7,9 @@
 #include "InferComm.h"
 
 #include "lina/rt/Plan.h"
+#ifdef LINA_HAVE_MPI
+#include "lina/rt/MpiWait.h"
+#endif
 
 #include <chrono>
 #include <climits>
@@ -37,24 +40,7 @@ InferComm::~InferComm() {
 
 #ifdef LINA_HAVE_MPI
 void InferComm::wait(MPI_Request *requests, int count, const char *what) {
-  auto start = std::chrono::steady_clock::now();
-  while (true) {
-    int done = 0;
-    MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE);
-    if (done)
-      return;
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count() > timeout) {
-      std::fprintf(stderr,
-                   "lina-run: error: rank %d: timed out after %.0f s %s "
-                   "(another rank stopped, failed, or runs a different plan, "
-                   "trace or flags); aborting\n",
-                   me, timeout, what);
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, 3);
-    }
-    std::this_thread::yield();
-  }
+  waitAllOrAbort(requests, count, timeout, me, what);
 }
 
 namespace {

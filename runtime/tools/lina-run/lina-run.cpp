@@ -21,6 +21,7 @@
 #endif
 
 #ifdef LINA_HAVE_MPI
+#include "lina/rt/MpiWait.h"
 #include <mpi.h>
 #endif
 #include <cblas.h>
@@ -221,25 +222,9 @@ struct World {
   bool executing = false;
 #ifdef LINA_HAVE_MPI
   void wait(MPI_Request &request, const char *what) {
-    auto start = std::chrono::steady_clock::now();
-    int done = 0;
-    while (true) {
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done)
-        return;
-      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-              .count() > timeout) {
-        std::fprintf(stderr,
-                     "lina-run: error: rank %d: timed out after %.0f s %s "
-                     "(another rank stopped, failed, or runs a different "
-                     "plan or flags); aborting\n",
-                     rank, timeout, what);
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 3);
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
+    waitAllOrAbort(&request, 1, timeout, rank, what);
   }
+
 #endif
   void barrier(const char *what) {
 #ifdef LINA_HAVE_MPI
