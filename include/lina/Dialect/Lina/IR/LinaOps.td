@@ -17,8 +17,9 @@ def Lina_CountTensor : 1DTensorOf<[I64]>;
 def Lina_PositiveI64 : ConfinedAttr<I64Attr, [IntPositive]>;
 def Lina_NonNegI64 : ConfinedAttr<I64Attr, [IntNonNegative]>;
 def Lina_FloatPositive : AttrConstraint<
-    CPred<"::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble() > 0.0">,
-    "whose value is positive">;
+    CPred<"::std::isfinite(::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble()) && "
+          "::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble() > 0.0">,
+    "whose value is finite and positive">;
 def Lina_PositiveF64 : ConfinedAttr<F64Attr, [Lina_FloatPositive]>;
 
 //===----------------------------------------------------------------------===//
@@ -43,7 +44,7 @@ def Lina_GridOp : Lina_Op<"grid", [Symbol]> {
   let assemblyFormat = "$sym_name `shape` `=` $shape `groups` `=` $groups attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
-    /// Number of ranks in the grid.
+    /// Number of ranks in the grid; at most Limits::kMaxRanks once verified.
     int64_t getNumRanks();
     /// Grid axes spanned by group `name`, or failure if there is none.
     ::mlir::FailureOr<::llvm::ArrayRef<int64_t>> getGroupAxes(::llvm::StringRef name);
@@ -187,7 +188,8 @@ def Lina_GateOp : Lina_Op<"gate", [Pure]> {
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
-    /// The dispatch capacity implied by this gate for `numTokens` tokens.
+    /// The dispatch capacity implied by this gate: at most
+    /// Limits::kMaxCapacity once verified.
     int64_t getCapacity();
   }];
 }
