@@ -370,52 +370,68 @@ int64_t AllToAllOp::getNumBytes() { return getTensorBytes(getInput().getType());
 // AllReduceOp
 //===----------------------------------------------------------------------===//
 
-/// The all_reduce partitions that, with `op`, cover one original tensor:
-/// those reading slices of the same source (as --lina-partition-allreduce
-/// builds them), or, for partitions that do not read a slice, those of the
-/// same block with the same original size and count. All share `op`'s
-/// group and reduction.
-static SmallVector<AllReduceOp> partitionSiblings(AllReduceOp op) {
-  SmallVector<AllReduceOp> siblings;
+/// Calls `fn` on each all_reduce partition that, with `op`, covers one
+/// original tensor, in a fixed order, until `fn` returns true: those
+/// reading slices of the same source (as --lina-partition-allreduce builds
+/// them), or, for partitions that do not read a slice, those of the same
+/// block with the same original size and count. All share `op`'s group and
+/// reduction.
+static void forEachPartitionSibling(AllReduceOp op,
+                                    function_ref<bool(AllReduceOp)> fn) {
   PartitionAttr part = op.getPartitionAttr();
   auto sameReduction = [&](AllReduceOp other) {
     return other.getPartitionAttr() && other.getGroup() == op.getGroup() &&
            other.getReduction() == op.getReduction();
   };
   if (auto slice = op.getInput().getDefiningOp<tensor::ExtractSliceOp>()) {
-    llvm::SmallPtrSet<Operation *, 8> seen;
     for (Operation *user : slice.getSource().getUsers()) {
       auto other = dyn_cast<tensor::ExtractSliceOp>(user);
-      if (!other || !seen.insert(other).second)
+      if (!other || other.getSource() != slice.getSource())
         continue;
       for (Operation *reader : other->getUsers())
         if (auto ar = dyn_cast<AllReduceOp>(reader);
             ar && ar.getInput() == other.getResult() && sameReduction(ar) &&
-            !llvm::is_contained(siblings, ar))
-          siblings.push_back(ar);
+            fn(ar))
+          return;
     }
-    return siblings;
+    return;
   }
   for (Operation &other : *op->getBlock())
     if (auto ar = dyn_cast<AllReduceOp>(other);
         ar && sameReduction(ar) &&
         !ar.getInput().getDefiningOp<tensor::ExtractSliceOp>() &&
         ar.getPartitionAttr().getOriginal() == part.getOriginal() &&
-        ar.getPartitionAttr().getCount() == part.getCount())
-      siblings.push_back(ar);
-  return siblings;
+        ar.getPartitionAttr().getCount() == part.getCount() && fn(ar))
+      return;
 }
 
 /// Checks that the partitions of one original tensor are pieces 0..count-1,
 /// each once, that piece i starts where piece i-1 ends, and that together
-/// they cover [0, original) without gap or overlap. Reported once, by the
-/// partition that comes first in the block.
+/// they cover [0, original) without gap or overlap. Reported once per
+/// tensor, by the first partition forEachPartitionSibling visits, so that
+/// the check costs O(partitions) per tensor, not per partition.
 static LogicalResult verifyPartitionCoverage(AllReduceOp op) {
-  SmallVector<AllReduceOp> siblings = partitionSiblings(op);
-  for (AllReduceOp other : siblings)
-    if (other != op && other->isBeforeInBlock(op))
-      return success();
-  PartitionAttr part = op.getPartitionAttr();
+  AllReduceOp reporter;
+  forEachPartitionSibling(op, [&](AllReduceOp ar) {
+    reporter = ar;
+    return true;
+  });
+  if (reporter != op)
+    return success();
+  SmallVector<AllReduceOp> siblings;
+  llvm::SmallPtrSet<Operation *, 16> seen;
+  forEachPartitionSibling(op, [&](AllReduceOp ar) {
+    if (seen.insert(ar).second)
+      siblings.push_back(ar);
+    return false;
+  });
+  // The first partition in program order is the reference the others
+  // must agree with.
+  AllReduceOp first = *llvm::min_element(
+      siblings, [](AllReduceOp a, AllReduceOp b) {
+        return a != b && a->isBeforeInBlock(b);
+      });
+  PartitionAttr part = first.getPartitionAttr();
   for (AllReduceOp other : siblings) {
     PartitionAttr p = other.getPartitionAttr();
     if (p.getCount() != part.getCount() ||
@@ -448,11 +464,11 @@ static LogicalResult verifyPartitionCoverage(AllReduceOp op) {
   for (auto [index, piece] : llvm::enumerate(byIndex)) {
     PartitionAttr p = piece.getPartitionAttr();
     if (p.getIndex() != static_cast<int64_t>(index))
-      return op.emitOpError() << "partition " << index << " of "
-                              << part.getCount()
-                              << " is missing: elements from " << covered
-                              << " of the original " << part.getOriginal()
-                              << " are not reduced";
+      return byIndex[index > 0 ? index - 1 : 0].emitOpError()
+             << "partition " << index << " of " << part.getCount()
+             << " is missing: elements from " << covered
+             << " of the original " << part.getOriginal()
+             << " are not reduced";
     int64_t numel = piece.getInput().getType().getNumElements();
     if (p.getOffset() > covered)
       return piece.emitOpError()
@@ -467,11 +483,10 @@ static LogicalResult verifyPartitionCoverage(AllReduceOp op) {
     covered = p.getOffset() + numel; // rangeWithin checked it per op.
   }
   if (static_cast<int64_t>(byIndex.size()) != part.getCount())
-    return op.emitOpError() << "partition " << byIndex.size() << " of "
-                            << part.getCount()
-                            << " is missing: elements from " << covered
-                            << " of the original " << part.getOriginal()
-                            << " are not reduced";
+    return byIndex.back().emitOpError()
+           << "partition " << byIndex.size() << " of " << part.getCount()
+           << " is missing: elements from " << covered << " of the original "
+           << part.getOriginal() << " are not reduced";
   if (covered != part.getOriginal())
     return byIndex.back().emitOpError()
            << "partitions cover [0, " << covered << ") of the original "
