@@ -21,8 +21,9 @@ func.func @smaller_than_an_element(%g: tensor<16xf32>) -> tensor<16xf32> {
 
 lina.grid @world shape = [4] groups = {dp = array<i64: 0>}
 
-func.func @already_partitioned(%g: tensor<16xf32>) -> tensor<16xf32> {
+func.func @already_partitioned(%g: tensor<16xf32>, %h: tensor<16xf32>) -> (tensor<16xf32>, tensor<16xf32>) {
   // expected-error @+1 {{is already a partition (64 bytes) larger than partition-bytes=2}}
   %0 = lina.all_reduce %g group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 0, count = 2, offset = 0, original = 32>} : tensor<16xf32>
-  return %0 : tensor<16xf32>
+  %1 = lina.all_reduce %h group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 1, count = 2, offset = 16, original = 32>} : tensor<16xf32>
+  return %0, %1 : tensor<16xf32>, tensor<16xf32>
 }

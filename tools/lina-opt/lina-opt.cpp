@@ -3,12 +3,14 @@
 // Part of the Lina project.
 //
 // Parses lina, func, arith and tensor IR, runs the Lina passes and prints
-// the result. See `lina-opt --help` for the passes and their options.
+// the result. See `lina-opt --help` for the passes and their options. The
+// `-o` file is replaced only when the run succeeds.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lina/Dialect/Lina/IR/LinaOps.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
+#include "lina/Support/AtomicOutput.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -25,6 +27,8 @@ int main(int argc, char **argv) {
   mlir::registerCanonicalizerPass();
   mlir::registerCSEPass();
   mlir::registerSymbolDCEPass();
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "Lina optimizer driver\n", registry));
+  return lina::runWithAtomicOutput(argc, argv, [&](int n, char **args) {
+    return mlir::asMainReturnCode(
+        mlir::MlirOptMain(n, args, "Lina optimizer driver\n", registry));
+  });
 }

@@ -17,6 +17,7 @@
 
 #include "lina/Target/Plan/PlanEmitter.h"
 #include "lina/Dialect/Lina/IR/LinaOps.h"
+#include "lina/Support/CheckedMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -29,6 +30,7 @@
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,12 +48,9 @@ struct BufferInfo {
   std::string init = "none";
   int base = -1;      ///< view base, or -1
   int64_t offset = 0; ///< element offset in the base
-  int64_t numElements() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
-  }
+  /// Product of `shape`, checked against Limits::kMaxElements on creation.
+  int64_t elements = 0;
+  int64_t numElements() const { return elements; }
 };
 
 struct OpInfo {
@@ -67,12 +66,25 @@ struct OpInfo {
   std::optional<json::Object> placement;
 };
 
-/// Element strides of a row-major shape.
-SmallVector<int64_t> stridesOf(ArrayRef<int64_t> shape) {
+/// Element strides of a row-major shape, or nullopt if they overflow.
+std::optional<SmallVector<int64_t>> stridesOf(ArrayRef<int64_t> shape) {
   SmallVector<int64_t> s(shape.size(), 1);
-  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i)
-    s[i] = s[i + 1] * shape[i + 1];
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 2; i >= 0; --i) {
+    std::optional<int64_t> stride = ::lina::checkedMul(s[i + 1], shape[i + 1]);
+    if (!stride)
+      return std::nullopt;
+    s[i] = *stride;
+  }
   return s;
+}
+
+/// `value` when it is finite; otherwise an error on `op`: JSON has no
+/// infinities or NaNs, and the plan holds none.
+FailureOr<double> finiteNumber(Operation *op, StringRef what, double value) {
+  if (std::isfinite(value))
+    return value;
+  return op->emitError() << "lina-to-plan: " << what << " is " << value
+                         << "; a plan holds finite numbers only";
 }
 
 /// True if the box `sizes` of `shape` is one contiguous run of elements: the
@@ -141,6 +153,7 @@ private:
   FailureOr<int> newBuffer(Operation *where, Value value, StringRef role);
   FailureOr<int> viewOf(Operation *where, int source, int64_t offset,
                         Type type);
+  LogicalResult checkLimits(Operation *where, RankedTensorType type);
   FailureOr<int> destinationFor(Operation *where, Value value);
   void planConcats(func::FuncOp func);
   LogicalResult emitOp(Operation *op);
@@ -199,11 +212,12 @@ FailureOr<int> Emitter::newBuffer(Operation *where, Value value,
     return failure();
   }
   FailureOr<std::string> dtype = dtypeOf(where, type);
-  if (failed(dtype))
+  if (failed(dtype) || failed(checkLimits(where, type)))
     return failure();
   BufferInfo b;
   b.dtype = *dtype;
   b.shape.assign(type.getShape().begin(), type.getShape().end());
+  b.elements = type.getNumElements();
   b.role = role.str();
   b.name = "t" + std::to_string(buffers.size());
   buffers.push_back(std::move(b));
@@ -218,18 +232,35 @@ FailureOr<int> Emitter::viewOf(Operation *where, int source, int64_t offset,
            << "lina-to-plan: unsupported dynamic shape " << type
            << "; plan buffers need a statically shaped tensor";
   FailureOr<std::string> dtype = dtypeOf(where, tensor);
-  if (failed(dtype))
+  if (failed(dtype) || failed(checkLimits(where, tensor)))
     return failure();
   const BufferInfo &src = buffers[source];
   BufferInfo b;
   b.dtype = *dtype;
   b.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
+  b.elements = tensor.getNumElements();
   // Views never chain: a view of a view is a view of its base.
   b.base = src.base >= 0 ? src.base : source;
-  b.offset = (src.base >= 0 ? src.offset : 0) + offset;
+  std::optional<int64_t> start =
+      ::lina::checkedAdd(src.base >= 0 ? src.offset : 0, offset);
+  const BufferInfo &base = buffers[b.base];
+  if (!start || !::lina::rangeWithin(*start, b.elements, base.numElements()))
+    return where->emitError()
+           << "lina-to-plan: a view of " << b.elements << " elements at "
+           << "offset " << offset << " does not fit in its source of "
+           << src.numElements() << " elements";
+  b.offset = *start;
   b.name = "t" + std::to_string(buffers.size());
   buffers.push_back(std::move(b));
   return static_cast<int>(buffers.size() - 1);
+}
+
+/// Checks a buffer's type against the documented limits (docs/LIMITS.md).
+LogicalResult Emitter::checkLimits(Operation *where, RankedTensorType type) {
+  if (std::optional<std::string> message = checkTensorLimits(type))
+    return where->emitError() << "lina-to-plan: a buffer of type " << type
+                              << " is too large: " << *message;
+  return success();
 }
 
 /// The buffer an op result is written to: a fresh one, or a view of the
@@ -267,8 +298,11 @@ void Emitter::planConcats(func::FuncOp func) {
     for (Value piece : concat.getInputs())
       if (!cast<RankedTensorType>(piece.getType()).hasStaticShape())
         return;
+    // Shapes beyond the limits are reported when the buffer is made.
+    if (checkTensorLimits(type))
+      return;
     contiguousConcats.insert(concat);
-    SmallVector<int64_t> strides = stridesOf(type.getShape());
+    SmallVector<int64_t> strides = *stridesOf(type.getShape());
     int64_t offset = 0;
     for (Value piece : concat.getInputs()) {
       auto pieceType = cast<RankedTensorType>(piece.getType());
@@ -312,7 +346,7 @@ void Emitter::addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
   }
   info.attrs = std::move(attrs);
   info.loc = locString(op->getLoc());
-  info.holdLow = op->hasAttr("lina.hold_low");
+  info.holdLow = op->hasAttr(LinaDialect::kHoldLowAttrName);
 
   auto collective = [&](GroupAttr group, std::optional<Priority> priority) {
     info.group = group.getName().getValue().str();
@@ -327,7 +361,9 @@ void Emitter::addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
     info.partition = {p.getIndex(), p.getCount()};
   if (auto c = op->getAttrOfType<ChunkAttr>("chunk"))
     info.chunk = {c.getIndex(), c.getCount()};
-  if (auto p = op->getAttrOfType<PlacementAttr>("lina.placement")) {
+  if (auto p = op->getAttrOfType<PlacementAttr>(
+          LinaDialect::kPlacementAttrName)) {
+    // The attribute verifier requires positive finite shares.
     json::Array shares;
     for (double x : p.getShares().asArrayRef())
       shares.push_back(x);
@@ -374,13 +410,23 @@ LogicalResult Emitter::emitOp(Operation *op) {
       .Case([&](DenseGradOp o) {
         return grad("dense_grad", act(o.getActivation()));
       })
-      .Case([&](GateOp o) {
+      .Case([&](GateOp o) -> LogicalResult {
+        FailureOr<double> factor =
+            finiteNumber(o, "the gate's capacity_factor",
+                         o.getCapacityFactor().convertToDouble());
+        if (failed(factor))
+          return failure();
+        if (auto p = o->getAttrOfType<PlacementAttr>(
+                LinaDialect::kPlacementAttrName))
+          for (double x : p.getShares().asArrayRef())
+            if (failed(finiteNumber(o, "a placement share", x)))
+              return failure();
         return simple(
             "gate",
             json::Object{
                 {"num_experts", static_cast<int64_t>(o.getNumExperts())},
                 {"top_k", static_cast<int64_t>(o.getTopK())},
-                {"capacity_factor", o.getCapacityFactor().convertToDouble()}});
+                {"capacity_factor", *factor}});
       })
       .Case([&](GateGradOp) { return grad("gate_grad", json::Object()); })
       .Case([&](DispatchOp o) {
@@ -459,8 +505,17 @@ LogicalResult Emitter::emitOp(Operation *op) {
         ArrayRef<int64_t> offs = o.getStaticOffsets();
         ArrayRef<int64_t> sizes = o.getStaticSizes();
         int src = bufferOf(o.getSource());
+        // The source is a plan buffer, so its strides and offsets inside
+        // it stay below Limits::kMaxElements once the box is in bounds.
+        for (size_t i = 0; i < offs.size(); ++i)
+          if (!::lina::rangeWithin(offs[i], sizes[i], srcType.getDimSize(i)))
+            return o.emitError()
+                   << "lina-to-plan: slice [" << offs[i] << ", " << offs[i]
+                   << " + " << sizes[i] << ") of dimension " << i
+                   << " is outside the source's size "
+                   << srcType.getDimSize(i);
         if (isContiguous(srcType.getShape(), sizes)) {
-          SmallVector<int64_t> strides = stridesOf(srcType.getShape());
+          SmallVector<int64_t> strides = *stridesOf(srcType.getShape());
           int64_t offset = 0;
           for (size_t i = 0; i < offs.size(); ++i)
             offset += offs[i] * strides[i];
@@ -510,7 +565,8 @@ LogicalResult Emitter::emitOp(Operation *op) {
         }
         int64_t dim = o.getDim(), at = 0;
         RankedTensorType type = o.getResultType();
-        SmallVector<int64_t> strides = stridesOf(type.getShape());
+        // The result is a plan buffer, checked against the element limit.
+        SmallVector<int64_t> strides = *stridesOf(type.getShape());
         bool contiguous = contiguousConcats.contains(op);
         for (Value piece : o.getInputs()) {
           auto pieceType = cast<RankedTensorType>(piece.getType());
@@ -697,6 +753,12 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
                                 "function must be one block of straight-line "
                                 "code";
 
+  // The grid verifier bounds the ranks; check again before a loop over them.
+  int64_t world = grids.front().getNumRanks();
+  if (world < 1 || world > ::lina::Limits::kMaxRanks)
+    return grids.front().emitError()
+           << "lina-to-plan: the grid has " << world
+           << " ranks; the limit is " << ::lina::Limits::kMaxRanks;
   computeGroups(grids.front());
   if (failed(emitArguments(*func)))
     return failure();

@@ -199,7 +199,7 @@ func.func @all_reduce_types(%x: tensor<8x4xf32>) -> tensor<8x4xf16> {
 
 lina.grid @g shape = [4] groups = {dp = array<i64: 0>}
 func.func @partition_fit(%x: tensor<64xf32>) -> tensor<64xf32> {
-  // expected-error @+1 {{partition [200, 264) does not fit in the original 256 elements}}
+  // expected-error @+1 {{partition of 64 elements at offset 200 does not fit in the original 256 elements}}
   %0 = lina.all_reduce %x group = #lina.group<@g, "dp"> reduction = sum {partition = #lina.partition<index = 3, count = 4, offset = 200, original = 256>} : tensor<64xf32>
   return %0 : tensor<64xf32>
 }
@@ -318,7 +318,7 @@ func.func @gate_negative_topk(%x: tensor<8x4xf32>, %w: tensor<4x2xf32>) -> (tens
 // -----
 
 func.func @gate_capacity_factor(%x: tensor<8x4xf32>, %w: tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>) {
-  // expected-error @+1 {{attribute 'capacity_factor' failed to satisfy constraint: 64-bit float attribute whose value is positive}}
+  // expected-error @+1 {{attribute 'capacity_factor' failed to satisfy constraint: 64-bit float attribute whose value is finite and positive}}
   %ids, %gw = lina.gate %x, %w experts = 2 top_k = 1 capacity_factor = 0.0 : (tensor<8x4xf32>, tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>)
   return %ids, %gw : tensor<8x1xi32>, tensor<8x1xf32>
 }

@@ -49,6 +49,13 @@ func.func @backward(%dy: tensor<64x32xf32>, %x: tensor<64x32xf32>, %wd: tensor<3
   %flat = tensor.collapse_shape %dwg [[0, 1]] : tensor<32x8xf32> into tensor<256xf32>
   %piece = tensor.extract_slice %flat[64] [64] [1] : tensor<256xf32> to tensor<64xf32>
   %p = lina.all_reduce %piece group = #lina.group<@flat, "dp"> reduction = max {partition = #lina.partition<index = 1, count = 4, offset = 64, original = 256>} : tensor<64xf32>
+  // The other partitions: together they cover the 256 elements once.
+  %piece0 = tensor.extract_slice %flat[0] [64] [1] : tensor<256xf32> to tensor<64xf32>
+  %p0 = lina.all_reduce %piece0 group = #lina.group<@flat, "dp"> reduction = max {partition = #lina.partition<index = 0, count = 4, offset = 0, original = 256>} : tensor<64xf32>
+  %piece2 = tensor.extract_slice %flat[128] [100] [1] : tensor<256xf32> to tensor<100xf32>
+  %p2 = lina.all_reduce %piece2 group = #lina.group<@flat, "dp"> reduction = max {partition = #lina.partition<index = 2, count = 4, offset = 128, original = 256>} : tensor<100xf32>
+  %piece3 = tensor.extract_slice %flat[228] [28] [1] : tensor<256xf32> to tensor<28xf32>
+  %p3 = lina.all_reduce %piece3 group = #lina.group<@flat, "dp"> reduction = max {partition = #lina.partition<index = 3, count = 4, offset = 228, original = 256>} : tensor<28xf32>
   // CHECK: lina.all_reduce %{{.*}} reduction = prod
   %q = lina.all_reduce %dw1 group = #lina.group<@world, "dp"> reduction = prod : tensor<2x32x128xf32>
   // CHECK: lina.all_reduce %{{.*}} reduction = min

@@ -98,8 +98,9 @@ func.func @region(%a: tensor<4xf32>) -> tensor<4xf32> {
 
 lina.grid @world shape = [2] groups = {dp = array<i64: 0>}
 
-// CHECK: error: lina-to-plan: argument 0 has lina.init = "ones"; expected "random" or "zero"
-// expected-error @+1 {{argument 0 has lina.init = "ones"; expected "random" or "zero"}}
+// The dialect verifies the argument attribute before the translation runs.
+// CHECK: error: argument 0 has 'lina.init = "ones"'; expected "random" or "zero"
+// expected-error @+1 {{argument 0 has 'lina.init = "ones"'; expected "random" or "zero"}}
 func.func @bad_init(%a: tensor<4xf32> {lina.init = "ones"}) -> tensor<4xf32> {
   return %a : tensor<4xf32>
 }

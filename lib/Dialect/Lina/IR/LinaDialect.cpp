@@ -7,6 +7,8 @@
 #include "lina/Dialect/Lina/IR/LinaDialect.h"
 #include "lina/Dialect/Lina/IR/LinaOps.h"
 
+#include "lina/Support/CheckedMath.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -30,6 +32,91 @@ void LinaDialect::initialize() {
 #define GET_ATTRDEF_LIST
 #include "lina/Dialect/Lina/IR/LinaAttrs.cpp.inc"
       >();
+}
+
+//===----------------------------------------------------------------------===//
+// Discardable attributes
+//===----------------------------------------------------------------------===//
+
+/// The names of every discardable lina attribute, for the error message of
+/// an unknown one.
+static constexpr StringLiteral kKnownOpAttrs =
+    "lina.placement (on lina.gate), lina.hold_low and "
+    "lina.suggested_experts_per_device";
+
+LogicalResult LinaDialect::verifyOperationAttribute(Operation *op,
+                                                    NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  Attribute value = attr.getValue();
+  if (name == kPlacementAttrName) {
+    auto table = dyn_cast<PlacementAttr>(value);
+    if (!table)
+      return op->emitError() << "'" << name
+                             << "' must be a #lina.placement<...> table, got "
+                             << value;
+    auto gate = dyn_cast<GateOp>(op);
+    if (!gate)
+      return op->emitError() << "'" << name
+                             << "' is only valid on lina.gate, not on '"
+                             << op->getName() << "'";
+    if (table.getNumExperts() != static_cast<int64_t>(gate.getNumExperts()))
+      return op->emitError()
+             << "'" << name << "' places " << table.getNumExperts()
+             << " experts, but the gate has " << gate.getNumExperts();
+    return success();
+  }
+  if (name == kHoldLowAttrName) {
+    if (!isa<UnitAttr>(value))
+      return op->emitError() << "'" << name
+                             << "' must be a unit attribute (no value), got "
+                             << value;
+    return success();
+  }
+  if (name == kSuggestedExpertsPerDeviceAttrName) {
+    auto count = dyn_cast<IntegerAttr>(value);
+    if (!count || !count.getType().isSignlessInteger(64) ||
+        count.getInt() < 1 || count.getInt() > ::lina::Limits::kMaxExperts)
+      return op->emitError() << "'" << name
+                             << "' must be an i64 in [1, "
+                             << ::lina::Limits::kMaxExperts << "], got "
+                             << value;
+    return success();
+  }
+  if (name == kInitAttrName || name == kNameAttrName)
+    return op->emitError() << "'" << name
+                           << "' is a function argument attribute, not an "
+                              "operation attribute";
+  return op->emitError() << "unknown attribute '" << name
+                         << "'; the lina dialect defines " << kKnownOpAttrs
+                         << " on operations";
+}
+
+LogicalResult LinaDialect::verifyRegionArgAttribute(Operation *op,
+                                                    unsigned regionIndex,
+                                                    unsigned argIndex,
+                                                    NamedAttribute attr) {
+  StringRef name = attr.getName().getValue();
+  Attribute value = attr.getValue();
+  if (name == kInitAttrName) {
+    auto init = dyn_cast<StringAttr>(value);
+    if (!init || (init.getValue() != "random" && init.getValue() != "zero"))
+      return op->emitError() << "argument " << argIndex << " has '" << name
+                             << " = " << value
+                             << "'; expected \"random\" or \"zero\"";
+    return success();
+  }
+  if (name == kNameAttrName) {
+    auto str = dyn_cast<StringAttr>(value);
+    if (!str || str.getValue().empty())
+      return op->emitError() << "argument " << argIndex << " has '" << name
+                             << " = " << value
+                             << "'; expected a non-empty string";
+    return success();
+  }
+  return op->emitError() << "argument " << argIndex
+                         << " has unknown attribute '" << name
+                         << "'; the lina dialect defines lina.init and "
+                            "lina.name on function arguments";
 }
 
 //===----------------------------------------------------------------------===//

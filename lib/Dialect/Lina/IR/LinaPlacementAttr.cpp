@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/Dialect/Lina/IR/LinaDialect.h"
+#include "lina/Support/CheckedMath.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -68,26 +69,41 @@ PlacementAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!sharesAttr)
     return emitError() << "placement shares are missing";
   ArrayRef<double> shares = sharesAttr.asArrayRef();
+  using ::lina::Limits;
+  // Sizes first: nothing below is allocated or indexed from an unchecked
+  // value.
   if (numDevices < 1)
     return emitError() << "placement num_devices must be positive, got "
                        << numDevices;
+  if (numDevices > Limits::kMaxRanks)
+    return emitError() << "placement num_devices is " << numDevices
+                       << "; the limit is " << Limits::kMaxRanks;
   if (slotsPerDevice < 1)
     return emitError() << "placement slots_per_device must be positive, got "
                        << slotsPerDevice;
+  if (slotsPerDevice > Limits::kMaxExperts)
+    return emitError() << "placement slots_per_device is " << slotsPerDevice
+                       << "; the limit is " << Limits::kMaxExperts;
   if (offsets.size() < 2 || offsets.front() != 0)
     return emitError() << "placement offsets must start at 0 and have one "
                           "entry per expert plus one";
+  if (static_cast<int64_t>(offsets.size()) - 1 > Limits::kMaxExperts)
+    return emitError() << "placement has " << offsets.size() - 1
+                       << " experts; the limit is " << Limits::kMaxExperts;
   if (devices.size() != shares.size() ||
       offsets.back() != static_cast<int64_t>(devices.size()))
     return emitError() << "placement devices (" << devices.size()
                        << ") and shares (" << shares.size()
                        << ") must both have offsets' last entry ("
                        << offsets.back() << ") elements";
-  SmallVector<int64_t> used(numDevices, 0);
-  for (size_t e = 0; e + 1 < offsets.size(); ++e) {
+  // Strictly increasing offsets from 0 to devices.size() keep every replica
+  // index below in range.
+  for (size_t e = 0; e + 1 < offsets.size(); ++e)
     if (offsets[e + 1] <= offsets[e])
       return emitError() << "placement expert " << e << " has no replica "
                          << "(offsets must increase strictly)";
+  SmallVector<int64_t> used(numDevices, 0);
+  for (size_t e = 0; e + 1 < offsets.size(); ++e) {
     llvm::SmallDenseSet<int64_t> seen;
     double sum = 0;
     for (int64_t i = offsets[e]; i < offsets[e + 1]; ++i) {

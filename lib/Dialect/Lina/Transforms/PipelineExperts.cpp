@@ -74,6 +74,24 @@ std::optional<Chain> matchChain(AllToAllOp in) {
   }
   if (!compute || compute->getNumRegions() != 0)
     return std::nullopt;
+  // Only the chunked operand may read the received tokens: a chunk's compute
+  // has the chunk there, and the whole tensor exists only after the last
+  // chunk arrives, so another operand reading it (`expert_ffn %r, %r, %r`)
+  // could not be given a value that dominates the chunk.
+  unsigned chunked = isa<ExpertFfnOp>(compute)
+                         ? cast<ExpertFfnOp>(compute).getInputMutable()
+                               .getOperandNumber()
+                         : cast<ExpertFfnGradOp>(compute).getGradMutable()
+                               .getOperandNumber();
+  for (OpOperand &operand : compute->getOpOperands())
+    if (operand.get() == in.getResult() &&
+        operand.getOperandNumber() != chunked) {
+      compute->emitRemark()
+          << "lina-pipeline-experts: not splitting this chain: operand #"
+          << operand.getOperandNumber()
+          << " also reads the received tokens, which a chunk cannot provide";
+      return std::nullopt;
+    }
   Value rows = compute->getResult(0);
   if (!rows.hasOneUse())
     return std::nullopt;

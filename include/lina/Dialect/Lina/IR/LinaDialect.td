@@ -27,13 +27,38 @@ def Lina_Dialect : Dialect {
     executable plan.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // The discardable `lina.*` attributes (on ops and on function arguments)
+  // are verified by the dialect: known names with the right kind of value.
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// Discardable attribute names, defined once for the passes, the plan
+    /// emitter and the verifier.
+    /// `#lina.placement<...>` on a lina.gate (--lina-build-placement).
+    static constexpr ::llvm::StringLiteral kPlacementAttrName = "lina.placement";
+    /// Unit attribute on a compute op: hold low-priority collectives back
+    /// while it runs (--lina-prioritize-alltoall).
+    static constexpr ::llvm::StringLiteral kHoldLowAttrName = "lina.hold_low";
+    /// Positive integer on a function (--lina-pipeline-experts chunks=0).
+    static constexpr ::llvm::StringLiteral kSuggestedExpertsPerDeviceAttrName =
+        "lina.suggested_experts_per_device";
+    /// Function argument attributes read by lina-to-plan.
+    static constexpr ::llvm::StringLiteral kInitAttrName = "lina.init";
+    static constexpr ::llvm::StringLiteral kNameAttrName = "lina.name";
+  }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::tensor::TensorDialect"
   ];
 }
 
+// Every lina op checks its tensor types against the documented limits
+// (lina/Support/CheckedMath.h) before its own verifier reads a dimension.
+def Lina_TensorsWithinLimits : NativeOpTrait<"TensorsWithinLimits"> {
+  let cppNamespace = "::mlir::OpTrait::lina";
+}
+
 class Lina_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Lina_Dialect, mnemonic, traits>;
+    : Op<Lina_Dialect, mnemonic, !listconcat([Lina_TensorsWithinLimits], traits)>;
 
 #endif // LINA_DIALECT_LINA_IR_LINADIALECT_TD

@@ -17,8 +17,9 @@ def Lina_CountTensor : 1DTensorOf<[I64]>;
 def Lina_PositiveI64 : ConfinedAttr<I64Attr, [IntPositive]>;
 def Lina_NonNegI64 : ConfinedAttr<I64Attr, [IntNonNegative]>;
 def Lina_FloatPositive : AttrConstraint<
-    CPred<"::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble() > 0.0">,
-    "whose value is positive">;
+    CPred<"::std::isfinite(::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble()) && "
+          "::llvm::cast<::mlir::FloatAttr>($_self).getValueAsDouble() > 0.0">,
+    "whose value is finite and positive">;
 def Lina_PositiveF64 : ConfinedAttr<F64Attr, [Lina_FloatPositive]>;
 
 //===----------------------------------------------------------------------===//
@@ -43,7 +44,7 @@ def Lina_GridOp : Lina_Op<"grid", [Symbol]> {
   let assemblyFormat = "$sym_name `shape` `=` $shape `groups` `=` $groups attr-dict";
   let hasVerifier = 1;
   let extraClassDeclaration = [{
-    /// Number of ranks in the grid.
+    /// Number of ranks in the grid; at most Limits::kMaxRanks once verified.
     int64_t getNumRanks();
     /// Grid axes spanned by group `name`, or failure if there is none.
     ::mlir::FailureOr<::llvm::ArrayRef<int64_t>> getGroupAxes(::llvm::StringRef name);
@@ -116,7 +117,9 @@ def Lina_AllReduceOp : Lina_CollectiveOp<"all_reduce",
   let description = [{
     Every rank of the group receives the element-wise `reduction` of the
     group's inputs. `--lina-partition-allreduce` splits large all_reduce ops
-    into partitions carrying `#lina.partition<...>`.
+    into partitions carrying `#lina.partition<...>`. The partitions of one
+    tensor (the all_reduce ops reading slices of one source) must be pieces
+    0..count-1, each once, that cover it without gap or overlap.
 
     ```mlir
     %g = lina.all_reduce %dw group = #lina.group<@world, "dp"> reduction = sum : tensor<512x512xf32>
@@ -169,7 +172,11 @@ def Lina_GateOp : Lina_Op<"gate", [Pure]> {
     the results are each token's `top_k` expert ids (by descending `p`, ties
     to the lower id) and their probabilities. `capacity_factor` is the
     factor dispatch uses to size its per-expert buffers:
-    `capacity = ceil(top_k * tokens / num_experts * capacity_factor)`.
+    `capacity = max(1, ceil(top_k * tokens / num_experts * capacity_factor))`.
+    `capacity_factor` must be finite and positive, `num_experts` and the
+    capacity within the limits of docs/LIMITS.md; the dispatch and combine
+    buffers of the tokens this gate routes must have `num_experts` experts
+    of exactly this capacity.
 
     ```mlir
     %ids, %w = lina.gate %x, %wg experts = 8 top_k = 2 capacity_factor = 1.25
@@ -187,7 +194,8 @@ def Lina_GateOp : Lina_Op<"gate", [Pure]> {
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{
-    /// The dispatch capacity implied by this gate for `numTokens` tokens.
+    /// The dispatch capacity implied by this gate: at most
+    /// Limits::kMaxCapacity once verified.
     int64_t getCapacity();
   }];
 }
@@ -198,7 +206,8 @@ def Lina_DispatchOp : Lina_Op<"dispatch", [Pure]> {
     Result `[experts, capacity, hidden]`. Assignments are placed in slot
     order (for each of the k choices, for each token in order); an
     assignment beyond an expert's capacity is dropped. Unused slots are
-    zero.
+    zero. Experts and capacity are positive and, when `expert_ids` comes
+    from a `lina.gate`, equal to its `num_experts` and capacity.
 
     ```mlir
     %buf = lina.dispatch %x, %ids : (tensor<256x512xf32>, tensor<256x1xi32>) -> tensor<8x32x512xf32>
