@@ -10,6 +10,7 @@
 #include "lina/rt/MpiWait.h"
 #include "lina/rt/Scheduler.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -58,13 +59,12 @@ MpiComm::MpiComm(const Plan &plan, int rank, double timeoutSeconds)
   }
   uint64_t range[2] = {h, ~h}, agreed[2] = {0, 0};
   MPI_Request request;
+  Arrival arrival = arrive(kCommunicatorSetup);
   MPI_Iallreduce(range, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD,
                  &request);
-  if (!waitAllFor(&request, 1, timeout))
-    throw std::runtime_error(
-        "rank " + std::to_string(rank) + ": timed out after " +
-        std::to_string(static_cast<int>(timeout)) +
-        " s waiting for the other ranks to load the plan");
+  waitAllOrAbort(&request, 1, timeout, rank,
+                 "waiting for the other ranks to set up the communicators",
+                 &arrival);
   if (agreed[0] != h || agreed[1] != ~h)
     throw PlanError("the ranks disagree on the plan's groups (is every rank "
                     "running the same plan?)");
@@ -87,6 +87,7 @@ MpiComm::~MpiComm() {
   inboxReady.notify_all();
   if (worker.joinable())
     worker.join();
+  setCollectivesInFlight("");
   for (auto &[name, pair] : comms) {
     MPI_Comm_free(&pair.first);
     MPI_Comm_free(&pair.second);
@@ -151,6 +152,8 @@ void MpiComm::issue(Pending &p) {
   const Buffer &out = plan.buffers[op.outputs[0]];
   int n = plan.groups.at(op.group).size();
   p.started = std::chrono::steady_clock::now();
+  int index = 0;
+  p.arrival = arrive(op.id, plan.groups.at(op.group).instanceOf(rank, &index));
   switch (op.kind) {
   case OpKind::AllToAll: {
     int pieceBytes = toInt(in.numBytes() / n, op);
@@ -208,14 +211,19 @@ void MpiComm::loop() {
         });
       if (stopping && inbox.empty() && active.empty())
         return;
+      bool issued = !inbox.empty();
       while (!inbox.empty()) {
         active.push_back(std::move(inbox.front()));
         inbox.pop_front();
         issue(*active.back());
       }
+      if (issued)
+        describeInFlight(active);
     }
     if (active.empty())
       continue;
+    // This thread makes the MPI calls while collectives are in flight.
+    answerArrivalQueries();
     requests.clear();
     for (auto &p : active)
       requests.push_back(p->request);
@@ -236,28 +244,46 @@ void MpiComm::loop() {
           still.push_back(std::move(active[i]));
       }
       active.swap(still);
+      describeInFlight(active);
       outboxReady.notify_all();
       continue;
     }
-    // Watchdog: a collective that cannot complete ends the job, naming it.
+    // Watchdog: a collective that cannot complete ends the job, naming it
+    // and the ranks of its group that have not arrived.
     auto now = std::chrono::steady_clock::now();
     for (auto &p : active) {
       double waited = std::chrono::duration<double>(now - p->started).count();
       if (waited > timeout) {
+        std::string missing =
+            describeMissing(p->arrival, rank, std::min(5.0, timeout));
+        if (missing.empty())
+          missing = "every rank of the group has arrived, but the collective "
+                    "does not complete (a transport problem?)";
         std::fprintf(stderr,
                      "lina-run: error: rank %d: %s in group '%s' did not "
-                     "complete within %.0f s (a rank is missing, stuck, or "
-                     "disagrees on the plan); aborting\n",
+                     "complete within %.0f s: %s; aborting\n",
                      rank, p->op->describe().c_str(), p->op->group.c_str(),
-                     timeout);
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 3);
+                     timeout, missing.c_str());
+        abortJob(3);
       }
     }
     // Shared-memory transports progress only inside MPI calls; poll often
     // but leave the core to compute.
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+void MpiComm::describeInFlight(
+    const std::vector<std::unique_ptr<Pending>> &active) {
+  std::string text;
+  for (const auto &p : active) {
+    if (text.size() > 160) {
+      text += ", ...";
+      break;
+    }
+    text += (text.empty() ? "waiting for " : ", ") + p->op->describe();
+  }
+  setCollectivesInFlight(text);
 }
 
 std::vector<int> MpiComm::waitAny() {
