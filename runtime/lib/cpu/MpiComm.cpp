@@ -9,6 +9,7 @@
 #include "lina/rt/Kernels.h"
 #include "lina/rt/MpiWait.h"
 #include "lina/rt/Scheduler.h"
+#include "lina/Support/CheckedMath.h"
 
 #include <algorithm>
 #include <climits>
@@ -121,19 +122,30 @@ void MpiComm::start(const Op &op) {
     const int64_t *sc = reinterpret_cast<const int64_t *>(data(op.inputs[1]));
     const int64_t *rc = reinterpret_cast<const int64_t *>(data(op.inputs[2]));
     int64_t rowBytes = in.shape[0] ? in.numBytes() / in.shape[0] : 0;
+    // Counts are data computed at run time: bound them by the buffers
+    // before any product, so that no size wraps around.
     int64_t sendRows = 0, recvRows = 0;
-    for (int i = 0; i < n; ++i) {
+    bool fits = true;
+    for (int i = 0; i < n && fits; ++i) {
       if (sc[i] < 0 || rc[i] < 0)
         throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
                         ": negative count");
-      p->sendDispls.push_back(toInt(sendRows * rowBytes, op));
-      p->recvDispls.push_back(toInt(recvRows * rowBytes, op));
+      std::optional<int64_t> s = lina::checkedAdd(sendRows, sc[i]);
+      std::optional<int64_t> r = lina::checkedAdd(recvRows, rc[i]);
+      fits = s && r && *s <= in.shape[0] && *r <= out.shape[0];
+      sendRows = s ? *s : INT64_MAX;
+      recvRows = r ? *r : INT64_MAX;
+    }
+    int64_t sent = 0, received = 0;
+    for (int i = 0; i < n && fits; ++i) {
+      p->sendDispls.push_back(toInt(sent * rowBytes, op));
+      p->recvDispls.push_back(toInt(received * rowBytes, op));
       p->sendCounts.push_back(toInt(sc[i] * rowBytes, op));
       p->recvCounts.push_back(toInt(rc[i] * rowBytes, op));
-      sendRows += sc[i];
-      recvRows += rc[i];
+      sent += sc[i];
+      received += rc[i];
     }
-    if (sendRows > in.shape[0] || recvRows > out.shape[0])
+    if (!fits)
       throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
                       ": counts need " + std::to_string(sendRows) + " rows to send and " +
                       std::to_string(recvRows) + " to receive; buffers hold " +
