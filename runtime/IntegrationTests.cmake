@@ -25,6 +25,18 @@ function(lina_rt_env name out)
   set(${out} ${LINA_RT_ENV} TMPDIR=${LINA_RT_TMP}/${name} ${ARGN} PARENT_SCOPE)
 endfunction()
 
+# lina_rt_fail_test(NAME COMMAND... EXPECT regex [ENV vars...]): the command
+# must exit non-zero with output matching the regex (no ';' in it).
+function(lina_rt_fail_test name)
+  cmake_parse_arguments(ARG "" "EXPECT" "ENV" ${ARGN})
+  string(REPLACE ";" "^^" cmd "${ARG_UNPARSED_ARGUMENTS}")
+  add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} -DCMD=${cmd}
+    -DEXPECT=${ARG_EXPECT} -P ${CMAKE_CURRENT_SOURCE_DIR}/ExpectFailure.cmake)
+  lina_rt_env(${name} env ${ARG_ENV})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${env}" TIMEOUT 120
+    LABELS runtime)
+endfunction()
+
 # lina_rt_test(NAME RANKS ARGS... [PASS regex] [ENV vars...]): lina-run ARGS
 # on RANKS ranks (0: without mpirun). Fails on a non-zero exit or a "FAIL"
 # line unless PASS is given, in which case the output must match it.
@@ -98,11 +110,13 @@ lina_rt_test(lina-run.bad-value 0 ${LINA_RT_PLANS}/moe2_np1.lina.json --steps ze
 # Watchdog: rank 1 stops before its first collective (an injected fault),
 # so rank 0's first all_to_all never completes; the job ends naming the
 # waiting rank, the op, the group, and rank 1 as the one that is missing.
-lina_rt_test(lina-run.watchdog 2
-  ${LINA_RT_PLANS}/moe2_np2.lina.json --timeout 2 --warmup 0 --steps 1
-  ENV LINA_RUN_INJECT_FAULT=1:stall
-  PASS "rank 0: op 4 \\(all_to_all at moe2_np2.lina.json:[0-9]+:[0-9]+\\) in group 'ep' did not complete within 2 s: rank 1 does not answer")
-set_tests_properties(lina-run.watchdog PROPERTIES TIMEOUT 60)
+if(LINA_HAVE_MPI)
+  lina_rt_fail_test(lina-run.watchdog ${MPIEXEC_EXECUTABLE}
+    ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:lina-run>
+    ${LINA_RT_PLANS}/moe2_np2.lina.json --timeout 2 --warmup 0 --steps 1
+    ENV LINA_RUN_INJECT_FAULT=1:stall
+    EXPECT "rank 0: op 4 \\(all_to_all at moe2_np2.lina.json:[0-9]+:[0-9]+\\) in group 'ep' did not complete within 2 s: rank 1 does not answer")
+endif()
 
 # Start-up agreement: ranks that run different plans, or the same plan with
 # different flags, are named before any collective of the plan; a rank that
@@ -119,26 +133,23 @@ if(LINA_HAVE_MPI)
       set(second ${LINA_RT_PLANS}/no_such_plan.json --warmup 0 --steps 1)
       set(expect "error: rank 1: cannot open plan '[^']*no_such_plan.json'")
     endif()
-    add_test(NAME lina-run.agreement.${case} COMMAND ${MPIEXEC_EXECUTABLE}
+    lina_rt_fail_test(lina-run.agreement.${case} ${MPIEXEC_EXECUTABLE}
       ${MPIEXEC_NUMPROC_FLAG} 1 $<TARGET_FILE:lina-run>
         ${LINA_RT_PLANS}/moe2_np2.lina.json --warmup 0 --steps 1 :
-      ${MPIEXEC_NUMPROC_FLAG} 1 $<TARGET_FILE:lina-run> ${second})
-    lina_rt_env(lina-run.agreement.${case} env)
-    set_tests_properties(lina-run.agreement.${case} PROPERTIES
-      ENVIRONMENT "${env}" TIMEOUT 60 LABELS runtime
-      PASS_REGULAR_EXPRESSION "${expect}")
+      ${MPIEXEC_NUMPROC_FLAG} 1 $<TARGET_FILE:lina-run> ${second}
+      EXPECT "${expect}")
   endforeach()
 endif()
 
 # Memory preflight: a 4 TiB buffer is refused before anything is allocated.
-lina_rt_test(lina-run.memory-preflight 0
+lina_rt_fail_test(lina-run.memory-preflight $<TARGET_FILE:lina-run>
   ${PROJECT_SOURCE_DIR}/test/runtime/Inputs/huge_buffer.json
-  PASS "error: the plan needs 4096.00 GiB of buffers on rank 0[;] [0-9.]+ GiB are available")
+  EXPECT "error: the plan needs 4096.00 GiB of buffers on rank 0. [0-9.]+ GiB are available")
 
 # A trace that cannot be written is an error (exit code and message).
-lina_rt_test(lina-run.trace-write-error 0 ${LINA_RT_PLANS}/moe2_np1.lina.json
-  --steps 1 --warmup 0 --trace /dev/full
-  PASS "error: cannot write trace '/dev/full': writing: No space left on device")
+lina_rt_fail_test(lina-run.trace-write-error $<TARGET_FILE:lina-run>
+  ${LINA_RT_PLANS}/moe2_np1.lina.json --steps 1 --warmup 0 --trace /dev/full
+  EXPECT "error: cannot write trace '/dev/full': writing: No space left on device")
 
 # The readable dump.
 lina_rt_test(lina-run.dump 0 ${LINA_RT_PLANS}/moe2_np2.lina.json --dump
@@ -159,8 +170,18 @@ endif()
 # An error on one rank only while executing (an injected fault at rank 1's
 # first collective) ends the job at once with that rank's message, instead
 # of leaving the others to time out.
-lina_rt_test(lina-run.one-rank-error 2
-  ${LINA_RT_PLANS}/moe2_np2.lina.json --warmup 0 --steps 1
-  ENV LINA_RUN_INJECT_FAULT=1:error
-  PASS "error: rank 1: op 4 \\(all_to_all at moe2_np2.lina.json:[0-9]+:[0-9]+\\): injected fault")
-set_tests_properties(lina-run.one-rank-error PROPERTIES TIMEOUT 30)
+if(LINA_HAVE_MPI)
+  lina_rt_fail_test(lina-run.one-rank-error ${MPIEXEC_EXECUTABLE}
+    ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:lina-run>
+    ${LINA_RT_PLANS}/moe2_np2.lina.json --warmup 0 --steps 1
+    ENV LINA_RUN_INJECT_FAULT=1:error
+    EXPECT "error: rank 1: op 4 \\(all_to_all at moe2_np2.lina.json:[0-9]+:[0-9]+\\): injected fault")
+endif()
+
+# lina-calibrate reports a cluster file it cannot write, and fails.
+if(LINA_HAVE_MPI AND TARGET lina-calibrate)
+  lina_rt_fail_test(lina-calibrate.write-error
+    ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2
+    $<TARGET_FILE:lina-calibrate> -o /dev/full
+    EXPECT "lina-calibrate: error: cannot write cluster file '/dev/full': writing: No space left on device")
+endif()

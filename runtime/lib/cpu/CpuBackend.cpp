@@ -271,12 +271,14 @@ void CpuBackend::runCompute(const Op &op) {
     break;
   }
   case OpKind::ExpertFfn: {
+    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
     auto &in = shape(true, 0), &w1 = shape(true, 1);
     cpu::expertFfn(f(0), f(1), f(2), o(0), in[0], in[1], in[2], w1[2],
                    op.activation);
     break;
   }
   case OpKind::ExpertFfnGrad: {
+    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
     auto &in = shape(true, 1), &w1 = shape(true, 2);
     cpu::expertFfnGrad(f(0), f(1), f(2), f(3), o(0), o(1), o(2), in[0], in[1],
                        in[2], w1[2], op.activation);

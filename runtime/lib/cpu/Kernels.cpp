@@ -17,6 +17,16 @@
 using namespace lina::rt;
 using namespace lina::rt::cpu;
 
+namespace {
+thread_local bool rowwiseGemm = false;
+} // namespace
+
+cpu::RowwiseGemmScope::RowwiseGemmScope(bool enable) : saved(rowwiseGemm) {
+  rowwiseGemm = saved || enable;
+}
+
+cpu::RowwiseGemmScope::~RowwiseGemmScope() { rowwiseGemm = saved; }
+
 void cpu::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
                const float *a, const float *b, float *c, bool accumulate) {
   if (m == 0 || n == 0)
@@ -28,6 +38,11 @@ void cpu::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
   if (k == 0) {
     if (!accumulate)
       std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  if (rowwiseGemm && !transA && m > 1) {
+    for (int64_t i = 0; i < m; ++i)
+      gemm(false, transB, 1, n, k, a + i * k, b, c + i * n, accumulate);
     return;
   }
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,

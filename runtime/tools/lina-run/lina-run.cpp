@@ -90,6 +90,9 @@ public:
 template <typename Impl> bool pinRouting(Impl &, RoutingPin *) { return false; }
 template <> bool pinRouting<CpuBackend>(CpuBackend &b, RoutingPin *pin) {
   b.setRoutingPin(pin);
+  // Rounding that depends on how rows are chunked would otherwise flip
+  // ReLU derivatives at pre-activations within rounding of 0.
+  b.setRowwiseExpertGemms(pin != nullptr);
   return true;
 }
 
@@ -790,6 +793,9 @@ int run(World &w, const Options &o) {
     problem = "the plans return " + std::to_string(mine.size()) + " and " +
               std::to_string(theirs.size()) + " outputs";
   double maxAbs = 0, worst = 0;
+  // The output that is furthest outside the tolerance, for the report.
+  double worstOutput = -1, worstOutputRatio = 0;
+  double worstValues[3] = {0, 0, 0}; // checked, baseline, max |baseline|
   for (size_t i = 0; problem.empty() && i < mine.size(); ++i) {
     if (mine[i].size() != theirs[i].size()) {
       problem = "output " + std::to_string(i) + " has different sizes";
@@ -801,12 +807,28 @@ int run(World &w, const Options &o) {
       if (!std::isfinite(a) || !std::isfinite(b))
         err = INFINITY;
       maxAbs = std::max(maxAbs, err);
-      worst = std::max(worst, err / (1e-5 + o.tolerance * std::fabs(b)));
+      double ratio = err / (1e-5 + o.tolerance * std::fabs(b));
+      worst = std::max(worst, ratio);
+      if (ratio > 1.0 && ratio > worstOutputRatio) {
+        worstOutputRatio = ratio;
+        worstOutput = static_cast<double>(i);
+        worstValues[0] = a;
+        worstValues[1] = b;
+        worstValues[2] = 0;
+        for (float v : theirs[i])
+          worstValues[2] = std::max(worstValues[2], std::fabs(double(v)));
+      }
     }
   }
   double bad = w.max(problem.empty() ? 0.0 : 1.0);
   maxAbs = w.max(maxAbs);
   worst = w.max(worst);
+  // The output index of the rank with the largest ratio.
+  bool mineIsWorst = worstOutputRatio == worst && worst > 1.0;
+  worstOutput = w.max(mineIsWorst ? worstOutput : -1.0);
+  for (double &v : worstValues)
+    v = w.sum(mineIsWorst ? v : 0.0) /
+        std::max(1.0, w.sum(mineIsWorst ? 1.0 : 0.0));
   bool pass = bad == 0 && worst <= 1.0;
   std::string baselineName = o.baseline.empty() ? "the fifo policy" : o.baseline;
   if (o.baselineBackend != o.backend)
@@ -827,6 +849,15 @@ int run(World &w, const Options &o) {
                 mine.size(),
                 baselineName.c_str(),
                 maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
+    if (!pass && worstOutput >= 0) {
+      int id = plan.outputs[static_cast<size_t>(worstOutput)];
+      std::printf("check: the worst output is output %.0f (buffer %d '%s' "
+                  "of %s): %.9g where the baseline has %.9g (largest "
+                  "|baseline| in that output: %.4g)\n",
+                  worstOutput, id, plan.buffer(id).name.c_str(),
+                  o.plan.c_str(), worstValues[0], worstValues[1],
+                  worstValues[2]);
+    }
   }
   return pass ? 0 : 1;
 }

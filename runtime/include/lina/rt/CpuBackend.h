@@ -65,6 +65,9 @@ public:
   /// Records or imposes the gates' routing (nullptr: neither). Throws
   /// PlanError when an imposed gate's shape differs from the recorded one.
   void setRoutingPin(RoutingPin *pin) { routingPin = pin; }
+  /// Computes the expert FFNs row by row (see cpu::RowwiseGemmScope), so
+  /// that chunking their rows does not change the rounding.
+  void setRowwiseExpertGemms(bool enable) { rowwiseExperts = enable; }
 
 private:
   char *data(int id);
@@ -81,6 +84,7 @@ private:
   std::chrono::steady_clock::time_point epoch;
   std::unique_ptr<MpiComm> comm;
   RoutingPin *routingPin = nullptr;
+  bool rowwiseExperts = false;
   /// Position of each gate op among the plan's gates (-1 for other ops).
   std::vector<int> gateOrdinal;
 };

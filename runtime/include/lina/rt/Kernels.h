@@ -23,6 +23,23 @@ namespace lina::rt::cpu {
 void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
           const float *a, const float *b, float *c, bool accumulate = false);
 
+/// While alive, gemm() computes every row of an untransposed A with its own
+/// BLAS call on the calling thread, so that a row's result does not depend
+/// on how many rows share the call: BLAS kernels round a row differently
+/// by its position in their tiles, and a chunked schedule splits the rows
+/// of an expert FFN across calls. lina-run --check uses it for the expert
+/// FFNs of both runs; it is slower (each row reads the whole weight).
+class RowwiseGemmScope {
+public:
+  explicit RowwiseGemmScope(bool enable);
+  ~RowwiseGemmScope();
+  RowwiseGemmScope(const RowwiseGemmScope &) = delete;
+  RowwiseGemmScope &operator=(const RowwiseGemmScope &) = delete;
+
+private:
+  bool saved;
+};
+
 float activate(Activation act, float x);
 /// d act(x) / dx.
 float activateGrad(Activation act, float x);
