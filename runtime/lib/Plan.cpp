@@ -5,10 +5,13 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Plan.h"
+#include "lina/Support/CheckedMath.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <climits>
+#include <cmath>
 #include <fstream>
 #include <iomanip>
 #include <set>
@@ -16,6 +19,11 @@
 
 using nlohmann::json;
 using namespace lina::rt;
+using lina::checkedAdd;
+using lina::checkedMul;
+using lina::checkedProduct;
+using lina::Limits;
+using lina::rangeWithin;
 
 namespace {
 struct NameTable {
@@ -87,10 +95,36 @@ int64_t lina::rt::dtypeBytes(DType type) {
 }
 
 int64_t Buffer::numElements() const {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
+  // Validated plans stay within Limits::kMaxElements; anything else (a
+  // buffer built by hand) is refused instead of wrapping around.
+  std::optional<int64_t> n = checkedProduct(shape);
+  if (!n)
+    throw PlanError("buffer " + std::to_string(id) + " ('" + name +
+                    "'): the element count of shape " + shapeString(shape) +
+                    " overflows");
+  return *n;
+}
+
+int64_t Buffer::numBytes() const {
+  std::optional<int64_t> n = checkedMul(numElements(), dtypeBytes(dtype));
+  if (!n)
+    throw PlanError("buffer " + std::to_string(id) + " ('" + name +
+                    "'): the byte size of shape " + shapeString(shape) +
+                    " overflows");
+  return *n;
+}
+
+int64_t Plan::allocatedBytes() const {
+  int64_t total = 0;
+  for (const Buffer &b : buffers) {
+    if (b.isView())
+      continue;
+    std::optional<int64_t> sum = checkedAdd(total, b.numBytes());
+    if (!sum)
+      throw PlanError("the plan's buffers need more than 2^63 bytes");
+    total = *sum;
+  }
+  return total;
 }
 
 std::string Op::describe() const {
@@ -131,24 +165,184 @@ public:
     throw PlanError(origin + ": " + msg);
   }
 
-  template <typename T>
-  T get(const json &obj, const char *key, const std::string &where) const {
-    auto it = obj.find(key);
-    if (it == obj.end())
-      fail(where + ": missing field '" + key + "'");
-    try {
-      return it->get<T>();
-    } catch (const json::exception &) {
-      fail(where + ": field '" + key + "' has the wrong type");
-    }
+  //===--------------------------------------------------------------------===//
+  // Strict field readers: every value must have exactly the JSON type of its
+  // field (no bool or float for an integer, no number for a string), every
+  // integer must lie in the field's range, and every float must be finite.
+  // Each error names the field and where it is ("op 3 (dispatch at m:1:2):
+  // field 'attrs.capacity' ...").
+  //===--------------------------------------------------------------------===//
+
+  static std::string valueString(const json &v) {
+    std::string s = v.dump();
+    return s.size() > 40 ? s.substr(0, 37) + "..." : s;
   }
 
-  template <typename T>
-  T getOr(const json &obj, const char *key, T fallback,
-          const std::string &where) const {
-    if (!obj.contains(key))
+  [[noreturn]] void failField(const std::string &where, const std::string &field,
+                              const std::string &msg) const {
+    fail(where + ": field '" + field + "' " + msg);
+  }
+
+  const json *find(const json &obj, const char *key) const {
+    auto it = obj.find(key);
+    return it == obj.end() ? nullptr : &*it;
+  }
+
+  const json &require(const json &obj, const char *key,
+                      const std::string &where) const {
+    const json *v = find(obj, key);
+    if (!v)
+      fail(where + ": missing field '" + key + "'");
+    return *v;
+  }
+
+  /// An integer in [lo, hi]. `field` is the name reported.
+  int64_t asInt(const json &v, const std::string &field,
+                const std::string &where, int64_t lo, int64_t hi) const {
+    if (!v.is_number_integer())
+      failField(where, field,
+                "must be an integer, got " + std::string(v.type_name()) +
+                    " " + valueString(v));
+    std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    if (v.is_number_unsigned() &&
+        v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      failField(where, field, "is " + valueString(v) + ", outside " + range);
+    int64_t i = v.get<int64_t>();
+    if (i < lo || i > hi)
+      failField(where, field, "is " + std::to_string(i) + ", outside " + range);
+    return i;
+  }
+
+  int64_t getInt(const json &obj, const char *key, const std::string &where,
+                 int64_t lo, int64_t hi, const std::string &prefix = "") const {
+    return asInt(require(obj, key, where), prefix + key, where, lo, hi);
+  }
+
+  int64_t getIntOr(const json &obj, const char *key, int64_t fallback,
+                   const std::string &where, int64_t lo, int64_t hi,
+                   const std::string &prefix = "") const {
+    const json *v = find(obj, key);
+    return v ? asInt(*v, prefix + key, where, lo, hi) : fallback;
+  }
+
+  /// A list of at most `maxLen` integers in [lo, hi].
+  std::vector<int64_t> asIntList(const json &v, const std::string &field,
+                                 const std::string &where, int64_t lo,
+                                 int64_t hi, size_t maxLen) const {
+    if (!v.is_array())
+      failField(where, field, "must be an array of integers, got " +
+                                  std::string(v.type_name()));
+    if (v.size() > maxLen)
+      failField(where, field, "has " + std::to_string(v.size()) +
+                                  " entries; the limit is " +
+                                  std::to_string(maxLen));
+    std::vector<int64_t> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      out.push_back(asInt(v[i], field + "[" + std::to_string(i) + "]", where,
+                          lo, hi));
+    return out;
+  }
+
+  std::vector<int64_t> getIntList(const json &obj, const char *key,
+                                  const std::string &where, int64_t lo,
+                                  int64_t hi, size_t maxLen,
+                                  const std::string &prefix = "") const {
+    return asIntList(require(obj, key, where), prefix + key, where, lo, hi,
+                     maxLen);
+  }
+
+  std::vector<int64_t> getIntListOr(const json &obj, const char *key,
+                                    const std::string &where, int64_t lo,
+                                    int64_t hi, size_t maxLen,
+                                    const std::string &prefix = "") const {
+    const json *v = find(obj, key);
+    return v ? asIntList(*v, prefix + key, where, lo, hi, maxLen)
+             : std::vector<int64_t>{};
+  }
+
+  /// Buffer or op ids: non-negative and within int.
+  std::vector<int> getIdList(const json &obj, const char *key,
+                             const std::string &where, bool required) const {
+    std::vector<int64_t> ids =
+        required ? getIntList(obj, key, where, 0, INT_MAX, kMaxListLength)
+                 : getIntListOr(obj, key, where, 0, INT_MAX, kMaxListLength);
+    return std::vector<int>(ids.begin(), ids.end());
+  }
+
+  /// A finite number in [lo, hi] (integers are accepted as numbers).
+  double getDoubleOr(const json &obj, const char *key, double fallback,
+                     const std::string &where, double lo, double hi,
+                     const std::string &prefix = "") const {
+    const json *v = find(obj, key);
+    if (!v)
       return fallback;
-    return get<T>(obj, key, where);
+    if (!v->is_number())
+      failField(where, prefix + key,
+                "must be a number, got " + std::string(v->type_name()) + " " +
+                    valueString(*v));
+    double d = v->get<double>();
+    if (!std::isfinite(d))
+      failField(where, prefix + key, "must be finite, got " + valueString(*v));
+    if (d < lo || d > hi)
+      failField(where, prefix + key,
+                "is " + valueString(*v) + ", outside [" + json(lo).dump() +
+                    ", " + json(hi).dump() + "]");
+    return d;
+  }
+
+  std::string getString(const json &obj, const char *key,
+                        const std::string &where,
+                        const std::string &prefix = "") const {
+    const json &v = require(obj, key, where);
+    if (!v.is_string())
+      failField(where, prefix + key,
+                "must be a string, got " + std::string(v.type_name()) + " " +
+                    valueString(v));
+    return v.get<std::string>();
+  }
+
+  std::string getStringOr(const json &obj, const char *key,
+                          const std::string &fallback, const std::string &where,
+                          const std::string &prefix = "") const {
+    return find(obj, key) ? getString(obj, key, where, prefix) : fallback;
+  }
+
+  bool getBoolOr(const json &obj, const char *key, bool fallback,
+                 const std::string &where) const {
+    const json *v = find(obj, key);
+    if (!v)
+      return fallback;
+    if (!v->is_boolean())
+      failField(where, key,
+                "must be true or false, got " + std::string(v->type_name()) +
+                    " " + valueString(*v));
+    return v->get<bool>();
+  }
+
+  /// An optional object-valued field (an empty object when absent).
+  const json &objectOr(const json &obj, const char *key,
+                       const std::string &where) const {
+    static const json empty = json::object();
+    const json *v = find(obj, key);
+    if (!v)
+      return empty;
+    if (!v->is_object())
+      failField(where, key, "must be an object, got " +
+                                std::string(v->type_name()));
+    return *v;
+  }
+
+  const json &arrayOr(const json &obj, const char *key,
+                      const std::string &where) const {
+    static const json empty = json::array();
+    const json *v = find(obj, key);
+    if (!v)
+      return empty;
+    if (!v->is_array())
+      failField(where, key, "must be an array, got " +
+                                std::string(v->type_name()));
+    return *v;
   }
 
   DType parseDType(const std::string &s, const std::string &where) const {
@@ -164,135 +358,171 @@ public:
     if (!root.is_object())
       fail("the top level must be a JSON object");
     Plan plan;
-    if (getOr<std::string>(root, "format", "", "plan") != "lina-plan")
+    const std::string top = "plan";
+    if (getStringOr(root, "format", "", top) != "lina-plan")
       fail("not a Lina plan (field 'format' must be \"lina-plan\")");
-    plan.version = get<int>(root, "version", "plan");
+    plan.version = static_cast<int>(getInt(root, "version", top, 0, INT_MAX));
     if (plan.version != kPlanVersion)
       fail("unsupported plan version " + std::to_string(plan.version) +
            " (this runtime reads version " + std::to_string(kPlanVersion) + ")");
-    plan.source = getOr<std::string>(root, "source", "", "plan");
-    plan.function = getOr<std::string>(root, "function", "", "plan");
-    plan.mode = getOr<std::string>(root, "mode", "train", "plan");
+    plan.source = getStringOr(root, "source", "", top);
+    plan.function = getStringOr(root, "function", "", top);
+    plan.mode = getStringOr(root, "mode", "train", top);
     if (plan.mode != "train" && plan.mode != "infer")
       fail("field 'mode' must be \"train\" or \"infer\", got \"" + plan.mode + "\"");
-    plan.worldSize = get<int>(root, "world_size", "plan");
-    if (plan.worldSize < 1)
-      fail("world_size must be at least 1, got " + std::to_string(plan.worldSize));
-    if (root.contains("grid")) {
-      plan.gridShape = get<std::vector<int64_t>>(root["grid"], "shape", "grid");
-      int64_t devices = 1;
-      for (int64_t d : plan.gridShape)
-        devices *= d;
-      if (devices != plan.worldSize)
-        fail("grid shape holds " + std::to_string(devices) +
+    plan.worldSize =
+        static_cast<int>(getInt(root, "world_size", top, 1, Limits::kMaxRanks));
+    const json &grid = objectOr(root, "grid", top);
+    if (find(root, "grid")) {
+      plan.gridShape = getIntList(grid, "shape", top, 1, Limits::kMaxRanks,
+                                  Limits::kMaxTensorRank, "grid.");
+      std::optional<int64_t> devices = checkedProduct(plan.gridShape);
+      if (!devices || *devices != plan.worldSize)
+        fail("grid shape holds " +
+             (devices ? std::to_string(*devices) : std::string("more than 2^63")) +
              " devices, but world_size is " + std::to_string(plan.worldSize));
     }
 
-    const json &groups = root.contains("groups") ? root["groups"] : json::object();
-    if (!groups.is_object())
-      fail("field 'groups' must be an object");
+    const json &groups = objectOr(root, "groups", top);
     for (auto it = groups.begin(); it != groups.end(); ++it) {
       Group g;
       g.name = it.key();
-      g.members = get<std::vector<std::vector<int>>>(it.value(), "members",
-                                                     "group '" + g.name + "'");
+      std::string where = "group '" + g.name + "'";
+      if (!it.value().is_object())
+        fail(where + " must be an object");
+      const json &members = require(it.value(), "members", where);
+      if (!members.is_array())
+        failField(where, "members", "must be an array of rank lists");
+      if (members.size() > static_cast<size_t>(plan.worldSize))
+        failField(where, "members", "has more instances than ranks");
+      for (size_t i = 0; i < members.size(); ++i) {
+        std::vector<int64_t> list =
+            asIntList(members[i], "members[" + std::to_string(i) + "]", where,
+                      0, plan.worldSize - 1, plan.worldSize);
+        g.members.emplace_back(list.begin(), list.end());
+      }
       plan.groups[g.name] = std::move(g);
     }
 
-    const json &buffers = root.contains("buffers") ? root["buffers"] : json::array();
-    if (!buffers.is_array())
-      fail("field 'buffers' must be an array");
-    for (const json &b : buffers) {
+    const json &buffers = arrayOr(root, "buffers", top);
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      const json &b = buffers[i];
+      std::string where = "buffers[" + std::to_string(i) + "]";
+      if (!b.is_object())
+        fail(where + " must be an object");
       Buffer buf;
-      std::string where = "buffer " + (b.contains("id") ? b["id"].dump() : "?");
-      buf.id = get<int>(b, "id", where);
-      buf.name = getOr<std::string>(b, "name", "buf" + std::to_string(buf.id), where);
-      buf.dtype = parseDType(get<std::string>(b, "dtype", where), where);
-      buf.shape = get<std::vector<int64_t>>(b, "shape", where);
-      std::string role = getOr<std::string>(b, "role", "temp", where);
+      buf.id = static_cast<int>(getInt(b, "id", where, 0, INT_MAX));
+      where = "buffer " + std::to_string(buf.id);
+      buf.name = getStringOr(b, "name", "buf" + std::to_string(buf.id), where);
+      buf.dtype = parseDType(getString(b, "dtype", where), where);
+      buf.shape = getIntList(b, "shape", where, 0, Limits::kMaxElements,
+                             Limits::kMaxTensorRank);
+      std::string role = getStringOr(b, "role", "temp", where);
       if (role == "input") buf.role = Role::Input;
       else if (role == "param") buf.role = Role::Param;
       else if (role == "temp") buf.role = Role::Temp;
       else if (role == "output") buf.role = Role::Output;
       else fail(where + ": unknown role '" + role + "'");
-      std::string init = getOr<std::string>(b, "init", "none", where);
+      std::string init = getStringOr(b, "init", "none", where);
       if (init == "random") buf.init = Init::Random;
       else if (init == "zero") buf.init = Init::Zero;
       else if (init == "none") buf.init = Init::None;
       else fail(where + ": unknown init '" + init + "'");
-      if (b.contains("view")) {
-        buf.viewBase = get<int>(b["view"], "base", where + " view");
-        buf.viewOffset = get<int64_t>(b["view"], "offset", where + " view");
+      if (find(b, "view")) {
+        const json &view = objectOr(b, "view", where);
+        buf.viewBase =
+            static_cast<int>(getInt(view, "base", where, 0, INT_MAX, "view."));
+        buf.viewOffset =
+            getInt(view, "offset", where, 0, Limits::kMaxElements, "view.");
       }
       plan.buffers.push_back(std::move(buf));
     }
 
-    const json &ops = root.contains("ops") ? root["ops"] : json::array();
-    if (!ops.is_array())
-      fail("field 'ops' must be an array");
-    for (const json &o : ops)
-      plan.ops.push_back(parseOp(o));
-    plan.outputs = getOr<std::vector<int>>(root, "outputs", {}, "plan");
+    const json &ops = arrayOr(root, "ops", top);
+    for (size_t i = 0; i < ops.size(); ++i)
+      plan.ops.push_back(parseOp(ops[i], i));
+    plan.outputs = getIdList(root, "outputs", top, /*required=*/false);
     return plan;
   }
 
-  Op parseOp(const json &o) const {
+  Op parseOp(const json &o, size_t index) const {
     Op op;
-    std::string where = "op " + (o.contains("id") ? o["id"].dump() : "?");
-    op.id = get<int>(o, "id", where);
-    op.loc = getOr<std::string>(o, "loc", "", where);
-    std::string kind = get<std::string>(o, "kind", where);
+    std::string where = "ops[" + std::to_string(index) + "]";
+    if (!o.is_object())
+      fail(where + " must be an object");
+    op.id = static_cast<int>(getInt(o, "id", where, 0, INT_MAX));
+    where = "op " + std::to_string(op.id);
+    op.loc = getStringOr(o, "loc", "", where);
+    std::string kind = getString(o, "kind", where);
     auto entry = std::find_if(std::begin(kOpNames), std::end(kOpNames),
                               [&](const NameTable &e) { return kind == e.name; });
     if (entry == std::end(kOpNames))
       fail(where + ": unknown kind '" + kind + "'");
     op.kind = entry->kind;
     where = op.describe();
-    op.inputs = get<std::vector<int>>(o, "inputs", where);
-    op.outputs = get<std::vector<int>>(o, "outputs", where);
-    op.deps = getOr<std::vector<int>>(o, "deps", {}, where);
-    std::string prio = getOr<std::string>(o, "priority", "normal", where);
+    op.inputs = getIdList(o, "inputs", where, /*required=*/true);
+    op.outputs = getIdList(o, "outputs", where, /*required=*/true);
+    op.deps = getIdList(o, "deps", where, /*required=*/false);
+    std::string prio = getStringOr(o, "priority", "normal", where);
     if (prio == "normal") op.priority = Priority::Normal;
     else if (prio == "high") op.priority = Priority::High;
     else if (prio == "low") op.priority = Priority::Low;
     else fail(where + ": unknown priority '" + prio + "'");
-    op.group = getOr<std::string>(o, "group", "", where);
-    op.holdLow = getOr<bool>(o, "hold_low", false, where);
-    if (o.contains("partition")) {
-      op.partitionIndex = get<int>(o["partition"], "index", where + " partition");
-      op.partitionCount = get<int>(o["partition"], "count", where + " partition");
+    op.group = getStringOr(o, "group", "", where);
+    op.holdLow = getBoolOr(o, "hold_low", false, where);
+    if (find(o, "partition")) {
+      const json &p = objectOr(o, "partition", where);
+      op.partitionIndex = static_cast<int>(
+          getInt(p, "index", where, 0, INT_MAX, "partition."));
+      op.partitionCount = static_cast<int>(
+          getInt(p, "count", where, 1, INT_MAX, "partition."));
     }
-    if (o.contains("chunk")) {
-      op.chunkIndex = get<int>(o["chunk"], "index", where + " chunk");
-      op.chunkCount = get<int>(o["chunk"], "count", where + " chunk");
+    if (find(o, "chunk")) {
+      const json &c = objectOr(o, "chunk", where);
+      op.chunkIndex =
+          static_cast<int>(getInt(c, "index", where, 0, INT_MAX, "chunk."));
+      op.chunkCount =
+          static_cast<int>(getInt(c, "count", where, 1, INT_MAX, "chunk."));
     }
-    const json &attrs = o.contains("attrs") ? o["attrs"] : json::object();
-    std::string act = getOr<std::string>(attrs, "activation", "none", where);
+    const json &attrs = objectOr(o, "attrs", where);
+    const std::string a = "attrs.";
+    std::string act = getStringOr(attrs, "activation", "none", where, a);
     if (act == "none") op.activation = Activation::None;
     else if (act == "relu") op.activation = Activation::Relu;
     else if (act == "gelu") op.activation = Activation::Gelu;
     else if (act == "silu") op.activation = Activation::Silu;
     else fail(where + ": unknown activation '" + act + "'");
-    std::string red = getOr<std::string>(attrs, "reduction", "sum", where);
+    std::string red = getStringOr(attrs, "reduction", "sum", where, a);
     if (red == "sum") op.reduction = Reduction::Sum;
     else if (red == "max") op.reduction = Reduction::Max;
     else if (red == "min") op.reduction = Reduction::Min;
     else if (red == "prod") op.reduction = Reduction::Prod;
     else fail(where + ": unknown reduction '" + red + "'");
-    op.numExperts = getOr<int64_t>(attrs, "num_experts", 0, where);
-    op.topK = getOr<int64_t>(attrs, "top_k", 0, where);
-    op.capacityFactor = getOr<double>(attrs, "capacity_factor", 0.0, where);
-    op.capacity = getOr<int64_t>(attrs, "capacity", -1, where);
-    op.maxRows = getOr<int64_t>(attrs, "max_rows", -1, where);
-    op.splitAxis = getOr<int64_t>(attrs, "split_axis", 0, where);
-    op.concatAxis = getOr<int64_t>(attrs, "concat_axis", 0, where);
-    op.srcOffsets = getOr<std::vector<int64_t>>(attrs, "src_offsets", {}, where);
-    op.dstOffsets = getOr<std::vector<int64_t>>(attrs, "dst_offsets", {}, where);
-    op.sizes = getOr<std::vector<int64_t>>(attrs, "sizes", {}, where);
+    op.numExperts =
+        getIntOr(attrs, "num_experts", 0, where, 0, Limits::kMaxExperts, a);
+    op.topK = getIntOr(attrs, "top_k", 0, where, 0, Limits::kMaxExperts, a);
+    op.capacityFactor = getDoubleOr(attrs, "capacity_factor", 0.0, where, 0.0,
+                                    static_cast<double>(Limits::kMaxCapacity), a);
+    op.capacity =
+        getIntOr(attrs, "capacity", -1, where, 1, Limits::kMaxCapacity, a);
+    op.maxRows =
+        getIntOr(attrs, "max_rows", -1, where, 0, Limits::kMaxElements, a);
+    op.splitAxis = getIntOr(attrs, "split_axis", 0, where, 0,
+                            Limits::kMaxTensorRank - 1, a);
+    op.concatAxis = getIntOr(attrs, "concat_axis", 0, where, 0,
+                             Limits::kMaxTensorRank - 1, a);
+    op.srcOffsets = getIntListOr(attrs, "src_offsets", where, 0,
+                                 Limits::kMaxElements, Limits::kMaxTensorRank, a);
+    op.dstOffsets = getIntListOr(attrs, "dst_offsets", where, 0,
+                                 Limits::kMaxElements, Limits::kMaxTensorRank, a);
+    op.sizes = getIntListOr(attrs, "sizes", where, 0, Limits::kMaxElements,
+                            Limits::kMaxTensorRank, a);
     return op;
   }
 
 private:
+  /// Inputs, outputs and deps of one op, and plan outputs.
+  static constexpr size_t kMaxListLength = size_t(1) << 24;
   std::string origin;
 };
 
@@ -357,6 +587,24 @@ private:
       for (int64_t d : b.shape)
         if (d < 0)
           fail(where + ": negative dimension in shape " + shapeString(b.shape));
+      std::optional<int64_t> elements = checkedProduct(b.shape);
+      if (!elements || *elements > Limits::kMaxElements)
+        fail(where + ": shape " + shapeString(b.shape) + " has " +
+             (elements ? std::to_string(*elements)
+                       : std::string("more than 2^63")) +
+             " elements; the limit is " +
+             std::to_string(Limits::kMaxElements));
+      std::optional<int64_t> bytes = checkedMul(*elements, dtypeBytes(b.dtype));
+      if (!bytes || *bytes > Limits::kMaxBytes)
+        fail(where + ": shape " + shapeString(b.shape) + " of " +
+             toString(b.dtype) + " needs more than " +
+             std::to_string(Limits::kMaxBytes) + " bytes (the limit)");
+      if (!b.isView()) {
+        std::optional<int64_t> sum = checkedAdd(totalBytes, *bytes);
+        if (!sum)
+          fail("the plan's buffers need more than 2^63 bytes");
+        totalBytes = *sum;
+      }
       if (b.isView()) {
         if (b.viewBase < 0 || b.viewBase >= static_cast<int>(plan.buffers.size()))
           fail(where + ": view of unknown buffer " + std::to_string(b.viewBase));
@@ -366,10 +614,10 @@ private:
                "); views must name their base");
         if (base.dtype != b.dtype)
           fail(where + ": dtype differs from its base buffer " + std::to_string(base.id));
-        if (b.viewOffset < 0 || b.viewOffset + b.numElements() > base.numElements())
-          fail(where + ": view [" + std::to_string(b.viewOffset) + ", " +
-               std::to_string(b.viewOffset + b.numElements()) +
-               ") does not fit in buffer " + std::to_string(base.id) + " of " +
+        if (!rangeWithin(b.viewOffset, *elements, base.numElements()))
+          fail(where + ": view of " + std::to_string(*elements) +
+               " elements at offset " + std::to_string(b.viewOffset) +
+               " does not fit in buffer " + std::to_string(base.id) + " of " +
                std::to_string(base.numElements()) + " elements");
       }
     }
@@ -628,11 +876,22 @@ private:
       if (src.dtype != dst.dtype)
         failOp(op, "copy from " + std::string(toString(src.dtype)) + " to " +
                        toString(dst.dtype));
-      for (size_t i = 0; i < r; ++i)
-        if (op.sizes[i] < 0 || op.srcOffsets[i] < 0 || op.dstOffsets[i] < 0 ||
-            op.srcOffsets[i] + op.sizes[i] > src.shape[i] ||
-            op.dstOffsets[i] + op.sizes[i] > dst.shape[i])
-          failOp(op, "copy box out of bounds in dimension " + std::to_string(i));
+      for (size_t i = 0; i < r; ++i) {
+        std::string dim = " in dimension " + std::to_string(i);
+        if (op.sizes[i] < 1)
+          failOp(op, "field 'attrs.sizes' is 0" + dim +
+                         ": a copy must move at least one element");
+        if (!rangeWithin(op.srcOffsets[i], op.sizes[i], src.shape[i]))
+          failOp(op, "copy box out of bounds" + dim + ": source offset " +
+                         std::to_string(op.srcOffsets[i]) + " + size " +
+                         std::to_string(op.sizes[i]) + " exceeds extent " +
+                         std::to_string(src.shape[i]));
+        if (!rangeWithin(op.dstOffsets[i], op.sizes[i], dst.shape[i]))
+          failOp(op, "copy box out of bounds" + dim + ": destination offset " +
+                         std::to_string(op.dstOffsets[i]) + " + size " +
+                         std::to_string(op.sizes[i]) + " exceeds extent " +
+                         std::to_string(dst.shape[i]));
+      }
       break;
     }
     case OpKind::AllToAll: {
@@ -649,7 +908,11 @@ private:
                        " does not divide by the group size " + std::to_string(n));
       std::vector<int64_t> expect = in.shape;
       expect[op.splitAxis] /= n;
-      expect[op.concatAxis] *= n;
+      std::optional<int64_t> concat = checkedMul(expect[op.concatAxis], n);
+      if (!concat)
+        failOp(op, "result dimension " + std::to_string(op.concatAxis) +
+                       " overflows");
+      expect[op.concatAxis] = *concat;
       if (out.shape != expect)
         failOp(op, "result shape " + shapeString(out.shape) + " should be " +
                        shapeString(expect));
@@ -685,6 +948,9 @@ private:
       break;
     }
   }
+
+  /// Bytes of the base buffers checked so far.
+  int64_t totalBytes = 0;
 
   /// Element ranges of each base buffer written so far.
   struct Write {

@@ -5,10 +5,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Trace.h"
+#include "lina/rt/OutputFile.h"
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 
 using nlohmann::json;
 using namespace lina::rt;
@@ -50,8 +50,8 @@ void lina::rt::writeChromeTrace(
                         {"args", args}});
     }
   }
-  std::ofstream out(path);
-  if (!out)
-    throw PlanError("cannot write trace file '" + path + "'");
-  out << json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() << "\n";
+  writeOutputFile(path,
+                  json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() +
+                      "\n",
+                  "trace");
 }

@@ -202,3 +202,43 @@ TEST(Kernels, CopyBoxMovesAStridedBlock) {
       }
 }
 } // namespace
+
+namespace {
+// A row's result must not depend on how many rows share the GEMM, or a
+// chunked schedule rounds differently from the unchunked one (and flips
+// ReLU derivatives and top-k choices near ties) in lina-run --check.
+TEST(Kernels, RowwiseGemmDoesNotDependOnTheRowsSharingTheCall) {
+  const int64_t m = 40, k = 96, n = 72;
+  std::vector<float> a(m * k), b(k * n);
+  uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / float(1 << 24) - 0.5f;
+  };
+  for (float &v : a)
+    v = next();
+  for (float &v : b)
+    v = next();
+  lina::rt::cpu::RowwiseGemmScope rowwise(true);
+  std::vector<float> all(m * n), parts(m * n);
+  lina::rt::cpu::gemm(false, false, m, n, k, a.data(), b.data(), all.data());
+  // The same rows in calls of 5, 15 and 20 rows.
+  int64_t splits[] = {0, 5, 20, 40};
+  for (int s = 0; s < 3; ++s)
+    lina::rt::cpu::gemm(false, false, splits[s + 1] - splits[s], n, k,
+                        a.data() + splits[s] * k, b.data(),
+                        parts.data() + splits[s] * n);
+  for (int64_t i = 0; i < m * n; ++i)
+    ASSERT_EQ(all[i], parts[i]) << "element " << i;
+  // Transposed B and accumulation take the same path.
+  std::vector<float> bt(n * k);
+  for (int64_t r = 0; r < k; ++r)
+    for (int64_t c = 0; c < n; ++c)
+      bt[c * k + r] = b[r * n + c];
+  std::vector<float> acc(all);
+  lina::rt::cpu::gemm(false, true, m, n, k, a.data(), bt.data(), acc.data(),
+                      /*accumulate=*/true);
+  for (int64_t i = 0; i < m * n; ++i)
+    ASSERT_NEAR(acc[i], 2 * all[i], 1e-5f * (1 + std::fabs(all[i])));
+}
+} // namespace

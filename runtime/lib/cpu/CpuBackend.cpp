@@ -58,9 +58,12 @@ CpuBackend::CpuBackend(const Plan &plan, int rank, double timeoutSeconds)
   // Every rank of a multi-rank plan joins the communicator set-up, even
   // one whose own ops need no collective, so that no rank waits alone.
   bool needsComm = plan.worldSize > 1;
-  for (const Op &op : plan.ops)
+  int gates = 0;
+  for (const Op &op : plan.ops) {
     if (op.isCollective() && groupSize(plan, op) > 1)
       needsComm = true;
+    gateOrdinal.push_back(op.kind == OpKind::Gate ? gates++ : -1);
+  }
   if (needsComm) {
 #ifdef LINA_HAVE_MPI
     comm = std::make_unique<MpiComm>(plan, rank, timeout);
@@ -207,8 +210,33 @@ void CpuBackend::runCompute(const Op &op) {
     auto &x = shape(true, 0);
     if (plan.buffers[op.outputs[0]].dtype != DType::I32)
       throw PlanError("expert ids must be i32 on the cpu backend");
-    cpu::gate(f(0), f(1), reinterpret_cast<int32_t *>(o(0)), o(1), x[0], x[1],
-              op.numExperts, op.topK);
+    int32_t *outIds = reinterpret_cast<int32_t *>(o(0));
+    size_t n = static_cast<size_t>(x[0] * op.topK);
+    if (!routingPin) {
+      cpu::gate(f(0), f(1), outIds, o(1), x[0], x[1], op.numExperts, op.topK);
+      break;
+    }
+    size_t ordinal = static_cast<size_t>(gateOrdinal[op.id]);
+    std::vector<std::vector<int32_t>> &gates = routingPin->gates;
+    if (routingPin->mode == RoutingPin::Mode::Record) {
+      cpu::gate(f(0), f(1), outIds, o(1), x[0], x[1], op.numExperts, op.topK);
+      if (gates.size() <= ordinal)
+        gates.resize(ordinal + 1);
+      gates[ordinal].assign(outIds, outIds + n);
+      break;
+    }
+    if (ordinal >= gates.size() || gates[ordinal].size() != n)
+      throw PlanError("--check cannot impose the baseline's routing: gate " +
+                      std::to_string(ordinal) + " routes " +
+                      std::to_string(n) + " choices here but " +
+                      (ordinal < gates.size()
+                           ? std::to_string(gates[ordinal].size())
+                           : std::string("none")) +
+                      " in the baseline (use --no-pin-routing)");
+    routingPin->flipped +=
+        cpu::gatePinned(f(0), f(1), gates[ordinal].data(), outIds, o(1), x[0],
+                        x[1], op.numExperts, op.topK);
+    routingPin->decisions += x[0];
     break;
   }
   case OpKind::GateGrad: {
@@ -243,12 +271,14 @@ void CpuBackend::runCompute(const Op &op) {
     break;
   }
   case OpKind::ExpertFfn: {
+    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
     auto &in = shape(true, 0), &w1 = shape(true, 1);
     cpu::expertFfn(f(0), f(1), f(2), o(0), in[0], in[1], in[2], w1[2],
                    op.activation);
     break;
   }
   case OpKind::ExpertFfnGrad: {
+    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
     auto &in = shape(true, 1), &w1 = shape(true, 2);
     cpu::expertFfnGrad(f(0), f(1), f(2), f(3), o(0), o(1), o(2), in[0], in[1],
                        in[2], w1[2], op.activation);

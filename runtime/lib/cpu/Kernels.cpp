@@ -9,6 +9,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -16,13 +17,32 @@
 using namespace lina::rt;
 using namespace lina::rt::cpu;
 
+namespace {
+thread_local bool rowwiseGemm = false;
+} // namespace
+
+cpu::RowwiseGemmScope::RowwiseGemmScope(bool enable) : saved(rowwiseGemm) {
+  rowwiseGemm = saved || enable;
+}
+
+cpu::RowwiseGemmScope::~RowwiseGemmScope() { rowwiseGemm = saved; }
+
 void cpu::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
                const float *a, const float *b, float *c, bool accumulate) {
   if (m == 0 || n == 0)
     return;
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
+    throw PlanError("a matrix of " + std::to_string(m) + "x" +
+                    std::to_string(k) + " by " + std::to_string(k) + "x" +
+                    std::to_string(n) + " exceeds BLAS's int dimensions");
   if (k == 0) {
     if (!accumulate)
       std::fill(c, c + m * n, 0.0f);
+    return;
+  }
+  if (rowwiseGemm && !transA && m > 1) {
+    for (int64_t i = 0; i < m; ++i)
+      gemm(false, transB, 1, n, k, a + i * k, b, c + i * n, accumulate);
     return;
   }
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
@@ -127,6 +147,32 @@ void cpu::gate(const float *x, const float *wg, int32_t *ids, float *weights,
       weights[t * k + j] = row[order[j]];
     }
   }
+}
+
+int64_t cpu::gatePinned(const float *x, const float *wg, const int32_t *pinned,
+                        int32_t *ids, float *weights, int64_t tokens,
+                        int64_t hidden, int64_t experts, int64_t k) {
+  std::vector<int32_t> own(tokens * k);
+  std::vector<float> ownWeights(tokens * k);
+  gate(x, wg, own.data(), ownWeights.data(), tokens, hidden, experts, k);
+  std::vector<float> p = routerProbabilities(x, wg, tokens, hidden, experts);
+  int64_t flipped = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int32_t *want = pinned + t * k;
+    bool same = true;
+    for (int64_t j = 0; j < k; ++j) {
+      if (want[j] < 0 || want[j] >= experts)
+        throw PlanError("pinned expert id " + std::to_string(want[j]) +
+                        " of token " + std::to_string(t) +
+                        " is outside [0, " + std::to_string(experts) + ")");
+      same = same && std::find(own.begin() + t * k, own.begin() + (t + 1) * k,
+                               want[j]) != own.begin() + (t + 1) * k;
+      ids[t * k + j] = want[j];
+      weights[t * k + j] = p[t * experts + want[j]];
+    }
+    flipped += !same;
+  }
+  return flipped;
 }
 
 void cpu::gateGrad(const float *dweights, const float *x, const float *wg,

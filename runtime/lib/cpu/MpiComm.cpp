@@ -9,7 +9,9 @@
 #include "lina/rt/Kernels.h"
 #include "lina/rt/MpiWait.h"
 #include "lina/rt/Scheduler.h"
+#include "lina/Support/CheckedMath.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -58,13 +60,12 @@ MpiComm::MpiComm(const Plan &plan, int rank, double timeoutSeconds)
   }
   uint64_t range[2] = {h, ~h}, agreed[2] = {0, 0};
   MPI_Request request;
+  Arrival arrival = arrive(kCommunicatorSetup);
   MPI_Iallreduce(range, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD,
                  &request);
-  if (!waitAllFor(&request, 1, timeout))
-    throw std::runtime_error(
-        "rank " + std::to_string(rank) + ": timed out after " +
-        std::to_string(static_cast<int>(timeout)) +
-        " s waiting for the other ranks to load the plan");
+  waitAllOrAbort(&request, 1, timeout, rank,
+                 "waiting for the other ranks to set up the communicators",
+                 &arrival);
   if (agreed[0] != h || agreed[1] != ~h)
     throw PlanError("the ranks disagree on the plan's groups (is every rank "
                     "running the same plan?)");
@@ -87,6 +88,7 @@ MpiComm::~MpiComm() {
   inboxReady.notify_all();
   if (worker.joinable())
     worker.join();
+  setCollectivesInFlight("");
   for (auto &[name, pair] : comms) {
     MPI_Comm_free(&pair.first);
     MPI_Comm_free(&pair.second);
@@ -120,19 +122,30 @@ void MpiComm::start(const Op &op) {
     const int64_t *sc = reinterpret_cast<const int64_t *>(data(op.inputs[1]));
     const int64_t *rc = reinterpret_cast<const int64_t *>(data(op.inputs[2]));
     int64_t rowBytes = in.shape[0] ? in.numBytes() / in.shape[0] : 0;
+    // Counts are data computed at run time: bound them by the buffers
+    // before any product, so that no size wraps around.
     int64_t sendRows = 0, recvRows = 0;
-    for (int i = 0; i < n; ++i) {
+    bool fits = true;
+    for (int i = 0; i < n && fits; ++i) {
       if (sc[i] < 0 || rc[i] < 0)
         throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
                         ": negative count");
-      p->sendDispls.push_back(toInt(sendRows * rowBytes, op));
-      p->recvDispls.push_back(toInt(recvRows * rowBytes, op));
+      std::optional<int64_t> s = lina::checkedAdd(sendRows, sc[i]);
+      std::optional<int64_t> r = lina::checkedAdd(recvRows, rc[i]);
+      fits = s && r && *s <= in.shape[0] && *r <= out.shape[0];
+      sendRows = s ? *s : INT64_MAX;
+      recvRows = r ? *r : INT64_MAX;
+    }
+    int64_t sent = 0, received = 0;
+    for (int i = 0; i < n && fits; ++i) {
+      p->sendDispls.push_back(toInt(sent * rowBytes, op));
+      p->recvDispls.push_back(toInt(received * rowBytes, op));
       p->sendCounts.push_back(toInt(sc[i] * rowBytes, op));
       p->recvCounts.push_back(toInt(rc[i] * rowBytes, op));
-      sendRows += sc[i];
-      recvRows += rc[i];
+      sent += sc[i];
+      received += rc[i];
     }
-    if (sendRows > in.shape[0] || recvRows > out.shape[0])
+    if (!fits)
       throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
                       ": counts need " + std::to_string(sendRows) + " rows to send and " +
                       std::to_string(recvRows) + " to receive; buffers hold " +
@@ -151,6 +164,8 @@ void MpiComm::issue(Pending &p) {
   const Buffer &out = plan.buffers[op.outputs[0]];
   int n = plan.groups.at(op.group).size();
   p.started = std::chrono::steady_clock::now();
+  int index = 0;
+  p.arrival = arrive(op.id, plan.groups.at(op.group).instanceOf(rank, &index));
   switch (op.kind) {
   case OpKind::AllToAll: {
     int pieceBytes = toInt(in.numBytes() / n, op);
@@ -208,14 +223,19 @@ void MpiComm::loop() {
         });
       if (stopping && inbox.empty() && active.empty())
         return;
+      bool issued = !inbox.empty();
       while (!inbox.empty()) {
         active.push_back(std::move(inbox.front()));
         inbox.pop_front();
         issue(*active.back());
       }
+      if (issued)
+        describeInFlight(active);
     }
     if (active.empty())
       continue;
+    // This thread makes the MPI calls while collectives are in flight.
+    answerArrivalQueries();
     requests.clear();
     for (auto &p : active)
       requests.push_back(p->request);
@@ -236,28 +256,46 @@ void MpiComm::loop() {
           still.push_back(std::move(active[i]));
       }
       active.swap(still);
+      describeInFlight(active);
       outboxReady.notify_all();
       continue;
     }
-    // Watchdog: a collective that cannot complete ends the job, naming it.
+    // Watchdog: a collective that cannot complete ends the job, naming it
+    // and the ranks of its group that have not arrived.
     auto now = std::chrono::steady_clock::now();
     for (auto &p : active) {
       double waited = std::chrono::duration<double>(now - p->started).count();
       if (waited > timeout) {
+        std::string missing =
+            describeMissing(p->arrival, rank, std::min(5.0, timeout));
+        if (missing.empty())
+          missing = "every rank of the group has arrived, but the collective "
+                    "does not complete (a transport problem?)";
         std::fprintf(stderr,
                      "lina-run: error: rank %d: %s in group '%s' did not "
-                     "complete within %.0f s (a rank is missing, stuck, or "
-                     "disagrees on the plan); aborting\n",
+                     "complete within %.0f s: %s; aborting\n",
                      rank, p->op->describe().c_str(), p->op->group.c_str(),
-                     timeout);
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 3);
+                     timeout, missing.c_str());
+        abortJob(3);
       }
     }
     // Shared-memory transports progress only inside MPI calls; poll often
     // but leave the core to compute.
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+void MpiComm::describeInFlight(
+    const std::vector<std::unique_ptr<Pending>> &active) {
+  std::string text;
+  for (const auto &p : active) {
+    if (text.size() > 160) {
+      text += ", ...";
+      break;
+    }
+    text += (text.empty() ? "waiting for " : ", ") + p->op->describe();
+  }
+  setCollectivesInFlight(text);
 }
 
 std::vector<int> MpiComm::waitAny() {

@@ -17,6 +17,8 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include "lina/rt/MpiWait.h"
+
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -47,11 +49,14 @@ private:
     std::vector<int> sendCounts, sendDispls, recvCounts, recvDispls;
     MPI_Request request = MPI_REQUEST_NULL;
     std::chrono::steady_clock::time_point started;
+    Arrival arrival; ///< for the watchdog: who else must arrive
   };
 
   void issue(Pending &p);
   void unpack(Pending &p);
   void loop();
+  /// Publishes the collectives in flight, for peers that wait for this rank.
+  void describeInFlight(const std::vector<std::unique_ptr<Pending>> &active);
 
   const Plan &plan;
   int rank;

@@ -13,14 +13,17 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lina/rt/OutputFile.h"
+
 #include <cblas.h>
 #include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -74,6 +77,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   openblas_set_num_threads(1);
+  // A file size limit makes the write fail with EFBIG, reported as an error.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   // Compute: sgemm on every rank at once.
   const int n = 1024;
@@ -107,8 +112,9 @@ int main(int argc, char **argv) {
   double tBig = alltoall(big);
   double bandwidth = (size - 1.0) / size * big / std::max(1e-9, tBig - tSmall);
 
+  int rc = 0;
   if (rank == 0) {
-    std::ofstream f(out);
+    std::ostringstream f;
     f << "{\n"
       << "  \"name\": \"calibrated-" << size << "-ranks\",\n"
       << "  \"description\": \"Measured by lina-calibrate with " << size
@@ -123,16 +129,20 @@ int main(int argc, char **argv) {
       << ", \"memory_bandwidth_gbps\": " << memBw * 8 / 1e9 << " },\n"
       << "  \"launch_latency_us\": 1\n"
       << "}\n";
-    if (!f) {
-      std::fprintf(stderr, "lina-calibrate: error: cannot write '%s'\n", out.c_str());
-      MPI_Abort(MPI_COMM_WORLD, 2);
+    try {
+      // Atomic: a failed write leaves an existing cluster file untouched.
+      lina::rt::writeOutputFile(out, f.str(), "cluster file");
+      std::printf("lina-calibrate: %d ranks: sgemm %.1f GFLOP/s per rank, "
+                  "memory %.1f GB/s per rank, MPI all-to-all %.2f GB/s per "
+                  "rank, latency %.1f us -> %s\n",
+                  size, flops / 1e9, memBw / 1e9, bandwidth / 1e9,
+                  latency * 1e6, out.c_str());
+    } catch (const lina::rt::OutputError &e) {
+      std::fprintf(stderr, "lina-calibrate: error: %s\n", e.what());
+      std::fflush(stderr);
+      rc = 1;
     }
-    std::printf("lina-calibrate: %d ranks: sgemm %.1f GFLOP/s per rank, memory "
-                "%.1f GB/s per rank, MPI all-to-all %.2f GB/s per rank, "
-                "latency %.1f us -> %s\n",
-                size, flops / 1e9, memBw / 1e9, bandwidth / 1e9, latency * 1e6,
-                out.c_str());
   }
   MPI_Finalize();
-  return 0;
+  return rc;
 }

@@ -26,16 +26,24 @@
 #endif
 #include <cblas.h>
 
+#include "lina/Support/CheckedMath.h"
+
 #include <algorithm>
 #include <chrono>
-#include <thread>
+#include <cinttypes>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 using namespace lina::rt;
@@ -53,6 +61,8 @@ const char *kUsage =
     "  --baseline PLAN2       baseline for --check (default: this plan, fifo policy)\n"
     "  --baseline-backend B   backend of the --check baseline (default: --backend)\n"
     "  --tolerance R          --check relative tolerance (default 1e-4; absolute 1e-5)\n"
+    "  --no-pin-routing       --check: let each run route on its own (by default the\n"
+    "                         checked run takes the baseline's expert choices)\n"
     "  --seed S               seed of the inputs and weights (default 1)\n"
     "  --timeout SEC          watchdog for a collective (default 120)\n"
     "  --dump                 print the plan as a table and exit\n"
@@ -72,7 +82,19 @@ class RunBackend : public Backend {
 public:
   virtual void initialize(uint64_t seed) = 0;
   virtual std::vector<float> read(int id) const = 0;
+  /// --check: records or imposes the gates' routing; false if the backend
+  /// cannot.
+  virtual bool setRoutingPin(RoutingPin *) { return false; }
 };
+
+template <typename Impl> bool pinRouting(Impl &, RoutingPin *) { return false; }
+template <> bool pinRouting<CpuBackend>(CpuBackend &b, RoutingPin *pin) {
+  b.setRoutingPin(pin);
+  // Rounding that depends on how rows are chunked would otherwise flip
+  // ReLU derivatives at pre-activations within rounding of 0.
+  b.setRowwiseExpertGemms(pin != nullptr);
+  return true;
+}
 
 template <typename Impl> class RunBackendOf final : public RunBackend {
 public:
@@ -80,6 +102,7 @@ public:
       : impl(plan, rank, timeout) {}
   void initialize(uint64_t seed) override { impl.initialize(seed); }
   std::vector<float> read(int id) const override { return impl.read(id); }
+  bool setRoutingPin(RoutingPin *pin) override { return pinRouting(impl, pin); }
   void start(const Op &op) override { impl.start(op); }
   std::vector<int> waitAny() override { return impl.waitAny(); }
   double now() override { return impl.now(); }
@@ -124,6 +147,7 @@ struct Options {
   int steps = 10, warmup = 2;
   int64_t creditBytes = 0;
   bool check = false, dump = false, quiet = false;
+  bool pinRouting = true; ///< --check: impose the baseline's routing
   uint64_t seed = 1;
   double timeout = 120, tolerance = 1e-4;
 };
@@ -175,6 +199,7 @@ Options parseArgs(int argc, char **argv) {
     else if (a == "--credit-bytes") o.creditBytes = parseInt(a, value(), 0);
     else if (a == "--trace") o.trace = value();
     else if (a == "--check") o.check = true;
+    else if (a == "--no-pin-routing") o.pinRouting = false;
     else if (a == "--baseline") o.baseline = value();
     else if (a == "--baseline-backend") o.baselineBackend = value();
     else if (a == "--tolerance") o.tolerance = parseDouble(a, value());
@@ -212,7 +237,8 @@ Options parseArgs(int argc, char **argv) {
 
 /// The job's ranks. Every collective of the driver itself is non-blocking
 /// and waited for with the watchdog timeout, so a rank that stopped or runs
-/// something else ends the job with a message instead of a hang.
+/// something else ends the job with a message naming the ranks that have
+/// not arrived, instead of a hang.
 struct World {
   int rank = 0, size = 1;
   double timeout = 120;
@@ -220,9 +246,20 @@ struct World {
   /// from then on an error (a kernel finding an expert id out of range,
   /// counts that do not fit) can be this rank's alone.
   bool executing = false;
+  /// What this rank is doing, for out-of-memory messages and for the
+  /// answers to ranks that wait for this one.
+  std::string stage = "starting";
+
+  void setStage(std::string what) {
+    stage = std::move(what);
+#ifdef LINA_HAVE_MPI
+    setActivity(stage);
+#endif
+  }
 #ifdef LINA_HAVE_MPI
   void wait(MPI_Request &request, const char *what) {
-    waitAllOrAbort(&request, 1, timeout, rank, what);
+    Arrival arrival = arrive(kDriverCollective);
+    waitAllOrAbort(&request, 1, timeout, rank, what, &arrival);
   }
 
 #endif
@@ -248,6 +285,186 @@ struct World {
   double max(double v) { return reduce(v, true); }
   double sum(double v) { return reduce(v, false); }
 };
+
+//===----------------------------------------------------------------------===//
+// Start-up agreement and memory preflight
+//===----------------------------------------------------------------------===//
+
+uint64_t fnv1a(const std::string &bytes, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : bytes) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+  return buf;
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(bytes) / (1 << 30));
+  return buf;
+}
+
+/// The plans of this run, loaded and hashed on every rank.
+struct LoadedPlans {
+  Plan plan;
+  std::unique_ptr<Plan> baseline;
+  uint64_t hash = 0; ///< FNV-1a of the plan file's bytes (and the baseline's)
+};
+
+std::string readFile(const std::string &path, const char *what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw PlanError("cannot open " + std::string(what) + " '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    throw PlanError("cannot read " + std::string(what) + " '" + path + "'");
+  return ss.str();
+}
+
+/// Memory this process may still allocate: MemAvailable of /proc/meminfo,
+/// else the available physical pages. -1 when unknown.
+int64_t availableMemory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") {
+      std::optional<int64_t> bytes = lina::checkedMul(kib, 1024);
+      return bytes ? *bytes : INT64_MAX;
+    }
+  long pages = sysconf(_SC_AVPHYS_PAGES), pageSize = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && pageSize > 0) {
+    std::optional<int64_t> bytes = lina::checkedMul(pages, pageSize);
+    return bytes ? *bytes : INT64_MAX;
+  }
+  return -1;
+}
+
+/// Ranks of this job sharing this node's memory (from the launcher's
+/// environment; 1 when it does not say).
+int64_t ranksOnThisNode() {
+  for (const char *var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                          "SLURM_NTASKS_PER_NODE"}) {
+    const char *v = std::getenv(var);
+    char *end = nullptr;
+    long long n = v ? std::strtoll(v, &end, 10) : 0;
+    if (v && *v && !*end && n >= 1)
+      return n;
+  }
+  return 1;
+}
+
+/// Refuses a plan whose buffers cannot fit in this node's free memory,
+/// before anything is allocated. The cpu backend allocates one plan at a
+/// time (the timed plan, then for --check the plan and the baseline).
+void preflightMemory(const LoadedPlans &plans, const std::string &backend,
+                     int rank) {
+  if (backend != "cpu")
+    return; // device memory is the device backend's to check
+  int64_t need = plans.plan.allocatedBytes();
+  if (plans.baseline)
+    need = std::max(need, plans.baseline->allocatedBytes());
+  int64_t available = availableMemory();
+  if (available < 0)
+    return;
+  int64_t local = ranksOnThisNode();
+  std::optional<int64_t> total = lina::checkedMul(need, local);
+  if (total && *total <= available)
+    return;
+  std::string msg = "the plan needs " + gib(need) + " GiB of buffers on rank " +
+                    std::to_string(rank);
+  if (local > 1)
+    msg += " (" + std::to_string(local) + " ranks share this node: " +
+           (total ? gib(*total) : std::string("more than 2^63 bytes")) +
+           " GiB in all)";
+  msg += "; " + gib(available) + " GiB are available";
+  throw PlanError(msg);
+}
+
+/// The flags that decide which collectives a rank runs, in a canonical
+/// form: ranks launched with different ones would deadlock or mismatch.
+std::string canonicalFlags(const Options &o) {
+  return "--steps " + std::to_string(o.steps) + " --warmup " +
+         std::to_string(o.warmup) + " --policy " + o.policy +
+         " --credit-bytes " + std::to_string(o.creditBytes) + " --backend " +
+         o.backend + (o.trace.empty() ? "" : " --trace") +
+         (o.check ? " --check --baseline-backend " + o.baselineBackend +
+                        (o.pinRouting ? "" : " --no-pin-routing")
+                  : "") +
+         " --seed " + std::to_string(o.seed);
+}
+
+/// What every rank tells the others before any other collective: whether
+/// it loaded its plan (and the error if not), the plan's world size, the
+/// hash of its plan files and of its flags.
+struct StartupStatus {
+  int32_t ok = 0;
+  int32_t planWorldSize = -1;
+  uint64_t planHash = 0, flagsHash = 0;
+  char plan[160] = {};
+  char flags[200] = {};
+  char error[640] = {};
+};
+
+void copyText(char *dst, size_t size, const std::string &src) {
+  std::strncpy(dst, src.c_str(), size - 1);
+  dst[size - 1] = '\0';
+}
+
+/// Decides, identically on every rank, whether the ranks can run together;
+/// returns the error (empty if they can).
+std::string agreementError(const std::vector<StartupStatus> &all, int launched) {
+  std::string out;
+  auto add = [&](const std::string &line) {
+    out += (out.empty() ? "" : "\n") + line;
+  };
+  // Load failures: every rank's own message, once if all failed alike.
+  std::vector<int> failed;
+  for (size_t r = 0; r < all.size(); ++r)
+    if (!all[r].ok)
+      failed.push_back(static_cast<int>(r));
+  if (!failed.empty()) {
+    bool alike = failed.size() == all.size();
+    for (int r : failed)
+      alike = alike && std::strcmp(all[r].error, all[0].error) == 0;
+    if (alike)
+      return all[0].error;
+    for (int r : failed)
+      add("rank " + std::to_string(r) + ": " + all[r].error);
+    return out;
+  }
+  // Different plans, or the same plan with different flags.
+  const StartupStatus &ref = all[0];
+  for (size_t r = 1; r < all.size(); ++r) {
+    const StartupStatus &s = all[r];
+    if (s.planHash != ref.planHash)
+      add("rank " + std::to_string(r) + " loaded a plan with hash " +
+          hex(s.planHash) + " ('" + s.plan + "', world_size " +
+          std::to_string(s.planWorldSize) + "), rank 0 " + hex(ref.planHash) +
+          " ('" + ref.plan + "', world_size " +
+          std::to_string(ref.planWorldSize) +
+          "): every rank must run the same plan");
+    else if (s.flagsHash != ref.flagsHash)
+      add("rank " + std::to_string(r) + " was launched with '" + s.flags +
+          "', rank 0 with '" + ref.flags + "': every rank needs the same flags");
+  }
+  if (!out.empty())
+    return out;
+  if (ref.planWorldSize != launched)
+    return "the plan '" + std::string(ref.plan) + "' is for " +
+           std::to_string(ref.planWorldSize) + " ranks, but " +
+           std::to_string(launched) + " were launched (use mpirun -np " +
+           std::to_string(ref.planWorldSize) + ")";
+  return {};
+}
 
 /// Gathers every rank's timeline on rank 0.
 std::vector<std::vector<OpInterval>> gather(World &w,
@@ -285,13 +502,16 @@ std::vector<std::vector<OpInterval>> gather(World &w,
   return all;
 }
 
-/// Runs `plan` once and returns its outputs.
+/// Runs `plan` once and returns its outputs. With `pin`, records or
+/// imposes the routing; `pinned` says whether the backend did.
 std::vector<std::vector<float>> runOnce(const Plan &plan, const Options &o,
                                         const std::string &backendName,
-                                        Policy policy, int rank) {
+                                        Policy policy, int rank,
+                                        RoutingPin *pin, bool *pinned) {
   std::unique_ptr<RunBackend> backend =
       makeBackend(backendName, plan, rank, o.timeout);
   backend->initialize(o.seed);
+  *pinned = pin && backend->setRoutingPin(pin);
   Scheduler scheduler(plan, {policy, o.creditBytes});
   scheduler.run(*backend);
   std::vector<std::vector<float>> outs;
@@ -339,25 +559,146 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
   return 0;
 }
 
-int run(World &w, const Options &o) {
-  Plan plan = loadPlan(o.plan);
-  if (o.dump) {
-    if (w.rank == 0)
-      std::cout << dumpPlan(plan);
-    return 0;
+/// Loads the plan (and the --check baseline) on this rank and checks that
+/// its buffers fit in memory. Any failure becomes `status.error`.
+StartupStatus loadOnThisRank(World &w, const Options &o, LoadedPlans &plans) {
+  StartupStatus status;
+  copyText(status.plan, sizeof status.plan, o.plan);
+  std::string flags = canonicalFlags(o);
+  copyText(status.flags, sizeof status.flags, flags);
+  status.flagsHash = fnv1a(flags);
+  try {
+    w.setStage("loading the plan '" + o.plan + "'");
+    std::string text = readFile(o.plan, "plan");
+    plans.hash = fnv1a(text);
+    plans.plan = parsePlan(text, o.plan);
+    status.planWorldSize = plans.plan.worldSize;
+    if (o.check && !o.baseline.empty()) {
+      w.setStage("loading the baseline plan '" + o.baseline + "'");
+      std::string base = readFile(o.baseline, "baseline plan");
+      plans.hash = fnv1a(base, plans.hash ^ 0x9e3779b97f4a7c15ull);
+      plans.baseline = std::make_unique<Plan>(parsePlan(base, o.baseline));
+      if (plans.baseline->worldSize != plans.plan.worldSize)
+        throw PlanError("the baseline plan '" + o.baseline + "' is for " +
+                        std::to_string(plans.baseline->worldSize) +
+                        " ranks, but the plan '" + o.plan + "' for " +
+                        std::to_string(plans.plan.worldSize));
+    }
+    status.planHash = plans.hash;
+    if (!o.dump && plans.plan.worldSize == w.size)
+      preflightMemory(plans, o.backend, w.rank);
+    status.ok = 1;
+  } catch (const std::bad_alloc &) {
+    copyText(status.error, sizeof status.error, "out of memory while " + w.stage);
+  } catch (const std::length_error &) {
+    copyText(status.error, sizeof status.error, "out of memory while " + w.stage);
+  } catch (const std::exception &e) {
+    copyText(status.error, sizeof status.error, e.what());
   }
-  if (o.backend == "sim")
-    return runSimulated(w, o, plan);
-  if (plan.worldSize != w.size)
-    throw PlanError("the plan '" + o.plan + "' is for " +
-                    std::to_string(plan.worldSize) + " ranks, but " +
-                    std::to_string(w.size) + " were launched (use mpirun -np " +
-                    std::to_string(plan.worldSize) + ")");
-  Policy policy = parsePolicy(o.policy);
+  return status;
+}
+
+/// Every rank loads its plan, then all exchange a fixed-size status (the
+/// load error, the world size, the hashes of plan and flags) before any
+/// other collective: a rank that failed reports its own error, and ranks
+/// that disagree are named. Throws PlanError (the same on every rank).
+void agreeOnThePlan(World &w, const Options &o, LoadedPlans &plans) {
+  StartupStatus mine = loadOnThisRank(w, o, plans);
+  std::vector<StartupStatus> all(static_cast<size_t>(w.size));
+#ifdef LINA_HAVE_MPI
+  if (w.size > 1) {
+    w.setStage("at start-up");
+    MPI_Request r;
+    MPI_Iallgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine,
+                   MPI_BYTE, MPI_COMM_WORLD, &r);
+    w.wait(r, "waiting for the other ranks to load the plan");
+  } else {
+    all[0] = mine;
+  }
+#else
+  all[0] = mine;
+#endif
+  std::string error = agreementError(all, w.size);
+  if (!error.empty())
+    throw PlanError(error);
+}
+
+/// Test hook: LINA_RUN_INJECT_FAULT=RANK:stall makes that rank stop
+/// answering before its first collective of the first timed step (the
+/// others' watchdog must name it); RANK:error makes it fail there alone.
+struct Fault {
+  int rank = -1;
+  std::string kind;
+  static Fault fromEnvironment() {
+    Fault f;
+    const char *v = std::getenv("LINA_RUN_INJECT_FAULT");
+    if (!v)
+      return f;
+    std::string text = v;
+    size_t colon = text.find(':');
+    char *end = nullptr;
+    long r = std::strtol(text.c_str(), &end, 10);
+    if (colon == std::string::npos || end != text.c_str() + colon || r < 0 ||
+        (text.substr(colon + 1) != "stall" && text.substr(colon + 1) != "error"))
+      throw PlanError("LINA_RUN_INJECT_FAULT must be RANK:stall or RANK:error, "
+                      "got '" + text + "'");
+    f.rank = static_cast<int>(r);
+    f.kind = text.substr(colon + 1);
+    return f;
+  }
+};
+
+/// Wraps a backend to inject a Fault at the first collective it starts.
+class FaultyBackend final : public RunBackend {
+public:
+  FaultyBackend(RunBackend &inner, const Fault &fault, int rank)
+      : inner(inner), fault(fault), rank(rank) {}
+  void initialize(uint64_t seed) override { inner.initialize(seed); }
+  std::vector<float> read(int id) const override { return inner.read(id); }
+  void start(const Op &op) override {
+    if (armed && fault.rank == rank && op.isCollective()) {
+      if (fault.kind == "error")
+        throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
+                        ": injected fault (LINA_RUN_INJECT_FAULT)");
+      std::fflush(stdout);
+      while (true) // stall until the job is ended
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    inner.start(op);
+  }
+  std::vector<int> waitAny() override { return inner.waitAny(); }
+  double now() override { return inner.now(); }
+  bool armed = false;
+
+private:
+  RunBackend &inner;
+  Fault fault;
+  int rank;
+};
+
+int run(World &w, const Options &o) {
   w.timeout = o.timeout;
+  Fault fault = Fault::fromEnvironment();
+  LoadedPlans plans;
+  if (o.dump || o.backend == "sim") {
+    // One process reads the plan; no agreement needed.
+    w.setStage("loading the plan '" + o.plan + "'");
+    plans.plan = loadPlan(o.plan);
+    if (o.dump) {
+      if (w.rank == 0)
+        std::cout << dumpPlan(plans.plan);
+      return 0;
+    }
+    return runSimulated(w, o, plans.plan);
+  }
+  agreeOnThePlan(w, o, plans);
+  const Plan &plan = plans.plan;
+  Policy policy = parsePolicy(o.policy);
+  w.setStage("allocating the buffers of the plan '" + o.plan + "' (" +
+             gib(plan.allocatedBytes()) + " GiB)");
   std::unique_ptr<RunBackend> backendPtr =
       makeBackend(o.backend, plan, w.rank, o.timeout);
-  RunBackend &backend = *backendPtr;
+  FaultyBackend backend(*backendPtr, fault, w.rank);
   backend.initialize(o.seed);
   Scheduler scheduler(plan, {policy, o.creditBytes});
   w.executing = true;
@@ -367,14 +708,20 @@ int run(World &w, const Options &o) {
                 o.plan.c_str(), w.size, o.backend.c_str(), o.policy.c_str(),
                 plan.ops.size());
   for (int i = 0; i < o.warmup; ++i) {
+    w.setStage("in warm-up step " + std::to_string(i) + " of " +
+               std::to_string(o.warmup));
     w.barrier("waiting for the other ranks before a warm-up step");
     scheduler.run(backend);
   }
   double sumStep = 0, minStep = 1e300, sumBlocked = 0, sumA2a = 0, sumAr = 0;
   StepStats last;
   for (int s = 0; s < o.steps; ++s) {
+    w.setStage("in step " + std::to_string(s) + " of " +
+               std::to_string(o.steps));
     w.barrier("waiting for the other ranks before a step");
+    backend.armed = s == 0;
     StepStats st = scheduler.run(backend);
+    backend.armed = false;
     double step = w.max(st.stepTime);
     double blocked = w.sum(st.allToAllBlocked) / w.size;
     double a2a = w.sum(st.allToAllTime) / w.size;
@@ -397,36 +744,58 @@ int run(World &w, const Options &o) {
                 o.policy.c_str(), n, sumStep / n * 1e3, minStep * 1e3,
                 sumBlocked / n * 1e3, sumA2a / n * 1e3, sumAr / n * 1e3);
   if (!o.trace.empty()) {
+    w.setStage("gathering the trace");
     auto all = gather(w, last.timeline);
+    // Only rank 0 writes; every rank learns whether that worked, so that a
+    // failed write ends the job with one message and a non-zero exit.
+    std::string writeError;
     if (w.rank == 0) {
-      writeChromeTrace(o.trace, plan, all);
-      if (!o.quiet)
-        std::printf("trace: %s\n", o.trace.c_str());
+      try {
+        writeChromeTrace(o.trace, plan, all);
+        if (!o.quiet)
+          std::printf("trace: %s\n", o.trace.c_str());
+      } catch (const std::exception &e) {
+        writeError = e.what();
+      }
+    }
+    if (w.max(writeError.empty() ? 0.0 : 1.0) != 0) {
+      w.executing = false; // reported once, by rank 0
+      throw PlanError(writeError.empty() ? "rank 0 could not write the trace"
+                                         : writeError);
     }
   }
   if (!o.check)
     return 0;
 
-  // Compare with the baseline on identical inputs and weights.
-  auto mine = runOnce(plan, o, o.backend, policy, w.rank);
-  std::unique_ptr<Plan> basePlan;
-  if (!o.baseline.empty()) {
-    // Loading fails alike on every rank: report it once, exit cleanly.
-    w.executing = false;
-    basePlan = std::make_unique<Plan>(loadPlan(o.baseline));
-    if (basePlan->worldSize != w.size)
-      throw PlanError("the baseline plan '" + o.baseline + "' is for " +
-                      std::to_string(basePlan->worldSize) + " ranks, not " +
-                      std::to_string(w.size));
-    w.executing = true;
-  }
-  const Plan &bp = basePlan ? *basePlan : plan;
-  auto theirs = runOnce(bp, o, o.baselineBackend, Policy::Fifo, w.rank);
+  // Compare with the baseline on identical inputs and weights. One plan's
+  // buffers are allocated at a time (the preflight counted on it).
+  // The baseline runs first and records each gate's expert choices; the
+  // checked run imposes them, so that a near-tie that rounding resolves
+  // differently (chunked GEMMs sum in another order) does not send a token
+  // to another expert and fail a correct schedule.
+  backendPtr.reset();
+  const Plan &bp = plans.baseline ? *plans.baseline : plan;
+  RoutingPin pin;
+  bool recorded = false, imposed = false;
+  w.setStage("in the --check run of the baseline");
+  auto theirs = runOnce(bp, o, o.baselineBackend, Policy::Fifo, w.rank,
+                        o.pinRouting ? &pin : nullptr, &recorded);
+  pin.mode = RoutingPin::Mode::Impose;
+  w.setStage("in the --check run of the plan '" + o.plan + "'");
+  auto mine = runOnce(plan, o, o.backend, policy, w.rank,
+                      recorded ? &pin : nullptr, &imposed);
+  // Every rank ran the same backends: pinned everywhere or nowhere.
+  bool pinned = recorded && imposed;
+  double flipped = w.sum(static_cast<double>(pin.flipped));
+  double decisions = w.sum(static_cast<double>(pin.decisions));
   std::string problem;
   if (mine.size() != theirs.size())
     problem = "the plans return " + std::to_string(mine.size()) + " and " +
               std::to_string(theirs.size()) + " outputs";
   double maxAbs = 0, worst = 0;
+  // The output that is furthest outside the tolerance, for the report.
+  double worstOutput = -1, worstOutputRatio = 0;
+  double worstValues[3] = {0, 0, 0}; // checked, baseline, max |baseline|
   for (size_t i = 0; problem.empty() && i < mine.size(); ++i) {
     if (mine[i].size() != theirs[i].size()) {
       problem = "output " + std::to_string(i) + " has different sizes";
@@ -438,17 +807,41 @@ int run(World &w, const Options &o) {
       if (!std::isfinite(a) || !std::isfinite(b))
         err = INFINITY;
       maxAbs = std::max(maxAbs, err);
-      worst = std::max(worst, err / (1e-5 + o.tolerance * std::fabs(b)));
+      double ratio = err / (1e-5 + o.tolerance * std::fabs(b));
+      worst = std::max(worst, ratio);
+      if (ratio > 1.0 && ratio > worstOutputRatio) {
+        worstOutputRatio = ratio;
+        worstOutput = static_cast<double>(i);
+        worstValues[0] = a;
+        worstValues[1] = b;
+        worstValues[2] = 0;
+        for (float v : theirs[i])
+          worstValues[2] = std::max(worstValues[2], std::fabs(double(v)));
+      }
     }
   }
   double bad = w.max(problem.empty() ? 0.0 : 1.0);
   maxAbs = w.max(maxAbs);
   worst = w.max(worst);
+  // The output index of the rank with the largest ratio.
+  bool mineIsWorst = worstOutputRatio == worst && worst > 1.0;
+  worstOutput = w.max(mineIsWorst ? worstOutput : -1.0);
+  for (double &v : worstValues)
+    v = w.sum(mineIsWorst ? v : 0.0) /
+        std::max(1.0, w.sum(mineIsWorst ? 1.0 : 0.0));
   bool pass = bad == 0 && worst <= 1.0;
   std::string baselineName = o.baseline.empty() ? "the fifo policy" : o.baseline;
   if (o.baselineBackend != o.backend)
     baselineName += " on backend " + o.baselineBackend;
   if (w.rank == 0) {
+    if (pinned)
+      std::printf("check: routing pinned to the baseline's: %.0f of %.0f "
+                  "token routings would have flipped\n",
+                  flipped, decisions);
+    else if (o.pinRouting)
+      std::printf("check: routing not pinned (backend %s cannot); each run "
+                  "routes on its own\n",
+                  recorded ? o.backend.c_str() : o.baselineBackend.c_str());
     if (!problem.empty())
       std::printf("check: FAIL: %s\n", problem.c_str());
     std::printf("check: %zu outputs vs %s: max abs error %.3g "
@@ -456,6 +849,15 @@ int run(World &w, const Options &o) {
                 mine.size(),
                 baselineName.c_str(),
                 maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
+    if (!pass && worstOutput >= 0) {
+      int id = plan.outputs[static_cast<size_t>(worstOutput)];
+      std::printf("check: the worst output is output %.0f (buffer %d '%s' "
+                  "of %s): %.9g where the baseline has %.9g (largest "
+                  "|baseline| in that output: %.4g)\n",
+                  worstOutput, id, plan.buffer(id).name.c_str(),
+                  o.plan.c_str(), worstValues[0], worstValues[1],
+                  worstValues[2]);
+    }
   }
   return pass ? 0 : 1;
 }
@@ -476,6 +878,9 @@ int main(int argc, char **argv) {
     return 2;
   }
 #endif
+  // A file size limit makes writes fail with EFBIG, reported as an error,
+  // instead of killing the rank.
+  std::signal(SIGXFSZ, SIG_IGN);
   // One BLAS thread per rank: ranks already use every core.
   if (!std::getenv("OPENBLAS_NUM_THREADS"))
     openblas_set_num_threads(1);
@@ -490,11 +895,18 @@ int main(int argc, char **argv) {
       rc = run(w, o);
     }
   } catch (const std::exception &e) {
-    // Every rank reads the same plan and flags, so they fail alike; rank 0
-    // reports. An error on one rank only (a kernel failure) aborts the job.
+    // Before execution every rank knows the same facts (the start-up
+    // agreement exchanged them), so they fail alike and rank 0 reports. An
+    // error on one rank only (a kernel failure, memory running out) aborts
+    // the job with that rank's message.
     std::string msg = e.what();
-    bool everyone =
-        dynamic_cast<const PlanError *>(&e) != nullptr && !w.executing;
+    bool outOfMemory = dynamic_cast<const std::bad_alloc *>(&e) != nullptr ||
+                       dynamic_cast<const std::length_error *>(&e) != nullptr;
+    if (outOfMemory)
+      msg = "out of memory while " + w.stage + " (" + msg + ")";
+    bool everyone = !outOfMemory &&
+                    dynamic_cast<const PlanError *>(&e) != nullptr &&
+                    !w.executing;
     if (w.rank == 0 || !everyone)
       std::fprintf(stderr, "lina-run: error: %s%s\n",
                    w.size > 1 && !everyone && msg.rfind("rank ", 0) != 0
@@ -505,10 +917,8 @@ int main(int argc, char **argv) {
 #ifdef LINA_HAVE_MPI
     // The other ranks would wait for this one in the next collective until
     // the watchdog fires: end the job now, with this rank's message.
-    if (!everyone && w.size > 1) {
-      std::fflush(stderr);
-      MPI_Abort(MPI_COMM_WORLD, rc);
-    }
+    if (!everyone && w.size > 1)
+      abortJob(rc);
 #endif
   }
 #ifdef LINA_HAVE_MPI

@@ -28,6 +28,20 @@ namespace lina::rt {
 /// The MPI side of the CPU backend (defined only when built with MPI).
 class MpiComm;
 
+/// Routing shared between two runs of one model (lina-run --check): the
+/// first run records the expert ids of each gate, the second computes its
+/// gates but imposes the recorded ids, so that the comparison tests the
+/// schedule rather than which near-tied expert rounding picks. Gates are
+/// matched by their order in the plan (the k-th gate op of each plan).
+struct RoutingPin {
+  enum class Mode { Record, Impose } mode = Mode::Record;
+  /// Per gate, in plan order: the expert ids (tokens x top_k).
+  std::vector<std::vector<int32_t>> gates;
+  /// Impose: tokens whose own top-k differed from the recorded one, and
+  /// tokens routed in all.
+  int64_t flipped = 0, decisions = 0;
+};
+
 class CpuBackend : public Backend {
 public:
   /// `rank` is this process's rank in the plan's world; collectives need
@@ -48,6 +62,13 @@ public:
   /// The contents of buffer `id` converted to float.
   std::vector<float> read(int id) const;
 
+  /// Records or imposes the gates' routing (nullptr: neither). Throws
+  /// PlanError when an imposed gate's shape differs from the recorded one.
+  void setRoutingPin(RoutingPin *pin) { routingPin = pin; }
+  /// Computes the expert FFNs row by row (see cpu::RowwiseGemmScope), so
+  /// that chunking their rows does not change the rounding.
+  void setRowwiseExpertGemms(bool enable) { rowwiseExperts = enable; }
+
 private:
   char *data(int id);
   const char *data(int id) const;
@@ -62,6 +83,10 @@ private:
   std::vector<int> completedLocally;
   std::chrono::steady_clock::time_point epoch;
   std::unique_ptr<MpiComm> comm;
+  RoutingPin *routingPin = nullptr;
+  bool rowwiseExperts = false;
+  /// Position of each gate op among the plan's gates (-1 for other ops).
+  std::vector<int> gateOrdinal;
 };
 
 /// Deterministic initial values of a buffer: uniform in [-a, a] with

@@ -18,9 +18,27 @@
 namespace lina::rt::cpu {
 
 /// C[m,n] = A[m,k] * B[k,n] (+ C if accumulate); transA/transB read the
-/// stored A[k,m] / B[n,k] transposed.
+/// stored A[k,m] / B[n,k] transposed. Throws PlanError when a dimension
+/// exceeds BLAS's int.
 void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
           const float *a, const float *b, float *c, bool accumulate = false);
+
+/// While alive, gemm() computes every row of an untransposed A with its own
+/// BLAS call on the calling thread, so that a row's result does not depend
+/// on how many rows share the call: BLAS kernels round a row differently
+/// by its position in their tiles, and a chunked schedule splits the rows
+/// of an expert FFN across calls. lina-run --check uses it for the expert
+/// FFNs of both runs; it is slower (each row reads the whole weight).
+class RowwiseGemmScope {
+public:
+  explicit RowwiseGemmScope(bool enable);
+  ~RowwiseGemmScope();
+  RowwiseGemmScope(const RowwiseGemmScope &) = delete;
+  RowwiseGemmScope &operator=(const RowwiseGemmScope &) = delete;
+
+private:
+  bool saved;
+};
 
 float activate(Activation act, float x);
 /// d act(x) / dx.
@@ -35,6 +53,14 @@ void denseGrad(const float *dy, const float *x, const float *w, float *dx,
 /// Softmax router with top-k; ids are written as int32.
 void gate(const float *x, const float *wg, int32_t *ids, float *weights,
           int64_t tokens, int64_t hidden, int64_t experts, int64_t k);
+/// The gate with its choices imposed: writes `pinned` (tokens x k expert
+/// ids) to `ids` and the router probabilities of those experts to
+/// `weights`. Returns the number of tokens whose own top-k set differs
+/// from the pinned one (decisions that rounding flipped). Throws PlanError
+/// for a pinned id outside [0, experts).
+int64_t gatePinned(const float *x, const float *wg, const int32_t *pinned,
+                   int32_t *ids, float *weights, int64_t tokens,
+                   int64_t hidden, int64_t experts, int64_t k);
 void gateGrad(const float *dweights, const float *x, const float *wg,
               const int32_t *ids, float *dx, float *dwg, int64_t tokens,
               int64_t hidden, int64_t experts, int64_t k);

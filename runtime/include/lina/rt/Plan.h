@@ -68,8 +68,10 @@ struct Buffer {
   int viewBase = -1;       ///< base buffer id if this is a view, else -1
   int64_t viewOffset = 0;  ///< element offset into the base
 
+  /// Element and byte counts; throw PlanError on overflow (a validated plan
+  /// keeps them within lina::Limits).
   int64_t numElements() const;
-  int64_t numBytes() const { return numElements() * dtypeBytes(dtype); }
+  int64_t numBytes() const;
   bool isView() const { return viewBase >= 0; }
 };
 
@@ -127,6 +129,9 @@ struct Plan {
   /// Bytes a collective moves from this rank (its input size).
   int64_t collectiveBytes(const Op &op) const;
   const Buffer &buffer(int id) const { return buffers.at(id); }
+  /// Bytes a backend allocates for the plan on one rank: the sum of its
+  /// base (non-view) buffers. Throws PlanError on overflow.
+  int64_t allocatedBytes() const;
 };
 
 /// Current plan format version.
