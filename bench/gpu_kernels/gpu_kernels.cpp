@@ -180,6 +180,7 @@ int run(bool quick, int warmup, int iters) {
     auto *dIds = static_cast<int32_t *>(deviceAlloc(ids.size() * 4));
     auto *dW = static_cast<float *>(deviceAlloc(weights.size() * 4));
     auto *slots = static_cast<int32_t *>(deviceAlloc(ids.size() * 4));
+    auto *kept = static_cast<int32_t *>(deviceAlloc(c.experts * 4));
     auto *err = static_cast<uint32_t *>(deviceAlloc(8));
     void *work = deviceAlloc(slotWorkspaceBytes(c.tokens, c.topK, c.experts));
     LINA_CUDA_CHECK(cudaMemcpy(dIds, ids.data(), ids.size() * 4,
@@ -191,12 +192,14 @@ int run(bool quick, int warmup, int iters) {
                                       cudaMemcpyDeviceToDevice, stream));
     });
     Timing disp = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, err, stream);
-      dispatch(x, dIds, slots, buf, type, c.tokens, c.topK, c.hidden, c.experts,
-               cap, stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
+                  stream);
+      dispatch(x, dIds, slots, kept, buf, type, c.tokens, c.topK, c.hidden,
+               c.experts, cap, stream);
     });
     Timing comb = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, err, stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
+                  stream);
       combine(buf, dIds, slots, dW, y, type, c.tokens, c.topK, c.hidden,
               c.experts, cap, stream);
     });
@@ -211,7 +214,8 @@ int run(bool quick, int warmup, int iters) {
     }
     for (void *p : {x, y, buf, copy, work})
       LINA_CUDA_CHECK(cudaFree(p));
-    for (void *p : {(void *)dIds, (void *)dW, (void *)slots, (void *)err})
+    for (void *p : {(void *)dIds, (void *)dW, (void *)slots, (void *)kept,
+                    (void *)err})
       LINA_CUDA_CHECK(cudaFree(p));
   }
   LINA_CUBLAS_CHECK(cublasDestroy(blas));
