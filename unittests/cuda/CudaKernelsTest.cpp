@@ -349,6 +349,51 @@ TEST_F(CudaRouting, DispatchBf16IsAnExactCopy) {
   EXPECT_EQ(mem.download(buf, E * C * H), want);
 }
 
+TEST_F(CudaKernels, DispatchAndCombineGradSixteenByteRowsBf16) {
+  // Rows of 64 bf16 values (128 bytes) take the 16-byte copy and zeroing
+  // paths; skewed routing over 16 experts drops tokens of expert 0 and
+  // leaves unused rows in the others, which must come out zero (the arena
+  // fills new buffers with 0x7f bytes).
+  const int64_t t = 2048, k = 2, e = 16, c = 200, h = 64;
+  std::vector<int32_t> ids = skewedIds(t, k, e, 21);
+  std::vector<int32_t> slots = refSlots(ids, t, k, e, c);
+  std::vector<uint16_t> x(t * h), dy(t * h);
+  std::vector<float> xf = uniform(t * h, -1, 1, 22), dyf = uniform(t * h, -1, 1, 23);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = toBf16(xf[i]);
+    dy[i] = toBf16(dyf[i]);
+  }
+  std::vector<float> w(t * k, 1.0f);
+  std::vector<uint16_t> want(e * c * h, 0);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      if (int32_t pos = slots[j * t + i]; pos >= 0)
+        std::copy(x.begin() + i * h, x.begin() + (i + 1) * h,
+                  want.begin() + (ids[i * k + j] * c + pos) * h);
+  int32_t *dIds = mem.upload(ids);
+  void *work = mem.alloc<char>(slotWorkspaceBytes(t, k, e));
+  int32_t *dSlots = mem.alloc<int32_t>(t * k), *kept = mem.alloc<int32_t>(e);
+  assignSlots(dIds, t, k, e, c, work, dSlots, kept, mem.alloc<uint32_t>(2),
+              stream);
+  ASSERT_EQ(mem.download(dSlots, t * k), slots);
+  uint16_t *buf = mem.alloc<uint16_t>(e * c * h);
+  dispatch(mem.upload(x), dIds, dSlots, kept, buf, DType::BF16, t, k, h, e, c,
+           stream);
+  EXPECT_EQ(mem.download(buf, e * c * h), want);
+  // combine_grad with unit weights scatters dy the same way.
+  std::vector<uint16_t> wantDbuf(e * c * h, 0);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      if (int32_t pos = slots[j * t + i]; pos >= 0)
+        std::copy(dy.begin() + i * h, dy.begin() + (i + 1) * h,
+                  wantDbuf.begin() + (ids[i * k + j] * c + pos) * h);
+  uint16_t *dbuf = mem.alloc<uint16_t>(e * c * h);
+  float *dw = mem.alloc<float>(t * k);
+  combineGrad(mem.upload(dy), buf, dIds, dSlots, kept, mem.upload(w), dbuf, dw,
+              DType::BF16, t, k, h, e, c, stream);
+  EXPECT_EQ(mem.download(dbuf, e * c * h), wantDbuf);
+}
+
 TEST_F(CudaRouting, DispatchGradF32) {
   std::vector<float> dbuf = uniform(E * C * H, -1, 1, 6);
   std::vector<float> want(T * H, 0.0f);

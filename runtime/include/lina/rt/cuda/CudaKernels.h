@@ -42,6 +42,22 @@ void gemm(cublasHandle_t handle, bool transA, bool transB, int64_t m,
           void *c, DType cType, int64_t batch = 1, int64_t strideA = 0,
           int64_t strideB = 0, int64_t strideC = 0, bool accumulate = false);
 
+/// Grouped GEMM over experts with their real row counts (cuBLAS
+/// cublasGemmGroupedBatchedEx, fp32 accumulation): for every g with
+/// rows[g] > 0, row-major C_g[rows[g], n] = A_g[rows[g], k] * B_g[k, n],
+/// where A_g = a + g*strideA, B_g = b + g*strideB, C_g = c + g*strideC
+/// (elements of `type`; A, B and C share it). `rows` are host values;
+/// `scratch` is device memory of groupedGemmScratchBytes(rows.size())
+/// bytes for the operand pointers. Enqueued on the handle's stream.
+/// The backend's expert_ffn does not use it: the real counts live on the
+/// device and reading them would cost a host round trip per op (see
+/// docs/CUDA.md); bench/gpu_kernels measures it against the dense GEMM.
+size_t groupedGemmScratchBytes(int64_t groups);
+void groupedGemm(cublasHandle_t handle, const std::vector<int64_t> &rows,
+                 int64_t n, int64_t k, const void *a, int64_t strideA,
+                 const void *b, int64_t strideB, DType type, void *c,
+                 int64_t strideC, void *scratch);
+
 /// a = act(z) elementwise (`a` may be `z`).
 void activationForward(Activation act, const void *z, void *a, DType type,
                        int64_t n, cudaStream_t stream);
