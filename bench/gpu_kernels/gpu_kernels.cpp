@@ -20,7 +20,7 @@
 // Reported like nccl-tests: size, min/avg/max time over the timed
 // iterations after a warm-up, rate, baseline rate and ratio.
 //
-// usage: gpu_kernels [--quick] [--warmup N] [--iters N]
+// usage: gpu_kernels [--quick] [--warmup N] [--iters N] | --probe
 // Exit codes: 0 measured, 1 error, 2 bad usage, 77 no usable GPU (nothing
 // measured; the reason is printed).
 //
@@ -418,7 +418,21 @@ int main(int argc, char **argv) {
       }
       return static_cast<int>(v);
     };
-    if (a == "--quick") {
+    if (a == "--probe") {
+      // Is a usable GPU present? Exit 0 (named) or 77 (with the reason).
+      std::string why;
+      if (!cudaAvailable(&why)) {
+        std::printf("no CUDA GPU: %s\n", why.c_str());
+        return kNoGpu;
+      }
+      cudaDeviceProp prop{};
+      if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+        std::printf("cudaGetDeviceProperties failed\n");
+        return 1;
+      }
+      std::printf("CUDA GPU: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+      return 0;
+    } else if (a == "--quick") {
       quick = true;
       warmup = 1;
       iters = 2;
@@ -428,6 +442,7 @@ int main(int argc, char **argv) {
       iters = number(1);
     } else if (a == "--help" || a == "-h") {
       std::printf("usage: gpu_kernels [--quick] [--warmup N] [--iters N]\n"
+                  "       gpu_kernels --probe   (is a usable GPU present?)\n"
                   "exit 77: no usable CUDA GPU (nothing measured)\n");
       return 0;
     } else {
