@@ -153,6 +153,7 @@ CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
   for (const Op &op : plan.ops)
     if (!op.isCollective())
       lastCompute = op.id;
+  deps = Scheduler(plan, {}).dependencies();
   // Every rank creates and warms up its communicators in one order that
   // depends on the plan only; each wait is bounded.
   comms = std::make_unique<NcclComms>(plan, rank, timeout);
@@ -450,6 +451,25 @@ double CudaBackend::now() {
 // Execution
 //===----------------------------------------------------------------------===//
 
+void CudaBackend::waitForDependencies(const Op &op, cudaStream_t stream) {
+  // The scheduler's dependencies: explicit deps and every writer of a
+  // region the op reads (views included). Ops of one stream are ordered
+  // by it; of the compute deps, the last one covers the others.
+  Queue mine = queueOf(op);
+  int lastComputeDep = -1;
+  for (int d : deps[op.id]) {
+    Queue theirs = queueOf(plan.ops[d]);
+    if (theirs == Queue::Compute) {
+      lastComputeDep = std::max(lastComputeDep, d);
+      continue;
+    }
+    if (theirs != mine || stream == dev->aux)
+      LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[d], 0));
+  }
+  if (lastComputeDep >= 0 && (mine != Queue::Compute || stream == dev->aux))
+    LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[lastComputeDep], 0));
+}
+
 void CudaBackend::markFailed() {
   hasFailed = true;
   if (comms)
@@ -489,26 +509,8 @@ void CudaBackend::startOp(const Op &op) {
   // The scheduler starts an op only after its dependencies were reported
   // complete. Collectives are reported when the device finished them, but
   // compute ops as soon as they are enqueued: these waits are what orders a
-  // collective after the compute that produces its input (explicit deps and
-  // the producers of the inputs, or of their base buffer). Ops on one
-  // stream are ordered by the stream.
-  auto waitFor = [&](int producer) {
-    if (producer < 0 || producer >= op.id)
-      return;
-    const Op &dep = plan.ops[producer];
-    bool sameStream = !dep.isCollective() && !op.isCollective();
-    sameStream |= dep.isCollective() && op.isCollective() &&
-                  queueOf(dep) == queueOf(op);
-    if (!sameStream)
-      LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[producer], 0));
-  };
-  for (int dep : op.deps)
-    waitFor(dep);
-  for (int id : op.inputs) {
-    waitFor(plan.producers[id]);
-    if (plan.buffers[id].isView())
-      waitFor(plan.producers[plan.buffers[id].viewBase]);
-  }
+  // collective after the compute that produces its input.
+  waitForDependencies(op, stream);
   try {
     if (op.isCollective())
       runCollective(op);
@@ -708,15 +710,9 @@ void CudaBackend::runCollective(const Op &op) {
 
   if (op.kind == OpKind::AllToAllV) {
     // The counts live on the device and their producers may still be
-    // queued (compute is enqueued ahead): copy them after those producers
-    // on the side stream and wait, bounded, for the copy.
-    for (int id : {op.inputs[1], op.inputs[2]}) {
-      int producer = plan.producers[plan.buffers[id].isView()
-                                        ? plan.buffers[id].viewBase
-                                        : id];
-      if (producer >= 0 && producer < op.id)
-        LINA_CUDA_CHECK(cudaStreamWaitEvent(d.aux, d.events[producer], 0));
-    }
+    // queued (compute is enqueued ahead): copy them after the op's
+    // dependencies on the side stream and wait, bounded, for the copy.
+    waitForDependencies(op, d.aux);
     LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts, devicePointer(op.inputs[1]),
                                     n * sizeof(int64_t),
                                     cudaMemcpyDeviceToHost, d.aux));

@@ -334,14 +334,15 @@ void NcclComms::allToAllV(size_t comm, const void *send,
   settle(comm, ncclGroupStart(), "ncclGroupStart", what);
   ncclResult_t posted = ncclSuccess;
   const char *failedCall = nullptr;
-  for (size_t i = 0; i < n && posted == ncclSuccess; ++i) {
+  auto ok = [](ncclResult_t r) { return r == ncclSuccess || r == ncclInProgress; };
+  for (size_t i = 0; i < n && ok(posted); ++i) {
     int peer = static_cast<int>(i);
     if (sendBytes[i]) {
       posted = ncclSend(s + sendOffsets[i], sendBytes[i], ncclUint8, peer, c,
                         stream);
       failedCall = "ncclSend";
     }
-    if (posted == ncclSuccess && recvBytes[i]) {
+    if (ok(posted) && recvBytes[i]) {
       posted = ncclRecv(r + recvOffsets[i], recvBytes[i], ncclUint8, peer, c,
                         stream);
       failedCall = "ncclRecv";
@@ -349,7 +350,7 @@ void NcclComms::allToAllV(size_t comm, const void *send,
   }
   // Always close the group (an open group would swallow later calls).
   ncclResult_t ended = ncclGroupEnd();
-  if (posted != ncclSuccess && posted != ncclInProgress)
+  if (!ok(posted))
     settle(comm, posted, failedCall, what);
   settle(comm, ended, "ncclGroupEnd", what);
 }

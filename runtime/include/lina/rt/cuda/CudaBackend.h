@@ -31,6 +31,8 @@
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 
+#include <cuda_runtime_api.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -80,6 +82,9 @@ private:
   void checkCompleted(const Op &op);
   /// Marks the backend failed and aborts the communicators (no waiting).
   void markFailed();
+  /// Makes `stream` wait for the events of the op's dependencies that run
+  /// on other streams (every one of them when `stream` is the side stream).
+  void waitForDependencies(const Op &op, cudaStream_t stream);
   /// Polls the compute ops reported early; checks those the device
   /// finished, in stream order.
   void drainCompute(bool all);
@@ -90,6 +95,7 @@ private:
   std::chrono::steady_clock::time_point epoch;
   std::unique_ptr<DeviceState> dev;
   std::unique_ptr<NcclComms> comms;
+  std::vector<std::vector<int>> deps; ///< the Scheduler's, per op
   int lastCompute = -1;         ///< the last compute op in program order
   bool hasFailed = false;
 };
