@@ -7,6 +7,7 @@
 #include "lina/rt/cuda/CommWatch.h"
 #include "lina/rt/Scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <set>
@@ -49,6 +50,33 @@ std::vector<CommSpec> lina::rt::cuda::communicatorOrder(const Plan &plan,
     order.push_back(std::move(spec));
   }
   return order;
+}
+
+std::vector<int>
+lina::rt::cuda::eventsToWait(const Plan &plan,
+                             const std::vector<std::vector<int>> &deps,
+                             const Op &op, bool sideStream) {
+  Queue mine = queueOf(op);
+  std::vector<int> waits;
+  int lastComputeDep = -1;
+  for (int d : deps.at(op.id)) {
+    Queue theirs = queueOf(plan.ops.at(d));
+    if (theirs == Queue::Compute)
+      lastComputeDep = std::max(lastComputeDep, d);
+    else if (theirs != mine || sideStream)
+      waits.push_back(d);
+  }
+  if (lastComputeDep >= 0 && (mine != Queue::Compute || sideStream))
+    waits.push_back(lastComputeDep);
+  return waits;
+}
+
+int lina::rt::cuda::lastComputeOp(const Plan &plan) {
+  int last = -1;
+  for (const Op &op : plan.ops)
+    if (queueOf(op) == Queue::Compute)
+      last = op.id;
+  return last;
 }
 
 CommDriver::~CommDriver() = default;

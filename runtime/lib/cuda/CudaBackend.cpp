@@ -7,6 +7,7 @@
 #include "lina/rt/cuda/CudaBackend.h"
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/cuda/CudaCheck.h"
+#include "lina/rt/cuda/CommWatch.h"
 #include "lina/rt/cuda/CudaKernels.h"
 #include "lina/rt/cuda/NcclComm.h"
 
@@ -150,9 +151,7 @@ CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
   LINA_CUDA_CHECK(
       cudaEventCreateWithFlags(&dev->countsReady, cudaEventDisableTiming));
   dev->startedAt.assign(plan.ops.size(), 0.0);
-  for (const Op &op : plan.ops)
-    if (!op.isCollective())
-      lastCompute = op.id;
+  lastCompute = lastComputeOp(plan);
   deps = Scheduler(plan, {}).dependencies();
   // Every rank creates and warms up its communicators in one order that
   // depends on the plan only; each wait is bounded.
@@ -452,22 +451,8 @@ double CudaBackend::now() {
 //===----------------------------------------------------------------------===//
 
 void CudaBackend::waitForDependencies(const Op &op, cudaStream_t stream) {
-  // The scheduler's dependencies: explicit deps and every writer of a
-  // region the op reads (views included). Ops of one stream are ordered
-  // by it; of the compute deps, the last one covers the others.
-  Queue mine = queueOf(op);
-  int lastComputeDep = -1;
-  for (int d : deps[op.id]) {
-    Queue theirs = queueOf(plan.ops[d]);
-    if (theirs == Queue::Compute) {
-      lastComputeDep = std::max(lastComputeDep, d);
-      continue;
-    }
-    if (theirs != mine || stream == dev->aux)
-      LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[d], 0));
-  }
-  if (lastComputeDep >= 0 && (mine != Queue::Compute || stream == dev->aux))
-    LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[lastComputeDep], 0));
+  for (int d : eventsToWait(plan, deps, op, stream == dev->aux))
+    LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[d], 0));
 }
 
 void CudaBackend::markFailed() {

@@ -9,10 +9,14 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/cuda/CommWatch.h"
+#include "lina/rt/Scheduler.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -150,6 +154,82 @@ TEST(CommOrder, OneRankGroupsNeedNoCommunicator) {
   Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
                                  "/moe2_np1.lina.json"));
   EXPECT_TRUE(communicatorOrder(plan, 0).empty());
+}
+
+//===----------------------------------------------------------------------===//
+// Cross-stream order (compute is reported when enqueued)
+//===----------------------------------------------------------------------===//
+
+TEST(StreamOrder, EveryOpWaitsForItsDependenciesOnOtherStreams) {
+  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
+                                 "/moe2_np2.lina.json"));
+  std::vector<std::vector<int>> deps = Scheduler(plan, {}).dependencies();
+  int checkedCollectives = 0;
+  for (const Op &op : plan.ops) {
+    Queue mine = queueOf(op);
+    std::vector<int> waits = eventsToWait(plan, deps, op, false);
+    std::set<int> got(waits.begin(), waits.end());
+    EXPECT_EQ(got.size(), waits.size()) << "op " << op.id << ": a repeated wait";
+    int lastCompute = -1;
+    for (int d : deps[op.id]) {
+      Queue theirs = queueOf(plan.ops[d]);
+      if (theirs == Queue::Compute)
+        lastCompute = std::max(lastCompute, d);
+      else // a collective on another queue: waited for; on its own: never
+        EXPECT_EQ(got.count(d), theirs != mine ? 1u : 0u)
+            << "op " << op.id << " dep " << d;
+    }
+    for (int w : waits) {
+      EXPECT_TRUE(std::count(deps[op.id].begin(), deps[op.id].end(), w))
+          << "op " << op.id << " waits for " << w << ", not a dependency";
+      if (queueOf(plan.ops[w]) == Queue::Compute)
+        EXPECT_EQ(w, lastCompute) << "op " << op.id;
+    }
+    if (mine == Queue::Compute) {
+      EXPECT_FALSE(lastCompute >= 0 && got.count(lastCompute))
+          << "op " << op.id << " waits for its own stream";
+    } else if (lastCompute >= 0) {
+      // A collective after the compute that produces its input.
+      EXPECT_EQ(got.count(lastCompute), 1u) << "op " << op.id;
+      for (int in : op.inputs) {
+        const Buffer &b = plan.buffers[in];
+        int producer = plan.producers[b.isView() ? b.viewBase : in];
+        if (producer >= 0 && queueOf(plan.ops[producer]) == Queue::Compute)
+          EXPECT_LE(producer, lastCompute) << "op " << op.id;
+      }
+      ++checkedCollectives;
+    }
+  }
+  EXPECT_GT(checkedCollectives, 4); // all_to_all and all_reduce partitions
+}
+
+TEST(StreamOrder, TheSideStreamWaitsForEveryOtherQueue) {
+  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
+                                 "/moe2_np2.lina.json"));
+  std::vector<std::vector<int>> deps = Scheduler(plan, {}).dependencies();
+  for (const Op &op : plan.ops) {
+    std::vector<int> side = eventsToWait(plan, deps, op, true);
+    std::set<int> got(side.begin(), side.end());
+    int lastCompute = -1;
+    for (int d : deps[op.id])
+      if (queueOf(plan.ops[d]) == Queue::Compute)
+        lastCompute = std::max(lastCompute, d);
+      else
+        EXPECT_EQ(got.count(d), 1u) << "op " << op.id << " dep " << d;
+    if (lastCompute >= 0)
+      EXPECT_EQ(got.count(lastCompute), 1u) << "op " << op.id;
+  }
+}
+
+TEST(StreamOrder, TheLastComputeOpEndsTheStep) {
+  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
+                                 "/moe2_np2.lina.json"));
+  int last = lastComputeOp(plan);
+  ASSERT_GE(last, 0);
+  EXPECT_EQ(queueOf(plan.ops[last]), Queue::Compute);
+  for (const Op &op : plan.ops)
+    if (op.id > last)
+      EXPECT_NE(queueOf(op), Queue::Compute) << "op " << op.id;
 }
 
 //===----------------------------------------------------------------------===//

@@ -59,6 +59,22 @@ struct CommSpec {
 /// one rank per instance need none.
 std::vector<CommSpec> communicatorOrder(const Plan &plan, int rank);
 
+/// The ops whose completion events a stream must wait on before `op` runs
+/// on it: of the scheduler's dependencies `deps[op.id]`, those on other
+/// streams (all of them when `sideStream`, a stream of its own such as the
+/// one that reads all_to_all_v counts); of the compute ones only the last,
+/// since the compute stream runs them in order. Compute is reported to the
+/// scheduler when enqueued, so these waits are what order a collective
+/// after the compute it reads.
+std::vector<int> eventsToWait(const Plan &plan,
+                              const std::vector<std::vector<int>> &deps,
+                              const Op &op, bool sideStream);
+
+/// The compute op the scheduler runs last (the last in program order), -1
+/// if none: the only compute op whose real completion the backend waits
+/// for, since it ends the step.
+int lastComputeOp(const Plan &plan);
+
 /// State of one communicator as its library reports it.
 enum class CommState { Ready, InProgress, Failed };
 
