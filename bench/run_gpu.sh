@@ -105,6 +105,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# One rank: let the cpu baseline's BLAS use every core (lina-run defaults
+# to one BLAS thread per rank).
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc)}
 for routing in all tied; do
   python3 "$SRC/bench/gpu_kernels/check_plan.py" --tokens 4096 --hidden 1024 \
     --ffn 1024 --experts 16 --routing "$routing" -o "$TMP/$routing.json"
@@ -124,6 +127,7 @@ else
 fi
 
 if [ "$NGPU" -ge 2 ] && command -v mpirun >/dev/null 2>&1; then
+  export OPENBLAS_NUM_THREADS=1
   export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
   step "2-rank plan over NCCL: cuda vs cpu"
   mpirun -np 2 "$BUILD/bin/lina-run" "$PLANS/moe_train_2rank.json" \
