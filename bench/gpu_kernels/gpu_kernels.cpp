@@ -3,18 +3,24 @@
 // Part of the Lina project.
 //
 // In one run, for realistic MoE sizes (8-64 experts, hidden 4096, 4k-64k
-// tokens, top-2, capacity factor 1, bf16):
-//   - the local experts' first GEMM as one strided-batched cuBLAS call
-//     ([E, C, H] x [E, H, F]) against a dense GEMM of the same FLOPs
-//     ([E*C, H] x [H, F]), in TFLOP/s;
+// tokens, top-2, capacity factor 1, uniform routing, bf16):
+//   - the local experts' first GEMM over the real per-expert counts as one
+//     cuBLAS grouped GEMM (cublasGemmGroupedBatchedEx), and as the strided
+//     batched GEMM over the padded capacity that expert_ffn runs, each
+//     against one dense GEMM of the same real rows (equal FLOPs), in
+//     TFLOP/s of real work;
 //   - dispatch (slot assignment + permutation into [E, C, H]) and combine
 //     (weighted un-permutation) against a device-to-device cudaMemcpy of
 //     the expert buffer's bytes, in GB/s (bytes of the [E, C, H] buffer
 //     per second).
+// Every output is checked: slots and kept counts exactly against the CPU
+// order, sampled expert-buffer rows exactly (a token's row or zeros),
+// sampled combined tokens and GEMM entries against fp32 sums on the host.
+// A failed check prints CHECK FAILED and the exit code is 1.
 // Reported like nccl-tests: size, min/avg/max time over the timed
 // iterations after a warm-up, rate, baseline rate and ratio.
 //
-// usage: gpu_kernels [--quick] [--warmup N] [--iters N]
+// usage: gpu_kernels [--quick] [--warmup N] [--iters N] | --probe
 // Exit codes: 0 measured, 1 error, 2 bad usage, 77 no usable GPU (nothing
 // measured; the reason is printed).
 //
@@ -24,6 +30,7 @@
 #include "lina/rt/cuda/CudaKernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +102,68 @@ struct Config {
   int64_t experts, tokens, hidden, ffn, topK;
 };
 
+/// Top-k distinct experts per token, uniformly at random (ids[t*k + j]).
+std::vector<int32_t> randomRouting(const Config &c, unsigned seed) {
+  std::vector<int32_t> ids(c.tokens * c.topK);
+  std::mt19937 rng(seed);
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    int32_t first = static_cast<int32_t>(rng() % c.experts);
+    for (int64_t j = 0; j < c.topK; ++j)
+      ids[t * c.topK + j] = static_cast<int32_t>((first + j) % c.experts);
+  }
+  return ids;
+}
+
+/// The CPU backend's slot order: for j, for t; -1 when dropped.
+std::vector<int32_t> hostSlots(const std::vector<int32_t> &ids, const Config &c,
+                               int64_t cap, std::vector<int64_t> &kept) {
+  std::vector<int32_t> slots(ids.size(), -1);
+  std::vector<int64_t> fill(c.experts, 0);
+  for (int64_t j = 0; j < c.topK; ++j)
+    for (int64_t t = 0; t < c.tokens; ++t) {
+      int64_t pos = fill[ids[t * c.topK + j]]++;
+      if (pos < cap)
+        slots[j * c.tokens + t] = static_cast<int32_t>(pos);
+    }
+  kept.assign(c.experts, 0);
+  for (int64_t e = 0; e < c.experts; ++e)
+    kept[e] = std::min(fill[e], cap);
+  return slots;
+}
+
+float bf16ToFloat(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// `n` bf16 values at `src` (device), as floats; `pitch` elements apart.
+std::vector<float> fetch(const void *src, int64_t n, int64_t pitch = 1) {
+  std::vector<uint16_t> raw(n);
+  LINA_CUDA_CHECK(cudaMemcpy2D(raw.data(), 2, src, pitch * 2, 2, n,
+                               cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = bf16ToFloat(raw[i]);
+  return out;
+}
+
+/// Counts failed output checks; prints the first few.
+struct Checker {
+  int failures = 0, checked = 0;
+  void expect(bool ok, const std::string &what) {
+    ++checked;
+    if (ok)
+      return;
+    if (++failures <= 5)
+      std::printf("CHECK FAILED: %s\n", what.c_str());
+  }
+  static bool close(double got, double want, double abs, double rel) {
+    return std::isfinite(got) && std::fabs(got - want) <= abs + rel * std::fabs(want);
+  }
+};
+
 int run(bool quick, int warmup, int iters) {
   std::string reason;
   if (!cudaAvailable(&reason)) {
@@ -123,35 +192,87 @@ int run(bool quick, int warmup, int iters) {
   LINA_CUBLAS_CHECK(cublasSetStream(blas, stream));
   const DType type = DType::BF16;
   const int64_t es = dtypeBytes(type);
+  Checker check;
+  std::mt19937 sampler(99);
 
-  std::printf("\n# Expert GEMM ([E,C,H] x [E,H,F], strided batched) vs dense GEMM "
-              "of the same FLOPs ([E*C,H] x [H,F])\n");
-  std::printf("#%8s %8s %7s %7s %14s %11s %11s %11s %9s %9s %7s\n", "experts",
-              "tokens", "hidden", "ffn", "GFLOP", "min(us)", "avg(us)",
-              "max(us)", "TFLOP/s", "dense", "ratio");
+  std::printf("\n# Expert GEMM [E,C,H] x [E,H,F] over the real per-expert "
+              "counts (capacity factor 1, uniform top-2 routing). TFLOP/s count "
+              "only the real rows.\n#   grouped: one cublasGemmGroupedBatchedEx "
+              "over the kept rows; padded: strided batched over the capacity "
+              "(what expert_ffn runs); dense: one GEMM of the same real rows\n");
+  std::printf("#%8s %8s %7s %7s %10s %11s %11s %11s %9s %9s %9s %7s %7s\n",
+              "experts", "tokens", "hidden", "ffn", "GFLOP", "min(us)",
+              "avg(us)", "max(us)", "grouped", "padded", "dense",
+              "grp/dns", "pad/dns");
   for (const Config &c : configs) {
     int64_t cap = c.tokens * c.topK / c.experts;
     int64_t rows = c.experts * cap;
+    std::vector<int32_t> ids = randomRouting(c, 4);
+    std::vector<int64_t> kept;
+    hostSlots(ids, c, cap, kept);
+    int64_t real = 0;
+    for (int64_t k : kept)
+      real += k;
     void *buf = deviceAlloc(rows * c.hidden * es);
     void *w = deviceAlloc(c.experts * c.hidden * c.ffn * es);
     void *out = deviceAlloc(rows * c.ffn * es);
+    void *padded = deviceAlloc(rows * c.ffn * es);
+    void *scratch = deviceAlloc(groupedGemmScratchBytes(c.experts));
     fillUniform(buf, type, rows * c.hidden, 1.0f, 1, stream);
     fillUniform(w, type, c.experts * c.hidden * c.ffn, 0.02f, 2, stream);
-    double flops = 2.0 * rows * c.hidden * c.ffn;
+    double flops = 2.0 * real * c.hidden * c.ffn;
     Timing grouped = timeIt(stream, warmup, iters, [&] {
-      gemm(blas, false, false, cap, c.ffn, c.hidden, buf, w, type, out, type,
+      groupedGemm(blas, kept, c.ffn, c.hidden, buf, cap * c.hidden, w,
+                  c.hidden * c.ffn, type, out, cap * c.ffn, scratch);
+    });
+    Timing pad = timeIt(stream, warmup, iters, [&] {
+      gemm(blas, false, false, cap, c.ffn, c.hidden, buf, w, type, padded, type,
            c.experts, cap * c.hidden, c.hidden * c.ffn, cap * c.ffn);
     });
     Timing dense = timeIt(stream, warmup, iters, [&] {
-      gemm(blas, false, false, rows, c.ffn, c.hidden, buf, w, type, out, type);
+      gemm(blas, false, false, real, c.ffn, c.hidden, buf, w, type, padded,
+           type);
     });
+    // Outputs: the grouped result against an fp32 dot product on the host
+    // (bf16 output: 2^-8 relative rounding), at sampled entries; and the
+    // padded (strided batched) result on the same entries.
+    gemm(blas, false, false, cap, c.ffn, c.hidden, buf, w, type, padded, type,
+         c.experts, cap * c.hidden, c.hidden * c.ffn, cap * c.ffn);
+    groupedGemm(blas, kept, c.ffn, c.hidden, buf, cap * c.hidden, w,
+                c.hidden * c.ffn, type, out, cap * c.ffn, scratch);
+    LINA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (int s = 0; s < 64; ++s) {
+      int64_t e = sampler() % c.experts;
+      if (kept[e] == 0)
+        continue;
+      int64_t r = sampler() % kept[e], f = sampler() % c.ffn;
+      auto *bufRow = static_cast<char *>(buf) + ((e * cap + r) * c.hidden) * es;
+      auto *wCol = static_cast<char *>(w) + (e * c.hidden * c.ffn + f) * es;
+      std::vector<float> x = fetch(bufRow, c.hidden);
+      std::vector<float> col = fetch(wCol, c.hidden, c.ffn);
+      double want = 0;
+      for (int64_t h = 0; h < c.hidden; ++h)
+        want += double(x[h]) * col[h];
+      int64_t at = (e * cap + r) * c.ffn + f;
+      float got = fetch(static_cast<char *>(out) + at * es, 1)[0];
+      float gotPad = fetch(static_cast<char *>(padded) + at * es, 1)[0];
+      std::string where = "expert " + std::to_string(e) + " row " +
+                          std::to_string(r) + " col " + std::to_string(f) +
+                          ": want " + std::to_string(want);
+      check.expect(Checker::close(got, want, 2e-3, 1e-2),
+                   "grouped GEMM " + where + ", got " + std::to_string(got));
+      check.expect(Checker::close(gotPad, want, 2e-3, 1e-2),
+                   "padded GEMM " + where + ", got " + std::to_string(gotPad));
+    }
     double tf = flops / (grouped.avgUs * 1e-6) / 1e12;
+    double tfPad = flops / (pad.avgUs * 1e-6) / 1e12;
     double tfDense = flops / (dense.avgUs * 1e-6) / 1e12;
-    std::printf(" %8lld %8lld %7lld %7lld %14.1f %11.1f %11.1f %11.1f %9.1f %9.1f %7.3f\n",
+    std::printf(" %8lld %8lld %7lld %7lld %10.1f %11.1f %11.1f %11.1f %9.1f %9.1f %9.1f %7.3f %7.3f\n",
                 (long long)c.experts, (long long)c.tokens, (long long)c.hidden,
                 (long long)c.ffn, flops / 1e9, grouped.minUs, grouped.avgUs,
-                grouped.maxUs, tf, tfDense, tf / tfDense);
-    for (void *p : {buf, w, out})
+                grouped.maxUs, tf, tfPad, tfDense, tf / tfDense,
+                tfPad / tfDense);
+    for (void *p : {buf, w, out, padded, scratch})
       LINA_CUDA_CHECK(cudaFree(p));
   }
 
@@ -168,18 +289,16 @@ int run(bool quick, int warmup, int iters) {
     void *buf = deviceAlloc(bufBytes);
     void *copy = deviceAlloc(bufBytes);
     fillUniform(x, type, c.tokens * c.hidden, 1.0f, 3, stream);
-    std::vector<int32_t> ids(c.tokens * c.topK);
-    std::vector<float> weights(c.tokens * c.topK, 0.5f);
-    std::mt19937 rng(4);
-    for (int64_t t = 0; t < c.tokens; ++t) {
-      // top-k distinct experts, uniformly at random
-      int32_t first = static_cast<int32_t>(rng() % c.experts);
-      for (int64_t j = 0; j < c.topK; ++j)
-        ids[t * c.topK + j] = static_cast<int32_t>((first + j) % c.experts);
-    }
+    std::vector<int32_t> ids = randomRouting(c, 4);
+    std::vector<float> weights(c.tokens * c.topK);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    for (float &v : weights)
+      v = unit(rng);
     auto *dIds = static_cast<int32_t *>(deviceAlloc(ids.size() * 4));
     auto *dW = static_cast<float *>(deviceAlloc(weights.size() * 4));
     auto *slots = static_cast<int32_t *>(deviceAlloc(ids.size() * 4));
+    auto *kept = static_cast<int32_t *>(deviceAlloc(c.experts * 4));
     auto *err = static_cast<uint32_t *>(deviceAlloc(8));
     void *work = deviceAlloc(slotWorkspaceBytes(c.tokens, c.topK, c.experts));
     LINA_CUDA_CHECK(cudaMemcpy(dIds, ids.data(), ids.size() * 4,
@@ -191,15 +310,72 @@ int run(bool quick, int warmup, int iters) {
                                       cudaMemcpyDeviceToDevice, stream));
     });
     Timing disp = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, err, stream);
-      dispatch(x, dIds, slots, buf, type, c.tokens, c.topK, c.hidden, c.experts,
-               cap, stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
+                  stream);
+      dispatch(x, dIds, slots, kept, buf, type, c.tokens, c.topK, c.hidden,
+               c.experts, cap, stream);
     });
     Timing comb = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, err, stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
+                  stream);
       combine(buf, dIds, slots, dW, y, type, c.tokens, c.topK, c.hidden,
               c.experts, cap, stream);
     });
+    // Outputs: slots and kept counts exactly as the CPU order; sampled
+    // rows of the expert buffer (a token's row, or zeros past kept[e]);
+    // sampled combined tokens against an fp32 sum on the host.
+    LINA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    std::vector<int64_t> wantKept;
+    std::vector<int32_t> want = hostSlots(ids, c, cap, wantKept);
+    std::vector<int32_t> gotSlots(ids.size()), gotKept(c.experts);
+    LINA_CUDA_CHECK(cudaMemcpy(gotSlots.data(), slots, ids.size() * 4,
+                               cudaMemcpyDeviceToHost));
+    LINA_CUDA_CHECK(cudaMemcpy(gotKept.data(), kept, c.experts * 4,
+                               cudaMemcpyDeviceToHost));
+    check.expect(gotSlots == want, "slots differ from the CPU order");
+    for (int64_t e = 0; e < c.experts; ++e)
+      check.expect(gotKept[e] == wantKept[e],
+                   "kept[" + std::to_string(e) + "] = " +
+                       std::to_string(gotKept[e]) + ", want " +
+                       std::to_string(wantKept[e]));
+    std::vector<int64_t> tokenAt(c.experts * cap, -1);
+    for (int64_t j = 0; j < c.topK; ++j)
+      for (int64_t t = 0; t < c.tokens; ++t)
+        if (int32_t pos = want[j * c.tokens + t]; pos >= 0)
+          tokenAt[ids[t * c.topK + j] * cap + pos] = t;
+    for (int s = 0; s < 256; ++s) {
+      int64_t row = sampler() % (c.experts * cap);
+      std::vector<float> got =
+          fetch(static_cast<char *>(buf) + row * c.hidden * es, c.hidden);
+      std::vector<float> ref(c.hidden, 0.0f);
+      if (tokenAt[row] >= 0)
+        ref = fetch(static_cast<char *>(x) + tokenAt[row] * c.hidden * es,
+                    c.hidden);
+      check.expect(got == ref, "dispatch row " + std::to_string(row) +
+                                   (tokenAt[row] >= 0 ? " (token " +
+                                                            std::to_string(tokenAt[row]) + ")"
+                                                      : " (unused: zeros)"));
+    }
+    for (int s = 0; s < 64; ++s) {
+      int64_t t = sampler() % c.tokens;
+      std::vector<double> sum(c.hidden, 0.0);
+      for (int64_t j = 0; j < c.topK; ++j) {
+        int32_t pos = want[j * c.tokens + t];
+        if (pos < 0)
+          continue;
+        int64_t row = ids[t * c.topK + j] * cap + pos;
+        std::vector<float> r =
+            fetch(static_cast<char *>(buf) + row * c.hidden * es, c.hidden);
+        for (int64_t h = 0; h < c.hidden; ++h)
+          sum[h] += double(weights[t * c.topK + j]) * r[h];
+      }
+      std::vector<float> got =
+          fetch(static_cast<char *>(y) + t * c.hidden * es, c.hidden);
+      bool ok = true;
+      for (int64_t h = 0; h < c.hidden && ok; ++h)
+        ok = Checker::close(got[h], sum[h], 1e-3, 1e-2);
+      check.expect(ok, "combine token " + std::to_string(t));
+    }
     double gbMemcpy = bufBytes / (mc.avgUs * 1e-6) / 1e9;
     for (auto [name, t] : {std::pair<const char *, Timing>{"dispatch", disp},
                            std::pair<const char *, Timing>{"combine", comb}}) {
@@ -211,12 +387,15 @@ int run(bool quick, int warmup, int iters) {
     }
     for (void *p : {x, y, buf, copy, work})
       LINA_CUDA_CHECK(cudaFree(p));
-    for (void *p : {(void *)dIds, (void *)dW, (void *)slots, (void *)err})
+    for (void *p : {(void *)dIds, (void *)dW, (void *)slots, (void *)kept,
+                    (void *)err})
       LINA_CUDA_CHECK(cudaFree(p));
   }
   LINA_CUBLAS_CHECK(cublasDestroy(blas));
   LINA_CUDA_CHECK(cudaStreamDestroy(stream));
-  return 0;
+  std::printf("\n# output checks: %d of %d failed\n", check.failures,
+              check.checked);
+  return check.failures ? 1 : 0;
 }
 } // namespace
 
@@ -239,7 +418,21 @@ int main(int argc, char **argv) {
       }
       return static_cast<int>(v);
     };
-    if (a == "--quick") {
+    if (a == "--probe") {
+      // Is a usable GPU present? Exit 0 (named) or 77 (with the reason).
+      std::string why;
+      if (!cudaAvailable(&why)) {
+        std::printf("no CUDA GPU: %s\n", why.c_str());
+        return kNoGpu;
+      }
+      cudaDeviceProp prop{};
+      if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) {
+        std::printf("cudaGetDeviceProperties failed\n");
+        return 1;
+      }
+      std::printf("CUDA GPU: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+      return 0;
+    } else if (a == "--quick") {
       quick = true;
       warmup = 1;
       iters = 2;
@@ -249,6 +442,7 @@ int main(int argc, char **argv) {
       iters = number(1);
     } else if (a == "--help" || a == "-h") {
       std::printf("usage: gpu_kernels [--quick] [--warmup N] [--iters N]\n"
+                  "       gpu_kernels --probe   (is a usable GPU present?)\n"
                   "exit 77: no usable CUDA GPU (nothing measured)\n");
       return 0;
     } else {

@@ -20,7 +20,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 
 using namespace lina::rt;
 using namespace lina::rt::cuda;
@@ -146,3 +149,100 @@ TEST(CudaBackend, ExpertIdOutOfRangeNamesTheOp) {
         << msg;
   }
 }
+
+//===----------------------------------------------------------------------===//
+// Realistic sizes (hidden 1024, 16 experts, 4096 tokens), f32/bf16/f16
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// moe_train_1rank.json with every shape scaled to T tokens, hidden H, ffn
+/// F, E experts. Routing is pinned so that a near-tie in the router cannot
+/// route a token differently on the two backends: `all` sends every token
+/// to every expert (top-k = E), `tied` zeroes the router so every token
+/// goes to experts 0 and 1; the capacity holds every token.
+nlohmann::json scaledPlan(int64_t T, int64_t H, int64_t F, int64_t E,
+                          bool all, const std::string &dtype) {
+  nlohmann::json j = loadJson("moe_train_1rank.json");
+  int64_t k = all ? E : 2, C = T;
+  using S = std::vector<int64_t>;
+  S TH{T, H}, HH{H, H}, HE{H, E}, TK{T, k}, ECH{E, C, H};
+  std::map<std::string, S> shapes = {
+      {"x", TH},   {"wg", HE},  {"ids", TK},  {"gw", TK},   {"w1", {E, H, F}},
+      {"w2", {E, F, H}}, {"y", TH}, {"wd", HH}, {"z", TH},  {"dz", TH},
+      {"dy", TH},  {"dwd", HH}, {"dgw", TK},  {"dw1", {E, H, F}},
+      {"dw2", {E, F, H}}, {"dx1", TH}, {"dx2", TH}, {"dwg", HE}, {"dx", TH},
+      {"dwdr", HH}, {"dwgr", HE}, {"zc", {32, 32}}};
+  for (const char *n : {"buf", "bufa", "eo", "eob", "deob", "deo", "dbufa", "dbuf"})
+    shapes[n] = ECH;
+  int64_t half = H * H / 2;
+  for (auto &b : j["buffers"]) {
+    std::string name = b["name"];
+    if (b.contains("view")) {
+      b["shape"] = {half};
+      b["view"]["offset"] = name.back() == '1' ? half : 0;
+    } else {
+      b["shape"] = shapes.at(name);
+    }
+    if (b["dtype"] == "f32")
+      b["dtype"] = dtype;
+    if (!all && name == "wg")
+      b["init"] = "zero";
+  }
+  for (auto &op : j["ops"])
+    if (op["kind"] == "gate") {
+      op["attrs"]["num_experts"] = E;
+      op["attrs"]["top_k"] = k;
+      op["attrs"]["capacity_factor"] = double(C * E) / double(k * T);
+    }
+  return j;
+}
+
+struct LargeCase {
+  const char *dtype;
+  bool all;
+  double rmsTol, relTol; ///< per element: rmsTol * rms(want) + relTol * |want|
+};
+
+class CudaBackendLarge : public ::testing::TestWithParam<LargeCase> {};
+} // namespace
+
+TEST_P(CudaBackendLarge, MatchesCpuF32Step) {
+  LINA_REQUIRE_GPU();
+  if (!std::getenv("LINA_CUDA_LARGE"))
+    GTEST_SKIP() << "set LINA_CUDA_LARGE=1 to run (bench/run_gpu.sh does)";
+  LargeCase c = GetParam();
+  const int64_t T = 4096, H = 1024, F = 1024, E = 16;
+  Plan gpuPlan = parsePlan(scaledPlan(T, H, F, E, c.all, c.dtype).dump(), "large");
+  Plan cpuPlan = parsePlan(scaledPlan(T, H, F, E, c.all, "f32").dump(), "large_f32");
+  auto gpu = runPlan<CudaBackend>(gpuPlan, Policy::Lina, 1);
+  auto cpu = runPlan<CpuBackend>(cpuPlan, Policy::Fifo, 1);
+  ASSERT_EQ(gpu.size(), cpu.size());
+  for (size_t i = 0; i < gpu.size(); ++i) {
+    const std::string name = gpuPlan.buffers[gpuPlan.outputs[i]].name;
+    ASSERT_EQ(gpu[i].size(), cpu[i].size()) << name;
+    double sq = 0, diff = 0;
+    for (size_t j = 0; j < cpu[i].size(); ++j) {
+      sq += double(cpu[i][j]) * cpu[i][j];
+      double d = double(gpu[i][j]) - cpu[i][j];
+      diff += d * d;
+    }
+    double rms = std::sqrt(sq / std::max<size_t>(cpu[i].size(), 1));
+    EXPECT_GT(rms, 0.0) << "output '" << name << "' is all zeros: vacuous";
+    EXPECT_LE(std::sqrt(diff), 4 * c.relTol * std::sqrt(sq) + 1e-30)
+        << "output '" << name << "': relative Frobenius error";
+    EXPECT_LE(worstError(gpu[i], cpu[i], c.rmsTol * rms, c.relTol), 1.0)
+        << "output '" << name << "' (rms " << rms << ")";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Dtypes, CudaBackendLarge,
+    ::testing::Values(LargeCase{"f32", true, 1e-4, 1e-3},
+                      LargeCase{"f32", false, 1e-4, 1e-3},
+                      LargeCase{"bf16", true, 5e-2, 5e-2},
+                      LargeCase{"bf16", false, 5e-2, 5e-2},
+                      LargeCase{"f16", true, 1e-2, 1e-2},
+                      LargeCase{"f16", false, 1e-2, 1e-2}),
+    [](const auto &info) {
+      return std::string(info.param.dtype) + (info.param.all ? "_all" : "_tied");
+    });

@@ -77,6 +77,16 @@ std::vector<int32_t> refSlots(const std::vector<int32_t> &ids, int64_t t,
   return slots;
 }
 
+/// Positions in use per expert: min(capacity, valid assignments to it).
+std::vector<int32_t> refKept(const std::vector<int32_t> &ids, int64_t e,
+                             int64_t c) {
+  std::vector<int32_t> kept(e, 0);
+  for (int32_t x : ids)
+    if (x >= 0 && x < e && kept[x] < c)
+      ++kept[x];
+  return kept;
+}
+
 /// Expert ids with a skew: about half of the assignments go to expert 0.
 std::vector<int32_t> skewedIds(int64_t t, int64_t k, int64_t e, unsigned seed) {
   std::mt19937 rng(seed);
@@ -228,10 +238,12 @@ TEST_P(CudaSlots, MatchCpuOrderExactly) {
   std::vector<int32_t> want = refSlots(ids, c.tokens, c.k, c.experts, c.capacity);
   void *work = mem.alloc<char>(slotWorkspaceBytes(c.tokens, c.k, c.experts));
   int32_t *slots = mem.alloc<int32_t>(c.tokens * c.k);
+  int32_t *kept = mem.alloc<int32_t>(c.experts);
   uint32_t *err = mem.alloc<uint32_t>(2);
   assignSlots(mem.upload(ids), c.tokens, c.k, c.experts, c.capacity, work, slots,
-              err, stream);
+              kept, err, stream);
   EXPECT_EQ(mem.download(slots, c.tokens * c.k), want);
+  EXPECT_EQ(mem.download(kept, c.experts), refKept(ids, c.experts, c.capacity));
   EXPECT_EQ(mem.download(err, 2)[0], 0xffffffffu);
 }
 
@@ -250,8 +262,10 @@ TEST_F(CudaKernels, SlotsAllTokensToOneExpert) {
   void *work = mem.alloc<char>(slotWorkspaceBytes(t, k, e));
   int32_t *slots = mem.alloc<int32_t>(t * k);
   uint32_t *err = mem.alloc<uint32_t>(2);
-  assignSlots(mem.upload(ids), t, k, e, c, work, slots, err, stream);
+  int32_t *kept = mem.alloc<int32_t>(e);
+  assignSlots(mem.upload(ids), t, k, e, c, work, slots, kept, err, stream);
   std::vector<int32_t> got = mem.download(slots, t * k);
+  EXPECT_EQ(mem.download(kept, e), (std::vector<int32_t>{0, 0, 100, 0}));
   for (int64_t i = 0; i < t; ++i)
     ASSERT_EQ(got[i], i < c ? i : -1) << "token " << i;
 }
@@ -264,8 +278,10 @@ TEST_F(CudaKernels, SlotsReportTheFirstOutOfRangeExpert) {
   void *work = mem.alloc<char>(slotWorkspaceBytes(t, k, e));
   int32_t *slots = mem.alloc<int32_t>(t * k);
   uint32_t *err = mem.alloc<uint32_t>(2);
-  assignSlots(mem.upload(ids), t, k, e, 100, work, slots, err, stream);
+  int32_t *kept = mem.alloc<int32_t>(e);
+  assignSlots(mem.upload(ids), t, k, e, 100, work, slots, kept, err, stream);
   std::vector<uint32_t> got = mem.download(err, 2);
+  EXPECT_EQ(mem.download(kept, e), refKept(ids, e, 100));
   EXPECT_EQ(got[0], 10u);
   EXPECT_EQ(static_cast<int32_t>(got[1]), 9);
   EXPECT_EQ(mem.download(slots, t * k), refSlots(ids, t, k, e, 100));
@@ -287,8 +303,11 @@ protected:
     dIds = mem.upload(ids);
     void *work = mem.alloc<char>(slotWorkspaceBytes(T, K, E));
     dSlots = mem.alloc<int32_t>(T * K);
-    assignSlots(dIds, T, K, E, C, work, dSlots, mem.alloc<uint32_t>(2), stream);
+    dKept = mem.alloc<int32_t>(E);
+    assignSlots(dIds, T, K, E, C, work, dSlots, dKept, mem.alloc<uint32_t>(2),
+                stream);
     ASSERT_EQ(mem.download(dSlots, T * K), slots);
+    ASSERT_EQ(mem.download(dKept, E), refKept(ids, E, C));
   }
   /// Row offset in [E,C,H] of assignment (t, j), or -1.
   int64_t row(int64_t t, int64_t j) const {
@@ -296,7 +315,7 @@ protected:
     return pos < 0 ? -1 : (ids[t * K + j] * C + pos) * H;
   }
   std::vector<int32_t> ids, slots;
-  int32_t *dIds = nullptr, *dSlots = nullptr;
+  int32_t *dIds = nullptr, *dSlots = nullptr, *dKept = nullptr;
 };
 
 TEST_F(CudaRouting, DispatchF32) {
@@ -306,8 +325,11 @@ TEST_F(CudaRouting, DispatchF32) {
     for (int64_t j = 0; j < K; ++j)
       if (int64_t r = row(t, j); r >= 0)
         std::copy(x.begin() + t * H, x.begin() + (t + 1) * H, want.begin() + r);
+  // The arena fills new buffers with 0x7f bytes: the unused rows must be
+  // zeroed by dispatch itself.
   float *buf = mem.alloc<float>(E * C * H);
-  dispatch(mem.upload(x), dIds, dSlots, buf, DType::F32, T, K, H, E, C, stream);
+  dispatch(mem.upload(x), dIds, dSlots, dKept, buf, DType::F32, T, K, H, E, C,
+           stream);
   EXPECT_EQ(mem.download(buf, E * C * H), want); // a copy: exact
 }
 
@@ -322,8 +344,54 @@ TEST_F(CudaRouting, DispatchBf16IsAnExactCopy) {
       if (int64_t r = row(t, j); r >= 0)
         std::copy(x.begin() + t * H, x.begin() + (t + 1) * H, want.begin() + r);
   uint16_t *buf = mem.alloc<uint16_t>(E * C * H);
-  dispatch(mem.upload(x), dIds, dSlots, buf, DType::BF16, T, K, H, E, C, stream);
+  dispatch(mem.upload(x), dIds, dSlots, dKept, buf, DType::BF16, T, K, H, E, C,
+           stream);
   EXPECT_EQ(mem.download(buf, E * C * H), want);
+}
+
+TEST_F(CudaKernels, DispatchAndCombineGradSixteenByteRowsBf16) {
+  // Rows of 64 bf16 values (128 bytes) take the 16-byte copy and zeroing
+  // paths; skewed routing over 16 experts drops tokens of expert 0 and
+  // leaves unused rows in the others, which must come out zero (the arena
+  // fills new buffers with 0x7f bytes).
+  const int64_t t = 2048, k = 2, e = 16, c = 200, h = 64;
+  std::vector<int32_t> ids = skewedIds(t, k, e, 21);
+  std::vector<int32_t> slots = refSlots(ids, t, k, e, c);
+  std::vector<uint16_t> x(t * h), dy(t * h);
+  std::vector<float> xf = uniform(t * h, -1, 1, 22), dyf = uniform(t * h, -1, 1, 23);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = toBf16(xf[i]);
+    dy[i] = toBf16(dyf[i]);
+  }
+  std::vector<float> w(t * k, 1.0f);
+  std::vector<uint16_t> want(e * c * h, 0);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      if (int32_t pos = slots[j * t + i]; pos >= 0)
+        std::copy(x.begin() + i * h, x.begin() + (i + 1) * h,
+                  want.begin() + (ids[i * k + j] * c + pos) * h);
+  int32_t *dIds = mem.upload(ids);
+  void *work = mem.alloc<char>(slotWorkspaceBytes(t, k, e));
+  int32_t *dSlots = mem.alloc<int32_t>(t * k), *kept = mem.alloc<int32_t>(e);
+  assignSlots(dIds, t, k, e, c, work, dSlots, kept, mem.alloc<uint32_t>(2),
+              stream);
+  ASSERT_EQ(mem.download(dSlots, t * k), slots);
+  uint16_t *buf = mem.alloc<uint16_t>(e * c * h);
+  dispatch(mem.upload(x), dIds, dSlots, kept, buf, DType::BF16, t, k, h, e, c,
+           stream);
+  EXPECT_EQ(mem.download(buf, e * c * h), want);
+  // combine_grad with unit weights scatters dy the same way.
+  std::vector<uint16_t> wantDbuf(e * c * h, 0);
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      if (int32_t pos = slots[j * t + i]; pos >= 0)
+        std::copy(dy.begin() + i * h, dy.begin() + (i + 1) * h,
+                  wantDbuf.begin() + (ids[i * k + j] * c + pos) * h);
+  uint16_t *dbuf = mem.alloc<uint16_t>(e * c * h);
+  float *dw = mem.alloc<float>(t * k);
+  combineGrad(mem.upload(dy), buf, dIds, dSlots, kept, mem.upload(w), dbuf, dw,
+              DType::BF16, t, k, h, e, c, stream);
+  EXPECT_EQ(mem.download(dbuf, e * c * h), wantDbuf);
 }
 
 TEST_F(CudaRouting, DispatchGradF32) {
@@ -371,8 +439,8 @@ TEST_F(CudaRouting, CombineGradF32) {
         wantDw[t * K + j] = static_cast<float>(dot);
       }
   float *dbuf = mem.alloc<float>(E * C * H), *dw = mem.alloc<float>(T * K);
-  combineGrad(mem.upload(dy), mem.upload(buf), dIds, dSlots, mem.upload(w), dbuf,
-              dw, DType::F32, T, K, H, E, C, stream);
+  combineGrad(mem.upload(dy), mem.upload(buf), dIds, dSlots, dKept,
+              mem.upload(w), dbuf, dw, DType::F32, T, K, H, E, C, stream);
   EXPECT_LE(worstError(mem.download(dbuf, E * C * H), wantDbuf, 1e-6, 1e-6), 1.0);
   EXPECT_LE(worstError(mem.download(dw, T * K), wantDw, 1e-5, 1e-5), 1.0);
 }

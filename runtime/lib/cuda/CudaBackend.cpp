@@ -7,17 +7,14 @@
 #include "lina/rt/cuda/CudaBackend.h"
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/cuda/CudaCheck.h"
+#include "lina/rt/cuda/CommWatch.h"
 #include "lina/rt/cuda/CudaKernels.h"
 #include "lina/rt/cuda/NcclComm.h"
-
-#ifdef LINA_HAVE_MPI
-#include <mpi.h>
-#endif
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <thread>
+#include <exception>
 
 using namespace lina::rt;
 using namespace lina::rt::cuda;
@@ -31,7 +28,10 @@ struct DeviceState {
   std::vector<char *> storage;      ///< per base buffer id
   std::vector<cudaEvent_t> events;  ///< per op: completion
   std::vector<double> startedAt;    ///< per op
-  std::vector<int> inFlight;
+  std::vector<int> inFlight;        ///< collectives and the last compute op
+  std::vector<int> unchecked;       ///< compute ops reported early, in order
+  size_t uncheckedHead = 0;
+  cudaEvent_t countsReady = nullptr; ///< all_to_all_v counts on the host
   char *workspace = nullptr;        ///< compute-stream scratch
   size_t workspaceBytes = 0;
   char *staging[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}}; ///< [low][send/recv]
@@ -130,6 +130,9 @@ CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
       dev(std::make_unique<DeviceState>()) {
   setErrorRank(rank);
   checkPlan();
+  // Before the first CUDA call: no lazy module load (which may wait for the
+  // device) once NCCL kernels run, and NCCL connects at creation.
+  configureEagerLoading();
   dev->device = selectDevice(localRank());
   int least = 0, greatest = 0;
   LINA_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
@@ -145,16 +148,34 @@ CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
   dev->events.assign(plan.ops.size(), nullptr);
   for (cudaEvent_t &e : dev->events)
     LINA_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  LINA_CUDA_CHECK(
+      cudaEventCreateWithFlags(&dev->countsReady, cudaEventDisableTiming));
   dev->startedAt.assign(plan.ops.size(), 0.0);
-  comms = std::make_unique<NcclComms>(plan, rank);
+  lastCompute = lastComputeOp(plan);
+  deps = Scheduler(plan, {}).dependencies();
+  // Every rank creates and warms up its communicators in one order that
+  // depends on the plan only; each wait is bounded.
+  comms = std::make_unique<NcclComms>(plan, rank, timeout);
+  comms->warmUp(dev->high, dev->low);
 }
 
 CudaBackend::~CudaBackend() {
-  // Best effort: no exceptions from a destructor.
-  if (!dev)
+  // Best effort: no exceptions from a destructor. While an error unwinds
+  // (this rank's or the caller's), a device synchronisation, a free or a
+  // communicator destroy could wait forever for an NCCL kernel spinning on
+  // a peer: abort the communicators and leave the rest to process exit.
+  Teardown t = teardownFor(hasFailed || std::uncaught_exceptions() > 0);
+  if (t.abortComms) {
+    if (comms)
+      comms->abortAll();
     return;
-  cudaDeviceSynchronize();
-  comms.reset();
+  }
+  if (t.synchronizeDevice)
+    cudaDeviceSynchronize();
+  if (t.destroyComms && comms)
+    comms->shutdown(false);
+  if (!t.freeMemory)
+    return;
   for (char *p : dev->storage)
     if (p)
       cudaFree(p);
@@ -168,6 +189,8 @@ CudaBackend::~CudaBackend() {
   for (cudaEvent_t e : dev->events)
     if (e)
       cudaEventDestroy(e);
+  if (dev->countsReady)
+    cudaEventDestroy(dev->countsReady);
   if (dev->blas)
     cublasDestroy(dev->blas);
   for (cudaStream_t s : {dev->compute, dev->high, dev->low, dev->aux})
@@ -259,6 +282,7 @@ size_t computeWorkspace(const Plan &plan, const Op &op) {
     size_t t = shape(idsId)[0], k = shape(idsId)[1], e = shape(bufId)[0];
     bump.take(slotWorkspaceBytes(t, k, e));
     bump.take(t * k * 4); // slots
+    bump.take(e * 4);     // kept per expert
     bump.take(t * k * 4); // f32 weights
     bump.take(t * k * 4); // f32 dweights
     break;
@@ -426,33 +450,52 @@ double CudaBackend::now() {
 // Execution
 //===----------------------------------------------------------------------===//
 
+void CudaBackend::waitForDependencies(const Op &op, cudaStream_t stream) {
+  for (int d : eventsToWait(plan, deps, op, stream == dev->aux))
+    LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[d], 0));
+}
+
+void CudaBackend::markFailed() {
+  hasFailed = true;
+  if (comms)
+    comms->abortAll();
+}
+
 void CudaBackend::start(const Op &op) {
+  if (hasFailed)
+    throw CudaError("rank " + std::to_string(rank) +
+                    ": cuda backend used after an error");
+  try {
+    startOp(op);
+  } catch (...) {
+    markFailed();
+    throw;
+  }
+}
+
+std::vector<int> CudaBackend::waitAny() {
+  if (hasFailed)
+    throw CudaError("rank " + std::to_string(rank) +
+                    ": cuda backend used after an error");
+  try {
+    return waitOps();
+  } catch (...) {
+    markFailed();
+    throw;
+  }
+}
+
+void CudaBackend::startOp(const Op &op) {
   if (dev->storage.empty())
     throw PlanError("cuda backend: start() before initialize()");
   cudaStream_t stream = !op.isCollective()              ? dev->compute
                         : queueOf(op) == Queue::Low ? dev->low
                                                         : dev->high;
-  // The scheduler starts an op only after its dependencies completed, so
-  // these waits cost nothing on the device; they keep cross-stream order
-  // explicit (explicit deps and the producers of the inputs, or of their
-  // base buffer).
-  auto waitFor = [&](int producer) {
-    if (producer < 0 || producer >= op.id)
-      return;
-    const Op &dep = plan.ops[producer];
-    bool sameStream = !dep.isCollective() && !op.isCollective();
-    sameStream |= dep.isCollective() && op.isCollective() &&
-                  queueOf(dep) == queueOf(op);
-    if (!sameStream)
-      LINA_CUDA_CHECK(cudaStreamWaitEvent(stream, dev->events[producer], 0));
-  };
-  for (int dep : op.deps)
-    waitFor(dep);
-  for (int id : op.inputs) {
-    waitFor(plan.producers[id]);
-    if (plan.buffers[id].isView())
-      waitFor(plan.producers[plan.buffers[id].viewBase]);
-  }
+  // The scheduler starts an op only after its dependencies were reported
+  // complete. Collectives are reported when the device finished them, but
+  // compute ops as soon as they are enqueued: these waits are what orders a
+  // collective after the compute that produces its input.
+  waitForDependencies(op, stream);
   try {
     if (op.isCollective())
       runCollective(op);
@@ -567,13 +610,15 @@ void CudaBackend::runCompute(const Op &op) {
     DType t = dtype(bufId);
     void *work = bump.take(slotWorkspaceBytes(tokens, k, e));
     int32_t *slots = bump.take<int32_t>(tokens * k * 4);
+    int32_t *kept = bump.take<int32_t>(e * 4);
     uint32_t *err = d.deviceErrors + 2 * op.id;
-    assignSlots(ids(idsId), tokens, k, e, cap, work, slots, err, s);
+    assignSlots(ids(idsId), tokens, k, e, cap, work, slots, kept, err, s);
     LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostErrors + 2 * op.id, err,
                                     2 * sizeof(uint32_t),
                                     cudaMemcpyDeviceToHost, s));
     if (op.kind == OpKind::Dispatch) {
-      dispatch(in(0), ids(idsId), slots, out(0), t, tokens, k, hidden, e, cap, s);
+      dispatch(in(0), ids(idsId), slots, kept, out(0), t, tokens, k, hidden, e,
+               cap, s);
     } else if (op.kind == OpKind::DispatchGrad) {
       dispatchGrad(in(0), ids(idsId), slots, out(0), t, tokens, k, hidden, e,
                    cap, s);
@@ -584,8 +629,8 @@ void CudaBackend::runCompute(const Op &op) {
     } else {
       const float *w = weightsIn(op.inputs[3], tokens * k);
       float *dw = weightsOut(op.outputs[1], tokens * k);
-      combineGrad(in(0), in(1), ids(idsId), slots, w, out(0), dw, t, tokens, k,
-                  hidden, e, cap, s);
+      combineGrad(in(0), in(1), ids(idsId), slots, kept, w, out(0), dw, t,
+                  tokens, k, hidden, e, cap, s);
       weightsDone(op.outputs[1], dw, tokens * k);
     }
     break;
@@ -646,18 +691,30 @@ void CudaBackend::runCollective(const Op &op) {
   const Buffer &out = plan.buffers[op.outputs[0]];
   void *src = devicePointer(in.id), *dst = devicePointer(out.id);
   int n = groupSize(plan, op);
+  std::string what = op.describe() + " in group '" + op.group + "'";
 
   if (op.kind == OpKind::AllToAllV) {
-    // Counts live on the device; their producers have completed (the
-    // scheduler starts an op only after its dependencies), so this copy
-    // does not wait on other work.
+    // The counts live on the device and their producers may still be
+    // queued (compute is enqueued ahead): copy them after the op's
+    // dependencies on the side stream and wait, bounded, for the copy.
+    waitForDependencies(op, d.aux);
     LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts, devicePointer(op.inputs[1]),
                                     n * sizeof(int64_t),
                                     cudaMemcpyDeviceToHost, d.aux));
     LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts + n, devicePointer(op.inputs[2]),
                                     n * sizeof(int64_t),
                                     cudaMemcpyDeviceToHost, d.aux));
-    LINA_CUDA_CHECK(cudaStreamSynchronize(d.aux));
+    LINA_CUDA_CHECK(cudaEventRecord(d.countsReady, d.aux));
+    comms->watch().waitUntil(
+        [&] {
+          cudaError_t e = cudaEventQuery(d.countsReady);
+          if (e == cudaErrorNotReady)
+            return false;
+          LINA_CUDA_CHECK(e);
+          return true;
+        },
+        comms->watch().now() + timeout,
+        [&] { return "reading the counts of " + what; });
     const int64_t *sc = d.hostCounts, *rc = d.hostCounts + n;
     size_t rowBytes = in.shape[0] ? in.numBytes() / in.shape[0] : 0;
     std::vector<size_t> sb, so, rb, ro;
@@ -679,12 +736,18 @@ void CudaBackend::runCollective(const Op &op) {
                       " and " + std::to_string(out.shape[0]));
     if (n == 1 && sendRows != recvRows)
       throw PlanError("inconsistent counts for one rank");
-    LINA_CUDA_CHECK(cudaMemsetAsync(dst, 0, out.numBytes(), s));
+    // Only the rows past the received total need zeros.
+    size_t tail = static_cast<size_t>(out.shape[0] - recvRows) * rowBytes;
+    if (tail)
+      LINA_CUDA_CHECK(cudaMemsetAsync(static_cast<char *>(dst) +
+                                          recvRows * rowBytes,
+                                      0, tail, s));
     if (n == 1)
       LINA_CUDA_CHECK(cudaMemcpyAsync(dst, src, sendRows * rowBytes,
                                       cudaMemcpyDeviceToDevice, s));
     else
-      allToAllV(comms->get(op.group, low), src, sb, so, dst, rb, ro, s);
+      comms->allToAllV(comms->get(op.group, low), src, sb, so, dst, rb, ro, s,
+                       what);
     return;
   }
 
@@ -694,10 +757,10 @@ void CudaBackend::runCollective(const Op &op) {
                                       cudaMemcpyDeviceToDevice, s));
     return;
   }
-  ncclComm_t comm = comms->get(op.group, low);
+  size_t comm = comms->get(op.group, low);
   if (op.kind == OpKind::AllReduce) {
-    LINA_NCCL_CHECK(ncclAllReduce(src, dst, in.numElements(), ncclType(in.dtype),
-                                  ncclOp(op.reduction), comm, s));
+    comms->allReduce(comm, src, dst, in.numElements(), ncclType(in.dtype),
+                     ncclOp(op.reduction), s, what);
     return;
   }
   // Uniform all_to_all: pieces along split_axis go to the group ranks in
@@ -719,7 +782,7 @@ void CudaBackend::runCollective(const Op &op) {
     send = d.staging[q][0];
   }
   void *recv = op.concatAxis != 0 ? d.staging[q][1] : dst;
-  allToAll(comm, n, send, recv, pieceBytes, s);
+  comms->allToAll(comm, send, recv, pieceBytes, s, what);
   if (op.concatAxis != 0) {
     std::vector<int64_t> piece = out.shape, zero(out.shape.size(), 0);
     piece[op.concatAxis] /= n;
@@ -749,61 +812,87 @@ void CudaBackend::checkCompleted(const Op &op) {
                   std::to_string(plan.buffers[bufId].shape[0]) + ")");
 }
 
-std::vector<int> CudaBackend::waitAny() {
+void CudaBackend::drainCompute(bool all) {
   DeviceState &d = *dev;
-  if (d.inFlight.empty())
-    throw PlanError("cuda backend: waiting with nothing in flight");
-  for (unsigned spin = 0;; ++spin) {
-    std::vector<int> done;
-    for (size_t i = 0; i < d.inFlight.size();) {
-      int id = d.inFlight[i];
+  // One stream: compute ops finish in the order they were enqueued.
+  while (d.uncheckedHead < d.unchecked.size()) {
+    int id = d.unchecked[d.uncheckedHead];
+    if (!all) {
       cudaError_t state = cudaEventQuery(d.events[id]);
-      if (state == cudaErrorNotReady) {
-        ++i;
-        continue;
-      }
+      if (state == cudaErrorNotReady)
+        return;
       if (state != cudaSuccess)
         throw CudaError("rank " + std::to_string(rank) + ": " +
                         plan.ops[id].describe() + " failed on the device: " +
                         describe(state));
-      done.push_back(id);
-      d.inFlight.erase(d.inFlight.begin() + i);
     }
-    if (!done.empty()) {
-      for (int id : done)
-        checkCompleted(plan.ops[id]);
-      return done;
-    }
-    // Watchdog and asynchronous NCCL errors, every ~1000 polls.
-    if (spin % 1024 == 1023) {
-      std::string problem = comms->asyncError();
-      double t = now();
-      for (int id : d.inFlight) {
-        const Op &op = plan.ops[id];
-        if (problem.empty() && op.isCollective() && t - d.startedAt[id] > timeout)
-          problem = op.describe() + " in group '" + op.group +
-                    "' did not complete within " + std::to_string(timeout) +
-                    " s (a rank is missing, stuck, or disagrees on the plan)";
-      }
-      if (!problem.empty()) {
-        std::string msg = "rank " + std::to_string(rank) + ": " + problem;
-        comms->abortAll();
-#ifdef LINA_HAVE_MPI
-        int initialized = 0, finalized = 0;
-        MPI_Initialized(&initialized);
-        MPI_Finalized(&finalized);
-        if (initialized && !finalized && plan.worldSize > 1) {
-          std::fprintf(stderr, "lina-run: error: %s; aborting\n", msg.c_str());
-          std::fflush(stderr);
-          MPI_Abort(MPI_COMM_WORLD, 3);
-        }
-#endif
-        throw CudaError(msg);
-      }
-    }
-    if (spin < 256)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(10));
+    ++d.uncheckedHead;
+    checkCompleted(plan.ops[id]);
   }
+  d.unchecked.clear();
+  d.uncheckedHead = 0;
+}
+
+std::vector<int> CudaBackend::waitOps() {
+  DeviceState &d = *dev;
+  if (d.inFlight.empty())
+    throw PlanError("cuda backend: waiting with nothing in flight");
+  // Compute ops other than the last: reported at once, checked later.
+  std::vector<int> done;
+  for (size_t i = 0; i < d.inFlight.size();) {
+    int id = d.inFlight[i];
+    if (!plan.ops[id].isCollective() && id != lastCompute) {
+      done.push_back(id);
+      d.unchecked.push_back(id);
+      d.inFlight.erase(d.inFlight.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+  if (!done.empty())
+    return done;
+  // Wait for the device: the collectives (and the last compute op) in
+  // flight, bounded by the oldest one's start plus the timeout; the
+  // communicators' asynchronous errors are checked while waiting.
+  double oldest = d.startedAt[d.inFlight.front()];
+  for (int id : d.inFlight)
+    oldest = std::min(oldest, d.startedAt[id]);
+  double deadline = comms->watch().now() + (oldest + timeout - now());
+  comms->watch().waitUntil(
+      [&] {
+        drainCompute(false);
+        for (size_t i = 0; i < d.inFlight.size();) {
+          int id = d.inFlight[i];
+          cudaError_t state = cudaEventQuery(d.events[id]);
+          if (state == cudaErrorNotReady) {
+            ++i;
+            continue;
+          }
+          if (state != cudaSuccess)
+            throw CudaError("rank " + std::to_string(rank) + ": " +
+                            plan.ops[id].describe() +
+                            " failed on the device: " + describe(state));
+          done.push_back(id);
+          d.inFlight.erase(d.inFlight.begin() + i);
+          // The last compute op ends the compute stream of the step: every
+          // compute op before it is complete too.
+          if (!plan.ops[id].isCollective()) {
+            drainCompute(true);
+            checkCompleted(plan.ops[id]);
+          }
+        }
+        return !done.empty();
+      },
+      deadline,
+      [&] {
+        // Name the oldest op still in flight.
+        int worst = d.inFlight.front();
+        for (int id : d.inFlight)
+          if (d.startedAt[id] < d.startedAt[worst])
+            worst = id;
+        const Op &op = plan.ops[worst];
+        return op.describe() +
+               (op.isCollective() ? " in group '" + op.group + "'" : "");
+      });
+  return done;
 }

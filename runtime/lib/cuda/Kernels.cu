@@ -12,6 +12,8 @@
 #include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CudaKernels.h"
 
+#include "lina/rt/cuda/Scan.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -257,9 +259,11 @@ __device__ __forceinline__ int expertOf(const int32_t *ids, int64_t a,
   return ids[t * k + j];
 }
 
-/// Per chunk and expert: the number of assignments of the chunk to the
-/// expert (order-independent, so shared atomics are fine here). Records
-/// the first out-of-range expert id.
+/// Per expert and chunk: the number of assignments of the chunk to the
+/// expert (order-independent, so shared atomics are fine here), stored
+/// expert-major (chunkCounts[e * numChunks + chunk]) so that one flat
+/// exclusive scan gives every chunk's start within its expert. Records the
+/// first out-of-range expert id.
 __global__ void slotCountKernel(const int32_t *ids, int64_t tokens, int k,
                                 int experts, int64_t numChunks,
                                 int32_t *chunkCounts, uint32_t *error) {
@@ -284,22 +288,21 @@ __global__ void slotCountKernel(const int32_t *ids, int64_t tokens, int k,
   }
   __syncwarp();
   for (int e = lane; e < experts; e += 32)
-    chunkCounts[chunk * experts + e] = count[e];
+    chunkCounts[e * numChunks + chunk] = count[e];
 }
 
-/// Exclusive scan over chunks, one thread per expert.
-__global__ void slotScanKernel(int32_t *chunkCounts, int64_t numChunks,
-                               int experts) {
+/// kept[e] = min(capacity, assignments to expert e), from the counts and
+/// their exclusive scan (offsets of expert e start at offsets[e*numChunks]).
+__global__ void slotKeptKernel(const int32_t *chunkCounts,
+                               const int32_t *offsets, int64_t numChunks,
+                               int experts, int64_t capacity, int32_t *kept) {
   int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= experts)
     return;
-  int32_t running = 0;
-#pragma unroll 8
-  for (int64_t c = 0; c < numChunks; ++c) {
-    int32_t v = chunkCounts[c * experts + e];
-    chunkCounts[c * experts + e] = running;
-    running += v;
-  }
+  int64_t first = e * numChunks, last = first + numChunks - 1;
+  int64_t total = static_cast<int64_t>(offsets[last]) + chunkCounts[last] -
+                  offsets[first];
+  kept[e] = static_cast<int32_t>(total < capacity ? total : capacity);
 }
 
 /// Each warp walks its chunk 32 assignments at a time in order; lanes with
@@ -308,7 +311,7 @@ __global__ void slotScanKernel(int32_t *chunkCounts, int64_t numChunks,
 __global__ void slotAssignKernel(const int32_t *ids, int64_t tokens, int k,
                                  int experts, int64_t capacity,
                                  int64_t numChunks,
-                                 const int32_t *chunkOffsets, int32_t *slots) {
+                                 const int32_t *offsets, int32_t *slots) {
   extern __shared__ int32_t shared[];
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int64_t chunk = blockIdx.x * (int64_t)(blockDim.x / 32) + warp;
@@ -316,7 +319,7 @@ __global__ void slotAssignKernel(const int32_t *ids, int64_t tokens, int k,
     return; // the whole warp
   int32_t *running = shared + warp * experts;
   for (int e = lane; e < experts; e += 32)
-    running[e] = chunkOffsets[chunk * experts + e];
+    running[e] = offsets[e * numChunks + chunk] - offsets[e * numChunks];
   __syncwarp();
   int64_t total = tokens * k;
   int64_t begin = chunk * kSlotChunk,
@@ -381,6 +384,32 @@ __global__ void dispatchKernel(const char *x, const int32_t *ids,
   int64_t t = a % tokens;
   int e = expertOf(ids, a, tokens, k);
   copyRow(buf + (e * capacity + pos) * rowBytes, x + t * rowBytes, rowBytes);
+}
+
+/// Zeroes the rows [kept[e], capacity) of every expert of buf[E, C, row]:
+/// the rows below kept[e] are written by the op itself, so every byte of
+/// the buffer is written once.
+__global__ void zeroTailKernel(char *buf, const int32_t *kept,
+                               int64_t experts, int64_t capacity,
+                               int64_t rowBytes) {
+  for (int64_t r = blockIdx.x; r < experts * capacity; r += gridDim.x) {
+    int64_t e = r / capacity, c = r % capacity;
+    if (c < kept[e])
+      continue;
+    char *dst = buf + r * rowBytes;
+    uintptr_t bits = reinterpret_cast<uintptr_t>(dst) |
+                     static_cast<uintptr_t>(rowBytes);
+    if ((bits & 15) == 0) {
+      for (int64_t i = threadIdx.x; i < rowBytes / 16; i += blockDim.x)
+        reinterpret_cast<uint4 *>(dst)[i] = make_uint4(0, 0, 0, 0);
+    } else if ((bits & 3) == 0) {
+      for (int64_t i = threadIdx.x; i < rowBytes / 4; i += blockDim.x)
+        reinterpret_cast<uint32_t *>(dst)[i] = 0;
+    } else {
+      for (int64_t i = threadIdx.x; i < rowBytes / 2; i += blockDim.x)
+        reinterpret_cast<uint16_t *>(dst)[i] = 0;
+    }
+  }
 }
 
 /// One block per token; y[t,h] = sum_j w_j * buf[e_j,pos_j,h] in j order
@@ -598,17 +627,45 @@ void lina::rt::cuda::gateGradLogits(const float *logits, const float *dweights,
   LINA_LAUNCH_CHECK();
 }
 
+namespace {
+/// Workspace of assignSlots: counts and offsets (expert-major, one per
+/// expert and chunk), then the scan's temporary storage.
+struct SlotWorkspace {
+  int64_t chunks = 0, cells = 0;
+  size_t countBytes = 0, scanBytes = 0;
+  size_t total() const { return 2 * countBytes + scanBytes; }
+};
+
+size_t roundUp(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+SlotWorkspace slotLayout(int64_t tokens, int64_t k, int64_t experts) {
+  SlotWorkspace w;
+  w.chunks = std::max<int64_t>((tokens * k + kSlotChunk - 1) / kSlotChunk, 1);
+  w.cells = w.chunks * experts;
+  w.countBytes = roundUp(static_cast<size_t>(w.cells) * sizeof(int32_t));
+  // Size query only: no kernel runs.
+  LINA_CUDA_CHECK(
+      exclusiveSumInt32(nullptr, w.scanBytes, nullptr, nullptr, w.cells, 0));
+  w.scanBytes = roundUp(std::max<size_t>(w.scanBytes, 1));
+  return w;
+}
+} // namespace
+
 size_t lina::rt::cuda::slotWorkspaceBytes(int64_t tokens, int64_t k,
                                           int64_t experts) {
-  int64_t chunks = (tokens * k + kSlotChunk - 1) / kSlotChunk;
-  return static_cast<size_t>(std::max<int64_t>(chunks, 1) * experts) *
-         sizeof(int32_t);
+  checkSizes(tokens, k, "slotWorkspaceBytes");
+  if (experts < 1 || experts > kSlotSharedInts)
+    throw CudaError("slotWorkspaceBytes: " + std::to_string(experts) +
+                    " experts; the cuda backend supports 1 to " +
+                    std::to_string(kSlotSharedInts));
+  return slotLayout(tokens, k, experts).total();
 }
 
 void lina::rt::cuda::assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
                                  int64_t experts, int64_t capacity,
                                  void *workspace, int32_t *slots,
-                                 uint32_t *error, cudaStream_t stream) {
+                                 int32_t *kept, uint32_t *error,
+                                 cudaStream_t stream) {
   checkSizes(tokens, k, "assignSlots");
   if (experts < 1 || experts > kSlotSharedInts)
     throw CudaError("assignSlots: " + std::to_string(experts) +
@@ -616,34 +673,63 @@ void lina::rt::cuda::assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
                     std::to_string(kSlotSharedInts));
   LINA_CUDA_CHECK(cudaMemsetAsync(error, 0xff, 2 * sizeof(uint32_t), stream));
   int64_t total = tokens * k;
-  if (total == 0)
+  if (total == 0) {
+    if (kept)
+      LINA_CUDA_CHECK(
+          cudaMemsetAsync(kept, 0, experts * sizeof(int32_t), stream));
     return;
-  int64_t chunks = (total + kSlotChunk - 1) / kSlotChunk;
+  }
+  SlotWorkspace layout = slotLayout(tokens, k, experts);
+  int64_t chunks = layout.chunks;
   int warps = static_cast<int>(std::min<int64_t>(4, kSlotSharedInts / experts));
   size_t shared = static_cast<size_t>(warps * experts) * sizeof(int32_t);
   unsigned blocks = static_cast<unsigned>((chunks + warps - 1) / warps);
-  auto *counts = static_cast<int32_t *>(workspace);
+  char *base = static_cast<char *>(workspace);
+  auto *counts = reinterpret_cast<int32_t *>(base);
+  auto *offsets = reinterpret_cast<int32_t *>(base + layout.countBytes);
+  void *scanTemp = base + 2 * layout.countBytes;
+  size_t scanBytes = layout.scanBytes;
   int e = static_cast<int>(experts), kk = static_cast<int>(k);
   slotCountKernel<<<blocks, warps * 32, shared, stream>>>(ids, tokens, kk, e,
                                                           chunks, counts, error);
   LINA_LAUNCH_CHECK();
-  slotScanKernel<<<blocksFor(experts, 128), 128, 0, stream>>>(counts, chunks, e);
-  LINA_LAUNCH_CHECK();
+  // One flat exclusive scan over the expert-major counts (the sum of all
+  // counts is at most 2^31 - 1 assignments, so int32 does not overflow).
+  LINA_CUDA_CHECK(exclusiveSumInt32(scanTemp, scanBytes, counts, offsets,
+                                    layout.cells, stream));
   slotAssignKernel<<<blocks, warps * 32, shared, stream>>>(
-      ids, tokens, kk, e, capacity, chunks, counts, slots);
+      ids, tokens, kk, e, capacity, chunks, offsets, slots);
   LINA_LAUNCH_CHECK();
+  if (kept) {
+    slotKeptKernel<<<blocksFor(experts, 128), 128, 0, stream>>>(
+        counts, offsets, chunks, e, capacity, kept);
+    LINA_LAUNCH_CHECK();
+  }
   slotErrorKernel<<<1, 1, 0, stream>>>(ids, tokens, kk, error);
   LINA_LAUNCH_CHECK();
 }
 
+namespace {
+void zeroTail(void *buf, const int32_t *kept, int64_t experts,
+              int64_t capacity, int64_t rowBytes, cudaStream_t stream) {
+  int64_t rows = experts * capacity;
+  if (rows == 0 || rowBytes == 0)
+    return;
+  unsigned grid = static_cast<unsigned>(std::min<int64_t>(rows, 65535LL * 16));
+  zeroTailKernel<<<grid, 128, 0, stream>>>(static_cast<char *>(buf), kept,
+                                           experts, capacity, rowBytes);
+  LINA_LAUNCH_CHECK();
+}
+} // namespace
+
 void lina::rt::cuda::dispatch(const void *x, const int32_t *ids,
-                              const int32_t *slots, void *buf, DType type,
-                              int64_t tokens, int64_t k, int64_t hidden,
-                              int64_t experts, int64_t capacity,
+                              const int32_t *slots, const int32_t *kept,
+                              void *buf, DType type, int64_t tokens, int64_t k,
+                              int64_t hidden, int64_t experts, int64_t capacity,
                               cudaStream_t stream) {
   checkSizes(tokens, k, "dispatch");
   int64_t rowBytes = hidden * dtypeBytes(type);
-  LINA_CUDA_CHECK(cudaMemsetAsync(buf, 0, experts * capacity * rowBytes, stream));
+  zeroTail(buf, kept, experts, capacity, rowBytes, stream);
   if (tokens * k == 0 || hidden == 0)
     return;
   dispatchKernel<<<static_cast<unsigned>(tokens * k), kThreads, 0, stream>>>(
@@ -692,13 +778,13 @@ void lina::rt::cuda::combine(const void *buf, const int32_t *ids,
 
 void lina::rt::cuda::combineGrad(const void *dy, const void *buf,
                                  const int32_t *ids, const int32_t *slots,
-                                 const float *weights, void *dbuf,
-                                 float *dweights, DType type, int64_t tokens,
-                                 int64_t k, int64_t hidden, int64_t experts,
-                                 int64_t capacity, cudaStream_t stream) {
+                                 const int32_t *kept, const float *weights,
+                                 void *dbuf, float *dweights, DType type,
+                                 int64_t tokens, int64_t k, int64_t hidden,
+                                 int64_t experts, int64_t capacity,
+                                 cudaStream_t stream) {
   checkSizes(tokens, k, "combineGrad");
-  LINA_CUDA_CHECK(cudaMemsetAsync(
-      dbuf, 0, experts * capacity * hidden * dtypeBytes(type), stream));
+  zeroTail(dbuf, kept, experts, capacity, hidden * dtypeBytes(type), stream);
   if (tokens * k == 0)
     return;
   LINA_FLOAT_SWITCH(type, T,

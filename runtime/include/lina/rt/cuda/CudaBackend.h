@@ -4,15 +4,19 @@
 //
 // The cuda backend of the shared Scheduler. Each rank owns one GPU (picked
 // by its local rank). Compute ops are enqueued on one compute stream, in
-// the order the scheduler starts them; collectives on two communication
-// streams created with cudaStreamCreateWithPriority: the high queue
-// (all_to_all) on the greatest priority, the low queue (all_reduce
-// partitions) on the least, each with its own NCCL communicator per group.
-// start() enqueues an op and records its completion event; waitAny() polls
-// the events of the ops in flight and returns those that completed, so the
-// scheduler sees the GPU's real order of completion. A collective still in
-// flight after the timeout aborts the job with a message naming the rank,
-// op and group.
+// the order the scheduler starts them, and reported complete at once: what
+// follows them on the device waits on their completion events
+// (cudaStreamWaitEvent), so the host never waits for a compute op, except
+// the last one of the plan, whose completion ends the step. Collectives go
+// on two communication streams created with cudaStreamCreateWithPriority:
+// the high queue (all_to_all) on the greatest priority, the low queue
+// (all_reduce partitions) on the least, each with its own NCCL communicator
+// per group (NcclComm.h). waitAny() polls the events of the collectives in
+// flight and returns those that completed: the host gates only the
+// collectives. Every wait is bounded (CommWatch.h): an error or a timeout
+// aborts the communicators and throws an error naming the rank and op, and
+// the destructor then touches nothing but the communicators, so the caller
+// can report it and end the job (MPI_Abort) at once.
 //
 // Floating-point buffers may be f32, bf16 or f16: GEMMs run on cuBLAS with
 // fp32 accumulation, the other kernels compute in f32. The floating-point
@@ -26,6 +30,8 @@
 
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
+
+#include <cuda_runtime_api.h>
 
 #include <chrono>
 #include <cstdint>
@@ -63,11 +69,25 @@ public:
   /// Device address of buffer `id` (views point into their base).
   void *devicePointer(int id) const;
 
+  /// True once an error was seen: the communicators are aborted and the
+  /// destructor leaves the device alone.
+  bool failed() const { return hasFailed; }
+
 private:
   void checkPlan() const;
+  void startOp(const Op &op);
+  std::vector<int> waitOps();
   void runCompute(const Op &op);
   void runCollective(const Op &op);
   void checkCompleted(const Op &op);
+  /// Marks the backend failed and aborts the communicators (no waiting).
+  void markFailed();
+  /// Makes `stream` wait for the events of the op's dependencies that run
+  /// on other streams (every one of them when `stream` is the side stream).
+  void waitForDependencies(const Op &op, cudaStream_t stream);
+  /// Polls the compute ops reported early; checks those the device
+  /// finished, in stream order.
+  void drainCompute(bool all);
 
   const Plan &plan;
   int rank;
@@ -75,6 +95,9 @@ private:
   std::chrono::steady_clock::time_point epoch;
   std::unique_ptr<DeviceState> dev;
   std::unique_ptr<NcclComms> comms;
+  std::vector<std::vector<int>> deps; ///< the Scheduler's, per op
+  int lastCompute = -1;         ///< the last compute op in program order
+  bool hasFailed = false;
 };
 
 } // namespace lina::rt::cuda

@@ -42,6 +42,22 @@ void gemm(cublasHandle_t handle, bool transA, bool transB, int64_t m,
           void *c, DType cType, int64_t batch = 1, int64_t strideA = 0,
           int64_t strideB = 0, int64_t strideC = 0, bool accumulate = false);
 
+/// Grouped GEMM over experts with their real row counts (cuBLAS
+/// cublasGemmGroupedBatchedEx, fp32 accumulation): for every g with
+/// rows[g] > 0, row-major C_g[rows[g], n] = A_g[rows[g], k] * B_g[k, n],
+/// where A_g = a + g*strideA, B_g = b + g*strideB, C_g = c + g*strideC
+/// (elements of `type`; A, B and C share it). `rows` are host values;
+/// `scratch` is device memory of groupedGemmScratchBytes(rows.size())
+/// bytes for the operand pointers. Enqueued on the handle's stream.
+/// The backend's expert_ffn does not use it: the real counts live on the
+/// device and reading them would cost a host round trip per op (see
+/// docs/CUDA.md); bench/gpu_kernels measures it against the dense GEMM.
+size_t groupedGemmScratchBytes(int64_t groups);
+void groupedGemm(cublasHandle_t handle, const std::vector<int64_t> &rows,
+                 int64_t n, int64_t k, const void *a, int64_t strideA,
+                 const void *b, int64_t strideB, DType type, void *c,
+                 int64_t strideC, void *scratch);
+
 /// a = act(z) elementwise (`a` may be `z`).
 void activationForward(Activation act, const void *z, void *a, DType type,
                        int64_t n, cudaStream_t stream);
@@ -72,21 +88,29 @@ void gateGradLogits(const float *logits, const float *dweights,
                     const int32_t *ids, float *dlogits, int64_t tokens,
                     int64_t experts, int64_t k, cudaStream_t stream);
 
-/// Bytes of device scratch assignSlots() needs.
+/// Bytes of device scratch assignSlots() needs (includes the temporary
+/// storage of the CUB scan; queries the current device).
 size_t slotWorkspaceBytes(int64_t tokens, int64_t k, int64_t experts);
 /// slots[j*T + t] = position of assignment (t, j) in its expert's buffer,
 /// or -1 if it was dropped (position >= capacity) or its expert id is out
-/// of range. error[0] = the smallest assignment index j*T+t whose expert id
-/// is outside [0, experts) (0xffffffff if none), error[1] = that id.
+/// of range. kept[e] (if not null; `experts` entries) = the number of
+/// positions of expert e in use, min(capacity, its assignments). error[0]
+/// = the smallest assignment index j*T+t whose expert id is outside
+/// [0, experts) (0xffffffff if none), error[1] = that id. The start of each
+/// chunk of assignments within its expert comes from one cub::DeviceScan.
 /// Throws CudaError for more than 12288 experts or 2^31 assignments.
 void assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
                  int64_t experts, int64_t capacity, void *workspace,
-                 int32_t *slots, uint32_t *error, cudaStream_t stream);
+                 int32_t *slots, int32_t *kept, uint32_t *error,
+                 cudaStream_t stream);
 
-/// buf[E,C,H]: zero, then buf[e,pos,:] = x[t,:] for every kept assignment.
+/// buf[E,C,H]: buf[e,pos,:] = x[t,:] for every kept assignment and zero in
+/// the unused rows [kept[e], C) of each expert (each byte written once;
+/// `kept` from assignSlots).
 void dispatch(const void *x, const int32_t *ids, const int32_t *slots,
-              void *buf, DType type, int64_t tokens, int64_t k, int64_t hidden,
-              int64_t experts, int64_t capacity, cudaStream_t stream);
+              const int32_t *kept, void *buf, DType type, int64_t tokens,
+              int64_t k, int64_t hidden, int64_t experts, int64_t capacity,
+              cudaStream_t stream);
 /// dx[t,:] = sum over the kept assignments of token t of dbuf[e,pos,:].
 void dispatchGrad(const void *dbuf, const int32_t *ids, const int32_t *slots,
                   void *dx, DType type, int64_t tokens, int64_t k,
@@ -97,10 +121,12 @@ void combine(const void *buf, const int32_t *ids, const int32_t *slots,
              const float *weights, void *y, DType type, int64_t tokens,
              int64_t k, int64_t hidden, int64_t experts, int64_t capacity,
              cudaStream_t stream);
-/// dbuf[e,pos,:] = weights[t,j] * dy[t,:] (zero elsewhere) and
-/// dweights[t,j] = dot(dy[t,:], buf[e,pos,:]) (0 if dropped).
+/// dbuf[e,pos,:] = weights[t,j] * dy[t,:] (zero in the unused rows
+/// [kept[e], C)) and dweights[t,j] = dot(dy[t,:], buf[e,pos,:]) (0 if
+/// dropped).
 void combineGrad(const void *dy, const void *buf, const int32_t *ids,
-                 const int32_t *slots, const float *weights, void *dbuf,
+                 const int32_t *slots, const int32_t *kept,
+                 const float *weights, void *dbuf,
                  float *dweights, DType type, int64_t tokens, int64_t k,
                  int64_t hidden, int64_t experts, int64_t capacity,
                  cudaStream_t stream);
