@@ -14,6 +14,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
@@ -348,7 +349,8 @@ public:
     double d = *v->getAsNumber();
     if (!(d > 0.0) || !(d <= ConfigLimits::kMaxCapacityFactor)) {
       fail(formatv("field '{0}{1}' must be a number in (0, {2}], got {3}",
-                   prefix, name, ConfigLimits::kMaxCapacityFactor, d));
+                   prefix, name, format("%g", ConfigLimits::kMaxCapacityFactor),
+                   format("%g", d)));
       return std::nullopt;
     }
     return d;
@@ -449,9 +451,10 @@ private:
       ok = v->getAsInteger().has_value();
       if (!ok && v->kind() == json::Value::Number) {
         // A fraction, or an integer beyond int64_t.
-        fail(formatv("field '{0}{1}' must be an integer between 0 and {2}, "
-                     "got {3}",
-                     prefix, name, upperBound(name), *v->getAsNumber()));
+        fail(formatv("field '{0}{1}' must be an integer of at most {2}, got "
+                     "{3}",
+                     prefix, name, upperBound(name),
+                     format("%g", *v->getAsNumber())));
         return nullptr;
       }
       break;

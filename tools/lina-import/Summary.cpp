@@ -332,6 +332,9 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
   // A tied table is also the LM head: it stays in the first figure.
   int64_t withoutInput = spec.tieEmbeddings ? active : active - embedding;
   int64_t nonEmbedding = active - embedding - lmHead;
+  os << formatv("total without embedding and LM head: {0} ({1})\n",
+                total - embedding - lmHead,
+                human(double(total - embedding - lmHead)));
   os << formatv("active without the input embedding: {0} ({1})\n",
                 withoutInput, human(double(withoutInput)));
   os << formatv("active without embedding and LM head: {0} ({1})\n",

@@ -26,6 +26,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -169,7 +170,7 @@ Error checkSizes(const ModelSpec &spec, const ImportOptions &opts) {
           inconvertibleErrorCode(),
           formatv("the expert capacity ({0} rows) exceeds the limit of {1}; "
                   "lower --capacity-factor, --micro-batch or --seq",
-                  perExpert, Limits::kMaxCapacity));
+                  format("%g", perExpert), Limits::kMaxCapacity));
     int64_t c = computeCapacity(tokens, spec.topK, spec.numExperts,
                                 opts.capacityFactor);
     int64_t f = spec.modelledFfnWidth(spec.expertIntermediate);
@@ -230,11 +231,13 @@ int main(int argc, char **argv) {
       cf > ConfigLimits::kMaxCapacityFactor)
     return fail(formatv("--capacity-factor must be a finite number in (0, "
                         "{0}] (or 0 for the default), got {1}",
-                        ConfigLimits::kMaxCapacityFactor, cf));
+                        format("%g", ConfigLimits::kMaxCapacityFactor),
+                        format("%g", cf)));
   if (microBatchOpt > (int64_t(1) << 40) / seqOpt)
     return fail(formatv("--micro-batch * --seq is {0} tokens per rank; the "
                         "limit is 2^40",
-                        static_cast<double>(microBatchOpt) * seqOpt));
+                        format("%g", static_cast<double>(microBatchOpt) *
+                                         static_cast<double>(seqOpt))));
   bool epAuto = epOpt == "auto";
   int64_t ep = 0;
   if (!epAuto) {
