@@ -200,10 +200,10 @@ const FieldSpec kSwitchFields[] = {
 /// The largest value an integer field accepts (the smallest is given by the
 /// reader: 0 or 1).
 int64_t upperBound(StringRef name) {
-  if (name.contains("layers") && !name.contains("_layers_") &&
-      name != "max_window_layers")
-    return ConfigLimits::kMaxLayers;
-  if (name == "max_window_layers" || name == "first_k_dense_replace" ||
+  if (name.contains("intermediate") || name.contains("hidden_size") ||
+      name.contains("head_dim") || name.contains("rank"))
+    return ConfigLimits::kMaxWidth;
+  if (name.contains("layers") || name == "first_k_dense_replace" ||
       name == "moe_layer_freq" || name == "decoder_sparse_step" ||
       name == "encoder_sparse_step" || name == "interleave_moe_layer_step" ||
       name == "num_nextn_predict_layers")
