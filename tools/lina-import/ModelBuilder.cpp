@@ -50,6 +50,12 @@ constexpr StringLiteral kExpertGroup = "ep";
 struct SelfAttention {
   Value input, context;
   int wqkv = -1, wo = -1;
+  /// Multi-head latent attention: the query path (through the query
+  /// latent `qLatent` when q_lora_rank is set) and the key/value path
+  /// through the compressed latent `kvLatent`.
+  bool latent = false;
+  Value qLatent, kvLatent;
+  int wqA = -1, wqB = -1, wkvA = -1, wkvB = -1;
 };
 
 struct CrossAttention {
@@ -189,6 +195,9 @@ private:
   }
 
   // Forward.
+  Value forwardLatentAttention(const std::string &prefix, Value h,
+                               SelfAttention &sa);
+  Value backwardLatentAttention(const SelfAttention &sa, Value g);
   Value forwardStack(const StackSpec &stack, Value x, Value encoder,
                      std::vector<LayerRecord> &records);
   Value forwardFfn(const std::string &prefix, Value h, DenseFfn &rec,
@@ -260,6 +269,77 @@ Value IRGenerator::forwardMoE(const std::string &prefix, Value h, MoEBlock &rec)
   return y;
 }
 
+/// Multi-head latent attention (DeepSeek-V2/V3): the weights and GEMMs of
+/// the query path (H -> q_lora_rank -> heads * qk_head_dim, or H -> heads *
+/// qk_head_dim), of the key/value path (H -> kv_lora_rank + rope, the latent
+/// -> heads * (nope + v)) and of the output projection. As for grouped-query
+/// attention the scores are not modelled: the context is the first
+/// heads * v_head_dim query columns plus the value columns, so both paths
+/// get gradients.
+Value IRGenerator::forwardLatentAttention(const std::string &prefix, Value h,
+                                          SelfAttention &sa) {
+  const LatentAttentionSpec &la = *spec.latent;
+  int64_t hid = spec.hidden, nh = spec.numHeads;
+  int64_t qWidth = nh * la.qkHeadDim(), vWidth = nh * la.vHeadDim;
+  int64_t nopeWidth = nh * la.qkNopeHeadDim;
+  sa.latent = true;
+  sa.input = h;
+  Value q;
+  if (la.qLoraRank > 0) {
+    sa.wqA = addParam({hid, la.qLoraRank}, prefix + "attn.wq_a", false);
+    sa.wqB = addParam({la.qLoraRank, qWidth}, prefix + "attn.wq_b", false);
+    sa.qLatent = dense(h, sa.wqA, Activation::none);
+    q = dense(sa.qLatent, sa.wqB, Activation::none);
+  } else {
+    sa.wqB = addParam({hid, qWidth}, prefix + "attn.wq", false);
+    q = dense(h, sa.wqB, Activation::none);
+  }
+  sa.wkvA = addParam({hid, la.kvLoraRank + la.qkRopeHeadDim},
+                     prefix + "attn.wkv_a", false);
+  sa.wkvB = addParam({la.kvLoraRank, nopeWidth + vWidth},
+                     prefix + "attn.wkv_b", false);
+  sa.wo = addParam({vWidth, hid}, prefix + "attn.wo", false);
+  Value kvA = dense(h, sa.wkvA, Activation::none);
+  sa.kvLatent =
+      la.qkRopeHeadDim > 0 ? columns(kvA, 0, la.kvLoraRank) : kvA;
+  Value kv = dense(sa.kvLatent, sa.wkvB, Activation::none);
+  Value qPart = vWidth == qWidth ? q : columns(q, 0, vWidth);
+  sa.context = add(qPart, columns(kv, nopeWidth, vWidth));
+  return dense(sa.context, sa.wo, Activation::none);
+}
+
+Value IRGenerator::backwardLatentAttention(const SelfAttention &sa, Value g) {
+  const LatentAttentionSpec &la = *spec.latent;
+  int64_t nh = spec.numHeads;
+  int64_t qWidth = nh * la.qkHeadDim(), vWidth = nh * la.vHeadDim;
+  int64_t nopeWidth = nh * la.qkNopeHeadDim;
+  Value dContext = denseGrad(g, sa.context, sa.wo, Activation::none);
+  // Query path: the context used the first vWidth query columns.
+  Value dq = vWidth == qWidth
+                 ? dContext
+                 : b.create<tensor::ConcatOp>(
+                       loc, 1, ValueRange{dContext, zeros(qWidth - vWidth)});
+  Value dIn;
+  if (la.qLoraRank > 0) {
+    Value dqLatent = denseGrad(dq, sa.qLatent, sa.wqB, Activation::none);
+    dIn = denseGrad(dqLatent, sa.input, sa.wqA, Activation::none);
+  } else {
+    dIn = denseGrad(dq, sa.input, sa.wqB, Activation::none);
+  }
+  // Key/value path: the value columns follow the no-RoPE key columns.
+  Value dkv = nopeWidth == 0 ? dContext
+                             : b.create<tensor::ConcatOp>(
+                                   loc, 1,
+                                   ValueRange{zeros(nopeWidth), dContext});
+  Value dkvLatent = denseGrad(dkv, sa.kvLatent, sa.wkvB, Activation::none);
+  Value dkvA = la.qkRopeHeadDim > 0
+                   ? b.create<tensor::ConcatOp>(
+                         loc, 1,
+                         ValueRange{dkvLatent, zeros(la.qkRopeHeadDim)})
+                   : dkvLatent;
+  return add(dIn, denseGrad(dkvA, sa.input, sa.wkvA, Activation::none));
+}
+
 Value IRGenerator::forwardStack(const StackSpec &stack, Value x, Value encoder,
                             std::vector<LayerRecord> &records) {
   int64_t hid = spec.hidden, hd = spec.headDim;
@@ -269,9 +349,21 @@ Value IRGenerator::forwardStack(const StackSpec &stack, Value x, Value encoder,
     std::string prefix = layerName(stack, i);
     LayerRecord &rec = records.emplace_back();
 
+    SelfAttention &sa = rec.self;
+    if (spec.latent) {
+      h = add(h, forwardLatentAttention(prefix, h, sa));
+      Value f;
+      if (stack.moeLayers[i])
+        f = forwardMoE(prefix + "moe.", h, rec.moe.emplace());
+      else
+        f = forwardFfn(prefix + "ffn.", h, rec.dense.emplace(),
+                       spec.denseIntermediate);
+      h = add(h, f);
+      continue;
+    }
+
     // Self-attention: fused QKV projection; the query columns stand in for
     // the attention context (the score computation is not modelled).
-    SelfAttention &sa = rec.self;
     sa.input = h;
     sa.wqkv = addParam({hid, qWidth + 2 * kvWidth}, prefix + "attn.wqkv", false);
     sa.wo = addParam({qWidth, hid}, prefix + "attn.wo", false);
@@ -363,6 +455,10 @@ Value IRGenerator::backwardStack(std::vector<LayerRecord> &records, Value dy,
     }
 
     SelfAttention &sa = rec.self;
+    if (sa.latent) {
+      g = add(g, backwardLatentAttention(sa, g));
+      continue;
+    }
     Value dContext = denseGrad(g, sa.context, sa.wo, Activation::none);
     Value dQkv = b.create<tensor::ConcatOp>(
         loc, 1, ValueRange{dContext, zeros(2 * kvWidth)});

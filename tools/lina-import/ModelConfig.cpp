@@ -14,8 +14,14 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+
+#include "lina/Support/CheckedMath.h"
+
+#include <cmath>
+#include <functional>
 
 using namespace llvm;
 using namespace mlir::lina::import;
@@ -29,8 +35,26 @@ StringRef mlir::lina::import::getFamilyName(ModelFamily family) {
     return "switch_transformers";
   case ModelFamily::DeepSeekMoE:
     return "deepseek";
+  case ModelFamily::DeepSeekV2:
+    return "deepseek_v2";
+  case ModelFamily::DeepSeekV3:
+    return "deepseek_v3";
   case ModelFamily::QwenMoE:
     return "qwen2_moe";
+  case ModelFamily::Qwen3MoE:
+    return "qwen3_moe";
+  case ModelFamily::OLMoE:
+    return "olmoe";
+  case ModelFamily::GptOss:
+    return "gpt_oss";
+  case ModelFamily::Llama4:
+    return "llama4_text";
+  case ModelFamily::PhiMoE:
+    return "phimoe";
+  case ModelFamily::GraniteMoE:
+    return "granitemoe";
+  case ModelFamily::Dbrx:
+    return "dbrx";
   }
   llvm_unreachable("unknown model family");
 }
@@ -43,30 +67,35 @@ bool ModelSpec::hasMoELayer() const {
 
 namespace {
 
-/// Fields that do not change the lina graph, accepted for every family
-/// (docs/IMPORT.md says why each one is irrelevant).
+using ::lina::Limits;
+
+/// Fields that do not change the lina graph or the parameter count,
+/// accepted for every family (docs/IMPORT.md says why each one is
+/// irrelevant). Numbers among them must still be finite.
 const char *const kIgnoredFields[] = {
-    // Bookkeeping, tokenizer and embeddings (not modelled).
+    // Bookkeeping and tokenizer.
     "_name_or_path", "architectures", "auto_map", "model_type", "torch_dtype",
-    "transformers_version", "vocab_size", "bos_token_id", "eos_token_id",
-    "pad_token_id", "decoder_start_token_id", "tie_word_embeddings",
-    "use_cache", "initializer_range", "initializer_factor", "is_decoder",
-    // Positions, normalisation, dropout, biases.
+    "transformers_version", "bos_token_id", "eos_token_id", "pad_token_id",
+    "decoder_start_token_id", "use_cache", "initializer_range",
+    "initializer_factor", "is_decoder", "quantization_config", "ep_size",
+    // Positions, normalisation constants, dropout, scaling constants.
     "rope_theta", "rope_scaling", "max_position_embeddings", "rms_norm_eps",
     "layer_norm_epsilon", "attention_dropout", "dropout_rate",
-    "hidden_dropout", "attention_bias", "pretraining_tp",
-    "relative_attention_num_buckets", "relative_attention_max_distance",
-    "sliding_window", "use_sliding_window", "max_window_layers",
+    "hidden_dropout", "pretraining_tp", "relative_attention_max_distance",
+    "clip_qkv", "original_max_position_embeddings", "initial_context_length",
+    "attention_multiplier", "embedding_multiplier", "residual_multiplier",
+    "logits_scaling", "attn_scale", "attn_temperature_tuning", "floor_scale",
+    "for_llm_compressor", "swiglu_limit", "emb_pdrop", "resid_pdrop",
+    "max_seq_len",
     // Router losses, noise and normalisation: same shapes and top-k.
     "output_router_logits", "router_aux_loss_coef", "router_z_loss_coef",
-    "router_jitter_noise", "router_bias", "router_dtype",
+    "router_jitter_noise", "input_jitter_noise", "router_dtype",
     "router_ignore_padding_tokens", "router_type", "add_router_probs",
     "batch_prioritized_routing", "expert_capacity", "norm_topk_prob",
-    "scoring_func", "aux_loss_alpha", "seq_aux", "topk_method",
-    "routed_scaling_factor",
+    "aux_loss_alpha", "seq_aux", "routed_scaling_factor",
 };
 
-enum class Kind { Integer, Number, Bool, String, IntegerList };
+enum class Kind { Integer, Number, Bool, String, IntegerList, StringList, Object };
 
 struct FieldSpec {
   const char *name;
@@ -80,13 +109,23 @@ const FieldSpec kLlamaStyleFields[] = {
     {"num_hidden_layers", Kind::Integer}, {"num_attention_heads", Kind::Integer},
     {"num_key_value_heads", Kind::Integer}, {"head_dim", Kind::Integer},
     {"hidden_act", Kind::String},         {"num_experts_per_tok", Kind::Integer},
-    {"capacity_factor", Kind::Number},
+    {"capacity_factor", Kind::Number},    {"vocab_size", Kind::Integer},
+    {"tie_word_embeddings", Kind::Bool},  {"attention_bias", Kind::Bool},
+    {"sliding_window", Kind::Integer},    {"use_sliding_window", Kind::Bool},
+    {"max_window_layers", Kind::Integer},
 };
 const FieldSpec kMixtralFields[] = {{"num_local_experts", Kind::Integer}};
 const FieldSpec kDeepSeekFields[] = {
     {"moe_intermediate_size", Kind::Integer}, {"n_routed_experts", Kind::Integer},
     {"n_shared_experts", Kind::Integer},      {"first_k_dense_replace", Kind::Integer},
-    {"moe_layer_freq", Kind::Integer},
+    {"moe_layer_freq", Kind::Integer},        {"scoring_func", Kind::String},
+    {"topk_method", Kind::String},
+};
+const FieldSpec kLatentFields[] = {
+    {"q_lora_rank", Kind::Integer},      {"kv_lora_rank", Kind::Integer},
+    {"qk_nope_head_dim", Kind::Integer}, {"qk_rope_head_dim", Kind::Integer},
+    {"v_head_dim", Kind::Integer},       {"n_group", Kind::Integer},
+    {"topk_group", Kind::Integer},       {"num_nextn_predict_layers", Kind::Integer},
 };
 const FieldSpec kQwenFields[] = {
     {"moe_intermediate_size", Kind::Integer},
@@ -94,6 +133,45 @@ const FieldSpec kQwenFields[] = {
     {"num_experts", Kind::Integer},
     {"decoder_sparse_step", Kind::Integer},
     {"mlp_only_layers", Kind::IntegerList},
+};
+const FieldSpec kOlmoeFields[] = {{"num_experts", Kind::Integer}};
+const FieldSpec kGptOssFields[] = {
+    {"num_local_experts", Kind::Integer},
+    {"experts_per_token", Kind::Integer},
+    {"layer_types", Kind::StringList},
+};
+const FieldSpec kLlama4Fields[] = {
+    {"num_local_experts", Kind::Integer},
+    {"intermediate_size_mlp", Kind::Integer},
+    {"interleave_moe_layer_step", Kind::Integer},
+    {"moe_layers", Kind::IntegerList},
+    {"attention_chunk_size", Kind::Integer},
+    {"no_rope_layers", Kind::IntegerList},
+    {"use_qk_norm", Kind::Bool},
+};
+const FieldSpec kPhiMoEFields[] = {{"num_local_experts", Kind::Integer},
+                                   {"lm_head_bias", Kind::Bool}};
+const FieldSpec kDbrxFields[] = {
+    {"d_model", Kind::Integer},     {"n_heads", Kind::Integer},
+    {"n_layers", Kind::Integer},    {"vocab_size", Kind::Integer},
+    {"tie_word_embeddings", Kind::Bool}, {"ffn_config", Kind::Object},
+    {"attn_config", Kind::Object},  {"capacity_factor", Kind::Number},
+};
+const FieldSpec kDbrxAttnFields[] = {
+    {"kv_n_heads", Kind::Integer}, {"clip_qkv", Kind::Number},
+    {"rope_theta", Kind::Number},  {"attn_pdrop", Kind::Number},
+    {"model_type", Kind::String},
+};
+const FieldSpec kDbrxFfnFields[] = {
+    {"ffn_hidden_size", Kind::Integer},
+    {"moe_num_experts", Kind::Integer},
+    {"moe_top_k", Kind::Integer},
+    {"ffn_act_fn", Kind::Object},
+    {"moe_jitter_eps", Kind::Number},
+    {"moe_loss_weight", Kind::Number},
+    {"moe_normalize_expert_weights", Kind::Number},
+    {"uniform_expert_assignment", Kind::Bool},
+    {"model_type", Kind::String},
 };
 const FieldSpec kSwitchFields[] = {
     {"d_model", Kind::Integer},
@@ -113,7 +191,34 @@ const FieldSpec kSwitchFields[] = {
     {"feed_forward_proj", Kind::String},
     {"is_encoder_decoder", Kind::Bool},
     {"capacity_factor", Kind::Number},
+    {"vocab_size", Kind::Integer},
+    {"tie_word_embeddings", Kind::Bool},
+    {"relative_attention_num_buckets", Kind::Integer},
+    {"router_bias", Kind::Bool},
 };
+
+/// The largest value an integer field accepts (the smallest is given by the
+/// reader: 0 or 1).
+int64_t upperBound(StringRef name) {
+  if (name.contains("intermediate") || name.contains("hidden_size") ||
+      name.contains("head_dim") || name.contains("rank"))
+    return ConfigLimits::kMaxWidth;
+  if (name.contains("layers") || name == "first_k_dense_replace" ||
+      name == "moe_layer_freq" || name == "decoder_sparse_step" ||
+      name == "encoder_sparse_step" || name == "interleave_moe_layer_step" ||
+      name == "num_nextn_predict_layers")
+    return ConfigLimits::kMaxLayers;
+  if (name.contains("expert") || name == "num_selected_experts" ||
+      name == "moe_top_k" || name == "n_group" || name == "topk_group")
+    return Limits::kMaxExperts;
+  if (name.contains("heads") || name == "relative_attention_num_buckets")
+    return ConfigLimits::kMaxHeads;
+  if (name == "vocab_size")
+    return ConfigLimits::kMaxVocab;
+  if (name == "sliding_window" || name == "attention_chunk_size")
+    return Limits::kMaxElements;
+  return ConfigLimits::kMaxWidth;
+}
 
 StringRef kindName(Kind kind) {
   switch (kind) {
@@ -127,6 +232,10 @@ StringRef kindName(Kind kind) {
     return "a string";
   case Kind::IntegerList:
     return "a list of integers";
+  case Kind::StringList:
+    return "a list of strings";
+  case Kind::Object:
+    return "an object";
   }
   llvm_unreachable("unknown kind");
 }
@@ -154,8 +263,9 @@ StringRef jsonKindName(const json::Value &v) {
 /// and check `takeError()` at the end.
 class ConfigReader {
 public:
-  ConfigReader(StringRef path, const json::Object &root, ModelFamily family)
-      : path(path), root(root), family(family) {}
+  ConfigReader(StringRef path, const json::Object &root, ModelFamily family,
+               StringRef prefix = "")
+      : path(path), root(root), family(family), prefix(prefix) {}
 
   /// Checks every field of the object against `graphFields` and the
   /// allow-list, and the type of every graph field.
@@ -178,11 +288,15 @@ public:
         kinds[key] = spec->kind;
         continue;
       }
-      if (!ignored.contains(key))
-        return fail(formatv("unknown field '{0}' for model_type '{1}'; remove "
-                            "it, or see docs/IMPORT.md for the fields "
+      if (!ignored.contains(key) || !prefix.empty())
+        return fail(formatv("unknown field '{0}{1}' for model_type '{2}'; "
+                            "remove it, or see docs/IMPORT.md for the fields "
                             "lina-import accepts",
-                            key, getFamilyName(family)));
+                            prefix, key, getFamilyName(family)));
+      std::optional<double> d = root.get(key)->getAsNumber();
+      if (d && !std::isfinite(*d))
+        return fail(formatv("field '{0}{1}' must be a finite number", prefix,
+                            key));
     }
     for (StringRef key : keys)
       if (kinds.count(key))
@@ -195,45 +309,48 @@ public:
       return std::nullopt;
     return v->getAsInteger();
   }
-  int64_t reqInt(StringRef name) {
+  /// An integer field in [lo, upperBound(name)]; `dflt` when absent, an
+  /// error naming the field when absent without a default.
+  int64_t integer(StringRef name, int64_t lo,
+                  std::optional<int64_t> dflt = std::nullopt) {
     std::optional<int64_t> v = optInt(name);
     if (!v) {
-      missing(name);
-      return 0;
+      if (!dflt)
+        missing(name);
+      return dflt.value_or(std::max<int64_t>(lo, 1));
+    }
+    int64_t hi = upperBound(name);
+    if (*v < lo || *v > hi) {
+      if (lo == 1 && *v <= 0)
+        fail(formatv("field '{0}{1}' must be positive, got {2}", prefix, name,
+                     *v));
+      else if (lo == 0 && *v < 0)
+        fail(formatv("field '{0}{1}' must not be negative, got {2}", prefix,
+                     name, *v));
+      else
+        fail(formatv("field '{0}{1}' is {2}; it must be between {3} and {4}",
+                     prefix, name, *v, lo, hi));
+      return std::max<int64_t>(lo, 1);
     }
     return *v;
   }
   /// A required positive integer, or one with a default.
   int64_t positive(StringRef name, std::optional<int64_t> dflt = std::nullopt) {
-    std::optional<int64_t> v = optInt(name);
-    if (!v) {
-      if (!dflt)
-        missing(name);
-      return dflt.value_or(1);
-    }
-    if (*v <= 0) {
-      fail(formatv("field '{0}' must be positive, got {1}", name, *v));
-      return 1;
-    }
-    return *v;
+    return integer(name, 1, dflt);
   }
   int64_t nonNegative(StringRef name, int64_t dflt) {
-    std::optional<int64_t> v = optInt(name);
-    if (!v)
-      return dflt;
-    if (*v < 0) {
-      fail(formatv("field '{0}' must not be negative, got {1}", name, *v));
-      return dflt;
-    }
-    return *v;
+    return integer(name, 0, dflt);
   }
-  std::optional<double> optPositiveNumber(StringRef name) {
+  /// A capacity factor: finite, in (0, kMaxCapacityFactor].
+  std::optional<double> optCapacityFactor(StringRef name) {
     const json::Value *v = lookup(name);
     if (!v)
       return std::nullopt;
     double d = *v->getAsNumber();
-    if (!(d > 0.0)) {
-      fail(formatv("field '{0}' must be positive, got {1}", name, d));
+    if (!(d > 0.0) || !(d <= ConfigLimits::kMaxCapacityFactor)) {
+      fail(formatv("field '{0}{1}' must be a number in (0, {2}], got {3}",
+                   prefix, name, format("%g", ConfigLimits::kMaxCapacityFactor),
+                   format("%g", d)));
       return std::nullopt;
     }
     return d;
@@ -250,11 +367,31 @@ public:
       return std::nullopt;
     return v->getAsString();
   }
-  std::vector<int64_t> intList(StringRef name) {
+  const json::Object *optObject(StringRef name) {
+    const json::Value *v = lookup(name);
+    return v ? v->getAsObject() : nullptr;
+  }
+  /// A list of integers, each in [lo, hi].
+  std::vector<int64_t> intList(StringRef name, int64_t lo, int64_t hi) {
     std::vector<int64_t> out;
     if (const json::Value *v = lookup(name))
+      for (const json::Value &e : *v->getAsArray()) {
+        int64_t i = *e.getAsInteger();
+        if (i < lo || i > hi) {
+          fail(formatv("field '{0}{1}' has the entry {2}; entries must be "
+                       "between {3} and {4}",
+                       prefix, name, i, lo, hi));
+          return {};
+        }
+        out.push_back(i);
+      }
+    return out;
+  }
+  std::vector<StringRef> stringList(StringRef name) {
+    std::vector<StringRef> out;
+    if (const json::Value *v = lookup(name))
       for (const json::Value &e : *v->getAsArray())
-        out.push_back(*e.getAsInteger());
+        out.push_back(*e.getAsString());
     return out;
   }
   bool has(StringRef name) { return lookup(name) != nullptr; }
@@ -268,10 +405,10 @@ public:
       return Activation::gelu;
     if (name == "relu")
       return Activation::relu;
-    fail(formatv("field '{0}': unsupported activation '{1}'; expected one of "
-                 "silu, swish, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, "
-                 "relu",
-                 field, name));
+    fail(formatv("field '{0}{1}': unsupported activation '{2}'; expected one "
+                 "of silu, swish, gelu, gelu_new, gelu_pytorch_tanh, "
+                 "gelu_fast, relu",
+                 prefix, field, name));
     return Activation::none;
   }
 
@@ -279,7 +416,13 @@ public:
     if (message.empty())
       message = (path + ": " + msg).str();
   }
+  /// Takes over the first error of a reader of a nested object.
+  void absorb(const ConfigReader &nested) {
+    if (message.empty())
+      message = nested.message;
+  }
   bool failed() const { return !message.empty(); }
+  StringRef getPath() const { return path; }
   Error takeError() {
     if (failed())
       return createStringError(inconvertibleErrorCode(), message);
@@ -288,8 +431,8 @@ public:
 
 private:
   void missing(StringRef name) {
-    fail(formatv("missing required field '{0}' for model_type '{1}'", name,
-                 getFamilyName(family)));
+    fail(formatv("missing required field '{0}{1}' for model_type '{2}'",
+                 prefix, name, getFamilyName(family)));
   }
 
   /// The value of a graph field, type-checked; null counts as absent.
@@ -306,9 +449,21 @@ private:
     switch (kind) {
     case Kind::Integer:
       ok = v->getAsInteger().has_value();
+      if (!ok && v->kind() == json::Value::Number) {
+        // A fraction, or an integer beyond int64_t.
+        fail(formatv("field '{0}{1}' must be an integer of at most {2}, got "
+                     "{3}",
+                     prefix, name, upperBound(name),
+                     format("%g", *v->getAsNumber())));
+        return nullptr;
+      }
       break;
     case Kind::Number:
       ok = v->getAsNumber().has_value();
+      if (ok && !std::isfinite(*v->getAsNumber())) {
+        fail(formatv("field '{0}{1}' must be a finite number", prefix, name));
+        return nullptr;
+      }
       break;
     case Kind::Bool:
       ok = v->getAsBoolean().has_value();
@@ -322,10 +477,19 @@ private:
           return e.getAsInteger().has_value();
         });
       break;
+    case Kind::StringList:
+      if (const json::Array *a = v->getAsArray())
+        ok = llvm::all_of(*a, [](const json::Value &e) {
+          return e.getAsString().has_value();
+        });
+      break;
+    case Kind::Object:
+      ok = v->getAsObject() != nullptr;
+      break;
     }
     if (!ok) {
-      fail(formatv("field '{0}' must be {1}, got {2}", name, kindName(kind),
-                   jsonKindName(*v)));
+      fail(formatv("field '{0}{1}' must be {2}, got {3}", prefix, name,
+                   kindName(kind), jsonKindName(*v)));
       return nullptr;
     }
     return v;
@@ -334,12 +498,14 @@ private:
   StringRef path;
   const json::Object &root;
   ModelFamily family;
+  /// "ffn_config." for the fields of a nested object.
+  std::string prefix;
   StringMap<Kind> kinds;
   /// The first error, empty while there is none.
   std::string message;
 };
 
-/// Attention heads of the Llama-style families.
+/// Grouped-query attention of the Llama-style families.
 void readAttention(ConfigReader &r, ModelSpec &spec) {
   spec.hidden = r.positive("hidden_size");
   spec.numHeads = r.positive("num_attention_heads");
@@ -361,6 +527,21 @@ void readAttention(ConfigReader &r, ModelSpec &spec) {
   spec.headDim = spec.hidden / spec.numHeads;
 }
 
+/// Fields every Llama-style family shares: attention, activation (gated
+/// FFNs), vocabulary, tied embeddings and attention biases.
+void readDecoderCommon(ConfigReader &r, ModelSpec &spec) {
+  readAttention(r, spec);
+  spec.gated = true;
+  spec.activation =
+      r.activation("hidden_act", r.optString("hidden_act").value_or("silu"));
+  // Absent: no embedding or LM head counted (--summary says so).
+  spec.vocab = r.nonNegative("vocab_size", 0);
+  spec.tieEmbeddings = r.optBool("tie_word_embeddings").value_or(false);
+  bool bias = r.optBool("attention_bias").value_or(false);
+  spec.qkvBias = spec.outBias = bias;
+  spec.capacityFactor = r.optCapacityFactor("capacity_factor");
+}
+
 void checkTopK(ConfigReader &r, const ModelSpec &spec, StringRef topKField,
                StringRef expertsField) {
   if (!r.failed() && spec.topK > spec.numExperts)
@@ -368,32 +549,86 @@ void checkTopK(ConfigReader &r, const ModelSpec &spec, StringRef topKField,
                    expertsField, spec.numExperts));
 }
 
-int64_t numLayers(ConfigReader &r, StringRef field, int64_t override) {
+/// Builds the single decoder stack of `n` layers.
+template <typename IsMoE, typename Window>
+void addDecoderStack(ModelSpec &spec, int64_t n, IsMoE isMoE, Window window) {
+  StackSpec stack{"layers", {}, false, {}};
+  for (int64_t i = 0; i < n; ++i) {
+    stack.moeLayers.push_back(isMoE(i));
+    stack.window.push_back(window(i));
+  }
+  spec.stacks.push_back(std::move(stack));
+}
+
+/// The attention window of every layer of a Mistral-style config:
+/// `sliding_window` (null: full attention).
+int64_t slidingWindow(ConfigReader &r) {
+  return r.nonNegative("sliding_window", 0);
+}
+
+/// Qwen's windows: sliding only when use_sliding_window is set, and then
+/// for the layers from max_window_layers on (as in Hugging Face).
+std::function<int64_t(int64_t)> qwenWindows(ConfigReader &r) {
+  bool use = r.optBool("use_sliding_window").value_or(false);
+  int64_t w = r.nonNegative("sliding_window", 0);
+  int64_t from = r.nonNegative("max_window_layers", 0);
+  return [=](int64_t i) { return use && i >= from ? w : 0; };
+}
+
+int64_t layerCount(ConfigReader &r, StringRef field, int64_t override) {
   int64_t n = r.positive(field);
   return override > 0 ? override : n;
 }
 
 void readMixtral(ConfigReader &r, ModelSpec &spec, int64_t override) {
-  r.checkFields({kLlamaStyleFields, kMixtralFields});
-  readAttention(r, spec);
+  bool phi = spec.family == ModelFamily::PhiMoE;
+  bool granite = spec.family == ModelFamily::GraniteMoE;
+  if (phi)
+    r.checkFields({kLlamaStyleFields, kPhiMoEFields});
+  else
+    r.checkFields({kLlamaStyleFields, kMixtralFields});
+  readDecoderCommon(r, spec);
   spec.denseIntermediate = r.positive("intermediate_size");
   spec.expertIntermediate = spec.denseIntermediate;
-  spec.gated = true;
-  spec.activation = r.activation("hidden_act", r.optString("hidden_act").value_or("silu"));
   spec.numExperts = r.positive("num_local_experts");
   spec.topK = r.positive("num_experts_per_tok");
   checkTopK(r, spec, "num_experts_per_tok", "num_local_experts");
-  spec.capacityFactor = r.optPositiveNumber("capacity_factor");
-  int64_t n = numLayers(r, "num_hidden_layers", override);
-  spec.stacks.push_back({"layers", std::vector<bool>(n, true), false});
+  if (phi) {
+    // LayerNorm with bias; the LM head has a bias.
+    spec.norm = NormKind::ScaleBias;
+    spec.lmHeadBias = r.optBool("lm_head_bias").value_or(false);
+  }
+  // Granite has no sliding window; Mixtral and Phi-MoE apply it to every
+  // layer.
+  int64_t w = granite ? 0 : slidingWindow(r);
+  int64_t n = layerCount(r, "num_hidden_layers", override);
+  addDecoderStack(spec, n, [](int64_t) { return true; },
+                  [=](int64_t) { return w; });
+}
+
+void readOlmoe(ConfigReader &r, ModelSpec &spec, int64_t override) {
+  r.checkFields({kLlamaStyleFields, kOlmoeFields});
+  readDecoderCommon(r, spec);
+  spec.denseIntermediate = r.positive("intermediate_size");
+  spec.expertIntermediate = spec.denseIntermediate;
+  spec.numExperts = r.positive("num_experts");
+  spec.topK = r.positive("num_experts_per_tok");
+  checkTopK(r, spec, "num_experts_per_tok", "num_experts");
+  // OLMoE normalises the whole query and key projections.
+  spec.qkNorm = QkNormKind::Full;
+  int64_t n = layerCount(r, "num_hidden_layers", override);
+  addDecoderStack(spec, n, [](int64_t) { return true; },
+                  [](int64_t) { return int64_t(0); });
 }
 
 void readDeepSeek(ConfigReader &r, ModelSpec &spec, int64_t override) {
-  r.checkFields({kLlamaStyleFields, kDeepSeekFields});
-  readAttention(r, spec);
+  bool latent = spec.family != ModelFamily::DeepSeekMoE;
+  if (latent)
+    r.checkFields({kLlamaStyleFields, kDeepSeekFields, kLatentFields});
+  else
+    r.checkFields({kLlamaStyleFields, kDeepSeekFields});
+  readDecoderCommon(r, spec);
   spec.denseIntermediate = r.positive("intermediate_size");
-  spec.gated = true;
-  spec.activation = r.activation("hidden_act", r.optString("hidden_act").value_or("silu"));
   // n_routed_experts = null describes a dense model.
   spec.numExperts = r.nonNegative("n_routed_experts", 0);
   int64_t firstDense = r.nonNegative("first_k_dense_replace", 0);
@@ -401,50 +636,255 @@ void readDeepSeek(ConfigReader &r, ModelSpec &spec, int64_t override) {
   int64_t shared = r.nonNegative("n_shared_experts", 0);
   if (spec.numExperts > 0) {
     spec.expertIntermediate = r.positive("moe_intermediate_size");
-    spec.sharedIntermediate = shared * spec.expertIntermediate;
+    spec.setShared(shared, spec.expertIntermediate);
     spec.topK = r.positive("num_experts_per_tok");
     checkTopK(r, spec, "num_experts_per_tok", "n_routed_experts");
   }
-  spec.capacityFactor = r.optPositiveNumber("capacity_factor");
-  int64_t n = numLayers(r, "num_hidden_layers", override);
-  StackSpec stack{"layers", {}, false};
-  for (int64_t i = 0; i < n; ++i)
-    stack.moeLayers.push_back(spec.numExperts > 0 && i >= firstDense &&
-                              i % freq == 0);
-  spec.stacks.push_back(std::move(stack));
+  // Scoring and top-k methods change the routing values, not the shapes;
+  // noaux_tc adds a score-correction bias of E per MoE layer.
+  if (std::optional<StringRef> f = r.optString("scoring_func"))
+    if (*f != "softmax" && *f != "sigmoid")
+      r.fail(formatv("field 'scoring_func': unsupported value '{0}'; "
+                     "expected softmax or sigmoid",
+                     *f));
+  if (std::optional<StringRef> m = r.optString("topk_method")) {
+    if (*m != "greedy" && *m != "group_limited_greedy" && *m != "noaux_tc")
+      r.fail(formatv("field 'topk_method': unsupported value '{0}'; expected "
+                     "greedy, group_limited_greedy or noaux_tc",
+                     *m));
+    spec.routerBias = *m == "noaux_tc";
+  }
+  if (latent) {
+    LatentAttentionSpec &la = spec.latent.emplace();
+    la.qLoraRank = r.nonNegative("q_lora_rank", 0);
+    la.kvLoraRank = r.positive("kv_lora_rank");
+    la.qkNopeHeadDim = r.positive("qk_nope_head_dim");
+    la.qkRopeHeadDim = r.nonNegative("qk_rope_head_dim", 0);
+    la.vHeadDim = r.positive("v_head_dim");
+    spec.headDim = la.qkHeadDim();
+    // The IR's stand-in for the attention context adds the value columns
+    // to as many query columns.
+    if (!r.failed() && la.vHeadDim > la.qkHeadDim())
+      r.fail(formatv("v_head_dim ({0}) must not exceed qk_nope_head_dim + "
+                     "qk_rope_head_dim ({1})",
+                     la.vHeadDim, la.qkHeadDim()));
+    // Group-limited routing: the experts split into n_group groups, the
+    // top topk_group groups are searched.
+    int64_t groups = r.positive("n_group", 1);
+    int64_t topGroups = r.positive("topk_group", 1);
+    if (!r.failed() && spec.numExperts > 0 && spec.numExperts % groups != 0)
+      r.fail(formatv("n_group ({0}) must divide n_routed_experts ({1})",
+                     groups, spec.numExperts));
+    if (!r.failed() && topGroups > groups)
+      r.fail(formatv("topk_group ({0}) must not exceed n_group ({1})",
+                     topGroups, groups));
+    spec.mtpLayers = r.nonNegative("num_nextn_predict_layers", 0);
+  }
+  int64_t n = layerCount(r, "num_hidden_layers", override);
+  bool moe = spec.numExperts > 0;
+  addDecoderStack(
+      spec, n,
+      [=](int64_t i) { return moe && i >= firstDense && i % freq == 0; },
+      [](int64_t) { return int64_t(0); });
 }
 
 void readQwen(ConfigReader &r, ModelSpec &spec, int64_t override) {
+  bool qwen3 = spec.family == ModelFamily::Qwen3MoE;
   r.checkFields({kLlamaStyleFields, kQwenFields});
-  readAttention(r, spec);
+  readDecoderCommon(r, spec);
   spec.denseIntermediate = r.positive("intermediate_size");
-  spec.gated = true;
-  spec.activation = r.activation("hidden_act", r.optString("hidden_act").value_or("silu"));
   spec.numExperts = r.nonNegative("num_experts", 0);
   int64_t step = r.positive("decoder_sparse_step", 1);
-  std::vector<int64_t> mlpOnly = r.intList("mlp_only_layers");
+  int64_t configLayers = r.positive("num_hidden_layers");
+  std::vector<int64_t> mlpOnly =
+      r.intList("mlp_only_layers", 0, ConfigLimits::kMaxLayers);
   if (spec.numExperts > 0) {
     spec.expertIntermediate = r.positive("moe_intermediate_size");
-    spec.sharedIntermediate = r.nonNegative("shared_expert_intermediate_size", 0);
+    int64_t shared = r.nonNegative("shared_expert_intermediate_size", 0);
+    if (qwen3 && shared > 0)
+      r.fail("qwen3_moe has no shared expert; remove "
+             "'shared_expert_intermediate_size'");
+    if (shared > 0) {
+      spec.setShared(1, shared);
+      spec.sharedExpertGate = true;
+    }
     spec.topK = r.positive("num_experts_per_tok");
     checkTopK(r, spec, "num_experts_per_tok", "num_experts");
   }
-  spec.capacityFactor = r.optPositiveNumber("capacity_factor");
-  int64_t configLayers = r.positive("num_hidden_layers");
+  if (qwen3) {
+    // Qwen3: RMSNorm of head_dim on every query and key head; biases only
+    // when attention_bias is set.
+    spec.qkNorm = QkNormKind::PerHead;
+  } else {
+    // Qwen2: biases on q, k and v, none on the output projection.
+    spec.qkvBias = true;
+    spec.outBias = false;
+  }
+  std::function<int64_t(int64_t)> window = qwenWindows(r);
   if (r.failed())
     return;
   for (int64_t l : mlpOnly)
-    if (l < 0 || l >= configLayers)
+    if (l >= configLayers)
       return r.fail(formatv("mlp_only_layers names layer {0}, but "
                             "num_hidden_layers is {1}",
                             l, configLayers));
   int64_t n = override > 0 ? override : configLayers;
-  StackSpec stack{"layers", {}, false};
-  for (int64_t i = 0; i < n; ++i)
-    stack.moeLayers.push_back(spec.numExperts > 0 &&
-                              !llvm::is_contained(mlpOnly, i) &&
-                              (i + 1) % step == 0);
-  spec.stacks.push_back(std::move(stack));
+  bool moe = spec.numExperts > 0;
+  addDecoderStack(
+      spec, n,
+      [&](int64_t i) {
+        return moe && !llvm::is_contained(mlpOnly, i) && (i + 1) % step == 0;
+      },
+      window);
+}
+
+void readGptOss(ConfigReader &r, ModelSpec &spec, int64_t override) {
+  r.checkFields({kLlamaStyleFields, kGptOssFields});
+  readDecoderCommon(r, spec);
+  spec.expertIntermediate = r.positive("intermediate_size");
+  spec.denseIntermediate = spec.expertIntermediate;
+  spec.numExperts = r.positive("num_local_experts");
+  spec.topK = r.positive("num_experts_per_tok");
+  if (r.has("experts_per_token") && !r.failed() &&
+      r.positive("experts_per_token") != spec.topK)
+    r.fail(formatv("experts_per_token ({0}) disagrees with "
+                   "num_experts_per_tok ({1})",
+                   *r.optInt("experts_per_token"), spec.topK));
+  checkTopK(r, spec, "num_experts_per_tok", "num_local_experts");
+  // Biases on every projection (attention, experts, router) and one
+  // attention sink per head.
+  spec.qkvBias = spec.outBias = true;
+  spec.expertBias = true;
+  spec.routerBias = true;
+  spec.attentionSinks = true;
+  int64_t w = r.nonNegative("sliding_window", 0);
+  int64_t configLayers = r.positive("num_hidden_layers");
+  std::vector<StringRef> types = r.stringList("layer_types");
+  if (r.failed())
+    return;
+  if (!types.empty() && static_cast<int64_t>(types.size()) != configLayers)
+    return r.fail(formatv("layer_types has {0} entries, but "
+                          "num_hidden_layers is {1}",
+                          types.size(), configLayers));
+  std::vector<int64_t> windows;
+  for (int64_t i = 0; i < configLayers; ++i) {
+    // Without layer_types, gpt-oss alternates: even layers slide.
+    StringRef t = types.empty() ? (i % 2 == 0 ? "sliding_attention"
+                                              : "full_attention")
+                                : types[i];
+    if (t != "sliding_attention" && t != "full_attention")
+      return r.fail(formatv("layer_types[{0}] is '{1}'; expected "
+                            "sliding_attention or full_attention",
+                            i, t));
+    windows.push_back(t == "sliding_attention" ? w : 0);
+  }
+  int64_t n = override > 0 ? override : configLayers;
+  addDecoderStack(spec, n, [](int64_t) { return true; },
+                  [&](int64_t i) { return windows[i % configLayers]; });
+}
+
+void readLlama4(ConfigReader &r, ModelSpec &spec, int64_t override) {
+  r.checkFields({kLlamaStyleFields, kLlama4Fields});
+  readDecoderCommon(r, spec);
+  spec.expertIntermediate = r.positive("intermediate_size");
+  spec.denseIntermediate =
+      r.positive("intermediate_size_mlp", spec.expertIntermediate);
+  spec.numExperts = r.positive("num_local_experts");
+  spec.topK = r.positive("num_experts_per_tok");
+  checkTopK(r, spec, "num_experts_per_tok", "num_local_experts");
+  // One shared expert of the routed experts' size, no gate. The q/k norm
+  // is an L2 norm without weights.
+  spec.setShared(1, spec.expertIntermediate);
+  (void)r.optBool("use_qk_norm");
+  int64_t step = r.positive("interleave_moe_layer_step", 1);
+  int64_t chunk = r.nonNegative("attention_chunk_size", 0);
+  int64_t configLayers = r.positive("num_hidden_layers");
+  std::vector<int64_t> moeLayers =
+      r.intList("moe_layers", 0, ConfigLimits::kMaxLayers);
+  std::vector<int64_t> noRope = r.intList("no_rope_layers", 0, 1);
+  if (r.failed())
+    return;
+  for (int64_t l : moeLayers)
+    if (l >= configLayers)
+      return r.fail(formatv("moe_layers names layer {0}, but "
+                            "num_hidden_layers is {1}",
+                            l, configLayers));
+  if (!noRope.empty() && static_cast<int64_t>(noRope.size()) != configLayers)
+    return r.fail(formatv("no_rope_layers has {0} entries, but "
+                          "num_hidden_layers is {1}",
+                          noRope.size(), configLayers));
+  // As in Hugging Face: MoE every `step` layers ending each group of
+  // `step`, unless moe_layers lists them; layers with RoPE (no_rope_layers
+  // entry 1, by default all but every fourth) use chunked attention.
+  bool explicitMoE = r.has("moe_layers");
+  auto isMoE = [&](int64_t i) {
+    return explicitMoE ? llvm::is_contained(moeLayers, i)
+                       : (i + 1) % step == 0;
+  };
+  auto window = [&](int64_t i) -> int64_t {
+    bool rope = noRope.empty() ? (i + 1) % 4 != 0
+                               : noRope[i % configLayers] != 0;
+    return rope ? chunk : 0;
+  };
+  int64_t n = override > 0 ? override : configLayers;
+  addDecoderStack(spec, n, isMoE, window);
+  // Chunked, not sliding: record it in the stack for the FLOP count.
+  spec.chunkedAttention = true;
+}
+
+void readDbrx(ConfigReader &r, ModelSpec &spec, int64_t override) {
+  r.checkFields({kDbrxFields});
+  spec.hidden = r.positive("d_model");
+  spec.numHeads = r.positive("n_heads");
+  spec.vocab = r.nonNegative("vocab_size", 0);
+  spec.tieEmbeddings = r.optBool("tie_word_embeddings").value_or(false);
+  spec.capacityFactor = r.optCapacityFactor("capacity_factor");
+  int64_t n = layerCount(r, "n_layers", override);
+  spec.gated = true;
+  // LayerNorm without bias; no attention biases.
+  spec.norm = NormKind::Scale;
+  const json::Object *attn = r.optObject("attn_config");
+  const json::Object *ffn = r.optObject("ffn_config");
+  if (r.failed())
+    return;
+  if (!ffn)
+    return r.fail("missing required field 'ffn_config' for model_type 'dbrx'");
+  static const json::Object empty;
+  ConfigReader a(r.getPath(), attn ? *attn : empty, spec.family,
+                 "attn_config.");
+  a.checkFields({kDbrxAttnFields});
+  spec.numKvHeads = a.positive("kv_n_heads", spec.numHeads);
+  (void)a.optString("model_type");
+  r.absorb(a);
+  ConfigReader f(r.getPath(), *ffn, spec.family, "ffn_config.");
+  f.checkFields({kDbrxFfnFields});
+  spec.expertIntermediate = f.positive("ffn_hidden_size");
+  spec.denseIntermediate = spec.expertIntermediate;
+  spec.numExperts = f.positive("moe_num_experts");
+  spec.topK = f.positive("moe_top_k");
+  checkTopK(f, spec, "ffn_config.moe_top_k", "ffn_config.moe_num_experts");
+  spec.activation = Activation::silu;
+  if (const json::Object *act = f.optObject("ffn_act_fn")) {
+    ConfigReader ar(r.getPath(), *act, spec.family, "ffn_config.ffn_act_fn.");
+    static const FieldSpec kActFields[] = {{"name", Kind::String}};
+    ar.checkFields({kActFields});
+    spec.activation =
+        ar.activation("name", ar.optString("name").value_or("silu"));
+    f.absorb(ar);
+  }
+  r.absorb(f);
+  if (r.failed())
+    return;
+  if (spec.numHeads % spec.numKvHeads != 0)
+    return r.fail(formatv("n_heads ({0}) must be a multiple of "
+                          "attn_config.kv_n_heads ({1})",
+                          spec.numHeads, spec.numKvHeads));
+  if (spec.hidden % spec.numHeads != 0)
+    return r.fail(formatv("d_model ({0}) must be a multiple of n_heads ({1})",
+                          spec.hidden, spec.numHeads));
+  spec.headDim = spec.hidden / spec.numHeads;
+  addDecoderStack(spec, n, [](int64_t) { return true; },
+                  [](int64_t) { return int64_t(0); });
 }
 
 /// Which layers of a Switch stack are sparse, as in Hugging Face's
@@ -468,7 +908,14 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
   spec.numExperts = r.positive("num_experts");
   spec.topK = r.positive("num_selected_experts", 1);
   checkTopK(r, spec, "num_selected_experts", "num_experts");
-  spec.capacityFactor = r.optPositiveNumber("capacity_factor");
+  spec.capacityFactor = r.optCapacityFactor("capacity_factor");
+  // T5: shared token embedding, tied LM head by default, weight-only
+  // LayerNorms, a relative position bias in the first layer of each stack.
+  spec.vocab = r.positive("vocab_size", 32128);
+  spec.tieEmbeddings = r.optBool("tie_word_embeddings").value_or(true);
+  spec.relativeAttentionBuckets =
+      r.nonNegative("relative_attention_num_buckets", 32);
+  spec.routerBias = r.optBool("router_bias").value_or(false);
 
   // T5's feed_forward_proj ("relu", "gated-gelu") is the source of
   // dense_act_fn and is_gated_act; the explicit fields, when present, must
@@ -544,11 +991,12 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
   if (override > 0)
     encLayers = decLayers = override;
   spec.stacks.push_back(
-      {"encoder", switchSparseLayers(encLayers, encStep), false});
+      {"encoder", switchSparseLayers(encLayers, encStep), false, {}});
   if (encDec)
     spec.stacks.push_back(
-        {"decoder", switchSparseLayers(decLayers, decStep), true});
+        {"decoder", switchSparseLayers(decLayers, decStep), true, {}});
 }
+
 
 /// Picks the family from model_type, or from the fields when it is absent.
 Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
@@ -557,18 +1005,31 @@ Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
     if (!name)
       return createStringError(inconvertibleErrorCode(),
                                path + ": field 'model_type' must be a string");
-    if (*name == "mixtral")
-      return ModelFamily::Mixtral;
-    if (*name == "switch_transformers")
-      return ModelFamily::Switch;
-    if (*name == "deepseek" || *name == "deepseek_moe")
-      return ModelFamily::DeepSeekMoE;
-    if (*name == "qwen2_moe")
-      return ModelFamily::QwenMoE;
+    static const std::pair<const char *, ModelFamily> kNames[] = {
+        {"mixtral", ModelFamily::Mixtral},
+        {"switch_transformers", ModelFamily::Switch},
+        {"deepseek", ModelFamily::DeepSeekMoE},
+        {"deepseek_moe", ModelFamily::DeepSeekMoE},
+        {"deepseek_v2", ModelFamily::DeepSeekV2},
+        {"deepseek_v3", ModelFamily::DeepSeekV3},
+        {"qwen2_moe", ModelFamily::QwenMoE},
+        {"qwen3_moe", ModelFamily::Qwen3MoE},
+        {"olmoe", ModelFamily::OLMoE},
+        {"gpt_oss", ModelFamily::GptOss},
+        {"llama4_text", ModelFamily::Llama4},
+        {"phimoe", ModelFamily::PhiMoE},
+        {"granitemoe", ModelFamily::GraniteMoE},
+        {"dbrx", ModelFamily::Dbrx},
+    };
+    for (auto [n, f] : kNames)
+      if (*name == n)
+        return f;
     return createStringError(
         inconvertibleErrorCode(),
         path + ": unsupported model_type '" + *name +
-            "'; expected mixtral, switch_transformers, deepseek or qwen2_moe");
+            "'; expected mixtral, switch_transformers, deepseek, "
+            "deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, olmoe, gpt_oss, "
+            "llama4_text, phimoe, granitemoe or dbrx");
   }
   if (root.get("num_local_experts"))
     return ModelFamily::Mixtral;
@@ -586,11 +1047,43 @@ Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
              "hidden_size + num_experts (qwen2_moe)");
 }
 
+/// Applies the size overrides of a small test model.
+Error applyOverrides(StringRef path, ModelSpec &spec,
+                     const ModelOverrides &o) {
+  auto bad = [&](const Twine &msg) {
+    return createStringError(inconvertibleErrorCode(), path + ": " + msg);
+  };
+  if (o.hidden > 0) {
+    // A head dimension derived from the hidden size stays as configured:
+    // only the model width changes.
+    spec.hidden = o.hidden;
+  }
+  if (o.heads > 0) {
+    int64_t ratio = spec.numHeads / spec.numKvHeads;
+    spec.numHeads = o.heads;
+    spec.numKvHeads = o.heads % ratio == 0 ? o.heads / ratio : o.heads;
+  }
+  if (o.intermediate > 0) {
+    spec.denseIntermediate = o.intermediate;
+    if (spec.numExperts > 0)
+      spec.expertIntermediate = o.intermediate;
+    if (spec.numShared > 0)
+      spec.setShared(spec.numShared, o.intermediate);
+  }
+  if (o.experts > 0) {
+    if (spec.numExperts == 0)
+      return bad("--experts needs a model with MoE layers");
+    spec.numExperts = o.experts;
+    spec.topK = std::min(spec.topK, o.experts);
+  }
+  return Error::success();
+}
+
 } // namespace
 
-Expected<ModelSpec> mlir::lina::import::parseModelConfig(StringRef path,
-                                                   StringRef text,
-                                                   int64_t layersOverride) {
+Expected<ModelSpec>
+mlir::lina::import::parseModelConfig(StringRef path, StringRef text,
+                                     const ModelOverrides &overrides) {
   Expected<json::Value> parsed = json::parse(text);
   if (!parsed)
     return createStringError(inconvertibleErrorCode(),
@@ -607,21 +1100,41 @@ Expected<ModelSpec> mlir::lina::import::parseModelConfig(StringRef path,
   ModelSpec spec;
   spec.family = *family;
   ConfigReader reader(path, *root, *family);
+  int64_t layers = overrides.layers;
   switch (*family) {
   case ModelFamily::Mixtral:
-    readMixtral(reader, spec, layersOverride);
+  case ModelFamily::PhiMoE:
+  case ModelFamily::GraniteMoE:
+    readMixtral(reader, spec, layers);
     break;
   case ModelFamily::Switch:
-    readSwitch(reader, spec, layersOverride);
+    readSwitch(reader, spec, layers);
     break;
   case ModelFamily::DeepSeekMoE:
-    readDeepSeek(reader, spec, layersOverride);
+  case ModelFamily::DeepSeekV2:
+  case ModelFamily::DeepSeekV3:
+    readDeepSeek(reader, spec, layers);
     break;
   case ModelFamily::QwenMoE:
-    readQwen(reader, spec, layersOverride);
+  case ModelFamily::Qwen3MoE:
+    readQwen(reader, spec, layers);
+    break;
+  case ModelFamily::OLMoE:
+    readOlmoe(reader, spec, layers);
+    break;
+  case ModelFamily::GptOss:
+    readGptOss(reader, spec, layers);
+    break;
+  case ModelFamily::Llama4:
+    readLlama4(reader, spec, layers);
+    break;
+  case ModelFamily::Dbrx:
+    readDbrx(reader, spec, layers);
     break;
   }
   if (Error err = reader.takeError())
+    return std::move(err);
+  if (Error err = applyOverrides(path, spec, overrides))
     return std::move(err);
   return spec;
 }

@@ -3,10 +3,12 @@
 // Part of the Lina project.
 //
 // Reads a Hugging Face style `config.json` of a Mixture-of-Experts model
-// (Mixtral, Switch Transformers, DeepSeek-MoE, Qwen-MoE) and normalises it
-// into a ModelSpec: the layer stacks, which layers are MoE layers, and the
-// shapes lina-import needs. The accepted fields and how each maps onto the
-// IR are documented in docs/IMPORT.md.
+// (Mixtral, Switch Transformers, DeepSeek-MoE/V2/V3, Qwen-MoE, Qwen3-MoE,
+// OLMoE, gpt-oss, Llama 4, Phi-MoE, Granite-MoE, DBRX) and normalises it
+// into a ModelSpec: the layer stacks, which layers are MoE layers, the
+// shapes lina-import needs, and the parameters the IR does not model
+// (embeddings, norms, biases) for `--summary`. The accepted fields and how
+// each maps onto the IR are documented in docs/IMPORT.md.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,7 +27,21 @@
 
 namespace mlir::lina::import {
 
-enum class ModelFamily { Mixtral, Switch, DeepSeekMoE, QwenMoE };
+enum class ModelFamily {
+  Mixtral,
+  Switch,
+  DeepSeekMoE,
+  DeepSeekV2,
+  DeepSeekV3,
+  QwenMoE,
+  Qwen3MoE,
+  OLMoE,
+  GptOss,
+  Llama4,
+  PhiMoE,
+  GraniteMoE,
+  Dbrx,
+};
 
 /// The `model_type` spelling of a family.
 llvm::StringRef getFamilyName(ModelFamily family);
@@ -38,6 +54,38 @@ struct StackSpec {
   std::vector<bool> moeLayers;
   /// Decoder layers of an encoder-decoder model also attend to the encoder.
   bool crossAttention = false;
+  /// Per layer: the attention window in tokens (sliding-window or chunked
+  /// attention), 0 for full causal attention. Empty: every layer is full.
+  std::vector<int64_t> window;
+};
+
+/// Multi-head latent attention (DeepSeek-V2/V3): low-rank query and
+/// key/value projections.
+struct LatentAttentionSpec {
+  /// 0: the query is projected directly (`q_lora_rank` null).
+  int64_t qLoraRank = 0;
+  int64_t kvLoraRank = 0;
+  int64_t qkNopeHeadDim = 0;
+  int64_t qkRopeHeadDim = 0;
+  int64_t vHeadDim = 0;
+  int64_t qkHeadDim() const { return qkNopeHeadDim + qkRopeHeadDim; }
+};
+
+/// How each norm of the model is parameterised.
+enum class NormKind {
+  /// RMSNorm or LayerNorm without bias: H weights.
+  Scale,
+  /// LayerNorm with bias: 2 * H.
+  ScaleBias,
+};
+
+/// Query/key normalisation inside the attention.
+enum class QkNormKind {
+  None,
+  /// One norm of head_dim weights for the queries and one for the keys.
+  PerHead,
+  /// Norms over the whole query and key projections (OLMoE).
+  Full,
 };
 
 /// A model configuration reduced to what determines the lina graph.
@@ -62,6 +110,47 @@ struct ModelSpec {
   std::optional<double> capacityFactor;
   std::vector<StackSpec> stacks;
 
+  /// Multi-head latent attention instead of grouped-query attention.
+  std::optional<LatentAttentionSpec> latent;
+  /// Number of shared experts (DeepSeek) or 1 (Qwen2-MoE, Llama 4), and the
+  /// intermediate size of each; sharedIntermediate is their product.
+  int64_t numShared = 0;
+  int64_t sharedExpertIntermediate = 0;
+
+  // Parameters that do not change the IR, counted by --summary.
+  int64_t vocab = 0;
+  bool tieEmbeddings = false;
+  bool lmHeadBias = false;
+  NormKind norm = NormKind::Scale;
+  /// Biases on the query, key and value projections and on the output
+  /// projection.
+  bool qkvBias = false;
+  bool outBias = false;
+  QkNormKind qkNorm = QkNormKind::None;
+  /// gpt-oss attention sinks: one learned logit per head.
+  bool attentionSinks = false;
+  /// Biases of every expert's projections (gpt-oss).
+  bool expertBias = false;
+  /// Router bias or DeepSeek-V3's score-correction bias: E per MoE layer.
+  bool routerBias = false;
+  /// Qwen2-MoE's sigmoid gate on the shared expert: H per MoE layer.
+  bool sharedExpertGate = false;
+  /// Switch (T5): relative position bias of the first layer of each stack
+  /// (buckets * heads).
+  int64_t relativeAttentionBuckets = 0;
+  /// The attention windows of the stacks are chunks (Llama 4: each token
+  /// attends to the start of its chunk), not sliding windows.
+  bool chunkedAttention = false;
+  /// DeepSeek-V3's multi-token-prediction layers, which the Hugging Face
+  /// model (and the published total) leaves out.
+  int64_t mtpLayers = 0;
+
+  /// Sets the shared experts: `count` experts of `intermediate` each.
+  void setShared(int64_t count, int64_t intermediate) {
+    numShared = count;
+    sharedExpertIntermediate = intermediate;
+    sharedIntermediate = count * intermediate;
+  }
   /// Width of the modelled (non-gated) FFN for a configured intermediate
   /// size: a gated FFN of size I has 3*H*I weights, modelled as w1 [H, F]
   /// and w2 [F, H] with F = ceil(3*I/2).
@@ -71,12 +160,37 @@ struct ModelSpec {
   bool hasMoELayer() const;
 };
 
-/// Parses the JSON text of `path`. `layersOverride`, when positive, replaces
-/// the number of layers of every stack (to make small test models); the
-/// config's own consistency is checked before the override.
+/// Upper bounds on config values, far above any published model, so that a
+/// typo cannot build a module of 10^12 layers (docs/IMPORT.md).
+struct ConfigLimits {
+  static constexpr int64_t kMaxLayers = 4096;
+  static constexpr int64_t kMaxWidth = int64_t(1) << 24;
+  static constexpr int64_t kMaxHeads = int64_t(1) << 16;
+  static constexpr int64_t kMaxVocab = int64_t(1) << 31;
+  static constexpr double kMaxCapacityFactor = 64.0;
+};
+
+/// Overrides that make small test models from a real config. Zero keeps the
+/// config's value. The config's own consistency is checked before they are
+/// applied.
+struct ModelOverrides {
+  /// Layers of every stack.
+  int64_t layers = 0;
+  /// hidden_size (d_model).
+  int64_t hidden = 0;
+  /// Query heads; key/value heads keep their ratio where it divides.
+  int64_t heads = 0;
+  /// Every FFN intermediate size: dense layers, each routed and each shared
+  /// expert.
+  int64_t intermediate = 0;
+  /// Routed experts; top-k is clamped to it.
+  int64_t experts = 0;
+};
+
+/// Parses the JSON text of `path` and applies `overrides`.
 llvm::Expected<ModelSpec> parseModelConfig(llvm::StringRef path,
                                            llvm::StringRef text,
-                                           int64_t layersOverride);
+                                           const ModelOverrides &overrides);
 
 } // namespace mlir::lina::import
 
