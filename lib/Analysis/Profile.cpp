@@ -111,18 +111,43 @@ const PathStats *Profile::lookup(int layer, const int *history,
   return nullptr;
 }
 
+void Profile::predict(int layer, const int *history, double *dist) const {
+  std::copy(popularity[layer].begin(), popularity[layer].end(), dist);
+  if (layer <= 0 || layer >= numLayers)
+    return;
+  const auto &table = transitions[layer];
+  std::vector<int> path;
+  for (int m = 1; m <= std::min(pathLength, layer); ++m) {
+    path.assign(history + layer - m, history + layer);
+    auto it = table.find(path);
+    if (it == table.end() || it->second.count <= 0)
+      break; // a longer suffix cannot have been seen either
+    double c = static_cast<double>(it->second.count);
+    double w = c / (c + smoothing);
+    for (int e = 0; e < numExperts; ++e)
+      dist[e] = w * it->second.shares[e] + (1 - w) * dist[e];
+  }
+}
+
 void Profile::addExpectedLoad(int layer, const int *history,
                               double *loads) const {
-  const PathStats *stats = lookup(layer, history);
-  const std::vector<double> &dist =
-      stats ? stats->shares : popularity[layer];
+  std::vector<double> dist(numExperts);
+  predict(layer, history, dist.data());
   for (int e = 0; e < numExperts; ++e)
     loads[e] += topK * dist[e];
 }
 
 int Profile::predictTop1(int layer, const int *history) const {
-  if (const PathStats *stats = lookup(layer, history))
-    return stats->top1;
+  if (layer > 0 && layer < numLayers) {
+    const auto &table = transitions[layer];
+    for (int m = std::min(pathLength, layer); m >= 1; --m) {
+      std::vector<int> path(history + layer - m, history + layer);
+      auto it = table.find(path);
+      if (it != table.end() && it->second.count > 0 &&
+          static_cast<double>(it->second.count) >= smoothing)
+        return it->second.top1;
+    }
+  }
   return argmax(popularity[layer]);
 }
 
@@ -138,6 +163,8 @@ std::string Profile::toJson() const {
                 {"layers", numLayers},         {"experts", numExperts},
                 {"top_k", topK},               {"path_length", pathLength},
                 {"tokens", numTokens}};
+  if (smoothing > 0)
+    head["smoothing"] = smoothing;
   std::string h = head.dump();
   out << h.substr(0, h.size() - 1) << ",\n \"popularity\": [";
   for (int l = 0; l < numLayers; ++l)
@@ -263,6 +290,15 @@ std::optional<Profile> parseProfile(const std::string &text,
   p.topK = static_cast<int>(topK);
   p.pathLength = static_cast<int>(pathLength);
   p.numTokens = tokens;
+  if (auto sm = root.find("smoothing"); sm != root.end()) {
+    if (!sm->is_number() || !std::isfinite(sm->get<double>()) ||
+        sm->get<double>() < 0 || sm->get<double>() > 1e9) {
+      rd.fail("field 'smoothing' must be a finite number in [0, 1e9], got " +
+              sm->dump());
+      return std::nullopt;
+    }
+    p.smoothing = sm->get<double>();
+  }
 
   auto pop = root.find("popularity");
   if (pop == root.end() || !pop->is_array() ||
