@@ -724,14 +724,62 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
                            error);
     if (!first)
       return std::nullopt;
-    planner.current = *first;
-    planner.target = *first;
+    planner.meanBatchRows = std::max(0.0, options.batchRows);
+    if (options.policy == PlacementPolicy::Lina && planner.meanBatchRows > 0)
+      first = planner.cheapest(*first);
+    if (first) {
+      planner.current = *first;
+      planner.target = *first;
+    }
   }
   return planner;
 }
 
 double LayerPlanner::moveSeconds(double bytes, int moves) const {
   return bytes / cost.moveBandwidth + moves * cost.moveLatency;
+}
+
+std::optional<LayerPlacement>
+LayerPlanner::cheapest(const LayerPlacement &plan) const {
+  std::string error;
+  std::optional<LayerPlacement> next = plan;
+  // Cost-aware: among the re-plans with the full, half, a quarter of and
+  // no replica budget, and the current placement, keep the fastest for
+  // the long-run rows of a mean batch (the latency model, whole rows).
+  // Replicas that do not pay are not copied at all.
+  double sum = 0;
+  for (double x : popularity)
+    sum += x;
+  std::vector<int64_t> mean(popularity.size(), 0);
+  for (size_t e = 0; e < popularity.size(); ++e)
+    mean[e] = sum > 0 ? static_cast<int64_t>(std::llround(
+                            popularity[e] / sum * meanBatchRows))
+                      : 0;
+  auto timeOf = [&](const LayerPlacement &p) {
+    return layerTime(*model, cost, p, route(p, mean)).total();
+  };
+  double bestTime = timeOf(current) * (1 - 1e-3);
+  std::optional<LayerPlacement> best;
+  int spare = current.numDevices * current.slotsPerDevice -
+              current.numExperts();
+  int full = options.replicaBudget >= 0
+                 ? std::min(options.replicaBudget, spare)
+                 : spare;
+  for (int budget : {full, full / 2, full / 4, 0}) {
+    std::optional<LayerPlacement> c =
+        budget == full ? next
+                       : redundantPlacement(popularity, options.numDevices,
+                                            options.slotsPerDevice, budget,
+                                            error);
+    if (!c)
+      continue;
+    double t = timeOf(*c);
+    if (t < bestTime) {
+      bestTime = t;
+      best = c;
+    }
+  }
+  return best;
 }
 
 void LayerPlanner::replan() {
@@ -741,6 +789,11 @@ void LayerPlanner::replan() {
                          options.slotsPerDevice, options.replicaBudget, error);
   if (!next)
     return;
+  if (options.policy == PlacementPolicy::Lina && meanBatchRows > 0) {
+    next = cheapest(*next);
+    if (!next)
+      return;
+  }
   target = *next;
   // Replicas no longer planned stop serving at once (home replicas are in
   // every plan); the new ones are copied in the background, the most
@@ -957,6 +1010,7 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     double total = 0;
     for (int64_t x : r)
       total += static_cast<double>(x);
+    meanBatchRows += (total - meanBatchRows) / static_cast<double>(served + 1);
     if (total > 0)
       for (int e = 0; e < E; ++e)
         popularity[e] += static_cast<double>(r[e]) / total;

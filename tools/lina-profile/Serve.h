@@ -43,6 +43,7 @@ struct ServeOptions {
   int batches = 200;
   int window = 16;
   int64_t context = 1024; ///< tokens of KV cache each token attends to
+  bool prefill = false;   ///< the batch is prompt tokens (KV read once)
   uint64_t seed = 1;
   std::vector<PlacementPolicy> policies;
 };

@@ -83,7 +83,8 @@ const char *kUsage =
     "--devices N\n"
     "     --batch B [--slots C] [--replica-budget R] [--batches K] "
     "[--window W]\n"
-    "     [--context T] [--policies static,eplb,lina,oracle] [--seed X]\n"
+    "     [--context T] [--prefill] [--policies static,eplb,lina,oracle] "
+    "[--seed X]\n"
     "  -o FILE                  output file\n"
     "  --quiet                  no summary on stdout\n";
 
@@ -299,6 +300,9 @@ int main(int argc, char **argv) {
       synthesize = true;
     } else if (a == "--serve") {
       serveMode = true;
+    } else if (a == "--prefill") {
+      serveOnly.push_back(a);
+      so.prefill = true;
     } else if (a == "--skip-incomplete") {
       skipIncomplete = true;
     } else if (a == "--smoothing") {

@@ -173,6 +173,9 @@ struct PlannerOptions {
   int replicaBudget = -1; ///< extra replicas; negative: every spare slot
   int window = 16;        ///< batches between re-plans (EPLB-like, lina)
   bool phase2 = true;     ///< lina: paid moves after the gate
+  /// Expected rows per batch (lina: the initial table is chosen for it;
+  /// 0: unknown, the full replica budget).
+  double batchRows = 0;
 };
 
 /// What serving one batch through one layer cost.
@@ -188,7 +191,9 @@ struct BatchOutcome {
 /// One MoE layer's placement over a stream of batches under a policy.
 ///  - Re-plans (EPLB-like, lina) every `window` batches from the long-run
 ///    popularity (the prior, then every row served) with
-///    redundantPlacement; the new replicas' weights are copied in the
+///    redundantPlacement (lina: with the replica budget, or a half, a
+///    quarter or none of it, or no change, whichever the latency model
+///    finds fastest for a mean batch); the new replicas' weights are copied in the
 ///    background, at most denseSeconds x moveBandwidth bytes per batch
 ///    (hidden behind the dense block), and serve once complete; replicas
 ///    no longer planned stop serving at once. Home replicas never move.
@@ -224,6 +229,10 @@ private:
                const ExpertCost &c)
       : options(o), model(&m), cost(c) {}
   void replan();
+  /// Of `plan` (the re-plan with the full replica budget) and the re-plans
+  /// with half, a quarter of and none of it, the fastest for a mean batch,
+  /// if faster than the current placement.
+  std::optional<LayerPlacement> cheapest(const LayerPlacement &plan) const;
   double backgroundCopy(double budgetBytes);
   RowAssignment route(const LayerPlacement &p,
                       const std::vector<int64_t> &rows) const;
@@ -241,6 +250,7 @@ private:
   std::vector<Pending> pending; ///< background copies, in order
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
+  double meanBatchRows = 0; ///< rows per batch, running mean
 };
 
 } // namespace lina
