@@ -795,25 +795,24 @@ void LayerPlanner::replan() {
       return;
   }
   target = *next;
-  // Replicas no longer planned stop serving at once (home replicas are in
-  // every plan); the new ones are copied in the background, the most
-  // loaded per replica first.
+  // Replicas no longer planned keep serving until a new copy needs their
+  // slot (home replicas are in every plan); the new ones are copied in the
+  // background, the most loaded per replica first.
   const int E = current.numExperts();
-  for (int e = 0; e < E; ++e) {
-    std::vector<int> drop;
-    for (const Replica &r : current.replicas[e])
-      if (!hosts(target, e, r.device))
-        drop.push_back(r.device);
-    for (int d : drop)
-      removeReplica(current, e, d);
-  }
+  std::vector<Pending> before = std::move(pending);
   pending.clear();
   std::vector<std::pair<double, Pending>> adds;
   for (int e = 0; e < E; ++e)
     for (const Replica &r : target.replicas[e])
-      if (!hosts(current, e, r.device))
+      if (!hosts(current, e, r.device)) {
+        // A copy already under way keeps its progress.
+        double left = cost.weightBytes;
+        for (const Pending &b : before)
+          if (b.expert == e && b.device == r.device)
+            left = b.bytesLeft;
         adds.push_back({popularity[e] / target.replicas[e].size(),
-                        Pending{e, r.device, cost.weightBytes}});
+                        Pending{e, r.device, left}});
+      }
   std::stable_sort(adds.begin(), adds.end(),
                    [](const auto &a, const auto &b) { return a.first > b.first; });
   for (auto &[load, p] : adds)
@@ -830,9 +829,17 @@ double LayerPlanner::backgroundCopy(double budget) {
     moved += step;
     if (p.bytesLeft > 0)
       break;
-    if (!hosts(current, p.expert, p.device) &&
-        slotsUsed(current, p.device) < current.slotsPerDevice)
-      addReplica(current, p.expert, p.device);
+    if (!hosts(current, p.expert, p.device)) {
+      // Free a slot from a replica the last re-plan dropped, if needed.
+      const int E = current.numExperts();
+      for (int x = 0; x < E && slotsUsed(current, p.device) >=
+                                   current.slotsPerDevice;
+           ++x)
+        if (hosts(current, x, p.device) && !hosts(target, x, p.device))
+          removeReplica(current, x, p.device);
+      if (slotsUsed(current, p.device) < current.slotsPerDevice)
+        addReplica(current, p.expert, p.device);
+    }
     pending.erase(pending.begin());
   }
   // The split shares follow the re-plan's water-filling where the replica
