@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -388,11 +390,91 @@ std::optional<Profile> parseProfile(const std::string &text,
 }
 } // namespace
 
+namespace {
+/// The 1-based line where element `index` of the top-level array field
+/// `key` starts in `text`, or 0 if it cannot be found. A small scanner
+/// that skips strings and tracks nesting depth.
+int64_t lineOfElement(const std::string &text, const std::string &key,
+                      int64_t index) {
+  int depth = 0;
+  int64_t line = 1, element = -1;
+  bool inString = false, inField = false, pendingStart = false;
+  std::string lastString;
+  size_t stringStart = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n')
+      ++line;
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"') {
+        inString = false;
+        lastString = text.substr(stringStart, i - stringStart);
+      }
+      continue;
+    }
+    if (pendingStart && !std::isspace(static_cast<unsigned char>(c))) {
+      pendingStart = false;
+      if (c != ']' && ++element == index)
+        return line;
+    }
+    switch (c) {
+    case '"':
+      inString = true;
+      stringStart = i + 1;
+      break;
+    case '{':
+    case '[':
+      ++depth;
+      if (depth == 2 && c == '[' && lastString == key && !inField) {
+        inField = true;
+        pendingStart = true;
+      }
+      break;
+    case '}':
+    case ']':
+      if (depth == 2 && inField)
+        return 0;
+      --depth;
+      break;
+    case ',':
+      if (inField && depth == 2)
+        pendingStart = true;
+      break;
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
+/// "ORIGIN: ... 'FIELD[I]...' ..." -> "ORIGIN:LINE: ..." for the array
+/// fields whose elements sit on lines of their own in written profiles.
+void addLine(const std::string &text, const std::string &origin,
+             std::string &error) {
+  for (const char *key : {"transitions", "popularity"}) {
+    std::string marker = std::string(key) + "[";
+    size_t at = error.find(marker);
+    if (at == std::string::npos ||
+        error.compare(0, origin.size() + 2, origin + ": ") != 0)
+      continue;
+    int64_t index = std::strtoll(error.c_str() + at + marker.size(), nullptr, 10);
+    if (int64_t line = lineOfElement(text, key, index))
+      error = origin + ":" + std::to_string(line) + error.substr(origin.size());
+    return;
+  }
+}
+} // namespace
+
 std::optional<Profile> Profile::fromJson(const std::string &text,
                                          const std::string &origin,
                                          std::string &error) {
   try {
-    return parseProfile(text, origin, error);
+    std::optional<Profile> p = parseProfile(text, origin, error);
+    if (!p)
+      addLine(text, origin, error);
+    return p;
   } catch (const std::exception &e) {
     error = origin + ": malformed profile: " + e.what();
     return std::nullopt;

@@ -101,6 +101,11 @@ bool parseRecord(const std::string &line, ParsedRecord &rec,
         what = "weight " + w.dump() + " is not a finite number";
         return false;
       }
+      if (w.get<double>() < 0 || w.get<double>() > 1) {
+        what = "weight " + w.dump() +
+               " is not a router probability in [0, 1]";
+        return false;
+      }
       rec.weights.push_back(w.get<double>());
     }
   }
