@@ -113,7 +113,7 @@ namespace {
 /// (water-filling): minimises the largest load among those devices with the
 /// other experts fixed. Replicas left with no share are removed.
 void waterFill(LayerPlacement &p, int e, double load,
-               std::vector<double> &deviceLoad) {
+               std::vector<double> &deviceLoad, bool keepAll) {
   auto &reps = p.replicas[e];
   if (reps.size() < 2 || load <= 0)
     return;
@@ -136,8 +136,8 @@ void waterFill(LayerPlacement &p, int e, double load,
   for (const auto &[other, i] : others) {
     double share = std::max(0.0, level - other) / load;
     deviceLoad[reps[i].device] = other + share * load;
-    if (share > 1e-9)
-      kept.push_back({reps[i].device, share});
+    if (share > 1e-9 || keepAll)
+      kept.push_back({reps[i].device, std::max(share, keepAll ? 1e-6 : 0.0)});
   }
   double sum = 0;
   for (const Replica &r : kept)
@@ -183,6 +183,48 @@ void relabelTowardsHome(LayerPlacement &p, int perDevice) {
   }
 }
 
+/// Water-fills the shares of every replicated expert (heaviest expert
+/// first, repeated while the largest device load improves), then rounds
+/// them to a 1e-6 grid. keepAll: replicas without tokens keep a minimal
+/// share instead of being dropped.
+void balanceShares(LayerPlacement &p, const std::vector<double> &loads,
+                   bool keepAll) {
+  const int E = p.numExperts();
+  std::vector<double> deviceLoad = p.deviceLoads(loads);
+
+  std::vector<int> order(E);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return loads[a] > loads[b]; });
+  double total = std::accumulate(loads.begin(), loads.end(), 0.0);
+  double previous = p.maxDeviceLoad(loads);
+  for (int round = 0; round < 64; ++round) {
+    for (int e : order)
+      waterFill(p, e, loads[e], deviceLoad, keepAll);
+    double now = p.maxDeviceLoad(loads);
+    if (now >= previous - 1e-12 * total)
+      break;
+    previous = now;
+  }
+  // Shares on a 1e-6 grid (readable tables); the largest share of each
+  // expert takes the rounding remainder so that they sum to 1.
+  for (auto &reps : p.replicas) {
+    if (reps.size() < 2)
+      continue;
+    double sum = 0;
+    size_t largest = 0;
+    for (size_t i = 0; i < reps.size(); ++i) {
+      reps[i].share = std::max(1e-6, std::round(reps[i].share * 1e6) / 1e6);
+      if (reps[i].share > reps[largest].share)
+        largest = i;
+    }
+    for (size_t i = 0; i < reps.size(); ++i)
+      if (i != largest)
+        sum += reps[i].share;
+    reps[largest].share = std::round((1 - sum) * 1e6) / 1e6;
+  }
+}
+
 /// Places `count[e]` replicas of every expert and balances their shares.
 /// homeFirst: every expert's first replica stays on its static device and
 /// only the extra replicas go, heaviest first, to the least loaded device
@@ -191,7 +233,7 @@ void relabelTowardsHome(LayerPlacement &p, int perDevice) {
 /// heaviest expert first, until the largest device load stops improving.
 LayerPlacement assignReplicas(const std::vector<double> &loads,
                               const std::vector<int> &count, int N, int C,
-                              bool homeFirst) {
+                              bool homeFirst, bool keepAll = false) {
   const int E = static_cast<int>(loads.size());
   const int perDevice = (E + N - 1) / N;
   LayerPlacement p;
@@ -242,39 +284,7 @@ LayerPlacement assignReplicas(const std::vector<double> &loads,
     std::sort(p.replicas[e].begin(), p.replicas[e].end(),
               [](const Replica &a, const Replica &b) { return a.device < b.device; });
   }
-  deviceLoad = p.deviceLoads(loads);
-
-  std::vector<int> order(E);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return loads[a] > loads[b]; });
-  double total = std::accumulate(loads.begin(), loads.end(), 0.0);
-  double previous = p.maxDeviceLoad(loads);
-  for (int round = 0; round < 64; ++round) {
-    for (int e : order)
-      waterFill(p, e, loads[e], deviceLoad);
-    double now = p.maxDeviceLoad(loads);
-    if (now >= previous - 1e-12 * total)
-      break;
-    previous = now;
-  }
-  // Shares on a 1e-6 grid (readable tables); the largest share of each
-  // expert takes the rounding remainder so that they sum to 1.
-  for (auto &reps : p.replicas) {
-    if (reps.size() < 2)
-      continue;
-    double sum = 0;
-    size_t largest = 0;
-    for (size_t i = 0; i < reps.size(); ++i) {
-      reps[i].share = std::max(1e-6, std::round(reps[i].share * 1e6) / 1e6);
-      if (reps[i].share > reps[largest].share)
-        largest = i;
-    }
-    for (size_t i = 0; i < reps.size(); ++i)
-      if (i != largest)
-        sum += reps[i].share;
-    reps[largest].share = std::round((1 - sum) * 1e6) / 1e6;
-  }
+  balanceShares(p, loads, keepAll);
   return p;
 }
 
@@ -340,4 +350,682 @@ std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loa
       p.maxDeviceLoad(loads) >= fallback->maxDeviceLoad(loads) * (1 - 1e-9))
     return fallback;
   return p;
+}
+
+//===----------------------------------------------------------------------===//
+// Serving
+//===----------------------------------------------------------------------===//
+
+std::optional<LayerPlacement>
+lina::redundantPlacement(const std::vector<double> &loads, int numDevices,
+                         int slotsPerDevice, int replicaBudget,
+                         std::string &error) {
+  const int E = static_cast<int>(loads.size());
+  std::optional<LayerPlacement> fallback =
+      staticPlacement(E, numDevices, slotsPerDevice, error);
+  if (!fallback)
+    return std::nullopt;
+  double total = 0;
+  for (int e = 0; e < E; ++e) {
+    if (!std::isfinite(loads[e]) || loads[e] < 0) {
+      error = "expert " + std::to_string(e) + " has load " +
+              std::to_string(loads[e]) + " (loads must be finite and >= 0)";
+      return std::nullopt;
+    }
+    total += loads[e];
+  }
+  const int N = numDevices, C = slotsPerDevice;
+  int64_t spare = static_cast<int64_t>(N) * C - E;
+  if (replicaBudget >= 0)
+    spare = std::min<int64_t>(spare, replicaBudget);
+  if (total <= 0 || spare <= 0)
+    return fallback;
+  std::vector<int> count(E, 1);
+  double meanSlot = total / (static_cast<double>(E) + spare);
+  while (spare > 0) {
+    int best = -1;
+    double bestLoad = 0;
+    for (int e = 0; e < E; ++e) {
+      double per = loads[e] / count[e];
+      if (count[e] < N && (best < 0 || per > bestLoad)) {
+        best = e;
+        bestLoad = per;
+      }
+    }
+    if (best < 0 || bestLoad <= meanSlot * (1 + 1e-12))
+      break;
+    ++count[best];
+    --spare;
+  }
+  LayerPlacement p = assignReplicas(loads, count, N, C, /*homeFirst=*/true,
+                                    /*keepAll=*/true);
+  p.usedStatic = false;
+  if (!p.verify().empty())
+    return fallback;
+  return p;
+}
+
+int64_t RowAssignment::maxRows() const {
+  return deviceRows.empty()
+             ? 0
+             : *std::max_element(deviceRows.begin(), deviceRows.end());
+}
+
+double RowAssignment::meanRows() const {
+  if (deviceRows.empty())
+    return 0;
+  double sum = 0;
+  for (int64_t r : deviceRows)
+    sum += static_cast<double>(r);
+  return sum / static_cast<double>(deviceRows.size());
+}
+
+namespace {
+
+RowAssignment emptyAssignment(const LayerPlacement &p) {
+  RowAssignment a;
+  a.deviceRows.assign(p.numDevices, 0);
+  a.rows.resize(p.numExperts());
+  for (int e = 0; e < p.numExperts(); ++e)
+    a.rows[e].assign(p.replicas[e].size(), 0);
+  return a;
+}
+
+void sumDevices(const LayerPlacement &p, RowAssignment &a) {
+  std::fill(a.deviceRows.begin(), a.deviceRows.end(), 0);
+  for (int e = 0; e < p.numExperts(); ++e)
+    for (size_t i = 0; i < p.replicas[e].size(); ++i)
+      a.deviceRows[p.replicas[e][i].device] += a.rows[e][i];
+}
+
+/// Dinic's max-flow on a small graph with integral capacities.
+class MaxFlow {
+public:
+  explicit MaxFlow(int n) : head(n, -1), level(n), next(n) {}
+  int addEdge(int from, int to, int64_t capacity) {
+    edges.push_back({to, head[from], capacity});
+    head[from] = static_cast<int>(edges.size()) - 1;
+    edges.push_back({from, head[to], 0});
+    head[to] = static_cast<int>(edges.size()) - 1;
+    return static_cast<int>(edges.size()) - 2;
+  }
+  int64_t run(int s, int t) {
+    int64_t flow = 0;
+    while (bfs(s, t)) {
+      next = head;
+      while (int64_t f = dfs(s, t, INT64_MAX))
+        flow += f;
+    }
+    return flow;
+  }
+  /// Flow on the edge returned by addEdge.
+  int64_t flowOn(int edge) const { return edges[edge ^ 1].capacity; }
+
+private:
+  struct Edge {
+    int to, next;
+    int64_t capacity;
+  };
+  bool bfs(int s, int t) {
+    std::fill(level.begin(), level.end(), -1);
+    std::vector<int> queue{s};
+    level[s] = 0;
+    for (size_t i = 0; i < queue.size(); ++i)
+      for (int k = head[queue[i]]; k >= 0; k = edges[k].next)
+        if (edges[k].capacity > 0 && level[edges[k].to] < 0) {
+          level[edges[k].to] = level[queue[i]] + 1;
+          queue.push_back(edges[k].to);
+        }
+    return level[t] >= 0;
+  }
+  int64_t dfs(int v, int t, int64_t limit) {
+    if (v == t)
+      return limit;
+    for (int &k = next[v]; k >= 0; k = edges[k].next) {
+      Edge &edge = edges[k];
+      if (edge.capacity <= 0 || level[edge.to] != level[v] + 1)
+        continue;
+      if (int64_t f = dfs(edge.to, t, std::min(limit, edge.capacity))) {
+        edge.capacity -= f;
+        edges[k ^ 1].capacity += f;
+        return f;
+      }
+    }
+    return 0;
+  }
+  std::vector<Edge> edges;
+  std::vector<int> head, level, next;
+};
+
+/// Tries to place `rows` on the replicas with at most `bound` rows per
+/// device; fills `out` and returns true when every row fits.
+bool fitRows(const LayerPlacement &p, const std::vector<int64_t> &rows,
+             int64_t bound, RowAssignment &out) {
+  const int E = p.numExperts(), N = p.numDevices;
+  const int source = 0, sink = E + N + 1;
+  MaxFlow flow(E + N + 2);
+  int64_t total = 0;
+  std::vector<std::vector<int>> edge(E);
+  for (int e = 0; e < E; ++e) {
+    flow.addEdge(source, 1 + e, rows[e]);
+    total += rows[e];
+    for (const Replica &r : p.replicas[e])
+      edge[e].push_back(flow.addEdge(1 + e, 1 + E + r.device, rows[e]));
+  }
+  for (int d = 0; d < N; ++d)
+    flow.addEdge(1 + E + d, sink, bound);
+  if (flow.run(source, sink) != total)
+    return false;
+  out = emptyAssignment(p);
+  for (int e = 0; e < E; ++e)
+    for (size_t i = 0; i < edge[e].size(); ++i)
+      out.rows[e][i] = flow.flowOn(edge[e][i]);
+  sumDevices(p, out);
+  return true;
+}
+
+} // namespace
+
+RowAssignment lina::splitByShares(const LayerPlacement &p,
+                                  const std::vector<int64_t> &rows) {
+  RowAssignment a = emptyAssignment(p);
+  for (int e = 0; e < p.numExperts(); ++e) {
+    const auto &reps = p.replicas[e];
+    int64_t n = e < static_cast<int>(rows.size()) ? rows[e] : 0;
+    int64_t given = 0;
+    std::vector<std::pair<double, size_t>> remainder;
+    for (size_t i = 0; i < reps.size(); ++i) {
+      double exact = reps[i].share * static_cast<double>(n);
+      a.rows[e][i] = static_cast<int64_t>(std::floor(exact));
+      given += a.rows[e][i];
+      remainder.push_back({exact - std::floor(exact), i});
+    }
+    std::stable_sort(remainder.begin(), remainder.end(),
+                     [](const auto &x, const auto &y) { return x.first > y.first; });
+    for (size_t j = 0; given < n; j = (j + 1) % remainder.size(), ++given)
+      ++a.rows[e][remainder[j].second];
+  }
+  sumDevices(p, a);
+  return a;
+}
+
+std::optional<RowAssignment> lina::homeRows(const LayerPlacement &p,
+                                            const std::vector<int64_t> &rows) {
+  const int E = p.numExperts();
+  const int perDevice = (E + p.numDevices - 1) / p.numDevices;
+  RowAssignment a = emptyAssignment(p);
+  for (int e = 0; e < E; ++e) {
+    const auto &reps = p.replicas[e];
+    auto it = std::find_if(reps.begin(), reps.end(), [&](const Replica &r) {
+      return r.device == e / perDevice;
+    });
+    if (it == reps.end())
+      return std::nullopt;
+    a.rows[e][it - reps.begin()] = e < static_cast<int>(rows.size()) ? rows[e] : 0;
+  }
+  sumDevices(p, a);
+  return a;
+}
+
+RowAssignment lina::balanceRows(const LayerPlacement &p,
+                                const std::vector<int64_t> &rows) {
+  RowAssignment best = splitByShares(p, rows);
+  int64_t total = 0;
+  for (int64_t r : rows)
+    total += r;
+  int64_t lo = (total + p.numDevices - 1) / p.numDevices, hi = best.maxRows();
+  // Invariant: hi is feasible (best holds an assignment within it).
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    RowAssignment a;
+    if (fitRows(p, rows, mid, a)) {
+      best = std::move(a);
+      hi = best.maxRows();
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return best;
+}
+
+LayerTime lina::layerTime(const CostModel &model, const ExpertCost &cost,
+                          const LayerPlacement &p, const RowAssignment &rows) {
+  LayerTime t;
+  t.dense = cost.denseSeconds;
+  double slowest = 0;
+  std::vector<double> device(p.numDevices, 0.0);
+  for (int e = 0; e < p.numExperts(); ++e)
+    for (size_t i = 0; i < p.replicas[e].size(); ++i) {
+      double r = static_cast<double>(rows.rows[e][i]);
+      if (r > 0)
+        device[p.replicas[e][i].device] += model.computeTime(
+            r * cost.flopsPerRow, cost.weightBytes + r * cost.bytesPerRow);
+    }
+  for (double d : device)
+    slowest = std::max(slowest, d);
+  t.experts = slowest;
+  double bytes = static_cast<double>(rows.maxRows()) * cost.rowBytes;
+  t.allToAll = 2 * model.allToAllTime(bytes, p.numDevices);
+  return t;
+}
+
+const char *lina::toString(PlacementPolicy policy) {
+  switch (policy) {
+  case PlacementPolicy::Static: return "static";
+  case PlacementPolicy::EplbLike: return "eplb";
+  case PlacementPolicy::Lina: return "lina";
+  case PlacementPolicy::Oracle: return "oracle";
+  }
+  return "?";
+}
+
+std::optional<PlacementPolicy>
+lina::parsePlacementPolicy(const std::string &name) {
+  for (PlacementPolicy p : {PlacementPolicy::Static, PlacementPolicy::EplbLike,
+                            PlacementPolicy::Lina, PlacementPolicy::Oracle})
+    if (name == toString(p))
+      return p;
+  return std::nullopt;
+}
+
+namespace {
+bool hosts(const LayerPlacement &p, int e, int d) {
+  for (const Replica &r : p.replicas[e])
+    if (r.device == d)
+      return true;
+  return false;
+}
+
+int slotsUsed(const LayerPlacement &p, int d) {
+  int n = 0;
+  for (const auto &reps : p.replicas)
+    for (const Replica &r : reps)
+      n += r.device == d;
+  return n;
+}
+
+void removeReplica(LayerPlacement &p, int e, int d) {
+  auto &reps = p.replicas[e];
+  double freed = 0;
+  for (size_t i = 0; i < reps.size(); ++i)
+    if (reps[i].device == d) {
+      freed = reps[i].share;
+      reps.erase(reps.begin() + i);
+      break;
+    }
+  for (Replica &r : reps)
+    r.share /= (1 - freed > 0 ? 1 - freed : 1);
+}
+
+void addReplica(LayerPlacement &p, int e, int d) {
+  auto &reps = p.replicas[e];
+  double share = 1.0 / static_cast<double>(reps.size() + 1);
+  for (Replica &r : reps)
+    r.share *= 1 - share;
+  reps.push_back({d, share});
+  std::sort(reps.begin(), reps.end(),
+            [](const Replica &a, const Replica &b) { return a.device < b.device; });
+}
+} // namespace
+
+std::optional<LayerPlanner>
+LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
+                     const ExpertCost &cost, const std::vector<double> &prior,
+                     std::string &error) {
+  if (options.window < 1) {
+    error = "the re-plan window must be at least one batch, got " +
+            std::to_string(options.window);
+    return std::nullopt;
+  }
+  if (static_cast<int>(prior.size()) != options.numExperts) {
+    error = "the prior popularity has " + std::to_string(prior.size()) +
+            " experts, the layer " + std::to_string(options.numExperts);
+    return std::nullopt;
+  }
+  for (double x : {cost.weightBytes, cost.flopsPerRow, cost.bytesPerRow,
+                   cost.rowBytes, cost.denseSeconds, cost.moveLatency})
+    if (!std::isfinite(x) || x < 0) {
+      error = "expert costs must be finite and non-negative";
+      return std::nullopt;
+    }
+  if (!std::isfinite(cost.moveBandwidth) || cost.moveBandwidth <= 0) {
+    error = "the weight-move bandwidth must be positive";
+    return std::nullopt;
+  }
+  LayerPlanner planner(options, model, cost);
+  std::optional<LayerPlacement> home =
+      staticPlacement(options.numExperts, options.numDevices,
+                      options.slotsPerDevice, error);
+  if (!home)
+    return std::nullopt;
+  planner.home = *home;
+  planner.current = *home;
+  planner.target = *home;
+  double sum = 0;
+  for (double x : prior) {
+    if (!std::isfinite(x) || x < 0) {
+      error = "the prior popularity must be finite and non-negative";
+      return std::nullopt;
+    }
+    sum += x;
+  }
+  // The prior counts as one window of batches of the long-run popularity.
+  planner.popularity.assign(prior.size(), 0.0);
+  for (size_t e = 0; e < prior.size(); ++e)
+    planner.popularity[e] =
+        sum > 0 ? prior[e] / sum * options.window : 0.0;
+  if (options.policy == PlacementPolicy::EplbLike ||
+      options.policy == PlacementPolicy::Lina) {
+    // The initial table is deployed before serving (no move cost), as the
+    // compiler's placement table is.
+    std::optional<LayerPlacement> first =
+        redundantPlacement(planner.popularity, options.numDevices,
+                           options.slotsPerDevice, options.replicaBudget,
+                           error);
+    if (!first)
+      return std::nullopt;
+    planner.meanBatchRows = std::max(0.0, options.batchRows);
+    if (options.policy == PlacementPolicy::Lina && planner.meanBatchRows > 0)
+      first = planner.cheapest(*first);
+    if (first) {
+      planner.current = *first;
+      planner.target = *first;
+    }
+  }
+  return planner;
+}
+
+double LayerPlanner::moveSeconds(double bytes, int moves) const {
+  return bytes / cost.moveBandwidth + moves * cost.moveLatency;
+}
+
+std::optional<LayerPlacement>
+LayerPlanner::cheapest(const LayerPlacement &plan) const {
+  std::string error;
+  std::optional<LayerPlacement> next = plan;
+  // Cost-aware: among the re-plans with the full, half, a quarter of and
+  // no replica budget, and the current placement, keep the fastest for
+  // the long-run rows of a mean batch (the latency model, whole rows).
+  // Replicas that do not pay are not copied at all.
+  double sum = 0;
+  for (double x : popularity)
+    sum += x;
+  std::vector<int64_t> mean(popularity.size(), 0);
+  for (size_t e = 0; e < popularity.size(); ++e)
+    mean[e] = sum > 0 ? static_cast<int64_t>(std::llround(
+                            popularity[e] / sum * meanBatchRows))
+                      : 0;
+  auto timeOf = [&](const LayerPlacement &p) {
+    return layerTime(*model, cost, p, route(p, mean)).total();
+  };
+  double bestTime = timeOf(current) * (1 - 1e-3);
+  std::optional<LayerPlacement> best;
+  int spare = current.numDevices * current.slotsPerDevice -
+              current.numExperts();
+  int full = options.replicaBudget >= 0
+                 ? std::min(options.replicaBudget, spare)
+                 : spare;
+  for (int budget : {full, full / 2, full / 4, 0}) {
+    std::optional<LayerPlacement> c =
+        budget == full ? next
+                       : redundantPlacement(popularity, options.numDevices,
+                                            options.slotsPerDevice, budget,
+                                            error);
+    if (!c)
+      continue;
+    double t = timeOf(*c);
+    if (t < bestTime) {
+      bestTime = t;
+      best = c;
+    }
+  }
+  return best;
+}
+
+void LayerPlanner::replan() {
+  std::string error;
+  std::optional<LayerPlacement> next =
+      redundantPlacement(popularity, options.numDevices,
+                         options.slotsPerDevice, options.replicaBudget, error);
+  if (!next)
+    return;
+  if (options.policy == PlacementPolicy::Lina && meanBatchRows > 0) {
+    next = cheapest(*next);
+    if (!next)
+      return;
+  }
+  target = *next;
+  // Replicas no longer planned keep serving until a new copy needs their
+  // slot (home replicas are in every plan); the new ones are copied in the
+  // background, the most loaded per replica first.
+  const int E = current.numExperts();
+  std::vector<Pending> before = std::move(pending);
+  pending.clear();
+  std::vector<std::pair<double, Pending>> adds;
+  for (int e = 0; e < E; ++e)
+    for (const Replica &r : target.replicas[e])
+      if (!hosts(current, e, r.device)) {
+        // A copy already under way keeps its progress.
+        double left = cost.weightBytes;
+        for (const Pending &b : before)
+          if (b.expert == e && b.device == r.device)
+            left = b.bytesLeft;
+        adds.push_back({popularity[e] / target.replicas[e].size(),
+                        Pending{e, r.device, left}});
+      }
+  std::stable_sort(adds.begin(), adds.end(),
+                   [](const auto &a, const auto &b) { return a.first > b.first; });
+  for (auto &[load, p] : adds)
+    pending.push_back(p);
+}
+
+double LayerPlanner::backgroundCopy(double budget) {
+  double moved = 0;
+  while (!pending.empty() && budget > 0) {
+    Pending &p = pending.front();
+    double step = std::min(budget, p.bytesLeft);
+    p.bytesLeft -= step;
+    budget -= step;
+    moved += step;
+    if (p.bytesLeft > 0)
+      break;
+    if (!hosts(current, p.expert, p.device)) {
+      // Free a slot from a replica the last re-plan dropped, if needed.
+      const int E = current.numExperts();
+      for (int x = 0; x < E && slotsUsed(current, p.device) >=
+                                   current.slotsPerDevice;
+           ++x)
+        if (hosts(current, x, p.device) && !hosts(target, x, p.device))
+          removeReplica(current, x, p.device);
+      if (slotsUsed(current, p.device) < current.slotsPerDevice)
+        addReplica(current, p.expert, p.device);
+    }
+    pending.erase(pending.begin());
+  }
+  // The split shares follow the re-plan's water-filling where the replica
+  // set matches it, else an even split.
+  for (int e = 0; e < current.numExperts(); ++e) {
+    auto &reps = current.replicas[e];
+    bool same = reps.size() == target.replicas[e].size();
+    for (size_t i = 0; same && i < reps.size(); ++i)
+      same = reps[i].device == target.replicas[e][i].device;
+    if (same)
+      reps = target.replicas[e];
+  }
+  return moved;
+}
+
+RowAssignment LayerPlanner::route(const LayerPlacement &p,
+                                  const std::vector<int64_t> &rows) const {
+  RowAssignment balanced = balanceRows(p, rows);
+  std::optional<RowAssignment> atHome = homeRows(p, rows);
+  if (!atHome)
+    return balanced;
+  LayerTime a = layerTime(*model, cost, p, balanced);
+  LayerTime b = layerTime(*model, cost, p, *atHome);
+  return a.total() <= b.total() ? balanced : *atHome;
+}
+
+BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
+                                 const std::vector<double> *predicted) {
+  BatchOutcome out;
+  const int E = current.numExperts(), N = current.numDevices;
+  std::vector<int64_t> r(rows.begin(), rows.end());
+  r.resize(E, 0);
+  RowAssignment assigned;
+  switch (options.policy) {
+  case PlacementPolicy::Static:
+    assigned = *homeRows(current, r);
+    out.time = layerTime(*model, cost, current, assigned);
+    break;
+  case PlacementPolicy::Oracle: {
+    std::vector<double> loads(r.begin(), r.end());
+    std::string error;
+    std::vector<LayerPlacement> candidates{home};
+    if (auto p = linaPlacement(loads, N, options.slotsPerDevice, error))
+      candidates.push_back(*p);
+    if (auto p = redundantPlacement(loads, N, options.slotsPerDevice,
+                                    options.replicaBudget, error))
+      candidates.push_back(*p);
+    double best = 0;
+    LayerPlacement chosen;
+    for (const LayerPlacement &c : candidates) {
+      RowAssignment a = balanceRows(c, r);
+      LayerTime t = layerTime(*model, cost, c, a);
+      if (chosen.replicas.empty() || t.total() < best) {
+        best = t.total();
+        chosen = c;
+        assigned = std::move(a);
+        out.time = t;
+      }
+    }
+    for (int e = 0; e < E; ++e)
+      for (const Replica &rep : chosen.replicas[e])
+        if (!hosts(current, e, rep.device))
+          out.bytesMoved += cost.weightBytes;
+    current = std::move(chosen);
+    break;
+  }
+  case PlacementPolicy::EplbLike:
+  case PlacementPolicy::Lina: {
+    const bool lina = options.policy == PlacementPolicy::Lina;
+    if (served > 0 && served % options.window == 0)
+      replan();
+    double budget = cost.denseSeconds * cost.moveBandwidth;
+    // Phase 1: a predictive copy that fits behind the dense block.
+    if (lina && predicted && pending.empty() && cost.weightBytes > 0 &&
+        cost.weightBytes <= budget) {
+      std::vector<int64_t> guess(E);
+      for (int e = 0; e < E; ++e)
+        guess[e] = static_cast<int64_t>(std::llround((*predicted)[e]));
+      RowAssignment now = route(current, guess);
+      double base = layerTime(*model, cost, current, now).total();
+      int hot = -1;
+      double hotLoad = -1;
+      for (int e = 0; e < E; ++e) {
+        double per = (*predicted)[e] / current.replicas[e].size();
+        if (static_cast<int>(current.replicas[e].size()) < N && per > hotLoad) {
+          hot = e;
+          hotLoad = per;
+        }
+      }
+      int bestDevice = -1;
+      double bestTime = base;
+      for (int d = 0; hot >= 0 && d < N; ++d) {
+        if (hosts(current, hot, d) ||
+            slotsUsed(current, d) >= current.slotsPerDevice)
+          continue;
+        LayerPlacement trial = current;
+        addReplica(trial, hot, d);
+        double t = layerTime(*model, cost, trial, route(trial, guess)).total();
+        if (t < bestTime) {
+          bestTime = t;
+          bestDevice = d;
+        }
+      }
+      if (bestDevice >= 0) {
+        pending.insert(pending.begin(),
+                       Pending{hot, bestDevice, cost.weightBytes});
+        out.predictiveMove = true;
+      }
+    }
+    out.bytesMoved += backgroundCopy(budget);
+    assigned = lina ? route(current, r) : splitByShares(current, r);
+    out.time = layerTime(*model, cost, current, assigned);
+    // Phase 2: single moves on the critical path while they pay.
+    for (int step = 0; lina && options.phase2 && step < 2; ++step) {
+      std::vector<double> device(N, 0.0);
+      for (int e = 0; e < E; ++e)
+        for (size_t i = 0; i < current.replicas[e].size(); ++i)
+          if (assigned.rows[e][i] > 0)
+            device[current.replicas[e][i].device] += model->computeTime(
+                assigned.rows[e][i] * cost.flopsPerRow,
+                cost.weightBytes + assigned.rows[e][i] * cost.bytesPerRow);
+      int slow = static_cast<int>(std::max_element(device.begin(), device.end()) -
+                                  device.begin());
+      double price = moveSeconds(cost.weightBytes, 1);
+      double bestGain = price;
+      LayerPlacement bestPlacement;
+      RowAssignment bestRows;
+      LayerTime bestTime;
+      for (int e = 0; e < E; ++e) {
+        if (!hosts(current, e, slow) || r[e] < 2)
+          continue;
+        for (int d = 0; d < N; ++d) {
+          if (hosts(current, e, d))
+            continue;
+          LayerPlacement trial = current;
+          if (slotsUsed(trial, d) >= trial.slotsPerDevice) {
+            // Evict the non-home replica on d that serves the fewest rows.
+            int victim = -1;
+            int64_t fewest = INT64_MAX;
+            const int perDevice = (E + N - 1) / N;
+            for (int x = 0; x < E; ++x)
+              for (size_t i = 0; i < trial.replicas[x].size(); ++i)
+                if (trial.replicas[x][i].device == d && x / perDevice != d &&
+                    assigned.rows[x][i] < fewest) {
+                  fewest = assigned.rows[x][i];
+                  victim = x;
+                }
+            if (victim < 0)
+              continue;
+            removeReplica(trial, victim, d);
+          }
+          addReplica(trial, e, d);
+          RowAssignment a = route(trial, r);
+          LayerTime t = layerTime(*model, cost, trial, a);
+          double gain = out.time.total() - out.time.moves - t.total();
+          if (gain > bestGain) {
+            bestGain = gain;
+            bestPlacement = std::move(trial);
+            bestRows = std::move(a);
+            bestTime = t;
+          }
+        }
+      }
+      if (bestPlacement.replicas.empty())
+        break;
+      double moves = out.time.moves + price;
+      current = std::move(bestPlacement);
+      assigned = std::move(bestRows);
+      out.time = bestTime;
+      out.time.moves = moves;
+      out.bytesMoved += cost.weightBytes;
+      out.phase2 = true;
+    }
+    // Long-run popularity: every row served.
+    double total = 0;
+    for (int64_t x : r)
+      total += static_cast<double>(x);
+    meanBatchRows += (total - meanBatchRows) / static_cast<double>(served + 1);
+    if (total > 0)
+      for (int e = 0; e < E; ++e)
+        popularity[e] += static_cast<double>(r[e]) / total;
+    break;
+  }
+  }
+  out.maxRows = assigned.maxRows();
+  out.meanRows = assigned.meanRows();
+  ++served;
+  return out;
 }

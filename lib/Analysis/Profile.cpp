@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -111,18 +113,43 @@ const PathStats *Profile::lookup(int layer, const int *history,
   return nullptr;
 }
 
+void Profile::predict(int layer, const int *history, double *dist) const {
+  std::copy(popularity[layer].begin(), popularity[layer].end(), dist);
+  if (layer <= 0 || layer >= numLayers)
+    return;
+  const auto &table = transitions[layer];
+  std::vector<int> path;
+  for (int m = 1; m <= std::min(pathLength, layer); ++m) {
+    path.assign(history + layer - m, history + layer);
+    auto it = table.find(path);
+    if (it == table.end() || it->second.count <= 0)
+      break; // a longer suffix cannot have been seen either
+    double c = static_cast<double>(it->second.count);
+    double w = c / (c + smoothing);
+    for (int e = 0; e < numExperts; ++e)
+      dist[e] = w * it->second.shares[e] + (1 - w) * dist[e];
+  }
+}
+
 void Profile::addExpectedLoad(int layer, const int *history,
                               double *loads) const {
-  const PathStats *stats = lookup(layer, history);
-  const std::vector<double> &dist =
-      stats ? stats->shares : popularity[layer];
+  std::vector<double> dist(numExperts);
+  predict(layer, history, dist.data());
   for (int e = 0; e < numExperts; ++e)
     loads[e] += topK * dist[e];
 }
 
 int Profile::predictTop1(int layer, const int *history) const {
-  if (const PathStats *stats = lookup(layer, history))
-    return stats->top1;
+  if (layer > 0 && layer < numLayers) {
+    const auto &table = transitions[layer];
+    for (int m = std::min(pathLength, layer); m >= 1; --m) {
+      std::vector<int> path(history + layer - m, history + layer);
+      auto it = table.find(path);
+      if (it != table.end() && it->second.count > 0 &&
+          static_cast<double>(it->second.count) >= smoothing)
+        return it->second.top1;
+    }
+  }
   return argmax(popularity[layer]);
 }
 
@@ -138,6 +165,8 @@ std::string Profile::toJson() const {
                 {"layers", numLayers},         {"experts", numExperts},
                 {"top_k", topK},               {"path_length", pathLength},
                 {"tokens", numTokens}};
+  if (smoothing > 0)
+    head["smoothing"] = smoothing;
   std::string h = head.dump();
   out << h.substr(0, h.size() - 1) << ",\n \"popularity\": [";
   for (int l = 0; l < numLayers; ++l)
@@ -263,6 +292,15 @@ std::optional<Profile> parseProfile(const std::string &text,
   p.topK = static_cast<int>(topK);
   p.pathLength = static_cast<int>(pathLength);
   p.numTokens = tokens;
+  if (auto sm = root.find("smoothing"); sm != root.end()) {
+    if (!sm->is_number() || !std::isfinite(sm->get<double>()) ||
+        sm->get<double>() < 0 || sm->get<double>() > 1e9) {
+      rd.fail("field 'smoothing' must be a finite number in [0, 1e9], got " +
+              sm->dump());
+      return std::nullopt;
+    }
+    p.smoothing = sm->get<double>();
+  }
 
   auto pop = root.find("popularity");
   if (pop == root.end() || !pop->is_array() ||
@@ -352,11 +390,91 @@ std::optional<Profile> parseProfile(const std::string &text,
 }
 } // namespace
 
+namespace {
+/// The 1-based line where element `index` of the top-level array field
+/// `key` starts in `text`, or 0 if it cannot be found. A small scanner
+/// that skips strings and tracks nesting depth.
+int64_t lineOfElement(const std::string &text, const std::string &key,
+                      int64_t index) {
+  int depth = 0;
+  int64_t line = 1, element = -1;
+  bool inString = false, inField = false, pendingStart = false;
+  std::string lastString;
+  size_t stringStart = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n')
+      ++line;
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"') {
+        inString = false;
+        lastString = text.substr(stringStart, i - stringStart);
+      }
+      continue;
+    }
+    if (pendingStart && !std::isspace(static_cast<unsigned char>(c))) {
+      pendingStart = false;
+      if (c != ']' && ++element == index)
+        return line;
+    }
+    switch (c) {
+    case '"':
+      inString = true;
+      stringStart = i + 1;
+      break;
+    case '{':
+    case '[':
+      ++depth;
+      if (depth == 2 && c == '[' && lastString == key && !inField) {
+        inField = true;
+        pendingStart = true;
+      }
+      break;
+    case '}':
+    case ']':
+      if (depth == 2 && inField)
+        return 0;
+      --depth;
+      break;
+    case ',':
+      if (inField && depth == 2)
+        pendingStart = true;
+      break;
+    default:
+      break;
+    }
+  }
+  return 0;
+}
+
+/// "ORIGIN: ... 'FIELD[I]...' ..." -> "ORIGIN:LINE: ..." for the array
+/// fields whose elements sit on lines of their own in written profiles.
+void addLine(const std::string &text, const std::string &origin,
+             std::string &error) {
+  for (const char *key : {"transitions", "popularity"}) {
+    std::string marker = std::string(key) + "[";
+    size_t at = error.find(marker);
+    if (at == std::string::npos ||
+        error.compare(0, origin.size() + 2, origin + ": ") != 0)
+      continue;
+    int64_t index = std::strtoll(error.c_str() + at + marker.size(), nullptr, 10);
+    if (int64_t line = lineOfElement(text, key, index))
+      error = origin + ":" + std::to_string(line) + error.substr(origin.size());
+    return;
+  }
+}
+} // namespace
+
 std::optional<Profile> Profile::fromJson(const std::string &text,
                                          const std::string &origin,
                                          std::string &error) {
   try {
-    return parseProfile(text, origin, error);
+    std::optional<Profile> p = parseProfile(text, origin, error);
+    if (!p)
+      addLine(text, origin, error);
+    return p;
   } catch (const std::exception &e) {
     error = origin + ": malformed profile: " + e.what();
     return std::nullopt;

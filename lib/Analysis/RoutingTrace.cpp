@@ -101,6 +101,11 @@ bool parseRecord(const std::string &line, ParsedRecord &rec,
         what = "weight " + w.dump() + " is not a finite number";
         return false;
       }
+      if (w.get<double>() < 0 || w.get<double>() > 1) {
+        what = "weight " + w.dump() +
+               " is not a router probability in [0, 1]";
+        return false;
+      }
       rec.weights.push_back(w.get<double>());
     }
   }
@@ -194,8 +199,13 @@ lina::parseRoutingTrace(std::istream &in, const std::string &origin,
     route.token = key.second;
     route.experts.resize(trace.numLayers);
     route.weights.resize(trace.numLayers);
+    bool complete = true;
     for (int l = 0; l < trace.numLayers; ++l) {
       auto it = layers.find(l);
+      if (it == layers.end() && options.skipIncomplete) {
+        complete = false;
+        break;
+      }
       if (it == layers.end()) {
         error = origin + ":" + std::to_string(layers.begin()->second.line) +
                 ": request " + std::to_string(key.first) + " token " +
@@ -207,7 +217,16 @@ lina::parseRoutingTrace(std::istream &in, const std::string &origin,
       route.experts[l] = std::move(it->second.rec.experts);
       route.weights[l] = std::move(it->second.rec.weights);
     }
+    if (!complete) {
+      ++trace.droppedTokens;
+      continue;
+    }
     trace.tokens.push_back(std::move(route));
+  }
+  if (trace.tokens.empty()) {
+    error = origin + ": no token has a record for every layer 0.." +
+            std::to_string(trace.numLayers - 1);
+    return std::nullopt;
   }
   return trace;
 }

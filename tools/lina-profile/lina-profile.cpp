@@ -14,8 +14,17 @@
 //   Writes a synthetic trace with Zipf-skewed popularity and inter-layer
 //   stickiness, for tests and benchmarks.
 //
+// lina-profile --serve TRACE.jsonl --profile PROFILE.json --model M
+//              --cluster FILE --devices N --batch B [--slots C] ...
+//   Replays batches of the trace through the placement policies (static,
+//   EPLB-like, lina, oracle) and prints latency percentiles from the cost
+//   model (docs/INFERENCE.md).
+//
 //===----------------------------------------------------------------------===//
 
+#include "Serve.h"
+
+#include "lina/Analysis/CostModel.h"
 #include "lina/Analysis/Profile.h"
 #include "lina/Analysis/RoutingTrace.h"
 
@@ -56,6 +65,26 @@ const char *kUsage =
     "                           (synthesize, default 1): same M, different X "
     "gives\n"
     "                           training and evaluation splits of one model\n"
+    "  --smoothing A            interpolated backoff: a path seen c times "
+    "weighs\n"
+    "                           c / (c + A) against its shorter suffix "
+    "(default 4; 0: plain backoff)\n"
+    "  --holdout F              profile the first 1-F of the requests, report "
+    "held-out\n"
+    "                           top-1 accuracy and load-estimate error on the "
+    "rest\n"
+    "  --holdout-batch B        tokens per batch for the load-estimate error "
+    "(default 8)\n"
+    "  --skip-incomplete        drop tokens that miss a layer (else an "
+    "error)\n"
+    "  --serve                  replay the trace through the placement "
+    "policies:\n"
+    "     --profile P --model mixtral-8x7b|olmoe-1b-7b --cluster FILE "
+    "--devices N\n"
+    "     --batch B [--slots C] [--replica-budget R] [--batches K] "
+    "[--window W]\n"
+    "     [--context T] [--prefill] [--policies static,eplb,lina,oracle] "
+    "[--seed X]\n"
     "  -o FILE                  output file\n"
     "  --quiet                  no summary on stdout\n";
 
@@ -107,11 +136,141 @@ void printSummary(const Profile &p) {
                 l, hot, pop[hot], pop[hot] * p.numExperts, paths);
   }
 }
+
+/// Splits the trace by request: the first (1 - fraction) of the distinct
+/// requests (in request order) to `train`, the rest to `held`.
+bool splitHoldout(const RoutingTrace &trace, double fraction,
+                  RoutingTrace &train, RoutingTrace &held, std::string &error) {
+  std::vector<int64_t> requests;
+  for (const TokenRoute &t : trace.tokens)
+    if (requests.empty() || requests.back() != t.request)
+      requests.push_back(t.request);
+  size_t keep = static_cast<size_t>(
+      std::floor(static_cast<double>(requests.size()) * (1 - fraction)));
+  if (keep < 1 || keep >= requests.size()) {
+    error = "--holdout " + std::to_string(fraction) + " leaves no request on "
+            "one side of the split (the trace has " +
+            std::to_string(requests.size()) + " requests)";
+    return false;
+  }
+  int64_t firstHeld = requests[keep];
+  train = held = trace;
+  train.tokens.clear();
+  held.tokens.clear();
+  for (const TokenRoute &t : trace.tokens)
+    (t.request < firstHeld ? train : held).tokens.push_back(t);
+  return true;
+}
+
+/// Held-out quality of the profile against the popularity alone: top-1
+/// accuracy (layers >= 1) and the load-estimate error sum_e |est - true| /
+/// total per batch of `batch` consecutive held-out tokens and layer.
+void reportHoldout(const Profile &p, const RoutingTrace &held, int batch) {
+  const int L = p.numLayers, E = p.numExperts;
+  Profile popularityOnly = p;
+  popularityOnly.pathLength = 0;
+  double hits = 0, baseHits = 0, predictions = 0;
+  double error = 0, baseError = 0, samples = 0;
+  std::vector<int> history(L);
+  for (size_t start = 0; start < held.tokens.size(); start += batch) {
+    size_t end = std::min(held.tokens.size(), start + batch);
+    for (int l = 0; l < L; ++l) {
+      std::vector<double> est(E, 0.0), base(E, 0.0), truth(E, 0.0);
+      for (size_t t = start; t < end; ++t) {
+        const TokenRoute &route = held.tokens[t];
+        for (int j = 0; j < l; ++j)
+          history[j] = route.top1(j);
+        p.addExpectedLoad(l, history.data(), est.data());
+        popularityOnly.addExpectedLoad(l, history.data(), base.data());
+        for (int e : route.experts[l])
+          truth[e] += 1;
+        if (l >= 1) {
+          predictions += 1;
+          hits += p.predictTop1(l, history.data()) == route.top1(l);
+          baseHits += popularityOnly.predictTop1(l, history.data()) ==
+                      route.top1(l);
+        }
+      }
+      double total = 0, e1 = 0, e0 = 0;
+      for (int e = 0; e < E; ++e) {
+        total += truth[e];
+        e1 += std::fabs(est[e] - truth[e]);
+        e0 += std::fabs(base[e] - truth[e]);
+      }
+      if (total > 0) {
+        error += e1 / total;
+        baseError += e0 / total;
+        samples += 1;
+      }
+    }
+  }
+  std::printf("holdout: %zu tokens, top1_accuracy %.4f (popularity only "
+              "%.4f), load_error %.4f (popularity only %.4f) in batches of "
+              "%d\n",
+              held.tokens.size(), predictions > 0 ? hits / predictions : 0.0,
+              predictions > 0 ? baseHits / predictions : 0.0,
+              samples > 0 ? error / samples : 0.0,
+              samples > 0 ? baseError / samples : 0.0, batch);
+}
+
+int runServeMode(const std::string &input, const std::string &profilePath,
+                 const std::string &modelName, const std::string &clusterPath,
+                 const std::string &policyList, long long layers,
+                 long long experts, bool skipIncomplete,
+                 serve::ServeOptions so, const std::string &synthFlag) {
+  if (!synthFlag.empty())
+    return fail(synthFlag + " is not meaningful with --serve");
+  if (input.empty() || profilePath.empty() || modelName.empty() ||
+      clusterPath.empty() || so.devices == 0 || so.batch == 0)
+    return fail("--serve needs a trace, --profile, --model, --cluster, "
+                "--devices and --batch");
+  std::string error;
+  std::optional<serve::ModelShape> model = serve::modelShape(modelName);
+  if (!model)
+    return fail("unknown --model '" + modelName +
+                "' (known: mixtral-8x7b, olmoe-1b-7b)");
+  std::optional<ClusterSpec> cluster = ClusterSpec::fromFile(clusterPath, error);
+  if (!cluster)
+    return fail(error);
+  size_t pos = 0;
+  while (pos <= policyList.size()) {
+    size_t comma = policyList.find(',', pos);
+    if (comma == std::string::npos)
+      comma = policyList.size();
+    std::string name = policyList.substr(pos, comma - pos);
+    std::optional<PlacementPolicy> policy = parsePlacementPolicy(name);
+    if (!policy)
+      return fail("unknown policy '" + name + "' in --policies (known: "
+                  "static, eplb, lina, oracle)");
+    so.policies.push_back(*policy);
+    pos = comma + 1;
+  }
+  TraceParseOptions parse;
+  parse.numExperts = static_cast<int>(experts);
+  parse.numLayers = static_cast<int>(layers);
+  parse.skipIncomplete = skipIncomplete;
+  std::optional<RoutingTrace> trace = readRoutingTrace(input, parse, error);
+  if (!trace)
+    return fail(error);
+  std::optional<Profile> profile = Profile::fromFile(profilePath, error);
+  if (!profile)
+    return fail(error);
+  if (!serve::runServe(*trace, *profile, *model, *cluster, so, error))
+    return fail(error);
+  return 0;
+}
 } // namespace
 
 int main(int argc, char **argv) {
   std::string input, output, error;
-  bool synthesize = false, quiet = false;
+  bool synthesize = false, quiet = false, serveMode = false,
+       skipIncomplete = false;
+  double smoothing = 4, holdout = 0;
+  long long holdoutBatch = 8;
+  std::string profilePath, modelName, clusterPath, policyList =
+      "static,eplb,lina,oracle";
+  serve::ServeOptions so;
+  std::vector<std::string> serveOnly;
   bool haveLayers = false, haveExperts = false, haveTopK = false,
        haveRequests = false, haveTokens = false;
   long long pathLength = 3, layers = 0, experts = 0;
@@ -133,8 +292,76 @@ int main(int argc, char **argv) {
       std::printf("%s", kUsage);
       return 0;
     }
+    auto serveInt = [&](long long lo, long long &out) {
+      serveOnly.push_back(a);
+      return value(v) && parseInt(a, v, lo, out, error);
+    };
     if (a == "--synthesize") {
       synthesize = true;
+    } else if (a == "--serve") {
+      serveMode = true;
+    } else if (a == "--prefill") {
+      serveOnly.push_back(a);
+      so.prefill = true;
+    } else if (a == "--skip-incomplete") {
+      skipIncomplete = true;
+    } else if (a == "--smoothing") {
+      if (!value(v) || !parseReal(a, v, smoothing, error))
+        return fail(error);
+      if (smoothing < 0 || smoothing > 1e9)
+        return fail("--smoothing must be in [0, 1e9], got " + v);
+    } else if (a == "--holdout") {
+      if (!value(v) || !parseReal(a, v, holdout, error))
+        return fail(error);
+      if (!(holdout > 0 && holdout < 1))
+        return fail("--holdout must be a fraction in (0, 1), got " + v);
+    } else if (a == "--holdout-batch") {
+      if (!value(v) || !parseInt(a, v, 1, holdoutBatch, error))
+        return fail(error);
+    } else if (a == "--profile") {
+      serveOnly.push_back(a);
+      if (!value(profilePath))
+        return fail(error);
+    } else if (a == "--model") {
+      serveOnly.push_back(a);
+      if (!value(modelName))
+        return fail(error);
+    } else if (a == "--cluster") {
+      serveOnly.push_back(a);
+      if (!value(clusterPath))
+        return fail(error);
+    } else if (a == "--policies") {
+      serveOnly.push_back(a);
+      if (!value(policyList))
+        return fail(error);
+    } else if (a == "--devices") {
+      if (!serveInt(1, n))
+        return fail(error);
+      so.devices = static_cast<int>(n);
+    } else if (a == "--slots") {
+      if (!serveInt(1, n))
+        return fail(error);
+      so.slots = static_cast<int>(n);
+    } else if (a == "--replica-budget") {
+      if (!serveInt(0, n))
+        return fail(error);
+      so.replicaBudget = static_cast<int>(n);
+    } else if (a == "--batch") {
+      if (!serveInt(1, n))
+        return fail(error);
+      so.batch = static_cast<int>(n);
+    } else if (a == "--batches") {
+      if (!serveInt(1, n))
+        return fail(error);
+      so.batches = static_cast<int>(n);
+    } else if (a == "--window") {
+      if (!serveInt(1, n))
+        return fail(error);
+      so.window = static_cast<int>(n);
+    } else if (a == "--context") {
+      if (!serveInt(0, n))
+        return fail(error);
+      so.context = n;
     } else if (a == "--quiet") {
       quiet = true;
     } else if (a == "-o") {
@@ -196,7 +423,18 @@ int main(int argc, char **argv) {
                   "')");
     }
   }
-  if (output.empty())
+  if (serveMode) {
+    // --seed also draws the batches of --serve.
+    auto other = std::find_if(synthOnly.begin(), synthOnly.end(),
+                              [](const std::string &f) { return f != "--seed"; });
+    so.seed = syn.seed;
+    return runServeMode(input, profilePath, modelName, clusterPath,
+                        policyList, layers, experts, skipIncomplete, so,
+                        other == synthOnly.end() ? "" : *other);
+  }
+  if (!serveOnly.empty())
+    return fail(serveOnly.front() + " is only meaningful with --serve");
+  if (output.empty() && holdout == 0)
     return fail("no output file given (-o FILE)\n" + std::string(kUsage));
 
   if (synthesize) {
@@ -229,16 +467,29 @@ int main(int argc, char **argv) {
   TraceParseOptions parse;
   parse.numExperts = static_cast<int>(experts);
   parse.numLayers = static_cast<int>(layers);
+  parse.skipIncomplete = skipIncomplete;
   std::optional<RoutingTrace> trace = readRoutingTrace(input, parse, error);
   if (!trace)
     return fail(error);
+  if (trace->droppedTokens > 0 && !quiet)
+    std::printf("trace: dropped %lld tokens that miss a layer, kept %zu\n",
+                static_cast<long long>(trace->droppedTokens),
+                trace->tokens.size());
+  RoutingTrace train = *trace, held;
+  if (holdout > 0) {
+    if (!splitHoldout(*trace, holdout, train, held, error))
+      return fail(error);
+  }
   std::optional<Profile> profile =
-      Profile::build(*trace, static_cast<int>(pathLength), error);
+      Profile::build(train, static_cast<int>(pathLength), error);
   if (!profile)
     return fail(error);
-  if (!profile->writeFile(output, error))
+  profile->smoothing = smoothing;
+  if (!output.empty() && !profile->writeFile(output, error))
     return fail(error);
   if (!quiet)
     printSummary(*profile);
+  if (holdout > 0)
+    reportHoldout(*profile, held, static_cast<int>(holdoutBatch));
   return 0;
 }

@@ -24,6 +24,9 @@
 #ifndef LINA_ANALYSIS_PLACEMENT_H
 #define LINA_ANALYSIS_PLACEMENT_H
 
+#include "lina/Analysis/CostModel.h"
+
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +84,174 @@ std::optional<LayerPlacement> staticPlacement(int numExperts, int numDevices,
 std::optional<LayerPlacement> linaPlacement(const std::vector<double> &loads,
                                             int numDevices, int slotsPerDevice,
                                             std::string &error);
+
+//===----------------------------------------------------------------------===//
+// Serving: replicas from long-run popularity, whole-row token balancing and
+// cost-aware weight moves (docs/INFERENCE.md, "Cost-aware placement").
+//===----------------------------------------------------------------------===//
+
+/// Redundant-expert placement (the shape of DeepSeek-V3's EPLB): every
+/// expert keeps its static home replica; up to `replicaBudget` extra
+/// replicas (negative: every spare slot) go to the experts with the largest
+/// load per replica while that exceeds the mean load per slot, each on the
+/// least loaded device with a free slot that does not host the expert; the
+/// shares of replicated experts are water-filled. Unlike linaPlacement no
+/// replica is ever dropped, so routing every token to its expert's home is
+/// always possible: the static assignment stays feasible.
+std::optional<LayerPlacement> redundantPlacement(const std::vector<double> &loads,
+                                                 int numDevices,
+                                                 int slotsPerDevice,
+                                                 int replicaBudget,
+                                                 std::string &error);
+
+/// Whole rows of one batch and layer on the replicas of a placement.
+struct RowAssignment {
+  /// rows[e][i]: rows of expert e served by replicas[e][i].
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<int64_t> deviceRows; ///< per device
+  int64_t maxRows() const;
+  double meanRows() const;
+};
+
+/// Splits each expert's rows over its replicas in proportion to the shares
+/// (largest remainder, ties to the lower replica index): a fixed split that
+/// ignores the batch, as a periodic redundant-expert scheme does.
+RowAssignment splitByShares(const LayerPlacement &p,
+                            const std::vector<int64_t> &rows);
+
+/// All of each expert's rows on its home device (static expert
+/// parallelism, device e / ceil(E/N)); nullopt when an expert has no
+/// replica there.
+std::optional<RowAssignment> homeRows(const LayerPlacement &p,
+                                      const std::vector<int64_t> &rows);
+
+/// The whole-row assignment over the existing replicas that minimises the
+/// largest device's rows (exact: binary search on the bound with an
+/// integral max-flow per step). Moves no weights.
+RowAssignment balanceRows(const LayerPlacement &p,
+                          const std::vector<int64_t> &rows);
+
+/// What one expert costs, per row and per replica, for the latency model.
+struct ExpertCost {
+  double weightBytes = 0; ///< one expert's weights (read once per batch)
+  double flopsPerRow = 0; ///< FFN FLOPs of one row
+  double bytesPerRow = 0; ///< FFN activation traffic of one row
+  double rowBytes = 0;    ///< bytes of one row on the network
+  double denseSeconds = 0; ///< the layer's dense block (moves overlap it)
+  double moveBandwidth = 0; ///< bytes/s of a device-to-device weight move
+  double moveLatency = 0;   ///< s per move
+};
+
+/// Latency of one MoE layer for one batch: the dense block, the dispatch
+/// and combine all-to-alls (each device sends and receives the rows it
+/// serves), the slowest device's experts (roofline per hosted expert with
+/// rows: weights read once, FLOPs per row) and the exposed weight moves.
+struct LayerTime {
+  double dense = 0, allToAll = 0, experts = 0, moves = 0;
+  double total() const { return dense + allToAll + experts + moves; }
+};
+
+/// The all-to-all and expert parts of LayerTime for `rows` on `p`.
+LayerTime layerTime(const CostModel &model, const ExpertCost &cost,
+                    const LayerPlacement &p, const RowAssignment &rows);
+
+enum class PlacementPolicy {
+  Static,   ///< expert parallelism, never moves
+  EplbLike, ///< redundant experts re-planned every window, fixed shares
+  Lina,     ///< redundant experts + per-batch row balancing + paid moves
+  Oracle,   ///< the best placement of each batch's true rows, moves free
+};
+
+const char *toString(PlacementPolicy policy);
+std::optional<PlacementPolicy> parsePlacementPolicy(const std::string &name);
+
+struct PlannerOptions {
+  PlacementPolicy policy = PlacementPolicy::Lina;
+  int numExperts = 0;
+  int numDevices = 0;
+  int slotsPerDevice = 0;
+  int replicaBudget = -1; ///< extra replicas; negative: every spare slot
+  int window = 16;        ///< batches between re-plans (EPLB-like, lina)
+  bool phase2 = true;     ///< lina: paid moves after the gate
+  /// Expected rows per batch (lina: the initial table is chosen for it;
+  /// 0: unknown, the full replica budget).
+  double batchRows = 0;
+};
+
+/// What serving one batch through one layer cost.
+struct BatchOutcome {
+  LayerTime time;
+  int64_t maxRows = 0;
+  double meanRows = 0;
+  double bytesMoved = 0;  ///< weights moved for this batch (any phase)
+  bool phase2 = false;    ///< lina moved weights after the gate
+  bool predictiveMove = false; ///< lina moved weights before the gate
+};
+
+/// One MoE layer's placement over a stream of batches under a policy.
+///  - Re-plans (EPLB-like, lina) every `window` batches from the long-run
+///    popularity (the prior, then every row served) with
+///    redundantPlacement (lina: with the replica budget, or a half, a
+///    quarter or none of it, or no change, whichever the latency model
+///    finds fastest for a mean batch); the new replicas' weights are copied in the
+///    background, at most denseSeconds x moveBandwidth bytes per batch
+///    (hidden behind the dense block), and serve once complete; replicas
+///    no longer planned stop serving at once. Home replicas never move.
+///  - Per batch, EPLB-like splits rows by the shares; lina takes the better
+///    (by the latency model) of the whole-row balance over the replicas
+///    and the static home assignment, so a batch is never slower than
+///    under static expert parallelism.
+///  - Phase 1 (lina, with predicted loads): when no copy is under way, one
+///    replica of the expert predicted hottest per replica is started on the
+///    device predicted least loaded, only if its copy fits behind this
+///    batch's dense block (no exposed cost).
+///  - Phase 2 (lina, after the gate): single replica moves, evaluated on
+///    the true rows, are made (on the critical path) only while the expert
+///    time they save exceeds their transfer time.
+///  - Oracle: the best of linaPlacement and redundantPlacement of the true
+///    rows each batch, moves free (a bound, not a policy).
+class LayerPlanner {
+public:
+  static std::optional<LayerPlanner>
+  create(const PlannerOptions &options, const CostModel &model,
+         const ExpertCost &cost, const std::vector<double> &prior,
+         std::string &error);
+
+  /// Serves one batch: rows[e] = rows routed to expert e. `predicted`
+  /// (optional, lina phase 1) = the expected rows per expert.
+  BatchOutcome serve(const std::vector<int64_t> &rows,
+                     const std::vector<double> *predicted = nullptr);
+
+  const LayerPlacement &placement() const { return current; }
+
+private:
+  LayerPlanner(const PlannerOptions &o, const CostModel &m,
+               const ExpertCost &c)
+      : options(o), model(&m), cost(c) {}
+  void replan();
+  /// Of `plan` (the re-plan with the full replica budget) and the re-plans
+  /// with half, a quarter of and none of it, the fastest for a mean batch,
+  /// if faster than the current placement.
+  std::optional<LayerPlacement> cheapest(const LayerPlacement &plan) const;
+  double backgroundCopy(double budgetBytes);
+  RowAssignment route(const LayerPlacement &p,
+                      const std::vector<int64_t> &rows) const;
+  double moveSeconds(double bytes, int moves) const;
+
+  PlannerOptions options;
+  const CostModel *model;
+  ExpertCost cost;
+  LayerPlacement current, home;
+  std::vector<double> popularity; ///< long-run rows per expert
+  struct Pending {
+    int expert = 0, device = 0;
+    double bytesLeft = 0;
+  };
+  std::vector<Pending> pending; ///< background copies, in order
+  LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
+  int64_t served = 0;
+  double meanBatchRows = 0; ///< rows per batch, running mean
+};
 
 } // namespace lina
 

@@ -47,6 +47,11 @@ public:
   int topK = 0;
   int pathLength = 0;
   int64_t numTokens = 0;
+  /// Interpolated backoff (0: plain backoff to the longest seen path). A
+  /// path seen c times contributes c / (c + smoothing) of the prediction,
+  /// the next shorter path (in the end the popularity) the rest, so that
+  /// rare long paths do not overfit.
+  double smoothing = 0;
   /// popularity[layer][expert]: share of the layer's assignments.
   std::vector<std::vector<double>> popularity;
   /// transitions[layer]: path (top-1 experts of the m previous layers,
@@ -77,12 +82,19 @@ public:
   const PathStats *lookup(int layer, const int *history,
                           int *usedLength = nullptr) const;
 
+  /// The predicted distribution of the token's assignments at `layer`
+  /// (sums to 1): the popularity, refined by every seen suffix of the
+  /// history from the shortest to the longest, each weighted by
+  /// count / (count + smoothing).
+  void predict(int layer, const int *history, double *dist) const;
+
   /// Adds the token's expected assignments at `layer` (topK times the
   /// predicted distribution) to loads[0 .. numExperts-1].
   void addExpectedLoad(int layer, const int *history, double *loads) const;
 
-  /// The predicted top-1 expert at `layer` (see lookup; without a path, the
-  /// most popular expert of the layer).
+  /// The predicted top-1 expert at `layer`: the top-1 of the longest seen
+  /// suffix followed by at least `smoothing` tokens (without one, the most
+  /// popular expert of the layer).
   int predictTop1(int layer, const int *history) const;
 };
 

@@ -44,6 +44,8 @@ struct RoutingTrace {
   int numExperts = 0; ///< given by the caller, or the largest id + 1
   int topK = 0;
   std::vector<TokenRoute> tokens;
+  /// Tokens dropped because they lacked a layer (skipIncomplete only).
+  int64_t droppedTokens = 0;
 };
 
 struct TraceParseOptions {
@@ -52,6 +54,9 @@ struct TraceParseOptions {
   int numExperts = 0;
   /// Number of MoE layers; 0: the largest layer seen + 1.
   int numLayers = 0;
+  /// Drop tokens that miss a layer (counted in droppedTokens) instead of
+  /// rejecting the trace. A trace left with no token is still an error.
+  bool skipIncomplete = false;
 };
 
 /// Parses a JSONL trace. On error returns nullopt and sets `error` to a

@@ -397,12 +397,19 @@ void Executor::runMoe(int l, RunStats &stats) {
   comm.waitTransfers("moving expert weights (phase 1)");
   staging.clear();
 
-  // Phase 2: re-balance when the measured maximum device load deviates
-  // from the estimate by more than the threshold.
+  // Whole rows: the per-expert counts of every rank.
+  std::vector<int64_t> rows(E, 0);
+  for (int e = 0; e < E; ++e)
+    rows[e] = static_cast<int64_t>(loads[e]);
+
+  // Phase 2: re-balance when the busiest device's real rows (balanced over
+  // the replicas in place, whole rows) deviate from the estimate by more
+  // than the threshold.
   if (mode == PlacementMode::Lina && total > 0) {
     double expected = profile ? current[l].maxDeviceLoad(estimate[l])
                               : total / N;
-    double measured = current[l].maxDeviceLoad(loads);
+    double measured =
+        static_cast<double>(lina::balanceRows(current[l], rows).maxRows());
     if (expected > 0 &&
         std::fabs(measured - expected) > o.phase2Threshold * expected) {
       std::string error;
@@ -417,23 +424,23 @@ void Executor::runMoe(int l, RunStats &stats) {
     }
   }
   stats.layerBatches += 1;
-  if (total > 0)
-    stats.imbalance += current[l].maxDeviceLoad(loads) / (total / N);
   const LayerPlacement &place = current[l];
 
-  // Each assignment's replica: expert e's assignments are numbered
-  // globally (rank by rank, then in token order); replica i serves the
-  // numbers in [round(S_{i-1} n_e), round(S_i n_e)), S_i the cumulative
-  // share.
+  // Each assignment's replica: the rows of every expert are balanced over
+  // its replicas in whole rows (balanceRows: the smallest possible busiest
+  // device, no weight moves); expert e's assignments are numbered globally
+  // (rank by rank, then in token order) and replica i serves the numbers
+  // in [R_{i-1}, R_i), R_i the cumulative rows of replicas 0..i.
+  lina::RowAssignment split = mode == PlacementMode::Static
+                                  ? lina::splitByShares(place, rows)
+                                  : lina::balanceRows(place, rows);
+  if (total > 0)
+    stats.imbalance += static_cast<double>(split.maxRows()) / split.meanRows();
   std::vector<std::vector<int64_t>> bounds(E);
   for (int e = 0; e < E; ++e) {
-    double cum = 0;
-    for (size_t i = 0; i < place.replicas[e].size(); ++i) {
-      cum += place.replicas[e][i].share;
-      bounds[e].push_back(i + 1 == place.replicas[e].size()
-                              ? static_cast<int64_t>(loads[e])
-                              : std::llround(cum * loads[e]));
-    }
+    int64_t cum = 0;
+    for (size_t i = 0; i < place.replicas[e].size(); ++i)
+      bounds[e].push_back(cum += split.rows[e][i]);
   }
   std::vector<int64_t> next(E, 0);
   for (int r = 0; r < me; ++r)

@@ -51,6 +51,44 @@ static std::optional<int64_t> parsePositive(Operation *op, StringRef name,
 }
 
 namespace {
+/// Where the IR places a gate's experts: the all_to_all that carries the
+/// gate's dispatch buffers to the experts (its group is the
+/// expert-parallel group) and the experts per device of the expert_ffn
+/// that consumes the exchange (its weights' leading dimension).
+struct IrGrid {
+  AllToAllOp exchange;
+  int64_t devices = 0;
+  ExpertFfnOp ffn;
+  int64_t expertsPerDevice = 0;
+};
+
+/// Follows gate -> dispatch -> all_to_all (-> expert_ffn); nullopt when the
+/// gate's experts are not exchanged in this function (nothing to check).
+std::optional<IrGrid> findIrGrid(GateOp gate) {
+  for (Operation *user : gate->getResult(0).getUsers()) {
+    auto dispatch = dyn_cast<DispatchOp>(user);
+    if (!dispatch)
+      continue;
+    for (Operation *next : dispatch->getUsers()) {
+      auto exchange = dyn_cast<AllToAllOp>(next);
+      if (!exchange)
+        continue;
+      IrGrid grid;
+      grid.exchange = exchange;
+      grid.devices = exchange.getGroupSize();
+      for (Operation *consumer : exchange->getUsers())
+        if (auto ffn = dyn_cast<ExpertFfnOp>(consumer)) {
+          grid.ffn = ffn;
+          grid.expertsPerDevice =
+              cast<RankedTensorType>(ffn.getW1().getType()).getDimSize(0);
+          break;
+        }
+      return grid;
+    }
+  }
+  return std::nullopt;
+}
+
 struct BuildPlacementPass
     : public mlir::lina::impl::LinaBuildPlacementPassBase<BuildPlacementPass> {
   using LinaBuildPlacementPassBase::LinaBuildPlacementPassBase;
@@ -115,6 +153,33 @@ struct BuildPlacementPass
                          << profile->topK << " but this gate has top_k = "
                          << gate.getTopK();
         return signalPassFailure();
+      }
+      if (std::optional<IrGrid> grid = findIrGrid(gate)) {
+        if (grid->devices != *numDevices) {
+          InFlightDiagnostic diag = gate.emitError();
+          diag << "lina-build-placement: devices=" << *numDevices
+               << " disagrees with the IR: MoE layer " << layer
+               << " exchanges its experts over " << grid->devices
+               << " devices (the group of its lina.all_to_all); pass "
+                  "devices="
+               << grid->devices;
+          diag.attachNote(grid->exchange.getLoc())
+              << "the expert exchange, over a group of " << grid->devices
+              << " devices";
+          return signalPassFailure();
+        }
+        if (slots && grid->ffn && *slots < grid->expertsPerDevice) {
+          InFlightDiagnostic diag = gate.emitError();
+          diag << "lina-build-placement: experts-per-device=" << *slots
+               << " disagrees with the IR: MoE layer " << layer
+               << " holds " << grid->expertsPerDevice
+               << " experts on each device (the lina.expert_ffn weights); "
+                  "experts-per-device counts expert slots, at least "
+               << grid->expertsPerDevice;
+          diag.attachNote(grid->ffn.getLoc())
+              << "the experts of one device: " << grid->expertsPerDevice;
+          return signalPassFailure();
+        }
       }
       int64_t perDevice =
           slots ? *slots : (experts + *numDevices - 1) / *numDevices;
