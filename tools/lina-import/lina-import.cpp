@@ -5,9 +5,11 @@
 // `lina-import CONFIG.json --ep E --dp D --micro-batch B --seq S
 //  --mode train|infer` reads a Hugging Face style MoE model configuration
 // and prints the lina IR of one training step (forward, backward, gradient
-// all-reduce) or one inference pass on one rank of a [D, E] device grid.
-// docs/IMPORT.md documents the flags, the accepted config fields and the
-// modelling.
+// all-reduce) or one inference pass on one rank of a [D, E] device grid;
+// with --summary, the model's parameters, FLOPs per token, all_to_all and
+// gradient bytes on that grid instead. Every flag and config number is
+// range-checked before anything is sized. docs/IMPORT.md documents the
+// flags, the accepted config fields and the modelling.
 //
 //===----------------------------------------------------------------------===//
 
