@@ -25,8 +25,8 @@
 #      equal FLOPs and dispatch+combine / memcpy bandwidth; the table also
 #      goes to $BUILD/gpu_kernels.txt;
 #   6. with 2+ GPUs: the 2-rank plan over NCCL under mpirun against the cpu
-#      backend, both policies, and a rank stuck in a collective must end
-#      the job within the watchdog timeout with a message naming the rank.
+#      backend, both policies, and a rank left waiting for a peer that has
+#      gone must end the job within the watchdog timeout, naming the rank.
 # Exits non-zero if any step fails.
 #===------------------------------------------------------------------------===#
 set -euo pipefail
@@ -138,10 +138,12 @@ if [ "$NGPU" -ge 2 ] && command -v mpirun >/dev/null 2>&1; then
     mpirun -np 2 "$BUILD/bin/lina-run" "$PLANS/moe_train_2rank.json" \
       --backend cuda --steps 20 --warmup 3 --policy "$policy" --quiet --timeout 60
   done
-  step "2-rank: a rank stuck in a collective ends the job, naming the rank"
-  # Rank 1 runs one step more than rank 0: its all_to_all never completes.
-  # Its watchdog must abort the communicators and the job (MPI_Abort) with
-  # a message naming the rank and op, instead of hanging.
+  step "2-rank: a rank left waiting for a peer ends the job, naming the rank"
+  # Rank 1 runs one step more than rank 0, which finalizes its
+  # communicators and leaves: rank 1 waits for a peer that is gone (at the
+  # step barrier or in a collective). The watchdog must end the job
+  # (communicators aborted, MPI_Abort) with a message naming the rank,
+  # and rank 0's bounded finalize must not hang either.
   T0=$SECONDS
   set +e
   timeout 120 mpirun -np 1 "$BUILD/bin/lina-run" "$PLANS/moe_train_2rank.json" \
