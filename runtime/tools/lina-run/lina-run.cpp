@@ -4,9 +4,12 @@
 //
 // lina-run PLAN [--backend cpu|cuda] [--steps N] [--warmup W] [--policy lina|fifo]
 //          [--credit-bytes B] [--trace out.json] [--check [--baseline PLAN2]]
-//          [--baseline-backend B] [--seed S] [--timeout SEC] [--dump] [--quiet]
+//          [--baseline-backend B] [--no-pin-routing] [--seed S] [--timeout SEC]
+//          [--dump] [--quiet]
 //
-// Launched with `mpirun -np R`, R equal to the plan's world size.
+// Launched with `mpirun -np R`, R equal to the plan's world size. Before
+// running, the ranks agree on the plan (hash), the flags and the world size,
+// and check that the plan's buffers fit in memory (docs/RUNTIME.md).
 //
 //===----------------------------------------------------------------------===//
 
