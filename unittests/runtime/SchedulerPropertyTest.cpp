@@ -158,8 +158,9 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
       if (rq == Queue::Low)
         lowBytes += plan.collectiveBytes(plan.ops[r]);
     }
-    if (q == Queue::Compute)
+    if (q == Queue::Compute) {
       EXPECT_FALSE(computeRunning) << "two compute ops at once";
+    }
     if (q == Queue::Low) {
       if (highRunning)
         ++*lowBesideHigh;
@@ -171,9 +172,10 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
         EXPECT_FALSE(holdRunning) << "low op " << e.op << " beside hold_low compute";
         const auto &compute = order[Queue::Compute];
         size_t ci = nextInQueue[Queue::Compute];
-        if (ci < compute.size())
+        if (ci < compute.size()) {
           EXPECT_FALSE(plan.ops[compute[ci]].holdLow)
               << "low op " << e.op << " while hold_low op " << compute[ci] << " is next";
+        }
         const auto &high = order[Queue::High];
         size_t hi = nextInQueue[Queue::High];
         if (hi < high.size()) {
@@ -183,8 +185,9 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
           EXPECT_FALSE(ready) << "low op " << e.op << " while high op "
                               << high[hi] << " is ready";
         }
-        if (credit > 0 && lowBytes > 0)
+        if (credit > 0 && lowBytes > 0) {
           EXPECT_LE(lowBytes + plan.collectiveBytes(op), credit);
+        }
       }
     }
     started[e.op] = 1;

@@ -136,8 +136,9 @@ TEST(Scheduler, EachQueueRunsOneCollectiveAtATime) {
     StepStats s = sched.run(backend);
     for (int a : {2, 3, 4, 5})
       for (int b : {2, 3, 4, 5})
-        if (a < b)
+        if (a < b) {
           EXPECT_LE(intervalOf(s, a).end, intervalOf(s, b).start);
+        }
   }
 }
 

@@ -1,0 +1,5 @@
+lina.grid @g shape = [4] groups = {ep = array<i64: 0>}
+func.func @a2a_rank(%x: tensor<8x4xf32>) -> tensor<2x4x4xf32> {
+  %0 = lina.all_to_all %x group = #lina.group<@g, "ep"> split_axis = 0 concat_axis = 1 : tensor<8x4xf32> -> tensor<2x4x4xf32>
+  return %0 : tensor<2x4x4xf32>
+}

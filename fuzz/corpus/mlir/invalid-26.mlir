@@ -1,0 +1,5 @@
+lina.grid @g shape = [4] groups = {dp = array<i64: 0>}
+func.func @partition_fit(%x: tensor<64xf32>) -> tensor<64xf32> {
+  %0 = lina.all_reduce %x group = #lina.group<@g, "dp"> reduction = sum {partition = #lina.partition<index = 3, count = 4, offset = 200, original = 256>} : tensor<64xf32>
+  return %0 : tensor<64xf32>
+}

@@ -1,0 +1,4 @@
+func.func @gate_capacity_factor(%x: tensor<8x4xf32>, %w: tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>) {
+  %ids, %gw = lina.gate %x, %w experts = 2 top_k = 1 capacity_factor = 0.0 : (tensor<8x4xf32>, tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>)
+  return %ids, %gw : tensor<8x1xi32>, tensor<8x1xf32>
+}
