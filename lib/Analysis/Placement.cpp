@@ -820,15 +820,21 @@ void LayerPlanner::replan() {
 }
 
 double LayerPlanner::backgroundCopy(double budget) {
+  // Every destination device receives over its own link (or its share of
+  // the node's interface): copies to different devices proceed in
+  // parallel, each within `budget` bytes per batch, in pending order.
   double moved = 0;
-  while (!pending.empty() && budget > 0) {
-    Pending &p = pending.front();
-    double step = std::min(budget, p.bytesLeft);
+  std::vector<double> left(current.numDevices, budget);
+  for (size_t i = 0; i < pending.size();) {
+    Pending &p = pending[i];
+    double step = std::min(left[p.device], p.bytesLeft);
     p.bytesLeft -= step;
-    budget -= step;
+    left[p.device] -= step;
     moved += step;
-    if (p.bytesLeft > 0)
-      break;
+    if (p.bytesLeft > 0) {
+      ++i;
+      continue;
+    }
     if (!hosts(current, p.expert, p.device)) {
       // Free a slot from a replica the last re-plan dropped, if needed.
       const int E = current.numExperts();
@@ -840,7 +846,7 @@ double LayerPlanner::backgroundCopy(double budget) {
       if (slotsUsed(current, p.device) < current.slotsPerDevice)
         addReplica(current, p.expert, p.device);
     }
-    pending.erase(pending.begin());
+    pending.erase(pending.begin() + i);
   }
   // The split shares follow the re-plan's water-filling where the replica
   // set matches it, else an even split.
@@ -884,9 +890,14 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     std::vector<LayerPlacement> candidates{home};
     if (auto p = linaPlacement(loads, N, options.slotsPerDevice, error))
       candidates.push_back(*p);
-    if (auto p = redundantPlacement(loads, N, options.slotsPerDevice,
-                                    options.replicaBudget, error))
-      candidates.push_back(*p);
+    int spare = N * options.slotsPerDevice - E;
+    int full = options.replicaBudget >= 0
+                   ? std::min(options.replicaBudget, spare)
+                   : spare;
+    for (int budget : {full, full / 2, full / 4})
+      if (auto p = redundantPlacement(loads, N, options.slotsPerDevice,
+                                      budget, error))
+        candidates.push_back(*p);
     double best = 0;
     LayerPlacement chosen;
     for (const LayerPlacement &c : candidates) {
@@ -911,10 +922,14 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     const bool lina = options.policy == PlacementPolicy::Lina;
     if (served > 0 && served % options.window == 0)
       replan();
-    double budget = cost.denseSeconds * cost.moveBandwidth;
+    // Copies overlap compute, never the all-to-alls: a phase-1 copy must
+    // land before the experts run (the dense block), background copies
+    // also use the experts' time (the last batch's, as an estimate).
+    double phase1Budget = cost.denseSeconds * cost.moveBandwidth;
+    double budget = (cost.denseSeconds + lastExpertSeconds) * cost.moveBandwidth;
     // Phase 1: a predictive copy that fits behind the dense block.
     if (lina && predicted && pending.empty() && cost.weightBytes > 0 &&
-        cost.weightBytes <= budget) {
+        cost.weightBytes <= phase1Budget) {
       std::vector<int64_t> guess(E);
       for (int e = 0; e < E; ++e)
         guess[e] = static_cast<int64_t>(std::llround((*predicted)[e]));
@@ -1013,6 +1028,7 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
       out.bytesMoved += cost.weightBytes;
       out.phase2 = true;
     }
+    lastExpertSeconds = out.time.experts;
     // Long-run popularity: every row served.
     double total = 0;
     for (int64_t x : r)

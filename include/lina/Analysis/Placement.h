@@ -193,10 +193,11 @@ struct BatchOutcome {
 ///    popularity (the prior, then every row served) with
 ///    redundantPlacement (lina: with the replica budget, or a half, a
 ///    quarter or none of it, or no change, whichever the latency model
-///    finds fastest for a mean batch); the new replicas' weights are copied in the
-///    background, at most denseSeconds x moveBandwidth bytes per batch
-///    (hidden behind the dense block), and serve once complete; replicas
-///    no longer planned stop serving at once. Home replicas never move.
+///    finds fastest for a mean batch); the new replicas' weights are copied
+///    in the background while devices compute (the dense block and the
+///    last batch's expert time, never the all-to-alls) and serve once
+///    complete; a replica no longer planned serves until a finished copy
+///    needs its slot. Home replicas never move.
 ///  - Per batch, EPLB-like splits rows by the shares; lina takes the better
 ///    (by the latency model) of the whole-row balance over the replicas
 ///    and the static home assignment, so a batch is never slower than
@@ -208,8 +209,9 @@ struct BatchOutcome {
 ///  - Phase 2 (lina, after the gate): single replica moves, evaluated on
 ///    the true rows, are made (on the critical path) only while the expert
 ///    time they save exceeds their transfer time.
-///  - Oracle: the best of linaPlacement and redundantPlacement of the true
-///    rows each batch, moves free (a bound, not a policy).
+///  - Oracle: the fastest of static, linaPlacement and redundantPlacement
+///    (full, half and a quarter of the replica budget) for the true rows of
+///    each batch, moves free: a reference, not a policy and not a bound.
 class LayerPlanner {
 public:
   static std::optional<LayerPlanner>
@@ -251,6 +253,7 @@ private:
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
   double meanBatchRows = 0; ///< rows per batch, running mean
+  double lastExpertSeconds = 0; ///< the last batch's expert time
 };
 
 } // namespace lina
