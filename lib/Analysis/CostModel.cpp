@@ -278,7 +278,7 @@ ClusterSpec ClusterSpec::a100Ib100() {
   spec.name = "a100-ib100";
   spec.nodes = 4;
   spec.gpusPerNode = 8;
-  spec.intraNode = {2400 * kGbpsToBytes * 0.8, 3 * kUs};
+  spec.intraNode = {2400 * kGbpsToBytes * 0.7, 3 * kUs};
   spec.interNode = {100 * kGbpsToBytes * 0.96, 5 * kUs};
   spec.flops = 312e12;
   spec.memoryBandwidth = 16312 * kGbpsToBytes;
@@ -301,15 +301,23 @@ double CostModel::allReduceTime(double bytes, int n) const {
     return 2.0 * (n - 1) / n * bytes / l.bandwidth + 2.0 * (n - 1) * l.latency +
            spec.launchLatency;
   }
-  // Hierarchical: reduce-scatter and all-gather inside each node, ring
-  // all-reduce of the node's 1/g shards across the m nodes, the node's g
-  // GPUs sharing its network interface.
   int g = spec.gpusPerNode;
   int m = (n + g - 1) / g;
   const LinkSpec &in = spec.intraNode, &out = spec.interNode;
-  double intra = 2.0 * (g - 1) / g * bytes / in.bandwidth + 2.0 * (g - 1) * in.latency;
-  double inter = 2.0 * (m - 1) / m * bytes / out.bandwidth + 2.0 * (m - 1) * out.latency;
-  return intra + inter + spec.launchLatency;
+  double latency = 2.0 * (g - 1) * in.latency + spec.launchLatency;
+  if (spec.allReduceAlgorithm == AllReduceAlgorithm::Tree) {
+    // Reduce inside each node, the node's g shards of B/g over a double
+    // binary tree of the m nodes (the g GPUs sharing the interface, so
+    // 2(m-1)/m B per node), broadcast inside each node.
+    return 2.0 * (g - 1) / g * bytes / in.bandwidth +
+           2.0 * (m - 1) / m * bytes / out.bandwidth + latency +
+           2.0 * std::ceil(std::log2(static_cast<double>(m))) * out.latency;
+  }
+  // NCCL's ring: every hop carries 2(n-1)/n B, the node crossings through
+  // the node's interface; the slowest hop sets the pace.
+  double ring = 2.0 * (n - 1) / n * bytes;
+  return std::max(ring / in.bandwidth, ring / out.bandwidth) + latency +
+         2.0 * (m - 1) * out.latency;
 }
 
 double CostModel::allToAllTime(double bytes, int n) const {

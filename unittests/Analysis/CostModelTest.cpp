@@ -199,10 +199,24 @@ TEST(CostModel, RingAllReduceInsideANode) {
   EXPECT_EQ(m.allReduceTime(1e9, 1), 0);
 }
 
-TEST(CostModel, HierarchicalAllReduceAcrossNodes) {
+TEST(CostModel, RingAllReduceAcrossNodes) {
   CostModel m(testCluster());
-  // 8 ranks = 2 nodes of 4. Intra: 2*3/4 * 1e9/100e9 = 15 ms + 6 us.
-  // Inter: 2*1/2 * 1e9 / 10e9 = 100 ms + 2*1*10 us. Launch 2 us.
+  // 8 ranks = 2 nodes of 4: every ring hop carries 2*7/8 * 1e9 bytes, the
+  // node crossings at 10 GB/s: 175 ms. Latency 2*3*1 + 2*1*10 us, launch
+  // 2 us.
+  EXPECT_NEAR(m.allReduceTime(1e9, 8), 175e-3 + 6e-6 + 20e-6 + 2e-6, 1e-12);
+}
+
+TEST(CostModel, TreeAllReduceAcrossNodes) {
+  std::string error;
+  std::string text = kTestCluster;
+  text.replace(text.find(R"("name": "test")"), 14,
+               R"("name": "test", "all_reduce_algorithm": "tree")");
+  auto spec = ClusterSpec::fromJson(text, error);
+  ASSERT_TRUE(spec) << error;
+  CostModel m(*spec);
+  // Intra: 2*3/4 * 1e9/100e9 = 15 ms + 6 us. Between the 2 nodes: 2*1/2 *
+  // 1e9 / 10e9 = 100 ms + 2*ceil(log2 2)*10 us. Launch 2 us.
   EXPECT_NEAR(m.allReduceTime(1e9, 8), 15e-3 + 6e-6 + 100e-3 + 20e-6 + 2e-6,
               1e-12);
 }
@@ -235,9 +249,9 @@ TEST(CostModel, PartitionSizeAmortisesLatency) {
     EXPECT_GT(fixed, 0.05 * (m.allReduceTime(s / 2, 8) - fixed));
   }
   // By hand, 2 nodes: latency terms 2*3*1 + 2*1*10 + 2 = 28 us; transfer
-  // 2*3/4 / 100e9 + 2*1/2 / 10e9 = 1.15e-10 s per byte; 28e-6 <= 0.05 *
-  // 1.15e-10 * S needs S >= 4.87e6: 8 MiB.
-  EXPECT_EQ(s, int64_t(8) << 20);
+  // 2*7/8 / 10e9 = 1.75e-10 s per byte; 28e-6 <= 0.05 * 1.75e-10 * S needs
+  // S >= 3.2e6: 4 MiB.
+  EXPECT_EQ(s, int64_t(4) << 20);
   // One node: 2*3*1 + 2 = 8 us against 1.5e-11 s per byte: S >= 10.7e6,
   // 16 MiB.
   EXPECT_EQ(m.choosePartitionBytes(4), int64_t(16) << 20);

@@ -314,17 +314,50 @@ TEST(SimulatorFlows, AllToAllInsideANodeUsesEveryPort) {
   EXPECT_NEAR(r.stepTime, 80e-3, 1e-9);
 }
 
-TEST(SimulatorFlows, AllReduceAcrossNodesRunsInPhases) {
-  // 4e8 bytes over 2 nodes of 4: reduce-scatter 3/4 B per port (3 ms), the
-  // two-node ring 2 (m-1)/m B = B per interface (40 ms), all-gather (3 ms);
-  // latencies 3 x 1 us, 2 x 5 us, 3 x 1 us.
+TEST(SimulatorFlows, AllReduceAcrossNodesRingAndTree) {
+  // 4e8 bytes over 2 nodes of 4.
   json buffers = json::array({buffer(0, {100'000'000}, "param"), buffer(1, {100'000'000})});
   json ops = json::array({collective(0, "all_reduce", 0, 1, "world", "low")});
-  SimResult r = simulate(plan8(buffers, ops), node(), {});
-  EXPECT_NEAR(r.stepTime, 46e-3 + 16e-6, 1e-9);
-  SimBound b = lowerBound(plan8(buffers, ops), node());
-  EXPECT_NEAR(b.criticalPath, 46e-3 + 16e-6, 1e-9);
-  EXPECT_NEAR(b.linkCut, 40e-3, 1e-9);
+  Plan plan = plan8(buffers, ops);
+  // Ring: every hop carries 2*7/8 B; the two node crossings go through the
+  // 10 GB/s interfaces: 70 ms. Latency 2*3 x 1 us + 2*1 x 5 us.
+  SimResult ring = simulate(plan, node(), {});
+  EXPECT_NEAR(ring.stepTime, 70e-3 + 16e-6, 1e-9);
+  SimBound b = lowerBound(plan, node());
+  EXPECT_NEAR(b.criticalPath, 70e-3 + 16e-6, 1e-9);
+  EXPECT_NEAR(b.linkCut, 70e-3, 1e-9);
+  EXPECT_EQ(b.link, "node 0 network up");
+  // Tree, in phases: reduce 3/4 B per port (3 ms), the two nodes' shards
+  // 2 (m-1)/m B = B per interface (40 ms), broadcast (3 ms); latencies
+  // 3 x 1 us, 2 x 5 us, 3 x 1 us.
+  ClusterSpec tree = node();
+  tree.allReduceAlgorithm = AllReduceAlgorithm::Tree;
+  EXPECT_NEAR(simulate(plan, tree, {}).stepTime, 46e-3 + 16e-6, 1e-9);
+  EXPECT_NEAR(lowerBound(plan, tree).criticalPath, 46e-3 + 16e-6, 1e-9);
+}
+
+TEST(SimulatorFlows, SharingPerCollective) {
+  // The all_to_all over both nodes of NetworkTrafficDoesNotUseNvlink with
+  // a world all-reduce of 1e8 bytes (crossing each interface once with
+  // 1.75e8 bytes) started with it. Per pair, the all_to_all's 16 sub-flows
+  // take 16/17 of each interface; per collective, each takes half.
+  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
+                              buffer(2, {25'000'000}, "param"), buffer(3, {25'000'000})});
+  json ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high"),
+                          collective(1, "all_reduce", 2, 3, "world", "low")});
+  Plan plan = plan8(buffers, ops);
+  SimResult pair = simulate(plan, pureBandwidth(), {{Policy::Fifo, 0}, false});
+  ClusterSpec perCollective = pureBandwidth(R"(, "sharing": "collective")");
+  SimResult coll = simulate(plan, perCollective, {{Policy::Fifo, 0}, false});
+  // Per pair: the ring's crossing gets 1/17 of 10 GB/s until the
+  // all_to_all's 1.6e8 bytes are done at 17 ms; the ring then finishes
+  // 1.75e8 - 1e7 bytes at full rate: 17 + 16.5 = 33.5 ms.
+  EXPECT_NEAR(duration(pair, 0, 0), 17e-3, 1e-9);
+  EXPECT_NEAR(duration(pair, 0, 1), 33.5e-3, 1e-9);
+  // Per collective: 5 GB/s each until the all_to_all is done at 32 ms; the
+  // ring has 1.75e8 - 1.6e8 left: 1.5 ms more.
+  EXPECT_NEAR(duration(coll, 0, 0), 32e-3, 1e-9);
+  EXPECT_NEAR(duration(coll, 0, 1), 33.5e-3, 1e-9);
 }
 
 TEST(SimulatorFlows, TreeAllReduceHasLogarithmicLatency) {

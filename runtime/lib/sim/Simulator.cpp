@@ -175,12 +175,12 @@ struct PhaseSpec {
 ///     nodes over the sending node's interface up and the receiving node's
 ///     down (the g_a x g_b pairs of two nodes grouped into one flow of that
 ///     weight: identical flows get identical max-min rates);
-///   all_reduce in one node: the ring, each GPU sending 2(g-1)/g B to its
-///     successor;
-///   all_reduce across m nodes: reduce-scatter in each node ((g-1)/g B per
-///     GPU to its ring successor), the m-node ring (or tree) of the g shards
-///     between the node interfaces (2(m-1)/m B per node), all-gather in
-///     each node.
+///   all_reduce, ring: one phase, each member sending 2(n-1)/n B to its
+///     ring successor (over NVLink, or through the node interfaces where
+///     the ring crosses nodes);
+///   all_reduce across m nodes, tree: reduce in each node ((g-1)/g B per
+///     GPU to its successor), the tree of the g shards between the node
+///     interfaces (2(m-1)/m B per node), broadcast in each node.
 void collectivePhases(const Plan &plan, const Op &op,
                       const std::vector<int> &members, const Topology &t,
                       std::vector<PhaseSpec> &phases) {
@@ -250,18 +250,35 @@ void collectivePhases(const Plan &plan, const Op &op,
     }
     return p;
   };
-  if (m == 1) {
-    phases.push_back(intraRing(c.launchLatency + 2 * (n - 1) * inLat, 2.0));
+  if (m == 1 || c.allReduceAlgorithm == AllReduceAlgorithm::Ring) {
+    // NCCL's ring over the members in rank order: every hop carries
+    // 2(n-1)/n B, inside a node over NVLink, across nodes through the
+    // interfaces.
+    PhaseSpec p;
+    p.latency = c.launchLatency + 2 * (gmax - 1.0) * inLat + 2 * (m - 1.0) * outLat;
+    double each = 2.0 * (n - 1) / n * bytes;
+    if (each > 0)
+      for (int i = 0; i < n; ++i) {
+        int a = sorted[i], b = sorted[(i + 1) % n];
+        if (t.nodeOf(a) == t.nodeOf(b))
+          p.flows.push_back(flow(t.gpuUp(a), t.gpuDown(b), 1.0, each, 1.0));
+        else
+          p.flows.push_back(flow(t.nicUp(t.nodeOf(a)), t.nicDown(t.nodeOf(b)),
+                                 1.0, each, 1.0));
+      }
+    phases.push_back(std::move(p));
     return;
   }
+  // Tree: reduce in each node (as a reduce-scatter: each GPU sends
+  // (g-1)/g B to its successor), the double binary tree of the nodes' g
+  // shards between the interfaces (2(m-1)/m B per node, latency
+  // 2 ceil(log2 m) alpha), broadcast in each node.
   bool intra = gmax > 1;
   if (intra)
     phases.push_back(intraRing(c.launchLatency + (gmax - 1.0) * inLat, 1.0));
   PhaseSpec net;
-  double steps = c.allReduceAlgorithm == AllReduceAlgorithm::Tree
-                     ? 2.0 * std::ceil(std::log2(static_cast<double>(m)))
-                     : 2.0 * (m - 1);
-  net.latency = steps * outLat + (intra ? 0.0 : c.launchLatency);
+  net.latency = 2.0 * std::ceil(std::log2(static_cast<double>(m))) * outLat +
+                (intra ? 0.0 : c.launchLatency);
   if (bytes > 0)
     for (int k = 0; k < m; ++k) {
       double g = static_cast<double>(byNode[k].size());
