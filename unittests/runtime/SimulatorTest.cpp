@@ -420,6 +420,17 @@ TEST(SimulatorTermination, SlowGpuClockOutgrowsTinyFlows) {
   EXPECT_NEAR(r.stepTime, 2 * dense, 1e-9 * dense);
 }
 
+TEST(SimulatorTermination, AbsurdTimesAreErrors) {
+  // 1e8 bytes at 1e-20 Gb/s: finite (8e22 s) but beyond any real step.
+  try {
+    simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-20"), {});
+    FAIL() << "expected an error";
+  } catch (const PlanError &e) {
+    EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("beyond the limit"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SimulatorTermination, TinyBandwidthEnds) {
   // 1e-6 Gb/s = 125 B/s: 1e8 bytes take 8e5 s.
   SimResult r = simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-6"), {});
@@ -434,7 +445,9 @@ TEST(SimulatorTermination, InfiniteTimeNamesTheOp) {
   } catch (const PlanError &e) {
     EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos)
         << e.what();
-    EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("infinity, beyond the limit of 1e+12 s"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -36,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <queue>
+#include <sstream>
 #include <unordered_map>
 
 using namespace lina;
@@ -571,6 +572,10 @@ private:
 // The event loop
 //===----------------------------------------------------------------------===//
 
+/// Simulated times beyond this (about 31,700 years) are input errors, not
+/// results: a cluster's rates are off by many orders of magnitude.
+constexpr double kMaxSimulatedTime = 1e12;
+
 /// Thrown into fibers to unwind them when the simulation stops early.
 struct Unwind {};
 
@@ -650,6 +655,7 @@ private:
   void deliver(int rank, int op);
   void beginCompute(RankState &r, int op);
   void push(double time, bool compute, int a, int b);
+  void checkTime(double time, int op);
   void startCollective(const Op &op, const std::vector<int> &members);
   void startPhase(int c);
   void startFlows(int c);
@@ -781,12 +787,22 @@ void Engine::fail(const std::string &msg) {
   throw PlanError(error);
 }
 
+void Engine::checkTime(double time, int op) {
+  if (time <= kMaxSimulatedTime)
+    return;
+  std::ostringstream os;
+  os << plan.ops[op].describe() << " would end at a simulated time of ";
+  if (std::isfinite(time))
+    os << time << " s";
+  else
+    os << "infinity";
+  os << ", beyond the limit of " << kMaxSimulatedTime
+     << " s (check the cluster's FLOP/s, bandwidths and latencies)";
+  fail(os.str());
+}
+
 void Engine::push(double time, bool compute, int a, int b) {
-  if (!std::isfinite(time)) {
-    const Op &op = plan.ops[compute ? b : colls[a].op];
-    fail(op.describe() + " would end at a simulated time that is not finite "
-                         "(check the cluster's rates: FLOP/s, bandwidths, latencies)");
-  }
+  checkTime(time, compute ? b : colls[a].op);
   heap.push({time, seqNo++, compute, a, b});
 }
 
@@ -923,14 +939,12 @@ SimResult Engine::run() {
       double next = std::min(minFinish, heap.empty() ? INFINITY : heap.top().time);
       if (flows.empty() && heap.empty())
         fail(deadlockMessage());
-      if (!std::isfinite(next)) {
+      if (!(next <= kMaxSimulatedTime)) {
         const Flow *slow = &flows.front();
         for (const Flow &f : flows)
-          if (!std::isfinite(f.finish))
+          if (!(f.finish <= slow->finish))
             slow = &f;
-        fail(plan.ops[colls[slow->coll].op].describe() +
-             " would end at a simulated time that is not finite (check the "
-             "cluster's bandwidths)");
+        checkTime(slow->finish, colls[slow->coll].op);
       }
       ++events;
       // Events within a relative 1e-12 of each other are one event: the

@@ -31,6 +31,7 @@
 #include <thread>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -338,16 +339,24 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
   SimOptions sim;
   sim.scheduler = {parsePolicy(o.policy), o.creditBytes};
   sim.linkPriority = o.linkPriority;
+  auto wallStart = std::chrono::steady_clock::now();
+  std::clock_t cpuStart = std::clock();
   SimResult r = simulate(plan, *cluster, sim);
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                              wallStart)
+                    .count();
+  double cpu = static_cast<double>(std::clock() - cpuStart) / CLOCKS_PER_SEC;
   if (!o.quiet)
     std::printf("lina-run: %s, %d simulated ranks on %s, backend sim, policy "
                 "%s%s, %zu ops\n"
                 "step   0: %9.3f ms  all_to_all blocked %8.3f ms  all_to_all "
-                "%8.3f ms  all_reduce %8.3f ms\n",
+                "%8.3f ms  all_reduce %8.3f ms\n"
+                "sim: %lld events in %.2f s (%.2f s of CPU)\n",
                 o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
                 o.policy.c_str(), o.linkPriority ? " (link priority)" : "",
                 plan.ops.size(), r.stepTime * 1e3, r.meanAllToAllBlocked * 1e3,
-                r.meanAllToAllTime * 1e3, r.meanAllReduceTime * 1e3);
+                r.meanAllToAllTime * 1e3, r.meanAllReduceTime * 1e3,
+                static_cast<long long>(r.events), wall, cpu);
   // The simulation is deterministic: every step is the same.
   std::printf("summary: policy=%s steps=1 step_ms=%.3f min_step_ms=%.3f "
               "a2a_blocked_ms=%.3f a2a_ms=%.3f allreduce_ms=%.3f\n",
