@@ -101,8 +101,9 @@ public:
   /// True if a group of `groupSize` consecutive ranks spans several nodes.
   bool spansNodes(int groupSize) const;
 
-  /// Ring all-reduce of `bytes` per rank over `groupSize` ranks
-  /// (hierarchical when the group spans nodes), without contention.
+  /// All-reduce of `bytes` per rank over `groupSize` ranks without
+  /// contention: NCCL's ring, or, across nodes with the tree algorithm,
+  /// reduce in the node / tree between nodes / broadcast in the node.
   double allReduceTime(double bytes, int groupSize) const;
   /// Pairwise all-to-all in which each rank sends `bytes` in total.
   double allToAllTime(double bytes, int groupSize) const;
