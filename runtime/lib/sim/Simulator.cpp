@@ -35,8 +35,10 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <sstream>
+#include <type_traits>
 #include <unordered_map>
 
 using namespace lina;
@@ -706,9 +708,15 @@ void Engine::entry(void *rank) {
   auto *r = static_cast<RankState *>(rank);
   Engine &e = *r->engine;
   try {
-    Scheduler scheduler(e.prototype);
+    // Copying one scheduler saves recomputing the plan's dependencies per
+    // rank; a scheduler that cannot be copied is built afresh.
+    std::optional<Scheduler> scheduler;
+    if constexpr (std::is_copy_constructible_v<Scheduler>)
+      scheduler.emplace(e.prototype);
+    else
+      scheduler.emplace(e.plan, e.options.scheduler);
     RankBackend backend(e, r->rank);
-    r->stats = scheduler.run(backend);
+    r->stats = scheduler->run(backend);
   } catch (const Unwind &) {
   } catch (const std::exception &ex) {
     if (e.error.empty())
