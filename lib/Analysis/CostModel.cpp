@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/Analysis/CostModel.h"
+#include "lina/Support/CheckedMath.h"
 
 #include <nlohmann/json.hpp>
 
@@ -42,6 +43,52 @@ bool readNumber(const json &obj, const char *key, const std::string &where,
     return false;
   }
   return true;
+}
+
+/// Reads the optional number `key` of `obj` into `out` (left as is when
+/// absent); it must lie in (0, max].
+bool readOptionalFraction(const json &obj, const char *key,
+                          const std::string &where, double max, double &out,
+                          std::string &error) {
+  auto it = obj.find(key);
+  if (it == obj.end())
+    return true;
+  if (!it->is_number()) {
+    error = "cluster file: field '" + where + key + "' must be a number";
+    return false;
+  }
+  double v = it->get<double>();
+  if (!std::isfinite(v) || v <= 0 || v > max) {
+    std::ostringstream os;
+    os << "cluster file: field '" << where << key << "' must be in (0, " << max
+       << "], got " << it->dump();
+    error = os.str();
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+/// Reads the optional string `key` of `root`, one of `choices`, into `out`
+/// (left as is when absent).
+template <typename E>
+bool readChoice(const json &root, const char *key,
+                std::initializer_list<std::pair<const char *, E>> choices,
+                E &out, std::string &error) {
+  auto it = root.find(key);
+  if (it == root.end())
+    return true;
+  std::string names;
+  for (const auto &[name, value] : choices) {
+    if (it->is_string() && *it == name) {
+      out = value;
+      return true;
+    }
+    names += std::string(names.empty() ? "" : " or ") + "\"" + name + "\"";
+  }
+  error = std::string("cluster file: field '") + key + "' must be " + names +
+          ", got " + it->dump();
+  return false;
 }
 
 /// Reads the required integer `key` (1 .. 1<<20) of the top-level object.
@@ -92,13 +139,16 @@ bool readLink(const json &root, const char *key, LinkSpec &link,
               std::string &error) {
   const json *obj = readObject(root, key, error);
   std::string where = std::string(key) + ".";
-  double gbps = 0, us = 0;
-  if (!obj || !checkKnown(*obj, {"bandwidth_gbps", "latency_us"}, where,
-                          error) ||
+  double gbps = 0, us = 0, efficiency = 1;
+  if (!obj ||
+      !checkKnown(*obj, {"bandwidth_gbps", "latency_us", "efficiency"}, where,
+                  error) ||
       !readNumber(*obj, "bandwidth_gbps", where, false, gbps, error) ||
-      !readNumber(*obj, "latency_us", where, true, us, error))
+      !readNumber(*obj, "latency_us", where, true, us, error) ||
+      !readOptionalFraction(*obj, "efficiency", where, 1.0, efficiency, error))
     return false;
-  link.bandwidth = gbps * kGbpsToBytes;
+  // The rate collectives reach: the line rate times the protocol efficiency.
+  link.bandwidth = gbps * kGbpsToBytes * efficiency;
   link.latency = us * kUs;
   return true;
 }
@@ -111,7 +161,8 @@ std::optional<ClusterSpec> readCluster(const json &root, std::string &error) {
   }
   if (!checkKnown(root,
                   {"name", "description", "nodes", "gpus_per_node",
-                   "intra_node", "inter_node", "gpu", "launch_latency_us"},
+                   "intra_node", "inter_node", "gpu", "launch_latency_us",
+                   "all_reduce_algorithm", "sharing"},
                   "", error))
     return std::nullopt;
   ClusterSpec spec;
@@ -130,10 +181,28 @@ std::optional<ClusterSpec> readCluster(const json &root, std::string &error) {
       !readLink(root, "intra_node", spec.intraNode, error) ||
       !readLink(root, "inter_node", spec.interNode, error))
     return std::nullopt;
+  if (!checkedMul(spec.nodes, spec.gpusPerNode) ||
+      spec.nodes * int64_t(spec.gpusPerNode) > Limits::kMaxRanks) {
+    error = "cluster file: 'nodes' x 'gpus_per_node' = " +
+            std::to_string(int64_t(spec.nodes) * spec.gpusPerNode) +
+            " GPUs exceeds the limit of " + std::to_string(Limits::kMaxRanks);
+    return std::nullopt;
+  }
+  if (!readChoice(root, "all_reduce_algorithm",
+                  {{"ring", AllReduceAlgorithm::Ring},
+                   {"tree", AllReduceAlgorithm::Tree}},
+                  spec.allReduceAlgorithm, error) ||
+      !readChoice(root, "sharing",
+                  {{"pair", LinkSharing::Pair},
+                   {"collective", LinkSharing::Collective}},
+                  spec.sharing, error))
+    return std::nullopt;
   const json *gpu = readObject(root, "gpu", error);
   if (!gpu ||
-      !checkKnown(*gpu, {"model", "flops", "memory_bandwidth_gbps"}, "gpu.",
-                  error))
+      !checkKnown(*gpu,
+                  {"model", "flops", "memory_bandwidth_gbps", "gemm_efficiency",
+                   "memory_efficiency", "kernel_launch_us"},
+                  "gpu.", error))
     return std::nullopt;
   if (auto it = gpu->find("model"); it != gpu->end() && !it->is_string()) {
     error = "cluster file: field 'gpu.model' must be a string";
@@ -147,6 +216,17 @@ std::optional<ClusterSpec> readCluster(const json &root, std::string &error) {
     return std::nullopt;
   spec.memoryBandwidth = memGbps * kGbpsToBytes;
   spec.launchLatency = launchUs * kUs;
+  // Without a per-kernel launch cost, a kernel costs a collective's launch.
+  double kernelUs = launchUs;
+  if (gpu->contains("kernel_launch_us") &&
+      !readNumber(*gpu, "kernel_launch_us", "gpu.", true, kernelUs, error))
+    return std::nullopt;
+  spec.kernelLaunch = kernelUs * kUs;
+  if (!readOptionalFraction(*gpu, "gemm_efficiency", "gpu.", 1.0,
+                            spec.gemmEfficiency, error) ||
+      !readOptionalFraction(*gpu, "memory_efficiency", "gpu.", 1.0,
+                            spec.memoryEfficiency, error))
+    return std::nullopt;
   return spec;
 }
 } // namespace
@@ -198,11 +278,14 @@ ClusterSpec ClusterSpec::a100Ib100() {
   spec.name = "a100-ib100";
   spec.nodes = 4;
   spec.gpusPerNode = 8;
-  spec.intraNode = {2400 * kGbpsToBytes, 3 * kUs};
-  spec.interNode = {100 * kGbpsToBytes, 5 * kUs};
+  spec.intraNode = {2400 * kGbpsToBytes * 0.7, 3 * kUs};
+  spec.interNode = {100 * kGbpsToBytes * 0.96, 5 * kUs};
   spec.flops = 312e12;
   spec.memoryBandwidth = 16312 * kGbpsToBytes;
   spec.launchLatency = 5 * kUs;
+  spec.gemmEfficiency = 0.75;
+  spec.memoryEfficiency = 0.85;
+  spec.kernelLaunch = 5 * kUs;
   return spec;
 }
 
@@ -218,15 +301,23 @@ double CostModel::allReduceTime(double bytes, int n) const {
     return 2.0 * (n - 1) / n * bytes / l.bandwidth + 2.0 * (n - 1) * l.latency +
            spec.launchLatency;
   }
-  // Hierarchical: reduce-scatter and all-gather inside each node, ring
-  // all-reduce of the node's 1/g shards across the m nodes, the node's g
-  // GPUs sharing its network interface.
   int g = spec.gpusPerNode;
   int m = (n + g - 1) / g;
   const LinkSpec &in = spec.intraNode, &out = spec.interNode;
-  double intra = 2.0 * (g - 1) / g * bytes / in.bandwidth + 2.0 * (g - 1) * in.latency;
-  double inter = 2.0 * (m - 1) / m * bytes / out.bandwidth + 2.0 * (m - 1) * out.latency;
-  return intra + inter + spec.launchLatency;
+  double latency = 2.0 * (g - 1) * in.latency + spec.launchLatency;
+  if (spec.allReduceAlgorithm == AllReduceAlgorithm::Tree) {
+    // Reduce inside each node, the node's g shards of B/g over a double
+    // binary tree of the m nodes (the g GPUs sharing the interface, so
+    // 2(m-1)/m B per node), broadcast inside each node.
+    return 2.0 * (g - 1) / g * bytes / in.bandwidth +
+           2.0 * (m - 1) / m * bytes / out.bandwidth + latency +
+           2.0 * std::ceil(std::log2(static_cast<double>(m))) * out.latency;
+  }
+  // NCCL's ring: every hop carries 2(n-1)/n B, the node crossings through
+  // the node's interface; the slowest hop sets the pace.
+  double ring = 2.0 * (n - 1) / n * bytes;
+  return std::max(ring / in.bandwidth, ring / out.bandwidth) + latency +
+         2.0 * (m - 1) * out.latency;
 }
 
 double CostModel::allToAllTime(double bytes, int n) const {
@@ -248,8 +339,16 @@ double CostModel::allToAllTime(double bytes, int n) const {
 }
 
 double CostModel::computeTime(double flops, double bytes) const {
-  return std::max(flops / spec.flops, bytes / spec.memoryBandwidth) +
-         spec.launchLatency;
+  return computeTime(flops, bytes, KernelClass::Gemm, 1);
+}
+
+double CostModel::computeTime(double flops, double bytes, KernelClass kind,
+                              int kernels) const {
+  double memory = bytes / (spec.memoryBandwidth * spec.memoryEfficiency);
+  double math = kind == KernelClass::Gemm
+                    ? flops / (spec.flops * spec.gemmEfficiency)
+                    : 0.0;
+  return std::max(math, memory) + std::max(0, kernels) * spec.kernelLaunch;
 }
 
 int64_t CostModel::choosePartitionBytes(int n, double overheadFraction) const {

@@ -56,8 +56,12 @@ TEST(CostModel, BuiltInClusterIsTheShippedFile) {
   EXPECT_DOUBLE_EQ(file->flops, builtIn.flops);
   EXPECT_DOUBLE_EQ(file->memoryBandwidth, builtIn.memoryBandwidth);
   EXPECT_DOUBLE_EQ(file->launchLatency, builtIn.launchLatency);
-  // 100 Gb/s InfiniBand is 12.5 GB/s.
-  EXPECT_DOUBLE_EQ(builtIn.interNode.bandwidth, 12.5e9);
+  EXPECT_DOUBLE_EQ(file->gemmEfficiency, builtIn.gemmEfficiency);
+  EXPECT_DOUBLE_EQ(file->memoryEfficiency, builtIn.memoryEfficiency);
+  EXPECT_DOUBLE_EQ(file->kernelLaunch, builtIn.kernelLaunch);
+  EXPECT_EQ(file->allReduceAlgorithm, builtIn.allReduceAlgorithm);
+  // 100 Gb/s InfiniBand is 12.5 GB/s, of which NCCL reaches 96%.
+  EXPECT_DOUBLE_EQ(builtIn.interNode.bandwidth, 12.5e9 * 0.96);
 }
 
 /// Removing any required field, or giving it a bad value, is an error that
@@ -94,6 +98,29 @@ TEST(CostModel, EveryFieldIsValidated) {
        "", "missing field 'launch_latency_us'"},
       {"name", R"("name": "test")", R"("name": 7)",
        "field 'name' must be a string"},
+      {"nodes", R"("nodes": 2)", R"("nodes": 2.0)",
+       "field 'nodes' must be a positive integer"},
+      {"gpu.flops", R"("flops": 100e12)", R"("flops": 1e999)",
+       "not valid JSON"},
+      {"gpu.gemm_efficiency", R"("flops": 100e12)",
+       R"("flops": 100e12, "gemm_efficiency": 1.5)",
+       "field 'gpu.gemm_efficiency' must be in (0, 1]"},
+      {"gpu.memory_efficiency", R"("flops": 100e12)",
+       R"("flops": 100e12, "memory_efficiency": 0)",
+       "field 'gpu.memory_efficiency' must be in (0, 1]"},
+      {"gpu.kernel_launch_us", R"("flops": 100e12)",
+       R"("flops": 100e12, "kernel_launch_us": -3)",
+       "field 'gpu.kernel_launch_us' must be non-negative"},
+      {"gpu.peak", R"("flops": 100e12)", R"("flops": 100e12, "peak": 1)",
+       "unknown field 'gpu.peak'"},
+      {"intra_node.efficiency", R"("latency_us": 1})",
+       R"("latency_us": 1, "efficiency": "high"})",
+       "field 'intra_node.efficiency' must be a number"},
+      {"all_reduce_algorithm", R"("name": "test")",
+       R"("name": "test", "all_reduce_algorithm": "butterfly")",
+       "field 'all_reduce_algorithm' must be \"ring\" or \"tree\""},
+      {"nodes x gpus_per_node", R"("nodes": 2)", R"("nodes": 1048576)",
+       "exceeds the limit"},
   };
   for (const Case &c : cases) {
     std::string text = kTestCluster;
@@ -107,8 +134,32 @@ TEST(CostModel, EveryFieldIsValidated) {
   }
 }
 
+TEST(CostModel, OptionalFieldsHaveIdealDefaults) {
+  ClusterSpec c = testCluster();
+  EXPECT_DOUBLE_EQ(c.gemmEfficiency, 1);
+  EXPECT_DOUBLE_EQ(c.memoryEfficiency, 1);
+  // Without its own field, a kernel launch costs a collective launch.
+  EXPECT_DOUBLE_EQ(c.kernelLaunch, 2e-6);
+  EXPECT_EQ(c.allReduceAlgorithm, AllReduceAlgorithm::Ring);
+}
+
+TEST(CostModel, ComputeTimeUsesKernelClassAndLaunches) {
+  std::string error;
+  std::string text = kTestCluster;
+  text.replace(text.find(R"("flops": 100e12)"), 15,
+               R"("flops": 100e12, "gemm_efficiency": 0.5, "memory_efficiency": 0.5, "kernel_launch_us": 3)");
+  auto spec = ClusterSpec::fromJson(text, error);
+  ASSERT_TRUE(spec) << error;
+  CostModel m(*spec);
+  // 1e12 FLOPs at 50 TFLOP/s = 20 ms; 1e9 bytes at 500 GB/s = 2 ms.
+  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Gemm, 4), 20e-3 + 12e-6);
+  // Memory-bound kernels ignore their FLOPs.
+  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Memory, 1), 2e-3 + 3e-6);
+  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9), 20e-3 + 3e-6);
+}
+
 TEST(CostModel, ShippedClusterFilesLoad) {
-  for (const char *name : {"a100-ib100.json", "h100-node.json"}) {
+  for (const char *name : {"a100-ib100.json", "a100-ib100-x8.json", "h100-node.json"}) {
     std::string error;
     auto spec = ClusterSpec::fromFile(
         std::string(LINA_SOURCE_DIR) + "/examples/clusters/" + name, error);
@@ -148,10 +199,24 @@ TEST(CostModel, RingAllReduceInsideANode) {
   EXPECT_EQ(m.allReduceTime(1e9, 1), 0);
 }
 
-TEST(CostModel, HierarchicalAllReduceAcrossNodes) {
+TEST(CostModel, RingAllReduceAcrossNodes) {
   CostModel m(testCluster());
-  // 8 ranks = 2 nodes of 4. Intra: 2*3/4 * 1e9/100e9 = 15 ms + 6 us.
-  // Inter: 2*1/2 * 1e9 / 10e9 = 100 ms + 2*1*10 us. Launch 2 us.
+  // 8 ranks = 2 nodes of 4: every ring hop carries 2*7/8 * 1e9 bytes, the
+  // node crossings at 10 GB/s: 175 ms. Latency 2*3*1 + 2*1*10 us, launch
+  // 2 us.
+  EXPECT_NEAR(m.allReduceTime(1e9, 8), 175e-3 + 6e-6 + 20e-6 + 2e-6, 1e-12);
+}
+
+TEST(CostModel, TreeAllReduceAcrossNodes) {
+  std::string error;
+  std::string text = kTestCluster;
+  text.replace(text.find(R"("name": "test")"), 14,
+               R"("name": "test", "all_reduce_algorithm": "tree")");
+  auto spec = ClusterSpec::fromJson(text, error);
+  ASSERT_TRUE(spec) << error;
+  CostModel m(*spec);
+  // Intra: 2*3/4 * 1e9/100e9 = 15 ms + 6 us. Between the 2 nodes: 2*1/2 *
+  // 1e9 / 10e9 = 100 ms + 2*ceil(log2 2)*10 us. Launch 2 us.
   EXPECT_NEAR(m.allReduceTime(1e9, 8), 15e-3 + 6e-6 + 100e-3 + 20e-6 + 2e-6,
               1e-12);
 }
@@ -184,9 +249,9 @@ TEST(CostModel, PartitionSizeAmortisesLatency) {
     EXPECT_GT(fixed, 0.05 * (m.allReduceTime(s / 2, 8) - fixed));
   }
   // By hand, 2 nodes: latency terms 2*3*1 + 2*1*10 + 2 = 28 us; transfer
-  // 2*3/4 / 100e9 + 2*1/2 / 10e9 = 1.15e-10 s per byte; 28e-6 <= 0.05 *
-  // 1.15e-10 * S needs S >= 4.87e6: 8 MiB.
-  EXPECT_EQ(s, int64_t(8) << 20);
+  // 2*7/8 / 10e9 = 1.75e-10 s per byte; 28e-6 <= 0.05 * 1.75e-10 * S needs
+  // S >= 3.2e6: 4 MiB.
+  EXPECT_EQ(s, int64_t(4) << 20);
   // One node: 2*3*1 + 2 = 8 us against 1.5e-11 s per byte: S >= 10.7e6,
   // 16 MiB.
   EXPECT_EQ(m.choosePartitionBytes(4), int64_t(16) << 20);

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 using namespace lina;
 using namespace lina::rt;
 using nlohmann::json;
@@ -75,9 +77,11 @@ TEST(Simulator, TwoEqualFlowsOnOneLinkTakeTwiceAsLong) {
   ASSERT_EQ(tl.size(), 2u);
   EXPECT_NEAR(tl[0].end - tl[0].start, 2e-3 + 2e-6, 1e-9);
   EXPECT_NEAR(tl[1].end - tl[1].start, 2e-3 + 2e-6, 1e-9);
-  // Without contention they would each take their alone time.
-  SimResult free = simulate(plan, node(), {{Policy::Lina, 200'000'000}, true});
-  EXPECT_NEAR(free.stepTime, 1e-3 + 2e-6, 1e-9);
+  // The bound: the link cut (both partitions' bytes on one link) is tight.
+  SimBound bound = lowerBound(plan, node());
+  EXPECT_NEAR(bound.linkCut, 2e-3, 1e-9);
+  EXPECT_NEAR(bound.criticalPath, 1e-3 + 2e-6, 1e-9);
+  EXPECT_LE(bound.step, r.stepTime);
   // One at a time (no credit), they take their alone time each, in turn.
   SimResult serial = simulate(plan, node(), {{Policy::Lina, 0}, false});
   EXPECT_NEAR(serial.stepTime, 2 * (1e-3 + 2e-6), 1e-9);
@@ -148,6 +152,34 @@ TEST(Simulator, RejectsPlansLargerThanTheCluster) {
   EXPECT_THROW(simulate(plan, node(), {}), PlanError);
 }
 
+TEST(Simulator, ComputeEfficiencyAndKernelLaunches) {
+  std::string error;
+  auto spec = ClusterSpec::fromJson(R"({
+    "name": "slow", "nodes": 1, "gpus_per_node": 2,
+    "intra_node": {"bandwidth_gbps": 800, "latency_us": 1},
+    "inter_node": {"bandwidth_gbps": 80, "latency_us": 5},
+    "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000,
+            "gemm_efficiency": 0.5, "memory_efficiency": 0.8,
+            "kernel_launch_us": 10},
+    "launch_latency_us": 0})",
+                                    error);
+  ASSERT_TRUE(spec) << error;
+  Plan plan = contention(0, 1);
+  SimResult r = simulate(plan, *spec, {});
+  const OpInterval &first = r.ranks[0].timeline.front();
+  // GEMM-bound at half the peak, plus one launch.
+  EXPECT_NEAR(first.end - first.start, 2.0 * 4096 * 4096 * 4096 / 5e13 + 10e-6,
+              1e-9);
+  // A memory-bound op: bytes over 80% of 1000 GB/s, plus one launch.
+  CostModel model(*spec);
+  Op add;
+  add.kind = OpKind::Add;
+  add.inputs = {0, 1};
+  add.outputs = {2};
+  EXPECT_NEAR(computeTime(plan, add, model), 3 * 4096.0 * 4096 * 4 / 8e11 + 10e-6,
+              1e-12);
+}
+
 TEST(Simulator, ComputeTakesItsRooflineTime) {
   Plan plan = contention(0, 1);
   SimResult r = simulate(plan, node(), {});
@@ -155,5 +187,303 @@ TEST(Simulator, ComputeTakesItsRooflineTime) {
   const OpInterval &first = r.ranks[0].timeline.front();
   EXPECT_EQ(first.op, 0);
   EXPECT_NEAR(first.end - first.start, 2.0 * 4096 * 4096 * 4096 / 1e14, 1e-9);
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Max-min fair sharing on known answers
+//===----------------------------------------------------------------------===//
+
+namespace {
+TEST(MaxMin, TwoFlowsOnOneLinkShareIt) {
+  std::vector<double> r = maxMinRates({10}, {{0, -1, 1}, {0, -1, 1}});
+  EXPECT_DOUBLE_EQ(r[0], 5);
+  EXPECT_DOUBLE_EQ(r[1], 5);
+}
+
+TEST(MaxMin, AFlowLimitedElsewhereGivesItsShareBack) {
+  // B crosses both links and is held to 1/2 by link 0; C takes the rest of
+  // link 1 (equal shares per link would give C only 5).
+  std::vector<double> r =
+      maxMinRates({1, 10}, {{0, -1, 1}, {0, 1, 1}, {1, -1, 1}});
+  EXPECT_DOUBLE_EQ(r[0], 0.5);
+  EXPECT_DOUBLE_EQ(r[1], 0.5);
+  EXPECT_DOUBLE_EQ(r[2], 9.5);
+}
+
+TEST(MaxMin, BottlenecksFillInOrder) {
+  // Link 0 (1/2 per flow) saturates first; link 1 then splits 2 - 1/2.
+  std::vector<double> r = maxMinRates(
+      {1, 2}, {{0, -1, 1}, {0, 1, 1}, {1, -1, 1}, {1, -1, 1}});
+  EXPECT_DOUBLE_EQ(r[0], 0.5);
+  EXPECT_DOUBLE_EQ(r[1], 0.5);
+  EXPECT_DOUBLE_EQ(r[2], 0.75);
+  EXPECT_DOUBLE_EQ(r[3], 0.75);
+}
+
+TEST(MaxMin, WeightsCountIdenticalSubFlows) {
+  // Three sub-flows on one link: 4 each, 8 for the pair.
+  std::vector<double> r = maxMinRates({12}, {{0, -1, 2}, {0, -1, 1}});
+  EXPECT_DOUBLE_EQ(r[0], 4);
+  EXPECT_DOUBLE_EQ(r[1], 4);
+}
+
+TEST(MaxMin, RejectsBadFlows) {
+  EXPECT_THROW(maxMinRates({1}, {{0, 3, 1}}), PlanError);
+  EXPECT_THROW(maxMinRates({1}, {{0, -1, 0}}), PlanError);
+  EXPECT_THROW(maxMinRates({1}, {{-1, -1, 1}}), PlanError);
+}
+
+//===----------------------------------------------------------------------===//
+// Collectives as flows over the links they use
+//===----------------------------------------------------------------------===//
+
+/// Like node() but with no latencies: pure bandwidth answers.
+ClusterSpec pureBandwidth(const char *extra = "", int nodes = 2, int perNode = 4) {
+  std::string error;
+  std::string text = std::string(R"({"name": "bw", "nodes": )") +
+                     std::to_string(nodes) + R"(, "gpus_per_node": )" +
+                     std::to_string(perNode) + R"(,
+    "intra_node": {"bandwidth_gbps": 800, "latency_us": 0},
+    "inter_node": {"bandwidth_gbps": 80, "latency_us": 0},
+    "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000},
+    "launch_latency_us": 0)" + extra + "}";
+  auto spec = ClusterSpec::fromJson(text, error);
+  EXPECT_TRUE(spec) << error;
+  return *spec;
+}
+
+/// Groups: "world" (all 8 ranks), "node" (the two nodes of 4).
+json groups8() {
+  return {{"world", {{"members", {{0, 1, 2, 3, 4, 5, 6, 7}}}}},
+          {"node", {{"members", {{0, 1, 2, 3}, {4, 5, 6, 7}}}}}};
+}
+
+json collective(int id, const char *kind, int in, int out, const char *group,
+                const char *priority) {
+  json op = {{"id", id}, {"kind", kind}, {"inputs", {in}}, {"outputs", {out}},
+             {"group", group}, {"priority", priority}};
+  if (std::string(kind) == "all_to_all")
+    op["attrs"] = {{"split_axis", 0}, {"concat_axis", 0}};
+  return op;
+}
+
+Plan plan8(json buffers, json ops) {
+  return parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 8},
+                        {"groups", groups8()}, {"buffers", buffers}, {"ops", ops}}
+                       .dump());
+}
+
+double duration(const SimResult &r, int rank, int op) {
+  for (const OpInterval &i : r.ranks[rank].timeline)
+    if (i.op == op)
+      return i.end - i.start;
+  return -1;
+}
+
+TEST(SimulatorFlows, NetworkTrafficDoesNotUseNvlink) {
+  // An all_to_all over both nodes (80 MB per rank: 16 x 10 MB cross each
+  // interface, 16 ms) and, at the same time, a ring all_reduce inside each
+  // node (4e8 bytes: 6e8 per GPU port, 6 ms alone). The all_to_all's
+  // in-node pairs (3 x 10 MB per port) share the ports with the ring for
+  // 0.4 ms at 1/4 each; its network pairs never touch NVLink, so it is not
+  // slowed, and the ring loses only 0.3 ms.
+  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
+                              buffer(2, {100'000'000}, "param"), buffer(3, {100'000'000})});
+  json ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high"),
+                          collective(1, "all_reduce", 2, 3, "node", "low")});
+  Plan plan = plan8(buffers, ops);
+  SimResult r = simulate(plan, pureBandwidth(), {{Policy::Fifo, 0}, false});
+  for (int rank : {0, 5}) {
+    EXPECT_NEAR(duration(r, rank, 0), 16e-3, 1e-9);
+    EXPECT_NEAR(duration(r, rank, 1), 6.3e-3, 1e-9);
+  }
+}
+
+TEST(SimulatorFlows, AllToAllInsideANodeUsesEveryPort) {
+  // 4e8 bytes per rank: each port up carries 3/4 of it at 100 GB/s.
+  json buffers = json::array({buffer(0, {4, 25'000'000}, "input"), buffer(1, {4, 25'000'000})});
+  json ops = json::array({collective(0, "all_to_all", 0, 1, "node", "high")});
+  SimResult r = simulate(plan8(buffers, ops), pureBandwidth(), {});
+  EXPECT_NEAR(r.stepTime, 3e-3, 1e-9);
+  // Across both nodes each rank sends 4/8 of its bytes out of the node: 16
+  // pairs x 5e7 over one 10 GB/s interface, 80 ms.
+  ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high")});
+  json buffers8 = json::array({buffer(0, {8, 12'500'000}, "input"), buffer(1, {8, 12'500'000})});
+  r = simulate(plan8(buffers8, ops), pureBandwidth(), {});
+  EXPECT_NEAR(r.stepTime, 80e-3, 1e-9);
+}
+
+TEST(SimulatorFlows, AllReduceAcrossNodesRingAndTree) {
+  // 4e8 bytes over 2 nodes of 4.
+  json buffers = json::array({buffer(0, {100'000'000}, "param"), buffer(1, {100'000'000})});
+  json ops = json::array({collective(0, "all_reduce", 0, 1, "world", "low")});
+  Plan plan = plan8(buffers, ops);
+  // Ring: every hop carries 2*7/8 B; the two node crossings go through the
+  // 10 GB/s interfaces: 70 ms. Latency 2*3 x 1 us + 2*1 x 5 us.
+  SimResult ring = simulate(plan, node(), {});
+  EXPECT_NEAR(ring.stepTime, 70e-3 + 16e-6, 1e-9);
+  SimBound b = lowerBound(plan, node());
+  EXPECT_NEAR(b.criticalPath, 70e-3 + 16e-6, 1e-9);
+  EXPECT_NEAR(b.linkCut, 70e-3, 1e-9);
+  EXPECT_EQ(b.link, "node 0 network up");
+  // Tree, in phases: reduce 3/4 B per port (3 ms), the two nodes' shards
+  // 2 (m-1)/m B = B per interface (40 ms), broadcast (3 ms); latencies
+  // 3 x 1 us, 2 x 5 us, 3 x 1 us.
+  ClusterSpec tree = node();
+  tree.allReduceAlgorithm = AllReduceAlgorithm::Tree;
+  EXPECT_NEAR(simulate(plan, tree, {}).stepTime, 46e-3 + 16e-6, 1e-9);
+  EXPECT_NEAR(lowerBound(plan, tree).criticalPath, 46e-3 + 16e-6, 1e-9);
+}
+
+TEST(SimulatorFlows, SharingPerCollective) {
+  // The all_to_all over both nodes of NetworkTrafficDoesNotUseNvlink with
+  // a world all-reduce of 1e8 bytes (crossing each interface once with
+  // 1.75e8 bytes) started with it. Per pair, the all_to_all's 16 sub-flows
+  // take 16/17 of each interface; per collective, each takes half.
+  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
+                              buffer(2, {25'000'000}, "param"), buffer(3, {25'000'000})});
+  json ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high"),
+                          collective(1, "all_reduce", 2, 3, "world", "low")});
+  Plan plan = plan8(buffers, ops);
+  SimResult pair = simulate(plan, pureBandwidth(), {{Policy::Fifo, 0}, false});
+  ClusterSpec perCollective = pureBandwidth(R"(, "sharing": "collective")");
+  SimResult coll = simulate(plan, perCollective, {{Policy::Fifo, 0}, false});
+  // Per pair: the ring's crossing gets 1/17 of 10 GB/s until the
+  // all_to_all's 1.6e8 bytes are done at 17 ms; the ring then finishes
+  // 1.75e8 - 1e7 bytes at full rate: 17 + 16.5 = 33.5 ms.
+  EXPECT_NEAR(duration(pair, 0, 0), 17e-3, 1e-9);
+  EXPECT_NEAR(duration(pair, 0, 1), 33.5e-3, 1e-9);
+  // Per collective: 5 GB/s each until the all_to_all is done at 32 ms; the
+  // ring has 1.75e8 - 1.6e8 left: 1.5 ms more.
+  EXPECT_NEAR(duration(coll, 0, 0), 32e-3, 1e-9);
+  EXPECT_NEAR(duration(coll, 0, 1), 33.5e-3, 1e-9);
+}
+
+TEST(SimulatorFlows, TreeAllReduceHasLogarithmicLatency) {
+  // 8 nodes of 1 GPU, 8 bytes: ring 2 x 7 steps of 5 us, tree 2 x 3.
+  std::string error;
+  auto cluster = [&](const char *algo) {
+    auto spec = ClusterSpec::fromJson(
+        std::string(R"({"name": "t", "nodes": 8, "gpus_per_node": 1,
+          "intra_node": {"bandwidth_gbps": 800, "latency_us": 1},
+          "inter_node": {"bandwidth_gbps": 80, "latency_us": 5},
+          "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000},
+          "launch_latency_us": 0, "all_reduce_algorithm": ")") + algo + "\"}",
+        error);
+    EXPECT_TRUE(spec) << error;
+    return *spec;
+  };
+  json buffers = json::array({buffer(0, {2}, "param"), buffer(1, {2})});
+  json ops = json::array({collective(0, "all_reduce", 0, 1, "world", "low")});
+  Plan plan = plan8(buffers, ops);
+  double bw = 2.0 * 7 / 8 * 8 / 1e10;
+  EXPECT_NEAR(simulate(plan, cluster("ring"), {}).stepTime, 70e-6 + bw, 1e-12);
+  EXPECT_NEAR(simulate(plan, cluster("tree"), {}).stepTime, 30e-6 + bw, 1e-12);
+}
+
+TEST(SimulatorFlows, LinkPriorityGivesTheAllToAllItsAloneTime) {
+  double alone = 0.5 * 4096.0 * 4096 * 4 / 1e11 + 1e-6;
+  Plan plan = contention(16, 4'000'000);
+  SimResult shared = simulate(plan, node(), {{Policy::Fifo, 0}, false});
+  SimResult strict = simulate(plan, node(), {{Policy::Fifo, 0}, true});
+  EXPECT_GT(allToAllDuration(shared), 1.2 * alone);
+  EXPECT_NEAR(allToAllDuration(strict), alone, 1e-9);
+}
+
+//===----------------------------------------------------------------------===//
+// Termination whatever the magnitudes
+//===----------------------------------------------------------------------===//
+
+ClusterSpec extreme(const char *flops, const char *intraGbps) {
+  std::string error;
+  auto spec = ClusterSpec::fromJson(
+      std::string(R"({"name": "x", "nodes": 1, "gpus_per_node": 2,
+        "intra_node": {"bandwidth_gbps": )") + intraGbps + R"(, "latency_us": 1},
+        "inter_node": {"bandwidth_gbps": 80, "latency_us": 5},
+        "gpu": {"flops": )" + flops + R"(, "memory_bandwidth_gbps": 8000},
+        "launch_latency_us": 0})",
+      error);
+  EXPECT_TRUE(spec) << error;
+  return *spec;
+}
+
+TEST(SimulatorTermination, SlowGpuClockOutgrowsTinyFlows) {
+  // Each dense op takes 1.4e8 s at 1 kFLOP/s; after the first, a 16-byte
+  // all_reduce partition lasts 1.6e-10 s, far below the clock's resolution
+  // (clock + duration == clock). The simulation must still end.
+  Plan plan = contention(2, 4);
+  SimResult r = simulate(plan, extreme("1e3", "800"), {});
+  double dense = 2.0 * 4096 * 4096 * 4096 / 1e3;
+  EXPECT_TRUE(std::isfinite(r.stepTime));
+  EXPECT_GE(r.stepTime, 2 * dense);
+  EXPECT_NEAR(r.stepTime, 2 * dense, 1e-9 * dense);
+}
+
+TEST(SimulatorTermination, AbsurdTimesAreErrors) {
+  // 1e8 bytes at 1e-20 Gb/s: finite (8e22 s) but beyond any real step.
+  try {
+    simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-20"), {});
+    FAIL() << "expected an error";
+  } catch (const PlanError &e) {
+    EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("beyond the limit"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SimulatorTermination, TinyBandwidthEnds) {
+  // 1e-6 Gb/s = 125 B/s: 1e8 bytes take 8e5 s.
+  SimResult r = simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-6"), {});
+  EXPECT_NEAR(r.stepTime, 8e5 + 2e-6, 1e-3);
+}
+
+TEST(SimulatorTermination, InfiniteTimeNamesTheOp) {
+  // A bandwidth so small that the transfer time overflows a double.
+  try {
+    simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-310"), {});
+    FAIL() << "expected an error";
+  } catch (const PlanError &e) {
+    EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("infinity, beyond the limit of 1e+12 s"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(SimulatorScale, ManyRanksAreDeterministic) {
+  // 256 ranks in 32 nodes: all_to_all in groups of 16 and all_reduce over
+  // the world, twice; two runs give identical timelines.
+  std::vector<int> world;
+  json ep = json::array();
+  for (int r = 0; r < 256; ++r)
+    world.push_back(r);
+  for (int g = 0; g < 16; ++g) {
+    std::vector<int> m;
+    for (int i = 0; i < 16; ++i)
+      m.push_back(16 * g + i);
+    ep.push_back(m);
+  }
+  json buffers = json::array({buffer(0, {16, 4096}, "input"), buffer(1, {16, 4096}),
+                              buffer(2, {1'000'000}, "param"), buffer(3, {1'000'000}),
+                              buffer(4, {16, 4096})});
+  json ops = json::array({collective(0, "all_to_all", 0, 1, "ep", "high"),
+                          collective(1, "all_reduce", 2, 3, "world", "low"),
+                          collective(2, "all_to_all", 1, 4, "ep", "high")});
+  Plan plan = parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 256},
+                             {"groups", {{"world", {{"members", {world}}}}, {"ep", {{"members", ep}}}}},
+                             {"buffers", buffers}, {"ops", ops}}
+                            .dump());
+  ClusterSpec cluster = ClusterSpec::a100Ib100();
+  cluster.nodes = 32;
+  SimResult a = simulate(plan, cluster, {{Policy::Fifo, 0}, false});
+  SimResult b = simulate(plan, cluster, {{Policy::Fifo, 0}, false});
+  ASSERT_EQ(a.ranks.size(), 256u);
+  for (int r = 0; r < 256; ++r) {
+    ASSERT_EQ(a.ranks[r].timeline.size(), 3u);
+    for (size_t i = 0; i < 3; ++i)
+      EXPECT_EQ(a.ranks[r].timeline[i].end, b.ranks[r].timeline[i].end);
+  }
+  EXPECT_GE(a.stepTime, lowerBound(plan, cluster).step * (1 - 1e-9));
 }
 } // namespace

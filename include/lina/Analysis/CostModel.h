@@ -24,9 +24,24 @@ namespace lina {
 
 /// One class of link: bandwidth in bytes per second, latency in seconds.
 struct LinkSpec {
-  double bandwidth = 0; ///< bytes/s
+  double bandwidth = 0; ///< bytes/s collectives reach (line rate x efficiency)
   double latency = 0;   ///< s
 };
+
+/// How a multi-node all-reduce crosses the network: NCCL's ring, or its
+/// double binary tree (same bytes per interface, logarithmic latency).
+enum class AllReduceAlgorithm { Ring, Tree };
+
+/// The unit of fair sharing of a link in the simulator: every sub-flow (a
+/// pair of GPUs in an all_to_all, a GPU's shard in an all-reduce ring), or
+/// every collective (all of one collective's traffic on a link counts as
+/// one user, as NCCL streams of separate communicators roughly behave).
+enum class LinkSharing { Pair, Collective };
+
+/// What bounds a compute kernel: GEMM-heavy kernels reach `gemmEfficiency`
+/// of the peak FLOP/s, every kernel `memoryEfficiency` of the peak memory
+/// bandwidth.
+enum class KernelClass { Gemm, Memory };
 
 /// A homogeneous cluster: `nodes` nodes of `gpusPerNode` GPUs. Ranks are
 /// numbered node-major (ranks 0..g-1 on node 0, ...). `intraNode` is the
@@ -40,7 +55,13 @@ struct ClusterSpec {
   LinkSpec interNode;
   double flops = 0;           ///< FLOP/s of one GPU
   double memoryBandwidth = 0; ///< bytes/s of one GPU
-  double launchLatency = 0;   ///< s per kernel or collective launch
+  double launchLatency = 0;   ///< s per collective launch
+  /// Fractions of the peaks that real kernels reach, in (0, 1].
+  double gemmEfficiency = 1;
+  double memoryEfficiency = 1;
+  double kernelLaunch = 0; ///< s per compute kernel launch
+  AllReduceAlgorithm allReduceAlgorithm = AllReduceAlgorithm::Ring;
+  LinkSharing sharing = LinkSharing::Pair;
 
   int numGpus() const { return nodes * gpusPerNode; }
 
@@ -80,14 +101,21 @@ public:
   /// True if a group of `groupSize` consecutive ranks spans several nodes.
   bool spansNodes(int groupSize) const;
 
-  /// Ring all-reduce of `bytes` per rank over `groupSize` ranks
-  /// (hierarchical when the group spans nodes), without contention.
+  /// All-reduce of `bytes` per rank over `groupSize` ranks without
+  /// contention: NCCL's ring, or, across nodes with the tree algorithm,
+  /// reduce in the node / tree between nodes / broadcast in the node.
   double allReduceTime(double bytes, int groupSize) const;
   /// Pairwise all-to-all in which each rank sends `bytes` in total.
   double allToAllTime(double bytes, int groupSize) const;
-  /// Roofline time of a kernel: max(flops / FLOP/s, bytes / bandwidth)
-  /// plus the launch latency.
+  /// Roofline time of one GEMM-heavy kernel: max(flops / (FLOP/s x GEMM
+  /// efficiency), bytes / (bandwidth x memory efficiency)) plus one kernel
+  /// launch.
   double computeTime(double flops, double bytes) const;
+  /// Roofline time of an op of `kernels` kernels of class `kind` moving
+  /// `bytes` and computing `flops` in all (memory-bound kernels ignore
+  /// their FLOPs).
+  double computeTime(double flops, double bytes, KernelClass kind,
+                     int kernels) const;
 
   /// Partition size for all-reduce in `groupSize` ranks: the smallest power
   /// of two (>= 1 MiB) whose fixed per-partition cost (latency terms) is at

@@ -2,24 +2,44 @@
 //
 // Part of the Lina project.
 //
-// One thread per simulated rank runs the real Scheduler against a
-// RankBackend; the threads meet in a Coordinator that owns the simulated
-// clock. Time advances only when every rank is blocked in waitAny() (or has
-// finished) and no completion is waiting to be consumed, so the simulation
-// is deterministic whatever the host's thread timing.
+// One thread runs one discrete-event loop. Every simulated rank runs the
+// real Scheduler on a fiber (a ucontext with its own small stack): when the
+// scheduler waits for a completion the fiber yields to the loop, which
+// advances the clock to the next event and resumes exactly the ranks that
+// have completions to consume. No locks, no thread wake-ups, and the result
+// is deterministic.
+//
+// The network is a set of links (each GPU's port up to and down from the
+// node's NVSwitch, each node's network interface up and down). A running
+// collective is a sequence of phases; each phase waits for its latency,
+// then runs a set of flows, each over the one or two links it crosses. All
+// flows in flight share the links max-min fairly (progressive filling); the
+// rates are recomputed only when the set of flows changes. Every event
+// completes at least one compute op, phase latency or flow, so the loop
+// ends whatever the magnitudes of the times.
 //
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Simulator.h"
+#include "lina/Support/CheckedMath.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
-#include <condition_variable>
-#include <exception>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <map>
-#include <mutex>
-#include <set>
-#include <thread>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <sstream>
+#include <type_traits>
+#include <unordered_map>
 
 using namespace lina;
 using namespace lina::rt;
@@ -62,288 +82,1041 @@ void lina::rt::computeCost(const Plan &plan, const Op &op, double &flops,
 }
 
 namespace {
-struct Flow {
-  int op = 0;
-  std::vector<int> ranks;
-  std::vector<int> resources;
-  double latencyEnd = 0; ///< the fixed part ends here
-  double work = 0;       ///< bandwidth part left, in seconds-when-alone
-  double rate = 1;
+/// GEMM-heavy ops, and the kernels each op launches (docs/SIMULATOR.md):
+/// a dense layer one GEMM, its gradient three (recompute, dx, dw); the gate
+/// a GEMM and a top-k, its gradient three; an expert FFN two GEMMs and an
+/// activation per local expert, its gradient eight; everything else one
+/// memory-bound kernel.
+KernelClass kernelClassOf(OpKind kind) {
+  switch (kind) {
+  case OpKind::Dense:
+  case OpKind::DenseGrad:
+  case OpKind::Gate:
+  case OpKind::GateGrad:
+  case OpKind::ExpertFfn:
+  case OpKind::ExpertFfnGrad:
+    return KernelClass::Gemm;
+  default:
+    return KernelClass::Memory;
+  }
+}
+
+int kernelsOf(const Plan &plan, const Op &op) {
+  auto experts = [&](int input) {
+    int64_t e = plan.buffer(op.inputs.at(input)).shape.at(0);
+    return static_cast<int>(std::clamp<int64_t>(e, 1, Limits::kMaxExperts));
+  };
+  switch (op.kind) {
+  case OpKind::Dense: return 1;
+  case OpKind::DenseGrad: return 3;
+  case OpKind::Gate: return 2;
+  case OpKind::GateGrad: return 3;
+  case OpKind::ExpertFfn: return 3 * experts(0);
+  case OpKind::ExpertFfnGrad: return 8 * experts(1);
+  default: return 1;
+  }
+}
+} // namespace
+
+double lina::rt::computeTime(const Plan &plan, const Op &op,
+                             const CostModel &model) {
+  double flops, bytes;
+  computeCost(plan, op, flops, bytes);
+  return model.computeTime(flops, bytes, kernelClassOf(op.kind),
+                           kernelsOf(plan, op));
+}
+
+namespace {
+//===----------------------------------------------------------------------===//
+// Links and the decomposition of collectives into phases of flows
+//===----------------------------------------------------------------------===//
+
+/// Link ids: GPU r's port up to the NVSwitch is 2r, down from it 2r+1;
+/// node k's interface up is 2G+2k, down 2G+2k+1 (G GPUs in the plan).
+struct Topology {
+  int gpus, perNode, nodes;
+  const ClusterSpec *cluster;
+
+  Topology(int gpus, const ClusterSpec &c)
+      : gpus(gpus), perNode(c.gpusPerNode),
+        nodes((gpus + c.gpusPerNode - 1) / c.gpusPerNode), cluster(&c) {}
+  int nodeOf(int rank) const { return rank / perNode; }
+  int gpuUp(int r) const { return 2 * r; }
+  int gpuDown(int r) const { return 2 * r + 1; }
+  int nicUp(int k) const { return 2 * gpus + 2 * k; }
+  int nicDown(int k) const { return 2 * gpus + 2 * k + 1; }
+  int numLinks() const { return 2 * gpus + 2 * nodes; }
+  double capacity(int l) const {
+    return l < 2 * gpus ? cluster->intraNode.bandwidth
+                        : cluster->interNode.bandwidth;
+  }
+  std::string name(int l) const {
+    if (l < 2 * gpus)
+      return "GPU " + std::to_string(l / 2) + (l % 2 ? " NVLink down" : " NVLink up");
+    int k = (l - 2 * gpus) / 2;
+    return "node " + std::to_string(k) + (l % 2 ? " network down" : " network up");
+  }
 };
 
-class Coordinator {
+/// `weight` identical sub-flows of `bytes` each over links `a` and `b`
+/// (the flow moves weight x bytes in all).
+struct FlowSpec {
+  int a, b;
+  double weight;
+  double bytes;
+};
+
+/// A phase waits `latency`, then runs its flows; it ends when all have.
+struct PhaseSpec {
+  double latency = 0;
+  std::vector<FlowSpec> flows;
+};
+
+/// The phases of collective `op` over `members` (see docs/SIMULATOR.md):
+///   all_to_all: one phase; a sub-flow of B/n per ordered pair, inside a
+///     node over the sender's port up and the receiver's port down, across
+///     nodes over the sending node's interface up and the receiving node's
+///     down (the g_a x g_b pairs of two nodes grouped into one flow of that
+///     weight: identical flows get identical max-min rates);
+///   all_reduce, ring: one phase, each member sending 2(n-1)/n B to its
+///     ring successor (over NVLink, or through the node interfaces where
+///     the ring crosses nodes);
+///   all_reduce across m nodes, tree: reduce in each node ((g-1)/g B per
+///     GPU to its successor), the tree of the g shards between the node
+///     interfaces (2(m-1)/m B per node), broadcast in each node.
+void collectivePhases(const Plan &plan, const Op &op,
+                      const std::vector<int> &members, const Topology &t,
+                      std::vector<PhaseSpec> &phases) {
+  phases.clear();
+  int n = static_cast<int>(members.size());
+  if (n <= 1)
+    return;
+  const ClusterSpec &c = *t.cluster;
+  double bytes = static_cast<double>(plan.collectiveBytes(op));
+  // Members by node, in rank order.
+  std::vector<int> sorted(members);
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<std::vector<int>> byNode;
+  for (int r : sorted) {
+    if (byNode.empty() || t.nodeOf(byNode.back().front()) != t.nodeOf(r))
+      byNode.emplace_back();
+    byNode.back().push_back(r);
+  }
+  int m = static_cast<int>(byNode.size());
+  size_t gmax = 0;
+  for (const auto &node : byNode)
+    gmax = std::max(gmax, node.size());
+  double inLat = c.intraNode.latency, outLat = c.interNode.latency;
+  // `pairs` sub-flows of `bytes` each over links a and b. Shared per
+  // collective, the collective's `users` flows on a link weigh 1 together.
+  bool perCollective = c.sharing == LinkSharing::Collective;
+  auto flow = [&](int a, int b, double pairs, double each, double users) {
+    double weight = perCollective ? 1.0 / users : pairs;
+    return FlowSpec{a, b, weight, pairs * each / weight};
+  };
+
+  if (op.kind != OpKind::AllReduce) { // all_to_all, all_to_all_v
+    PhaseSpec p;
+    p.latency = c.launchLatency + (n - 1) * (m > 1 ? outLat : inLat);
+    double per = bytes / n;
+    if (per > 0) {
+      for (const auto &node : byNode)
+        for (int i : node)
+          for (int j : node)
+            if (i != j)
+              p.flows.push_back(flow(t.gpuUp(i), t.gpuDown(j), 1.0, per,
+                                     node.size() - 1.0));
+      for (const auto &from : byNode)
+        for (const auto &to : byNode)
+          if (&from != &to)
+            p.flows.push_back(flow(t.nicUp(t.nodeOf(from.front())),
+                                   t.nicDown(t.nodeOf(to.front())),
+                                   static_cast<double>(from.size() * to.size()),
+                                   per, m - 1.0));
+    }
+    phases.push_back(std::move(p));
+    return;
+  }
+
+  // One ring step set inside every node: each GPU sends `fraction(g)` of
+  // the bytes to its successor.
+  auto intraRing = [&](double latency, double factor) {
+    PhaseSpec p;
+    p.latency = latency;
+    for (const auto &node : byNode) {
+      size_t g = node.size();
+      if (g < 2 || bytes <= 0)
+        continue;
+      double b = factor * (g - 1.0) / g * bytes;
+      for (size_t i = 0; i < g; ++i)
+        p.flows.push_back(flow(t.gpuUp(node[i]), t.gpuDown(node[(i + 1) % g]), 1.0, b, 1.0));
+    }
+    return p;
+  };
+  if (m == 1 || c.allReduceAlgorithm == AllReduceAlgorithm::Ring) {
+    // NCCL's ring over the members in rank order: every hop carries
+    // 2(n-1)/n B, inside a node over NVLink, across nodes through the
+    // interfaces.
+    PhaseSpec p;
+    p.latency = c.launchLatency + 2 * (gmax - 1.0) * inLat + 2 * (m - 1.0) * outLat;
+    double each = 2.0 * (n - 1) / n * bytes;
+    if (each > 0)
+      for (int i = 0; i < n; ++i) {
+        int a = sorted[i], b = sorted[(i + 1) % n];
+        if (t.nodeOf(a) == t.nodeOf(b))
+          p.flows.push_back(flow(t.gpuUp(a), t.gpuDown(b), 1.0, each, 1.0));
+        else
+          p.flows.push_back(flow(t.nicUp(t.nodeOf(a)), t.nicDown(t.nodeOf(b)),
+                                 1.0, each, 1.0));
+      }
+    phases.push_back(std::move(p));
+    return;
+  }
+  // Tree: reduce in each node (as a reduce-scatter: each GPU sends
+  // (g-1)/g B to its successor), the double binary tree of the nodes' g
+  // shards between the interfaces (2(m-1)/m B per node, latency
+  // 2 ceil(log2 m) alpha), broadcast in each node.
+  bool intra = gmax > 1;
+  if (intra)
+    phases.push_back(intraRing(c.launchLatency + (gmax - 1.0) * inLat, 1.0));
+  PhaseSpec net;
+  net.latency = 2.0 * std::ceil(std::log2(static_cast<double>(m))) * outLat +
+                (intra ? 0.0 : c.launchLatency);
+  if (bytes > 0)
+    for (int k = 0; k < m; ++k) {
+      double g = static_cast<double>(byNode[k].size());
+      net.flows.push_back(flow(t.nicUp(t.nodeOf(byNode[k].front())),
+                               t.nicDown(t.nodeOf(byNode[(k + 1) % m].front())), g,
+                               2.0 * (m - 1) / m * bytes / g, 1.0));
+    }
+  phases.push_back(std::move(net));
+  if (intra)
+    phases.push_back(intraRing((gmax - 1.0) * inLat, 1.0));
+}
+
+/// Time of `phases` alone on the network: per phase its latency plus its
+/// own most loaded link at full bandwidth. A lower bound on the phases'
+/// simulated time under any sharing, and their exact time alone whenever
+/// one link bounds every flow of a phase.
+double aloneTime(const std::vector<PhaseSpec> &phases, const Topology &t,
+                 std::unordered_map<int, double> &load) {
+  double total = 0;
+  for (const PhaseSpec &p : phases) {
+    load.clear();
+    double worst = 0;
+    for (const FlowSpec &f : p.flows)
+      for (int l : {f.a, f.b})
+        worst = std::max(worst, (load[l] += f.weight * f.bytes) / t.capacity(l));
+    total += p.latency + worst;
+  }
+  return total;
+}
+
+/// Every group's rank -> (instance, index) table and its channel numbering.
+struct GroupIndex {
+  std::vector<const Group *> groups;
+  std::map<std::string, int> byName;
+  std::vector<std::vector<int>> instanceOf; ///< per group, per rank
+  std::vector<int> channelBase;             ///< per group
+  int channels = 0;
+
+  explicit GroupIndex(const Plan &plan) {
+    for (const auto &[name, group] : plan.groups) {
+      byName[name] = static_cast<int>(groups.size());
+      groups.push_back(&group);
+      std::vector<int> inst(plan.worldSize, -1);
+      for (size_t i = 0; i < group.members.size(); ++i)
+        for (int r : group.members[i])
+          if (r >= 0 && r < plan.worldSize)
+            inst[r] = static_cast<int>(i);
+      instanceOf.push_back(std::move(inst));
+      channelBase.push_back(channels);
+      channels += 3 * static_cast<int>(group.members.size());
+    }
+  }
+  int groupOf(const Op &op) const {
+    auto it = byName.find(op.group);
+    if (it == byName.end())
+      throw PlanError(op.describe() + " uses the unknown group '" + op.group + "'");
+    return it->second;
+  }
+  const std::vector<int> &members(int g, int rank, const Op &op) const {
+    int i = instanceOf[g][rank];
+    if (i < 0)
+      throw PlanError(op.describe() + ": rank " + std::to_string(rank) +
+                      " is in no instance of group '" + op.group + "'");
+    return groups[g]->members[i];
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Max-min fair sharing
+//===----------------------------------------------------------------------===//
+
+/// Progressive filling over links with scratch space reused across calls.
+/// Flows are any type with links `a` and `b` (-1: none), an integral
+/// `weight` (identical sub-flows) and an output `rate` per sub-flow.
+class MaxMinFiller {
 public:
-  Coordinator(const Plan &plan, const ClusterSpec &cluster, SimOptions options)
-      : plan(plan), cluster(cluster), model(cluster), options(options),
-        n(plan.worldSize), ready(n), seq(n) {}
+  explicit MaxMinFiller(int links)
+      : residual(links), weightSum(links, 0.0), linkCount(links, 0),
+        linkStart(links, 0), version(links, 0) {}
 
-  void start(int rank, const Op &op) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (!op.isCollective()) {
-      double flops, bytes;
-      computeCost(plan, op, flops, bytes);
-      computes.push_back({clock + model.computeTime(flops, bytes), rank, op.id});
-      return;
+  /// The capacity left on each link; set before fill, reduced by it.
+  std::vector<double> residual;
+
+  /// Max-min fair rates of the flows `ids` on the capacities left in
+  /// `residual`: all unfrozen sub-flows grow at one level; the link whose
+  /// residual per unfrozen weight is smallest saturates first and freezes
+  /// its flows at that level. O((F + L) log L) for F flows on L links.
+  template <typename FlowT>
+  void fill(std::vector<FlowT> &flows, const std::vector<int> &ids) {
+    touched.clear();
+    for (int i : ids) {
+      const FlowT &f = flows[i];
+      for (int l : {f.a, f.b}) {
+        if (l < 0)
+          continue;
+        if (linkCount[l]++ == 0)
+          touched.push_back(l);
+        weightSum[l] += f.weight;
+      }
     }
-    const Group &group = plan.groups.at(op.group);
-    int index = 0;
-    const std::vector<int> &members = group.instanceOf(rank, &index);
-    int instance = static_cast<int>(&members - group.members.data());
-    Queue q = queueOf(op);
-    std::string channel = op.group + "/" + std::to_string(instance) + "/" +
-                          toString(q);
-    int k = seq[rank][channel]++;
-    Pending &p = pending[{channel, k}];
-    if (p.issued == 0)
-      p.op = op.id;
-    else if (p.op != op.id)
-      fail("ranks issue different collectives on group '" + op.group +
-           "': " + plan.ops[p.op].describe() + " and " + op.describe());
-    if (++p.issued < static_cast<int>(members.size()))
-      return;
-    pending.erase({channel, k});
-    if (members.size() == 1) {
-      computes.push_back({clock, rank, op.id});
-      return;
+    int at = 0;
+    for (int l : touched) {
+      linkStart[l] = at;
+      at += linkCount[l];
+      linkCount[l] = 0; // reused as the fill cursor
     }
-    startFlow(op, members);
-  }
+    adjacency.resize(at);
+    for (int i : ids)
+      for (int l : {flows[i].a, flows[i].b})
+        if (l >= 0)
+          adjacency[linkStart[l] + linkCount[l]++] = i;
 
-  std::vector<int> waitAny(int rank) {
-    std::unique_lock<std::mutex> lock(mutex);
-    ++waiting;
-    while (ready[rank].empty() && error.empty()) {
-      if (waiting + finished == n && allReadyEmpty())
-        advance();
-      else
-        cv.wait(lock);
+    using Key = std::pair<double, std::pair<int, int>>; // share, (link, version)
+    std::priority_queue<Key, std::vector<Key>, std::greater<Key>> shares;
+    for (int l : touched)
+      shares.push({residual[l] / weightSum[l], {l, version[l]}});
+    for (int i : ids)
+      flows[i].rate = -1; // unfrozen
+    double level = 0;
+    while (!shares.empty()) {
+      auto [share, lv] = shares.top();
+      shares.pop();
+      int l = lv.first;
+      if (lv.second != version[l] || weightSum[l] <= 0)
+        continue;
+      // Levels never decrease; rounding must not make them.
+      level = std::max(level, share);
+      for (int k = linkStart[l], e = k + linkCount[l]; k < e; ++k) {
+        FlowT &f = flows[adjacency[k]];
+        if (f.rate >= 0)
+          continue;
+        f.rate = level;
+        for (int l2 : {f.a, f.b}) {
+          if (l2 < 0)
+            continue;
+          residual[l2] = std::max(0.0, residual[l2] - f.weight * level);
+          weightSum[l2] -= f.weight;
+          if (l2 != l && weightSum[l2] > 0)
+            shares.push({residual[l2] / weightSum[l2], {l2, ++version[l2]}});
+        }
+      }
+      weightSum[l] = 0;
     }
-    --waiting;
-    if (!error.empty())
-      throw PlanError(error);
-    std::vector<int> out;
-    out.swap(ready[rank]);
-    return out;
-  }
-
-  void finish() {
-    std::lock_guard<std::mutex> lock(mutex);
-    ++finished;
-    cv.notify_all();
-  }
-
-  void abort(const std::string &msg) {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (error.empty())
-      error = msg;
-    ++finished;
-    cv.notify_all();
-  }
-
-  double now() {
-    std::lock_guard<std::mutex> lock(mutex);
-    return clock;
+    for (int l : touched) {
+      linkCount[l] = 0;
+      weightSum[l] = 0;
+    }
   }
 
 private:
+  std::vector<double> weightSum;
+  std::vector<int> linkCount, linkStart, version, adjacency, touched;
+};
+
+//===----------------------------------------------------------------------===//
+// Fibers
+//===----------------------------------------------------------------------===//
+
+#if defined(__x86_64__)
+// Switching stacks is the simulator's innermost operation (two per
+// completion a rank waits for). swapcontext() also saves the signal mask
+// with a system call; these two routines switch only what the SysV x86-64
+// ABI makes the callee preserve: rbx, rbp, r12-r15, the stack pointer, and
+// the SSE and x87 control words.
+extern "C" void lina_sim_switch(void **save, void *next);
+extern "C" void lina_sim_start();
+__asm__(".text\n"
+        ".globl lina_sim_switch\n"
+        ".hidden lina_sim_switch\n"
+        ".type lina_sim_switch,@function\n"
+        "lina_sim_switch:\n"
+        "  pushq %rbp\n"
+        "  pushq %rbx\n"
+        "  pushq %r12\n"
+        "  pushq %r13\n"
+        "  pushq %r14\n"
+        "  pushq %r15\n"
+        "  subq $8, %rsp\n"
+        "  stmxcsr (%rsp)\n"
+        "  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n"
+        "  fldcw 4(%rsp)\n"
+        "  addq $8, %rsp\n"
+        "  popq %r15\n"
+        "  popq %r14\n"
+        "  popq %r13\n"
+        "  popq %r12\n"
+        "  popq %rbx\n"
+        "  popq %rbp\n"
+        "  ret\n"
+        ".size lina_sim_switch, .-lina_sim_switch\n"
+        // First entry: r13 holds the function, r12 its argument.
+        ".globl lina_sim_start\n"
+        ".hidden lina_sim_start\n"
+        ".type lina_sim_start,@function\n"
+        "lina_sim_start:\n"
+        "  movq %r12, %rdi\n"
+        "  andq $-16, %rsp\n"
+        "  callq *%r13\n"
+        "  ud2\n"
+        ".size lina_sim_start, .-lina_sim_start\n");
+#endif
+
+/// A coroutine on its own mmap'ed stack, with a guard page below it.
+/// resume() runs it until it calls yield(); its entry function must never
+/// return (it yields for the last time instead).
+class Fiber {
+public:
+  using Entry = void (*)(void *);
+  static constexpr size_t kStackBytes = 256 * 1024;
+
+  Fiber(Entry entry, void *arg) {
+    page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void *mem = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED)
+      throw PlanError(std::string("simulator: cannot map a fiber stack: ") +
+                      std::strerror(errno));
+    stack = static_cast<char *>(mem);
+    mprotect(stack, page, PROT_NONE); // overflow faults instead of corrupting
+#if defined(__x86_64__)
+    // The frame lina_sim_switch pops: control words, r15, r14, r13 (entry),
+    // r12 (arg), rbx, rbp, return address (lina_sim_start).
+    auto top = reinterpret_cast<uintptr_t>(stack + page + kStackBytes) &
+               ~uintptr_t(15);
+    void **frame = reinterpret_cast<void **>(top) - 8;
+    uint32_t mxcsr = 0;
+    uint16_t fpcw = 0;
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(fpcw));
+    uint64_t words = mxcsr | (static_cast<uint64_t>(fpcw) << 32);
+    std::memcpy(&frame[0], &words, sizeof words);
+    frame[1] = frame[2] = frame[5] = frame[6] = nullptr;
+    frame[3] = reinterpret_cast<void *>(entry);
+    frame[4] = arg;
+    frame[7] = reinterpret_cast<void *>(&lina_sim_start);
+    sp = frame;
+#else
+    if (getcontext(&context) != 0)
+      throw PlanError("simulator: getcontext failed");
+    context.uc_stack.ss_sp = stack + page;
+    context.uc_stack.ss_size = kStackBytes;
+    context.uc_link = nullptr;
+    auto bits = reinterpret_cast<uintptr_t>(arg);
+    auto fn = reinterpret_cast<uintptr_t>(entry);
+    makecontext(&context, reinterpret_cast<void (*)()>(&trampoline), 4,
+                static_cast<uint32_t>(fn >> 32), static_cast<uint32_t>(fn),
+                static_cast<uint32_t>(bits >> 32), static_cast<uint32_t>(bits));
+#endif
+  }
+  ~Fiber() { munmap(stack, kStackBytes + page); }
+  Fiber(const Fiber &) = delete;
+  Fiber &operator=(const Fiber &) = delete;
+
+  /// From the loop: runs the fiber until it yields.
+  void resume() {
+#if defined(__x86_64__)
+    lina_sim_switch(&callerSp, sp);
+#else
+    swapcontext(&caller, &context);
+#endif
+  }
+  /// From the fiber: returns to the loop.
+  void yield() {
+#if defined(__x86_64__)
+    lina_sim_switch(&sp, callerSp);
+#else
+    swapcontext(&context, &caller);
+#endif
+  }
+
+private:
+#if defined(__x86_64__)
+  void *sp = nullptr, *callerSp = nullptr;
+#else
+  static void trampoline(uint32_t fnHi, uint32_t fnLo, uint32_t argHi,
+                         uint32_t argLo) {
+    auto fn = reinterpret_cast<Entry>((uintptr_t(fnHi) << 32) | fnLo);
+    fn(reinterpret_cast<void *>((uintptr_t(argHi) << 32) | argLo));
+  }
+  ucontext_t context, caller;
+#endif
+  char *stack = nullptr;
+  size_t page = 0;
+};
+
+//===----------------------------------------------------------------------===//
+// The event loop
+//===----------------------------------------------------------------------===//
+
+/// Simulated times beyond this (about 31,700 years) are input errors, not
+/// results: a cluster's rates are off by many orders of magnitude.
+constexpr double kMaxSimulatedTime = 1e12;
+
+/// Thrown into fibers to unwind them when the simulation stops early.
+struct Unwind {};
+
+class Engine;
+
+struct RankState {
+  Engine *engine = nullptr;
+  int rank = 0;
+  std::unique_ptr<Fiber> fiber;
+  std::vector<int> ready;
+  bool waiting = false, done = false, queued = false;
+  std::vector<int> computeQueue; ///< compute ops waiting for the stream
+  size_t computeHead = 0;
+  bool computeBusy = false;
+  std::vector<int> seq; ///< per group x queue: collectives issued
+  StepStats stats;
+};
+
+class Engine {
+public:
+  Engine(const Plan &plan, const ClusterSpec &cluster, const SimOptions &options)
+      : plan(plan), model(cluster), options(options), topo(plan.worldSize, cluster),
+        groups(plan), prototype(plan, options.scheduler),
+        filler(topo.numLinks()) {
+    opGroup.assign(plan.ops.size(), -1);
+    opTime.assign(plan.ops.size(), 0.0);
+    for (const Op &op : plan.ops) {
+      if (op.isCollective())
+        opGroup[op.id] = groups.groupOf(op);
+      else
+        opTime[op.id] = computeTime(plan, op, model);
+    }
+  }
+
+  SimResult run();
+
+  // Called on the rank fibers, through RankBackend.
+  void start(int rank, const Op &op);
+  std::vector<int> waitAny(int rank);
+  double now() const { return clock; }
+
+private:
+  struct Flow {
+    int coll;
+    int a, b;
+    double weight;
+    double remaining; ///< bytes per sub-flow left at the last filling
+    double rate;      ///< bytes/s per sub-flow; 0 until first rated
+    double finish;    ///< when it ends at its rate
+    bool high;
+  };
+  struct Running {
+    int op = -1;
+    const std::vector<int> *members = nullptr;
+    std::vector<PhaseSpec> phases;
+    size_t phase = 0;
+    int activeFlows = 0;
+  };
   struct Pending {
     int op = -1;
     int issued = 0;
   };
-  struct Compute {
-    double end;
-    int rank, op;
+  struct Event {
+    double time;
+    int64_t seq;
+    bool compute; ///< a compute op ends (else a phase's latency ends)
+    int a, b;     ///< rank and op, or the running collective
+    bool operator>(const Event &o) const {
+      return time != o.time ? time > o.time : seq > o.seq;
+    }
   };
 
-  [[noreturn]] void fail(const std::string &msg) {
-    error = msg;
-    cv.notify_all();
-    throw PlanError(msg);
-  }
-
-  bool allReadyEmpty() const {
-    return std::all_of(ready.begin(), ready.end(),
-                       [](const std::vector<int> &r) { return r.empty(); });
-  }
-
-  /// Time of a collective alone on the network: fixed part and bandwidth
-  /// part. Members per node g' and nodes spanned m generalise the cost
-  /// model's formulas to groups that are not consecutive ranks.
-  void aloneTime(const Op &op, const std::vector<int> &members, double &fixed,
-                 double &transfer) {
-    double bytes = static_cast<double>(plan.collectiveBytes(op));
-    std::set<int> nodes;
-    for (int r : members)
-      nodes.insert(r / cluster.gpusPerNode);
-    double n = static_cast<double>(members.size());
-    double m = static_cast<double>(nodes.size());
-    double g = n / m; // members per node
-    const LinkSpec &in = cluster.intraNode, &out = cluster.interNode;
-    if (op.kind == OpKind::AllReduce) {
-      fixed = 2 * (g - 1) * in.latency + 2 * (m - 1) * out.latency;
-      transfer = 2 * (g - 1) / g * bytes / in.bandwidth +
-                 2 * (m - 1) / m * bytes / out.bandwidth;
-    } else {
-      fixed = (m > 1 ? (n - 1) * out.latency : (n - 1) * in.latency);
-      double intra = (g - 1) / n * bytes / in.bandwidth;
-      double inter = (n - g) / n * bytes * g / out.bandwidth;
-      transfer = std::max(intra, inter);
-    }
-    fixed += cluster.launchLatency;
-  }
-
-  void startFlow(const Op &op, const std::vector<int> &members) {
-    Flow f;
-    f.op = op.id;
-    f.ranks = members;
-    std::set<int> nodes;
-    for (int r : members) {
-      f.resources.push_back(r); // the GPU's intra-node link
-      nodes.insert(r / cluster.gpusPerNode);
-    }
-    if (nodes.size() > 1)
-      for (int node : nodes)
-        f.resources.push_back(n + node); // the node's network interface
-    double fixed, transfer;
-    aloneTime(op, members, fixed, transfer);
-    f.latencyEnd = clock + fixed;
-    f.work = transfer;
-    flows.push_back(f);
-    updateRates();
-  }
-
-  void updateRates() {
-    std::map<int, int> users;
-    for (const Flow &f : flows)
-      if (f.latencyEnd <= clock)
-        for (int r : f.resources)
-          ++users[r];
-    for (Flow &f : flows) {
-      f.rate = 1;
-      if (options.contentionFree)
-        continue;
-      for (int r : f.resources)
-        if (users[r] > 1)
-          f.rate = std::min(f.rate, 1.0 / users[r]);
-    }
-  }
-
-  /// Advances the clock to the next event and delivers its completions.
-  void advance() {
-    constexpr double eps = 1e-15;
-    while (true) {
-      double next = INFINITY;
-      for (const Compute &c : computes)
-        next = std::min(next, c.end);
-      for (const Flow &f : flows)
-        next = std::min(next, f.latencyEnd > clock ? f.latencyEnd
-                                                   : clock + f.work / f.rate);
-      if (!std::isfinite(next)) {
-        std::string waitingOn;
-        for (auto &[key, p] : pending)
-          waitingOn += " " + plan.ops[p.op].describe() + " (" +
-                       std::to_string(p.issued) + " ranks issued)";
-        error = "simulated ranks deadlocked; collectives waiting for ranks:" +
-                (waitingOn.empty() ? std::string(" none") : waitingOn);
-        cv.notify_all();
-        return;
-      }
-      for (Flow &f : flows)
-        if (f.latencyEnd <= clock)
-          f.work -= f.rate * (next - clock);
-      clock = next;
-      bool delivered = false;
-      for (auto it = computes.begin(); it != computes.end();) {
-        if (it->end <= clock + eps) {
-          ready[it->rank].push_back(it->op);
-          delivered = true;
-          it = computes.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      for (auto it = flows.begin(); it != flows.end();) {
-        if (it->latencyEnd <= clock + eps && it->work <= eps * 1e3) {
-          for (int r : it->ranks)
-            ready[r].push_back(it->op);
-          delivered = true;
-          it = flows.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      updateRates();
-      if (delivered) {
-        cv.notify_all();
-        return;
-      }
-    }
-  }
+  static void entry(void *rank);
+  void resume(RankState &r);
+  void unwindAll();
+  [[noreturn]] void fail(const std::string &msg);
+  void deliver(int rank, int op);
+  void beginCompute(RankState &r, int op);
+  void push(double time, bool compute, int a, int b);
+  void checkTime(double time, int op);
+  void startCollective(const Op &op, const std::vector<int> &members);
+  void startPhase(int c);
+  void startFlows(int c);
+  void fillRates();
+  std::string deadlockMessage() const;
 
   const Plan &plan;
-  ClusterSpec cluster;
   CostModel model;
   SimOptions options;
-  int n;
-  std::mutex mutex;
-  std::condition_variable cv;
-  double clock = 0;
-  int waiting = 0, finished = 0;
-  std::vector<std::vector<int>> ready;
-  std::vector<std::map<std::string, int>> seq;
-  std::map<std::pair<std::string, int>, Pending> pending;
-  std::vector<Compute> computes;
-  std::vector<Flow> flows;
+  Topology topo;
+  GroupIndex groups;
+  Scheduler prototype;
+  std::vector<int> opGroup;
+  std::vector<double> opTime;
+
+  std::vector<RankState> ranks;
+  std::vector<int> runnable;
+  int finished = 0;
+  bool unwinding = false;
   std::string error;
+
+  double clock = 0;
+  int64_t seqNo = 0, events = 0;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> heap;
+  std::unordered_map<uint64_t, Pending> pending;
+  std::vector<Running> colls;
+  std::vector<int> freeColls;
+  std::vector<Flow> flows;
+  bool dirty = false;
+  double minFinish = INFINITY;
+
+  MaxMinFiller filler;
 };
 
 class RankBackend : public Backend {
 public:
-  RankBackend(Coordinator &sim, int rank) : sim(sim), rank(rank) {}
-  void start(const Op &op) override { sim.start(rank, op); }
-  std::vector<int> waitAny() override { return sim.waitAny(rank); }
-  double now() override { return sim.now(); }
+  RankBackend(Engine &engine, int rank) : engine(engine), rank(rank) {}
+  void start(const Op &op) override { engine.start(rank, op); }
+  std::vector<int> waitAny() override { return engine.waitAny(rank); }
+  double now() override { return engine.now(); }
 
 private:
-  Coordinator &sim;
+  Engine &engine;
   int rank;
 };
-} // namespace
 
-SimResult lina::rt::simulate(const Plan &plan, const ClusterSpec &cluster,
-                             const SimOptions &options) {
-  if (plan.worldSize > cluster.numGpus())
-    throw PlanError("the plan needs " + std::to_string(plan.worldSize) +
-                    " GPUs, but the cluster '" + cluster.name + "' has " +
-                    std::to_string(cluster.numGpus()));
-  Coordinator sim(plan, cluster, options);
+void Engine::entry(void *rank) {
+  auto *r = static_cast<RankState *>(rank);
+  Engine &e = *r->engine;
+  try {
+    // Copying one scheduler saves recomputing the plan's dependencies per
+    // rank; a scheduler that cannot be copied is built afresh.
+    std::optional<Scheduler> scheduler;
+    if constexpr (std::is_copy_constructible_v<Scheduler>)
+      scheduler.emplace(e.prototype);
+    else
+      scheduler.emplace(e.plan, e.options.scheduler);
+    RankBackend backend(e, r->rank);
+    r->stats = scheduler->run(backend);
+  } catch (const Unwind &) {
+  } catch (const std::exception &ex) {
+    if (e.error.empty())
+      e.error = "rank " + std::to_string(r->rank) + ": " + ex.what();
+  } catch (...) {
+    if (e.error.empty())
+      e.error = "rank " + std::to_string(r->rank) + ": unknown exception";
+  }
+  r->done = true;
+  ++e.finished;
+  r->fiber->yield(); // for the last time: never resumed
+  __builtin_unreachable();
+}
+
+void Engine::resume(RankState &r) {
+  r.waiting = false;
+  r.fiber->resume();
+}
+
+void Engine::start(int rank, const Op &op) {
+  RankState &r = ranks[rank];
+  if (!op.isCollective()) {
+    // One compute stream per GPU: ops run one at a time, in start order.
+    if (r.computeBusy)
+      r.computeQueue.push_back(op.id);
+    else
+      beginCompute(r, op.id);
+    return;
+  }
+  int g = opGroup[op.id];
+  const std::vector<int> &members = groups.members(g, rank, op);
+  int instance = groups.instanceOf[g][rank];
+  int q = static_cast<int>(queueOf(op));
+  int channel = groups.channelBase[g] + 3 * instance + q;
+  int k = r.seq[3 * g + q]++;
+  uint64_t key = (static_cast<uint64_t>(channel) << 32) | static_cast<uint32_t>(k);
+  Pending &p = pending[key];
+  if (p.issued == 0)
+    p.op = op.id;
+  else if (p.op != op.id)
+    throw PlanError("ranks issue different collectives on group '" + op.group +
+                    "': " + plan.ops[p.op].describe() + " and " + op.describe());
+  if (++p.issued < static_cast<int>(members.size()))
+    return;
+  pending.erase(key);
+  startCollective(op, members);
+}
+
+std::vector<int> Engine::waitAny(int rank) {
+  RankState &r = ranks[rank];
+  while (r.ready.empty()) {
+    if (unwinding)
+      throw Unwind();
+    r.waiting = true;
+    r.fiber->yield();
+  }
+  if (unwinding)
+    throw Unwind();
+  std::vector<int> out;
+  out.swap(r.ready);
+  return out;
+}
+
+void Engine::deliver(int rank, int op) {
+  RankState &r = ranks[rank];
+  r.ready.push_back(op);
+  if (r.waiting && !r.queued) {
+    r.queued = true;
+    runnable.push_back(rank);
+  }
+}
+
+void Engine::fail(const std::string &msg) {
+  if (error.empty())
+    error = msg;
+  throw PlanError(error);
+}
+
+void Engine::checkTime(double time, int op) {
+  if (time <= kMaxSimulatedTime)
+    return;
+  std::ostringstream os;
+  os << plan.ops[op].describe() << " would end at a simulated time of ";
+  if (std::isfinite(time))
+    os << time << " s";
+  else
+    os << "infinity";
+  os << ", beyond the limit of " << kMaxSimulatedTime
+     << " s (check the cluster's FLOP/s, bandwidths and latencies)";
+  fail(os.str());
+}
+
+void Engine::push(double time, bool compute, int a, int b) {
+  checkTime(time, compute ? b : colls[a].op);
+  heap.push({time, seqNo++, compute, a, b});
+}
+
+void Engine::beginCompute(RankState &r, int op) {
+  r.computeBusy = true;
+  push(clock + opTime[op], true, r.rank, op);
+}
+
+void Engine::startCollective(const Op &op, const std::vector<int> &members) {
+  int c;
+  if (!freeColls.empty()) {
+    c = freeColls.back();
+    freeColls.pop_back();
+  } else {
+    c = static_cast<int>(colls.size());
+    colls.emplace_back();
+  }
+  Running &run = colls[c];
+  run.op = op.id;
+  run.members = &members;
+  run.phase = 0;
+  run.activeFlows = 0;
+  collectivePhases(plan, op, members, topo, run.phases);
+  startPhase(c);
+}
+
+void Engine::startPhase(int c) {
+  Running &run = colls[c];
+  if (run.phase == run.phases.size()) {
+    for (int r : *run.members)
+      deliver(r, run.op);
+    run.op = -1;
+    freeColls.push_back(c);
+    return;
+  }
+  double latency = run.phases[run.phase].latency;
+  if (latency > 0)
+    push(clock + latency, false, c, 0);
+  else
+    startFlows(c);
+}
+
+void Engine::startFlows(int c) {
+  Running &run = colls[c];
+  bool high = queueOf(plan.ops[run.op]) != Queue::Low;
+  for (const FlowSpec &f : run.phases[run.phase].flows) {
+    if (f.bytes <= 0 || f.weight <= 0)
+      continue;
+    // Not rated yet: no finish time until the next filling.
+    flows.push_back({c, f.a, f.b, f.weight, f.bytes, 0.0, INFINITY, high});
+    ++run.activeFlows;
+  }
+  if (run.activeFlows > 0) {
+    dirty = true;
+    return;
+  }
+  ++run.phase;
+  startPhase(c);
+}
+
+void Engine::fillRates() {
+  // Bytes left at the old rates: the finish times were exact for them.
+  for (Flow &f : flows)
+    if (f.rate > 0)
+      f.remaining = std::max(0.0, (f.finish - clock) * f.rate);
+  for (int l = 0, e = topo.numLinks(); l < e; ++l)
+    filler.residual[l] = topo.capacity(l);
+  std::vector<int> high, low;
+  for (int i = 0, e = static_cast<int>(flows.size()); i < e; ++i)
+    (options.linkPriority && !flows[i].high ? low : high).push_back(i);
+  filler.fill(flows, high);
+  if (!low.empty())
+    filler.fill(flows, low);
+  minFinish = INFINITY;
+  for (Flow &f : flows) {
+    f.finish = clock + f.remaining / f.rate;
+    minFinish = std::min(minFinish, f.finish);
+  }
+}
+
+std::string Engine::deadlockMessage() const {
+  std::string waitingOn;
+  std::vector<std::pair<int, int>> list;
+  for (const auto &[key, p] : pending)
+    list.push_back({p.op, p.issued});
+  std::sort(list.begin(), list.end());
+  for (size_t i = 0; i < list.size() && i < 8; ++i)
+    waitingOn += " " + plan.ops[list[i].first].describe() + " (" +
+                 std::to_string(list[i].second) + " ranks issued)";
+  if (list.size() > 8)
+    waitingOn += " and " + std::to_string(list.size() - 8) + " more";
+  return "simulated ranks deadlocked; collectives waiting for ranks:" +
+         (waitingOn.empty() ? std::string(" none") : waitingOn);
+}
+
+void Engine::unwindAll() {
+  unwinding = true;
+  for (RankState &r : ranks)
+    if (r.fiber && !r.done)
+      r.fiber->resume();
+}
+
+SimResult Engine::run() {
   int n = plan.worldSize;
-  SimResult result;
-  result.ranks.resize(n);
-  std::vector<std::string> errors(n);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < n; ++r)
-    threads.emplace_back([&, r] {
-      RankBackend backend(sim, r);
-      try {
-        Scheduler scheduler(plan, options.scheduler);
-        result.ranks[r] = scheduler.run(backend);
-        sim.finish();
-      } catch (const std::exception &e) {
-        errors[r] = e.what();
-        sim.abort(e.what());
+  ranks.resize(n);
+  for (int r = 0; r < n; ++r) {
+    RankState &s = ranks[r];
+    s.engine = this;
+    s.rank = r;
+    s.seq.assign(3 * groups.groups.size(), 0);
+    s.fiber = std::make_unique<Fiber>(&Engine::entry, &s);
+    runnable.push_back(r);
+    s.queued = true;
+  }
+  std::vector<int> batch;
+  try {
+    while (true) {
+      while (!runnable.empty()) {
+        batch.swap(runnable);
+        for (int r : batch) {
+          ranks[r].queued = false;
+          resume(ranks[r]);
+          if (!error.empty())
+            throw PlanError(error);
+        }
+        batch.clear();
       }
-    });
-  for (std::thread &t : threads)
-    t.join();
-  for (const std::string &e : errors)
-    if (!e.empty())
-      throw PlanError("simulator: " + e);
-  for (const StepStats &s : result.ranks) {
+      if (finished == n)
+        break;
+      if (dirty) {
+        fillRates();
+        dirty = false;
+      }
+      double next = std::min(minFinish, heap.empty() ? INFINITY : heap.top().time);
+      if (flows.empty() && heap.empty())
+        fail(deadlockMessage());
+      if (!(next <= kMaxSimulatedTime)) {
+        const Flow *slow = &flows.front();
+        for (const Flow &f : flows)
+          if (!(f.finish <= slow->finish))
+            slow = &f;
+        checkTime(slow->finish, colls[slow->coll].op);
+      }
+      ++events;
+      // Events within a relative 1e-12 of each other are one event: the
+      // symmetric instances of a collective end together.
+      double horizon = next + std::abs(next) * 1e-12;
+      clock = std::max(clock, next);
+      while (!heap.empty() && heap.top().time <= horizon) {
+        Event ev = heap.top();
+        heap.pop();
+        if (ev.compute) {
+          RankState &r = ranks[ev.a];
+          r.computeBusy = false;
+          deliver(ev.a, ev.b);
+          if (r.computeHead < r.computeQueue.size())
+            beginCompute(r, r.computeQueue[r.computeHead++]);
+        } else {
+          startFlows(ev.a);
+        }
+      }
+      if (minFinish <= horizon) {
+        // Flows ending now leave; the earliest always does, so every event
+        // makes progress even when the step underflows against the clock.
+        std::vector<int> ended;
+        size_t keep = 0;
+        for (size_t i = 0; i < flows.size(); ++i) {
+          if (flows[i].finish <= horizon)
+            ended.push_back(flows[i].coll);
+          else
+            flows[keep++] = flows[i];
+        }
+        flows.resize(keep);
+        dirty = true;
+        for (int c : ended)
+          if (--colls[c].activeFlows == 0) {
+            ++colls[c].phase;
+            startPhase(c);
+          }
+      }
+    }
+  } catch (...) {
+    unwindAll();
+    throw;
+  }
+  SimResult result;
+  result.events = events;
+  result.ranks.resize(n);
+  for (int r = 0; r < n; ++r) {
+    const StepStats &s = ranks[r].stats;
     result.stepTime = std::max(result.stepTime, s.stepTime);
     result.meanAllToAllBlocked += s.allToAllBlocked / n;
     result.meanAllToAllTime += s.allToAllTime / n;
     result.meanAllReduceTime += s.allReduceTime / n;
+    result.ranks[r] = std::move(ranks[r].stats);
   }
   return result;
+}
+
+void checkFits(const Plan &plan, const ClusterSpec &cluster) {
+  if (plan.worldSize > cluster.numGpus())
+    throw PlanError("the plan needs " + std::to_string(plan.worldSize) +
+                    " GPUs, but the cluster '" + cluster.name + "' has " +
+                    std::to_string(cluster.numGpus()));
+}
+} // namespace
+
+SimResult lina::rt::simulate(const Plan &plan, const ClusterSpec &cluster,
+                             const SimOptions &options) {
+  checkFits(plan, cluster);
+  try {
+    Engine engine(plan, cluster, options);
+    return engine.run();
+  } catch (const PlanError &e) {
+    throw PlanError(std::string("simulator: ") + e.what());
+  }
+}
+
+SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
+  checkFits(plan, cluster);
+  int n = plan.worldSize;
+  Topology topo(n, cluster);
+  CostModel model(cluster);
+  GroupIndex groups(plan);
+  Scheduler scheduler(plan, {});
+  const std::vector<std::vector<int>> &deps = scheduler.dependencies();
+  std::vector<double> linkBytes(topo.numLinks(), 0.0);
+  std::vector<double> computeSum(n, 0.0);
+  // finish[op][rank]: the earliest the op can end on the rank.
+  std::vector<std::vector<double>> finish(plan.ops.size());
+  std::vector<double> ready(n);
+  std::vector<PhaseSpec> phases;
+  std::unordered_map<int, double> load;
+  SimBound bound;
+  for (const Op &op : plan.ops) {
+    for (int r = 0; r < n; ++r) {
+      ready[r] = 0;
+      for (int d : deps[op.id])
+        ready[r] = std::max(ready[r], finish[d][r]);
+    }
+    std::vector<double> &end = finish[op.id];
+    end.assign(n, 0.0);
+    if (!op.isCollective()) {
+      double t = computeTime(plan, op, model);
+      for (int r = 0; r < n; ++r) {
+        end[r] = ready[r] + t;
+        computeSum[r] += t;
+      }
+      continue;
+    }
+    const Group &group = *groups.groups[groups.groupOf(op)];
+    for (const std::vector<int> &members : group.members) {
+      collectivePhases(plan, op, members, topo, phases);
+      for (const PhaseSpec &p : phases)
+        for (const FlowSpec &f : p.flows)
+          for (int l : {f.a, f.b})
+            linkBytes[l] += f.weight * f.bytes;
+      double start = 0;
+      for (int r : members)
+        start = std::max(start, ready[r]);
+      double t = start + aloneTime(phases, topo, load);
+      for (int r : members)
+        end[r] = t;
+    }
+  }
+  for (int l = 0; l < topo.numLinks(); ++l) {
+    double cut = linkBytes[l] / topo.capacity(l);
+    if (cut > bound.linkCut) {
+      bound.linkCut = cut;
+      bound.link = topo.name(l);
+    }
+  }
+  for (int r = 0; r < n; ++r)
+    bound.compute = std::max(bound.compute, computeSum[r]);
+  for (const std::vector<double> &end : finish)
+    for (double t : end)
+      bound.criticalPath = std::max(bound.criticalPath, t);
+  bound.step = std::max({bound.linkCut, bound.compute, bound.criticalPath});
+  return bound;
+}
+
+std::vector<double>
+lina::rt::maxMinRates(const std::vector<double> &capacity,
+                      const std::vector<SharedFlow> &flows) {
+  struct F {
+    int a, b;
+    double weight, rate;
+  };
+  std::vector<F> fs;
+  std::vector<int> ids;
+  int links = static_cast<int>(capacity.size());
+  for (const SharedFlow &f : flows) {
+    for (int l : {f.a, f.b})
+      if (l >= links)
+        throw PlanError("maxMinRates: link " + std::to_string(l) +
+                        " out of range");
+    if (!(f.weight > 0) || (f.a < 0 && f.b < 0))
+      throw PlanError("maxMinRates: a flow needs a link and a positive weight");
+    ids.push_back(static_cast<int>(fs.size()));
+    fs.push_back({f.a, f.b == f.a ? -1 : f.b, f.weight, 0.0});
+  }
+  MaxMinFiller filler(links);
+  filler.residual = capacity;
+  filler.fill(fs, ids);
+  std::vector<double> rates;
+  for (const F &f : fs)
+    rates.push_back(f.rate);
+  return rates;
 }

@@ -37,6 +37,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -73,7 +74,9 @@ const char *kUsage =
     "  --mode train|infer     infer: serve requests with per-batch expert placement\n"
     "                         (flags: lina-run PLAN --mode infer --help)\n"
     "  --cluster FILE         sim: the cluster to simulate (JSON, docs/COST_MODEL.md)\n"
-    "  --contention-free      sim: every collective alone on the network (lower bound)\n"
+    "  --bound                sim: print a provable lower bound on the step time\n"
+    "  --link-priority        sim: strict all_to_all priority on every link (experiment)\n"
+    "  --contention-free      sim: old name of --bound (it now prints the bound)\n"
     "The sim backend runs in one process (no mpirun); world size from the plan.\n";
 
 //===----------------------------------------------------------------------===//
@@ -146,7 +149,8 @@ struct Options {
   std::string plan, backend = "cpu", policy = "lina", trace, baseline;
   std::string baselineBackend;
   std::string cluster;          ///< sim: cluster description
-  bool contentionFree = false;  ///< sim: no bandwidth sharing (lower bound)
+  bool bound = false;           ///< sim: print the lower bound instead
+  bool linkPriority = false;    ///< sim: strict priority on every link
   int steps = 10, warmup = 2;
   int64_t creditBytes = 0;
   bool check = false, dump = false, quiet = false;
@@ -195,7 +199,13 @@ Options parseArgs(int argc, char **argv) {
                    "docs/INFERENCE.md)");
     } else if (a == "--backend") o.backend = value();
     else if (a == "--cluster") o.cluster = value();
-    else if (a == "--contention-free") o.contentionFree = true;
+    else if (a == "--bound") o.bound = true;
+    else if (a == "--link-priority") o.linkPriority = true;
+    else if (a == "--contention-free") {
+      std::fprintf(stderr, "lina-run: --contention-free is now --bound (a "
+                           "provable lower bound on the step)\n");
+      o.bound = true;
+    }
     else if (a == "--steps") o.steps = static_cast<int>(parseInt(a, value(), 1));
     else if (a == "--warmup") o.warmup = static_cast<int>(parseInt(a, value(), 0));
     else if (a == "--policy") o.policy = value();
@@ -223,8 +233,9 @@ Options parseArgs(int argc, char **argv) {
       usageError("--backend sim needs --cluster FILE (see examples/clusters)");
     if (o.check)
       usageError("--check compares numerics; the sim backend computes none");
-  } else if (!o.cluster.empty() || o.contentionFree) {
-    usageError("--cluster and --contention-free are options of --backend sim");
+  } else if (!o.cluster.empty() || o.bound || o.linkPriority) {
+    usageError("--cluster, --bound and --link-priority are options of "
+               "--backend sim");
   }
   for (const std::string &b : {o.backend, o.baselineBackend})
     if (b != "sim" && !backendAvailable(b))
@@ -532,19 +543,43 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
   auto cluster = lina::ClusterSpec::fromFile(o.cluster, error);
   if (!cluster)
     throw PlanError(error);
+  if (o.bound) {
+    // No schedule the simulator produces beats it, whatever the policy.
+    SimBound b = lowerBound(plan, *cluster);
+    if (!o.quiet)
+      std::printf("lina-run: %s, %d simulated ranks on %s, lower bound\n"
+                  "bound: link cut %.3f ms (%s), compute %.3f ms, critical "
+                  "path %.3f ms\n",
+                  o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
+                  b.linkCut * 1e3, b.link.empty() ? "no traffic" : b.link.c_str(),
+                  b.compute * 1e3, b.criticalPath * 1e3);
+    std::printf("summary: bound=1 steps=1 step_ms=%.3f min_step_ms=%.3f "
+                "link_cut_ms=%.3f compute_ms=%.3f critical_path_ms=%.3f\n",
+                b.step * 1e3, b.step * 1e3, b.linkCut * 1e3, b.compute * 1e3,
+                b.criticalPath * 1e3);
+    return 0;
+  }
   SimOptions sim;
   sim.scheduler = {parsePolicy(o.policy), o.creditBytes};
-  sim.contentionFree = o.contentionFree;
+  sim.linkPriority = o.linkPriority;
+  auto wallStart = std::chrono::steady_clock::now();
+  std::clock_t cpuStart = std::clock();
   SimResult r = simulate(plan, *cluster, sim);
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                              wallStart)
+                    .count();
+  double cpu = static_cast<double>(std::clock() - cpuStart) / CLOCKS_PER_SEC;
   if (!o.quiet)
     std::printf("lina-run: %s, %d simulated ranks on %s, backend sim, policy "
                 "%s%s, %zu ops\n"
                 "step   0: %9.3f ms  all_to_all blocked %8.3f ms  all_to_all "
-                "%8.3f ms  all_reduce %8.3f ms\n",
+                "%8.3f ms  all_reduce %8.3f ms\n"
+                "sim: %lld events in %.2f s (%.2f s of CPU)\n",
                 o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
-                o.policy.c_str(), o.contentionFree ? " (contention-free)" : "",
+                o.policy.c_str(), o.linkPriority ? " (link priority)" : "",
                 plan.ops.size(), r.stepTime * 1e3, r.meanAllToAllBlocked * 1e3,
-                r.meanAllToAllTime * 1e3, r.meanAllReduceTime * 1e3);
+                r.meanAllToAllTime * 1e3, r.meanAllReduceTime * 1e3,
+                static_cast<long long>(r.events), wall, cpu);
   // The simulation is deterministic: every step is the same.
   std::printf("summary: policy=%s steps=1 step_ms=%.3f min_step_ms=%.3f "
               "a2a_blocked_ms=%.3f a2a_ms=%.3f allreduce_ms=%.3f\n",

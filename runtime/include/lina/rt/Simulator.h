@@ -3,15 +3,16 @@
 // Part of the Lina project.
 //
 // Executes a plan on a model of a cluster (lina::ClusterSpec): every rank
-// of the plan is simulated in one process, each driven by its own instance
-// of the same Scheduler that drives the real backends, against one shared
-// simulated clock. Compute ops take their roofline time on the rank's GPU;
-// a collective starts when every rank of its group instance has issued it,
-// and then progresses as a flow over the links it uses (each member GPU's
-// intra-node link; the network interface of every node it spans), sharing
-// each link equally with the other collectives on it, re-computed at every
-// flow start and finish. Collectives are not preemptible. There are no
-// numerics. docs/SIMULATOR.md documents the model.
+// of the plan is simulated in one process and one thread, each driven by
+// its own instance of the same Scheduler that drives the real backends,
+// against one discrete-event clock. Compute ops take their roofline time
+// (with per-kind efficiency and a launch cost per kernel) on the rank's
+// single compute stream. A collective starts when every rank of its group
+// instance has issued it and then runs as phases of flows over the links
+// each phase really uses (GPU <-> NVSwitch ports inside a node, node network
+// interface up and down across nodes); the links are shared max-min fairly
+// among all flows by progressive filling. Collectives are not preemptible.
+// There are no numerics. docs/SIMULATOR.md documents the model.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,15 +23,18 @@
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 
+#include <string>
 #include <vector>
 
 namespace lina::rt {
 
 struct SimOptions {
   SchedulerOptions scheduler;
-  /// Give every collective the whole network, as if alone: the
-  /// contention-free lower bound of a schedule.
-  bool contentionFree = false;
+  /// Strict priority on every link: the flows of high-priority collectives
+  /// (all_to_all) are max-min shared first, low-priority flows (all_reduce
+  /// partitions) get what is left. An upper-bound experiment on what
+  /// network-level priority could give; real fabrics do not do this.
+  bool linkPriority = false;
 };
 
 struct SimResult {
@@ -38,16 +42,49 @@ struct SimResult {
   std::vector<StepStats> ranks;
   double stepTime = 0; ///< the slowest rank's step time
   double meanAllToAllBlocked = 0, meanAllToAllTime = 0, meanAllReduceTime = 0;
+  int64_t events = 0; ///< discrete events processed
 };
 
 /// Simulates one step of `plan` on `cluster`. Throws PlanError if the plan
-/// needs more GPUs than the cluster has, or if ranks deadlock (a plan whose
-/// ranks issue collectives in different orders).
+/// needs more GPUs than the cluster has, if ranks deadlock (a plan whose
+/// ranks issue collectives in different orders), or if an op's simulated
+/// time is not finite (naming the op).
 SimResult simulate(const Plan &plan, const ClusterSpec &cluster,
                    const SimOptions &options);
 
+/// A lower bound on the step time of `plan` on `cluster` that no schedule
+/// the simulator can produce beats, whatever the policy:
+///   - every link carries at most its bandwidth: the bytes all collectives
+///     put on one link over its bandwidth (the link cut);
+///   - every GPU has one compute stream: the sum of its compute times;
+///   - the critical path of the dependency graph, each compute op at its
+///     time and each collective alone on the network (its latencies plus,
+///     per phase, its own most loaded link at full bandwidth).
+struct SimBound {
+  double step = 0; ///< max of the three below
+  double linkCut = 0;
+  std::string link; ///< the link of the largest cut ("node 3 nic up")
+  double compute = 0;
+  double criticalPath = 0;
+};
+SimBound lowerBound(const Plan &plan, const ClusterSpec &cluster);
+
+/// `weight` identical sub-flows over link `a` and link `b` (-1: only `a`).
+struct SharedFlow {
+  int a = -1, b = -1;
+  double weight = 1;
+};
+/// The max-min fair rate of each sub-flow of `flows` on links of
+/// `capacity` (progressive filling), as the simulator shares its links.
+std::vector<double> maxMinRates(const std::vector<double> &capacity,
+                                const std::vector<SharedFlow> &flows);
+
 /// Roofline inputs of a compute op: FLOPs and bytes moved.
 void computeCost(const Plan &plan, const Op &op, double &flops, double &bytes);
+
+/// The simulated time of compute op `op`: its roofline time with the
+/// efficiency of its kernel class plus one launch per kernel it runs.
+double computeTime(const Plan &plan, const Op &op, const CostModel &model);
 
 } // namespace lina::rt
 
