@@ -311,6 +311,8 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
     throw PlanError(error);
   SimOptions sim;
   sim.scheduler = {parsePolicy(o.policy), o.creditBytes};
+  // The simulator has a cost model: policy lina uses its admission rule.
+  sim.scheduler.estimate = costModelEstimator(plan, *cluster);
   sim.contentionFree = o.contentionFree;
   SimResult r = simulate(plan, *cluster, sim);
   if (!o.quiet)
