@@ -1,72 +1,138 @@
 #!/usr/bin/env bash
-#===- bench/sim_training.sh - Simulated training steps at scale -----------===#
+#===- bench/sim_training.sh - Simulated training steps: Lina vs baselines --===#
 #
-# For a Transformer-XL-like and a BERT-Large-like MoE model (16 experts,
-# top-2) at 16 and 64 A100 GPUs (100 Gb/s InfiniBand), compiles each model
-# twice (as written, and with --lina-training-pipeline), simulates one step
-# of each with `lina-run --backend sim`, and prints in one table: the fifo
-# step time of the baseline, the Lina step time, their ratio, and the
-# contention-free lower bound (the Lina schedule's critical path with every
-# collective alone on the network, as if it never shared a link). Writes a
-# step-time breakdown chart (PNG) with gnuplot.
+# Sweeps models {Transformer-XL-like, BERT-Large-like, Mixtral-8x7B imported
+# with lina-import (2 layers)} x GPUs {16, 64, 128} x per-node network
+# {100, 400, 800, 1600} Gb/s on A100 nodes of 8 GPUs, and simulates one step
+# of each schedule with `lina-run --backend sim` in the same run:
+#   serial  the model as written: every collective on one queue (fifo);
+#   ds      --lina-baseline-pipeline="mode=ds": 25 MiB gradient buckets on
+#           the low queue, issued as soon as ready, sharing the links with
+#           all_to_all (fifo) -- the DeepSpeed-MoE / PyTorch DDP baseline;
+#   fifo    the Lina plan (--lina-training-pipeline) under --policy fifo;
+#   lina    the Lina plan under --policy lina;
+#   bound   a lower bound of the step (`--bound` when lina-run has it, else
+#           the contention-free critical path of the Lina plan, which is
+#           NOT guaranteed to be a lower bound: marked `cf`).
+# Prints one table with Lina/ds and Lina/bound and writes a PNG chart with
+# gnuplot when it is installed. Compute runs at EFFICIENCY x peak FLOP/s.
 #
-# usage: bench/sim_training.sh [OUTPUT_DIR]     (default: bench-out/)
+# usage: bench/sim_training.sh [-q] [OUTPUT_DIR]   (default: bench-out/)
+#   -q: a quick subset (64 GPUs x {100, 800} Gb/s)
+# env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default 4194304),
+#       CHUNKS (default 2), CREDIT_BYTES (default 0)
 #===------------------------------------------------------------------------===#
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=0
+if [ "${1:-}" = "-q" ]; then QUICK=1; shift; fi
 OUT=${1:-bench-out}
 BIN=${LINA_BUILD_DIR:-build}/bin
-for tool in lina-opt lina-translate lina-run; do
+for tool in lina-opt lina-translate lina-run lina-import; do
   [ -x "$BIN/$tool" ] || { echo "error: $BIN/$tool not found; run scripts/setup.sh first" >&2; exit 2; }
 done
+EFFICIENCY=${EFFICIENCY:-0.5}
+PARTITION_BYTES=${PARTITION_BYTES:-4194304}
+CHUNKS=${CHUNKS:-2}
+CREDIT_BYTES=${CREDIT_BYTES:-0}
 mkdir -p "$OUT"
-CLUSTER=examples/clusters/a100-ib100-x8.json
 
-# name layers hidden ffn tokens-per-GPU
-MODELS=("transformer-xl-moe 18 1024 4096 4096" "bert-large-moe 24 1024 4096 2048")
-summary() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
+GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
+[ $QUICK = 1 ] && GPU_LIST="64" NET_LIST="100 800"
+BOUND_FLAG=--contention-free BOUND_TAG=cf
+if "$BIN/lina-run" --help 2>&1 | grep -q -- '--bound'; then
+  BOUND_FLAG=--bound BOUND_TAG=lb
+fi
 
-printf "%-20s %5s %12s %12s %8s %12s %10s\n" model GPUs "fifo (ms)" "lina (ms)" ratio "bound (ms)" "lina/bound"
-: > "$OUT/breakdown.dat"
-for m in "${MODELS[@]}"; do
-  set -- $m
-  name=$1 layers=$2 hidden=$3 ffn=$4 tokens=$5
-  for gpus in 16 64; do
-    dp=$((gpus / 16))
-    ir="$OUT/$name-$gpus.mlir"
-    python3 bench/gen_moe_step.py --layers "$layers" --hidden "$hidden" --ffn "$ffn" \
-      --experts 16 --top-k 2 --tokens "$tokens" --ep 16 --dp "$dp" --dtype bf16 \
-      --name "$name on $gpus GPUs" -o "$ir"
-    "$BIN/lina-translate" --lina-to-plan "$ir" -o "$OUT/$name-$gpus.base.json"
-    "$BIN/lina-opt" "$ir" --lina-training-pipeline="partition-bytes=4194304 chunks=2 cluster=$CLUSTER" \
-      | "$BIN/lina-translate" --lina-to-plan -o "$OUT/$name-$gpus.lina.json"
-    sim() { "$BIN/lina-run" "$1" --backend sim --cluster "$CLUSTER" --quiet "${@:2}"; }
-    base=$(sim "$OUT/$name-$gpus.base.json" --policy fifo)
-    lina=$(sim "$OUT/$name-$gpus.lina.json" --policy lina --trace "$OUT/$name-$gpus.lina.trace.json")
-    bound=$(sim "$OUT/$name-$gpus.lina.json" --policy lina --contention-free)
-    b=$(echo "$base" | summary step_ms) l=$(echo "$lina" | summary step_ms) lb=$(echo "$bound" | summary step_ms)
-    printf "%-20s %5d %12.2f %12.2f %7.2fx %12.2f %9.2fx\n" "$name" "$gpus" "$b" "$l" \
-      "$(awk -v a="$b" -v c="$l" 'BEGIN{print a/c}')" "$lb" "$(awk -v a="$l" -v c="$lb" 'BEGIN{print a/c}')"
-    for which in base lina; do
-      line=$([ $which = base ] && echo "$base" || echo "$lina")
-      echo "$name-$gpus-$which $(echo "$line" | summary step_ms) $(echo "$line" | summary a2a_blocked_ms) $(echo "$line" | summary allreduce_ms)" >> "$OUT/breakdown.dat"
+# cluster GPUS GBPS -> file: A100 nodes of 8 GPUs, one NIC of GBPS per node.
+cluster() {
+  local f="$OUT/cluster-$1-$2.json"
+  python3 - "$1" "$2" "$EFFICIENCY" > "$f" <<'PY'
+import json, sys
+gpus, gbps, eff = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(json.dumps({
+    "name": f"a100-x{gpus // 8}-{int(gbps)}g",
+    "description": f"{gpus // 8} nodes of 8 A100 (NVLink 3), {int(gbps)} Gb/s per node, "
+                   f"compute at {eff:g} x peak",
+    "nodes": gpus // 8, "gpus_per_node": 8,
+    "intra_node": {"bandwidth_gbps": 2400, "latency_us": 3},
+    "inter_node": {"bandwidth_gbps": gbps, "latency_us": 5},
+    "gpu": {"model": "A100-SXM4-80GB", "flops": 312e12 * eff,
+            "memory_bandwidth_gbps": 16312},
+    "launch_latency_us": 5}, indent=1))
+PY
+  echo "$f"
+}
+
+# model GPUS -> IR file
+model_ir() {
+  local name=$1 gpus=$2 ir="$OUT/$1-$2.mlir"
+  case $name in
+    transformer-xl)
+      python3 bench/gen_moe_step.py --layers 18 --hidden 1024 --ffn 4096 --experts 16 \
+        --top-k 2 --tokens 4096 --ep 16 --dp $((gpus / 16)) --dtype bf16 -o "$ir" ;;
+    bert-large)
+      python3 bench/gen_moe_step.py --layers 24 --hidden 1024 --ffn 4096 --experts 16 \
+        --top-k 2 --tokens 2048 --ep 16 --dp $((gpus / 16)) --dtype bf16 -o "$ir" ;;
+    mixtral)
+      "$BIN/lina-import" examples/models/mixtral-8x7b.json --ep 8 --dp $((gpus / 8)) \
+        --micro-batch 2 --seq 2048 --layers 2 --mode train -o "$ir" ;;
+  esac
+  echo "$ir"
+}
+
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
+sim() { # plan cluster policy [flags] -> step ms
+  "$BIN/lina-run" "$1" --backend sim --cluster "$2" --policy "$3" --quiet "${@:4}" \
+    | grep '^summary:' | field step_ms
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+printf "%-15s %5s %6s %10s %10s %10s %10s %12s %8s %9s\n" model GPUs Gb/s \
+  "serial ms" "ds ms" "fifo ms" "lina ms" "bound ms" "lina/ds" "lina/bnd"
+DAT="$OUT/sim_training.dat"
+: > "$DAT"
+for name in transformer-xl bert-large mixtral; do
+  for gpus in $GPU_LIST; do
+    ir=$(model_ir "$name" "$gpus")
+    base="$OUT/$name-$gpus"
+    "$BIN/lina-translate" --lina-to-plan "$ir" -o "$base.serial.json"
+    "$BIN/lina-opt" "$ir" --lina-baseline-pipeline="mode=ds" \
+      | "$BIN/lina-translate" --lina-to-plan -o "$base.ds.json"
+    "$BIN/lina-opt" "$ir" \
+      --lina-training-pipeline="partition-bytes=$PARTITION_BYTES chunks=$CHUNKS" \
+      | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
+    for gbps in $NET_LIST; do
+      c=$(cluster "$gpus" "$gbps")
+      s=$(sim "$base.serial.json" "$c" fifo)
+      d=$(sim "$base.ds.json" "$c" fifo)
+      f=$(sim "$base.lina.json" "$c" fifo)
+      l=$(sim "$base.lina.json" "$c" lina --credit-bytes "$CREDIT_BYTES")
+      b=$(sim "$base.lina.json" "$c" lina $BOUND_FLAG)
+      printf "%-15s %5d %6d %10.2f %10.2f %10.2f %10.2f %9.2f %2s %7.3fx %8.3fx\n" \
+        "$name" "$gpus" "$gbps" "$s" "$d" "$f" "$l" "$b" "$BOUND_TAG" \
+        "$(ratio "$d" "$l")" "$(ratio "$l" "$b")"
+      echo "$name-$gpus-$gbps $s $d $f $l $b" >> "$DAT"
     done
   done
 done
+echo "lina/ds: ds step time / Lina step time (> 1: Lina faster);" \
+  "lina/bnd: Lina step time / bound ($BOUND_TAG)"
 
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP
-set terminal pngcairo size 1000,500
+set terminal pngcairo size 1600,600
 set output "$OUT/sim_training.png"
-set title "Simulated step time on A100 + 100 Gb/s IB (fifo baseline vs Lina)"
+set title "Simulated step time, A100 nodes of 8 GPUs (compute at $EFFICIENCY x peak)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set ylabel "ms"
-set xtics rotate by -30
-plot "$OUT/breakdown.dat" using 2:xtic(1) title "step", \
-     "" using 3 title "all_to_all blocked", \
-     "" using 4 title "all_reduce in flight"
+set logscale y
+set xtics rotate by -45 font ",8"
+plot "$DAT" using 2:xtic(1) title "serial", "" using 3 title "ds", \
+     "" using 4 title "Lina plan, fifo", "" using 5 title "Lina", \
+     "" using 6 title "bound ($BOUND_TAG)"
 GP
   echo "chart: $OUT/sim_training.png"
 else

@@ -6,7 +6,11 @@
 
 #include "lina/rt/Scheduler.h"
 
+#include "lina/Analysis/CostModel.h"
+#include "lina/rt/Simulator.h"
+
 #include <algorithm>
+#include <memory>
 #include <set>
 
 using namespace lina::rt;
@@ -68,9 +72,71 @@ Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
     switch (queueOf(op)) {
     case Queue::Compute: computeOrder.push_back(op.id); break;
     case Queue::High: highOrder.push_back(op.id); break;
-    case Queue::Low: lowOrder.push_back(op.id); break;
+    case Queue::Low:
+      lowOrder.push_back(op.id);
+      lowAnchor.push_back(highOrder.size());
+      break;
     }
   }
+  if (!options.estimate)
+    return;
+  // Position in compute order of the last compute op each op waits for,
+  // directly or through collectives (-1: none).
+  std::vector<long> computePos(plan.ops.size(), -1), lastCompute(plan.ops.size(), -1);
+  for (size_t i = 0; i < computeOrder.size(); ++i)
+    computePos[computeOrder[i]] = static_cast<long>(i);
+  for (const Op &op : plan.ops)
+    for (int d : deps[op.id])
+      lastCompute[op.id] = std::max(
+          lastCompute[op.id], computePos[d] >= 0 ? computePos[d] : lastCompute[d]);
+  for (int h : highOrder)
+    highComputeDep.push_back(lastCompute[h]);
+  estimates.resize(plan.ops.size());
+  for (const Op &op : plan.ops)
+    estimates[op.id] = std::max(0.0, options.estimate(op));
+  computePrefix.assign(computeOrder.size() + 1, 0.0);
+  for (size_t i = 0; i < computeOrder.size(); ++i)
+    computePrefix[i + 1] = computePrefix[i] + estimates[computeOrder[i]];
+}
+
+Estimator lina::rt::costModelEstimator(const Plan &plan,
+                                       const ::lina::ClusterSpec &cluster) {
+  auto model = std::make_shared<::lina::CostModel>(cluster);
+  const Plan *p = &plan;
+  return [model, p](const Op &op) {
+    if (!op.isCollective()) {
+      double flops = 0, bytes = 0;
+      computeCost(*p, op, flops, bytes);
+      return model->computeTime(flops, bytes);
+    }
+    auto group = p->groups.find(op.group);
+    int size = group == p->groups.end() ? 1 : group->second.size();
+    double bytes = static_cast<double>(p->collectiveBytes(op));
+    if (op.kind == OpKind::AllReduce)
+      return model->allReduceTime(bytes, size);
+    return model->allToAllTime(bytes, size);
+  };
+}
+
+bool Scheduler::admits(const Op &low, size_t nextCompute, size_t nextHigh,
+                       double now) const {
+  if (highRunning > 0)
+    return false;
+  if (nextHigh >= highOrder.size())
+    return true; // no all_to_all is coming
+  // When the compute that the next high-priority collective reads is done.
+  long need = highComputeDep[nextHigh];
+  double computeFree =
+      runningCompute >= 0 ? std::max(now, computeStart + estimates[runningCompute])
+                          : now;
+  double needAt = now;
+  if (need >= static_cast<long>(nextCompute))
+    needAt = computeFree + computePrefix[need + 1] - computePrefix[nextCompute];
+  else if (need >= 0 && runningCompute >= 0 &&
+           computeOrder[need] == runningCompute)
+    needAt = computeFree;
+  double finish = std::max(now, lowBusyUntil) + estimates[low.id];
+  return finish <= needAt;
 }
 
 bool Scheduler::lowAllowed(size_t nextCompute) const {
@@ -94,11 +160,15 @@ StepStats Scheduler::run(Backend &backend) {
   std::vector<char> started(n, 0), done(n, 0);
   std::vector<double> startTime(n, 0);
   size_t ci = 0, hi = 0, lo = 0, completed = 0;
+  const size_t numHigh = highOrder.size(), numLow = lowOrder.size();
   bool computeRunning = false;
   highRunning = 0;
   lowBytesInFlight = 0;
   lowRunning = 0;
   runningCompute = -1;
+  computeStart = 0;
+  lowBusyUntil = 0;
+  const bool admission = options.policy == Policy::Lina && !estimates.empty();
   StepStats stats;
   auto ready = [&](int id) {
     return std::all_of(deps[id].begin(), deps[id].end(),
@@ -114,9 +184,12 @@ StepStats Scheduler::run(Backend &backend) {
     else if (q == Queue::Low) {
       lowBytesInFlight += plan.collectiveBytes(op);
       ++lowRunning;
+      if (admission)
+        lowBusyUntil = std::max(startTime[id], lowBusyUntil) + estimates[id];
     } else {
       computeRunning = true;
       runningCompute = id;
+      computeStart = startTime[id];
     }
     backend.start(op);
   };
@@ -126,21 +199,37 @@ StepStats Scheduler::run(Backend &backend) {
     bool progress = true;
     while (progress) {
       progress = false;
-      // High-priority collectives first: everything ready, in order.
-      // Each queue is a stream: its collectives run one at a time, in
-      // program order (as on one NCCL stream or MPI communicator).
-      if (hi < highOrder.size() && highRunning == 0 && ready(highOrder[hi])) {
+      // One issue order on every rank: collectives are issued in program
+      // order across both queues. The next high-priority collective waits
+      // until every low-priority one before it has been issued, and a
+      // low-priority collective until every high-priority one before it
+      // has. A rank may delay a collective, never reorder it.
+      bool lowFirst = lo < numLow && lowAnchor[lo] <= hi;
+      bool highNext = hi < numHigh && !lowFirst;
+      // High-priority collectives first. Each queue is a stream: its
+      // collectives run one at a time, in program order (as on one NCCL
+      // stream or MPI communicator).
+      if (highNext && highRunning == 0 && ready(highOrder[hi])) {
         launch(highOrder[hi++]);
         progress = true;
       }
       // The low queue also runs one at a time, unless a credit window lets
-      // several partitions share the network (ByteScheduler's credit).
-      while (lo < lowOrder.size() && ready(lowOrder[lo]) && lowAllowed(ci)) {
-        const Op &op = plan.ops[lowOrder[lo]];
-        if (lowRunning > 0 &&
-            (options.policy != Policy::Lina || options.creditBytes <= 0 ||
-             lowBytesInFlight + plan.collectiveBytes(op) > options.creditBytes))
-          break;
+      // several partitions share the network (ByteScheduler's credit). A
+      // low-priority collective that the ready next high-priority one must
+      // follow is issued at once: holding it would only delay the high one.
+      while (lo < numLow && lowAnchor[lo] <= hi && ready(lowOrder[lo])) {
+        bool blocksHigh = hi < numHigh && highRunning == 0 &&
+                          ready(highOrder[hi]);
+        if (!blocksHigh) {
+          const Op &op = plan.ops[lowOrder[lo]];
+          if (admission ? !admits(op, ci, hi, backend.now()) : !lowAllowed(ci))
+            break;
+          if (lowRunning > 0 && (options.policy != Policy::Lina ||
+                                 options.creditBytes <= 0 ||
+                                 lowBytesInFlight + plan.collectiveBytes(op) >
+                                     options.creditBytes))
+            break;
+        }
         launch(lowOrder[lo++]);
         progress = true;
       }
@@ -151,10 +240,13 @@ StepStats Scheduler::run(Backend &backend) {
       }
     }
     bool anyRunning = computeRunning || highRunning > 0 || lowRunning > 0;
-    if (!anyRunning && lo < lowOrder.size() && ready(lowOrder[lo])) {
+    if (!anyRunning && lo < numLow && lowAnchor[lo] <= hi &&
+        ready(lowOrder[lo])) {
       // Liveness: nothing runs, so the held-back low-priority collective is
       // what the next compute op (marked hold_low) waits for, directly or
       // through a high-priority collective. Holding it would deadlock.
+      // (The earliest op of the plan not yet started has its dependencies
+      // done; if it is not this collective, it was started above.)
       launch(lowOrder[lo++]);
       continue;
     }

@@ -8,6 +8,8 @@
 // REPORT: remark: lina-prioritize-alltoall: 1 high, 2 low, 1 hold_low marks, 2 moved
 // REPORT: remark: lina-prioritize-alltoall: 2 high, 1 low, 0 hold_low marks, 0 moved
 // REPORT: remark: lina-prioritize-alltoall: 2 high, 1 low, 1 hold_low marks, 1 moved
+// REPORT: remark: lina-prioritize-alltoall: 1 high, 1 low, 1 hold_low marks, 0 moved
+// REPORT: remark: lina-prioritize-alltoall: 1 high, 1 low, 1 hold_low marks, 1 moved
 
 lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
 
@@ -103,4 +105,43 @@ func.func @variable_counts(%rows: tensor<8x4xf32>, %c: tensor<4xi64>, %g: tensor
   %rc = lina.all_to_all %s group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 0 : tensor<4xi64> -> tensor<4xi64>
   %v = lina.all_to_all %rows counts(%s, %rc : tensor<4xi64>, tensor<4xi64>) group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 0 : tensor<8x4xf32> -> tensor<8x4xf32>
   return %v, %ar : tensor<8x4xf32>, tensor<16xf32>
+}
+
+// -----
+
+lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
+func.func private @log(tensor<16xf32>)
+func.func private @flush()
+
+// Ops with side effects never move: a call that reads an all_reduce in the
+// window keeps it in place, and stays before the next call.
+// CHECK-LABEL: func @calls_keep_their_order
+// CHECK: %[[Y:.*]] = arith.addf {{.*}} {lina.hold_low}
+// CHECK-NEXT: %[[R:.*]] = lina.all_reduce {{.*}}priority = #lina.priority<low>
+// CHECK-NEXT: call @log(%[[R]])
+// CHECK-NEXT: call @flush()
+// CHECK-NEXT: lina.all_to_all %[[Y]]
+func.func @calls_keep_their_order(%x: tensor<4x8xf32>, %g: tensor<16xf32>) -> tensor<1x32xf32> {
+  %y = arith.addf %x, %x : tensor<4x8xf32>
+  %r = lina.all_reduce %g group = #lina.group<@world, "dp"> reduction = sum : tensor<16xf32>
+  func.call @log(%r) : (tensor<16xf32>) -> ()
+  func.call @flush() : () -> ()
+  %a = lina.all_to_all %y group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<4x8xf32> -> tensor<1x32xf32>
+  return %a : tensor<1x32xf32>
+}
+
+// A memory-effect-free all_reduce may move past a call; the call stays.
+// CHECK-LABEL: func @pure_ops_move_past_calls
+// CHECK: %[[Y:.*]] = arith.addf {{.*}} {lina.hold_low}
+// CHECK-NEXT: call @flush()
+// CHECK-NEXT: lina.all_to_all %[[Y]]
+// CHECK-NEXT: %[[R:.*]] = lina.all_reduce
+// CHECK-NEXT: call @log(%[[R]])
+func.func @pure_ops_move_past_calls(%x: tensor<4x8xf32>, %g: tensor<16xf32>) -> tensor<1x32xf32> {
+  %y = arith.addf %x, %x : tensor<4x8xf32>
+  %r = lina.all_reduce %g group = #lina.group<@world, "dp"> reduction = sum : tensor<16xf32>
+  func.call @flush() : () -> ()
+  %a = lina.all_to_all %y group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<4x8xf32> -> tensor<1x32xf32>
+  func.call @log(%r) : (tensor<16xf32>) -> ()
+  return %a : tensor<1x32xf32>
 }

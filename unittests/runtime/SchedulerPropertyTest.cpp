@@ -15,7 +15,12 @@
 //     next, and the low bytes in flight stay within the credit -- except
 //     when nothing at all runs: then the held compute op waits for it, and
 //     holding it back would deadlock (random plans do produce this);
-//   - fifo: low-priority collectives are not held back by those rules.
+//     or when the next high-priority collective is ready and must follow
+//     it (the cross-queue order is fixed, see below);
+//   - fifo: low-priority collectives are not held back by those rules;
+//   - one issue order: every rank starts the collectives of a plan in
+//     program order across both queues, whatever its compute and network
+//     times (several ranks with independent random durations).
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <random>
 #include <set>
@@ -40,12 +46,17 @@ struct Event {
 };
 
 /// Completes started ops after scripted random durations; logs events.
+/// Compute and collective durations are scaled separately, so that one
+/// rank can be compute-bound and another network-bound.
 class LoggingBackend : public Backend {
 public:
-  explicit LoggingBackend(std::mt19937 &rng) : rng(rng) {}
+  explicit LoggingBackend(std::mt19937 &rng, double computeScale = 1,
+                          double networkScale = 1)
+      : rng(rng), computeScale(computeScale), networkScale(networkScale) {}
   void start(const Op &op) override {
     std::uniform_real_distribution<double> d(0.1, 3.0);
-    running[op.id] = clock + d(rng);
+    running[op.id] =
+        clock + d(rng) * (op.isCollective() ? networkScale : computeScale);
     log.push_back({true, op.id});
   }
   std::vector<int> waitAny() override {
@@ -70,6 +81,7 @@ public:
 
 private:
   std::mt19937 &rng;
+  double computeScale, networkScale;
   std::map<int, double> running;
   double clock = 0;
 };
@@ -166,7 +178,18 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
         ++*lowBesideHigh;
       // Liveness exception: with nothing running, the held compute op
       // waits for this collective; the scheduler must start it.
-      if (policy == Policy::Lina && !running.empty()) {
+      // Fixed order: the next high-priority collective is ready, the high
+      // queue is free, and it must follow this one; holding this one back
+      // would only hold the high one back.
+      bool forced = false;
+      const auto &high = order[Queue::High];
+      size_t hi = nextInQueue[Queue::High];
+      if (!highRunning && hi < high.size()) {
+        const auto &deps = sched.dependencies()[high[hi]];
+        forced = std::all_of(deps.begin(), deps.end(),
+                             [&](int d) { return done[d] != 0; });
+      }
+      if (policy == Policy::Lina && !running.empty() && !forced) {
         ++*linaChecked;
         EXPECT_FALSE(highRunning) << "low op " << e.op << " beside a high one";
         EXPECT_FALSE(holdRunning) << "low op " << e.op << " beside hold_low compute";
@@ -175,15 +198,6 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
         if (ci < compute.size()) {
           EXPECT_FALSE(plan.ops[compute[ci]].holdLow)
               << "low op " << e.op << " while hold_low op " << compute[ci] << " is next";
-        }
-        const auto &high = order[Queue::High];
-        size_t hi = nextInQueue[Queue::High];
-        if (hi < high.size()) {
-          const auto &deps = sched.dependencies()[high[hi]];
-          bool ready = std::all_of(deps.begin(), deps.end(),
-                                   [&](int d) { return done[d] != 0; });
-          EXPECT_FALSE(ready) << "low op " << e.op << " while high op "
-                              << high[hi] << " is ready";
         }
         if (credit > 0 && lowBytes > 0) {
           EXPECT_LE(lowBytes + plan.collectiveBytes(op), credit);
@@ -223,4 +237,58 @@ TEST(SchedulerProperty, InvariantsHoldOnRandomPlans) {
   // And the lina rules were checked on many low-priority starts.
   EXPECT_GT(linaChecked, 100) << linaChecked;
 }
+
+/// The collectives of `log`, in the order they were started.
+std::vector<int> issueOrder(const Plan &plan, const std::vector<Event> &log) {
+  std::vector<int> seq;
+  for (const Event &e : log)
+    if (e.start && plan.ops[e.op].isCollective())
+      seq.push_back(e.op);
+  return seq;
+}
+
+TEST(SchedulerProperty, EveryRankIssuesCollectivesInOneOrder) {
+  // Ranks run the same plan with independent random compute and network
+  // times (each rank with its own compute/network speed ratio, from 100x
+  // compute-bound to 100x network-bound). On NCCL the high and low queues
+  // are two communicators: ranks that issue their collectives in different
+  // orders can deadlock. The order must be a function of the plan alone.
+  constexpr int kRanks = 4;
+  std::mt19937 rng(2024);
+  std::uniform_real_distribution<double> logScale(-2.0, 2.0);
+  int runs = 0, crossQueue = 0;
+  for (int trial = 0; trial < 150; ++trial) {
+    Plan plan = parsePlan(randomPlan(rng, 6 + trial % 40).dump(), "random");
+    std::vector<int> programOrder;
+    for (const Op &op : plan.ops)
+      if (op.isCollective())
+        programOrder.push_back(op.id);
+    for (Policy policy : {Policy::Lina, Policy::Fifo})
+      for (int64_t credit : {int64_t(0), int64_t(128), int64_t(1 << 20)}) {
+        if (policy == Policy::Fifo && credit != 0)
+          continue;
+        for (int rank = 0; rank < kRanks; ++rank) {
+          Scheduler sched(plan, {policy, credit});
+          LoggingBackend backend(rng, std::pow(10.0, logScale(rng)),
+                                 std::pow(10.0, logScale(rng)));
+          sched.run(backend);
+          ++runs;
+          std::vector<int> seq = issueOrder(plan, backend.log);
+          // Identical on every rank because it is the program order.
+          ASSERT_EQ(seq, programOrder)
+              << "trial " << trial << ", rank " << rank << ", policy "
+              << (policy == Policy::Lina ? "lina" : "fifo") << ", credit "
+              << credit;
+        }
+      }
+    for (size_t i = 1; i < programOrder.size(); ++i)
+      if (queueOf(plan.ops[programOrder[i]]) !=
+          queueOf(plan.ops[programOrder[i - 1]]))
+        ++crossQueue;
+  }
+  EXPECT_GE(runs, 1000);
+  // The plans do interleave the two queues.
+  EXPECT_GT(crossQueue, 1000) << crossQueue;
+}
+
 } // namespace

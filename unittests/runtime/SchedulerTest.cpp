@@ -118,10 +118,12 @@ TEST(Scheduler, FifoStartsLowPriorityRightAway) {
   FakeBackend backend({{0, 1}, {1, 10}, {2, 5}, {3, 5}, {4, 1}});
   Scheduler sched(plan, {Policy::Fifo, 0});
   StepStats s = sched.run(backend);
-  // The first all_reduce starts at once, during the all_to_all's producer;
-  // the queue is a stream, so the second follows the first.
-  EXPECT_DOUBLE_EQ(intervalOf(s, 2).start, 0.0);
-  EXPECT_DOUBLE_EQ(intervalOf(s, 3).start, 5.0);
+  // The first all_reduce starts as soon as the all_to_all before it (in
+  // program order) is issued, while it runs; the queue is a stream, so the
+  // second follows the first.
+  EXPECT_DOUBLE_EQ(intervalOf(s, 1).start, 1.0);
+  EXPECT_DOUBLE_EQ(intervalOf(s, 2).start, 1.0);
+  EXPECT_DOUBLE_EQ(intervalOf(s, 3).start, 6.0);
   // ...so they overlap the all_to_all.
   EXPECT_LT(intervalOf(s, 2).end, intervalOf(s, 1).end);
   EXPECT_GT(intervalOf(s, 2).end, intervalOf(s, 1).start);
@@ -200,6 +202,115 @@ TEST(Scheduler, ViewsMakeReadersWaitForEveryOverlappingWriter) {
   EXPECT_EQ(sched.dependencies()[7], (std::vector<int>{3, 4, 5, 6}));
   // A partition's input view depends on the op that wrote the gradient.
   EXPECT_EQ(sched.dependencies()[3], (std::vector<int>{2}));
+}
+
+/// x -> dense (slow) -> all_reduce (low), then an all_to_all (high) of a
+/// parameter that is ready at once: program order puts the all_reduce
+/// first, so no rank may issue the all_to_all before it.
+json crossQueuePlan() {
+  json buffers = json::array({
+      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "input"}, {"init", "random"}},
+      {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 2}, {"name", "g"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 3}, {"name", "r"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 4}, {"name", "y"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+  });
+  json ops = json::array({
+      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}},
+      {{"id", 1}, {"kind", "all_reduce"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "dp"},
+       {"priority", "low"}},
+      {{"id", 2}, {"kind", "all_to_all"}, {"inputs", {1}}, {"outputs", {4}}, {"group", "ep"},
+       {"priority", "high"}},
+  });
+  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
+          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+          {"buffers", buffers}, {"ops", ops}};
+}
+
+TEST(Scheduler, HighPriorityWaitsForAnEarlierLowPriorityIssue) {
+  for (Policy policy : {Policy::Lina, Policy::Fifo}) {
+    Plan plan = parsePlan(crossQueuePlan().dump());
+    FakeBackend backend({{0, 3}, {1, 5}, {2, 2}});
+    Scheduler sched(plan, {policy, 0});
+    StepStats s = sched.run(backend);
+    // The all_to_all is ready at 0 but follows the all_reduce, issued when
+    // the dense is done; then both run (the low one is not held back, the
+    // high one is waiting for it).
+    EXPECT_DOUBLE_EQ(intervalOf(s, 1).start, 3.0);
+    EXPECT_DOUBLE_EQ(intervalOf(s, 2).start, 3.0);
+    EXPECT_DOUBLE_EQ(s.stepTime, 8.0);
+  }
+}
+
+TEST(Scheduler, LowPriorityWaitsForAnEarlierHighPriorityIssue) {
+  // Swap the two collectives in program order: the all_reduce (ready at 3)
+  // is not issued before the all_to_all (ready at 0), which runs until 10.
+  json p = crossQueuePlan();
+  std::swap(p["ops"][1], p["ops"][2]);
+  p["ops"][1]["id"] = 1;
+  p["ops"][2]["id"] = 2;
+  Plan plan = parsePlan(p.dump());
+  FakeBackend backend({{0, 3}, {1, 10}, {2, 5}});
+  StepStats fifo = Scheduler(plan, {Policy::Fifo, 0}).run(backend);
+  EXPECT_DOUBLE_EQ(intervalOf(fifo, 1).start, 0.0);
+  EXPECT_DOUBLE_EQ(intervalOf(fifo, 2).start, 3.0); // overlaps
+  FakeBackend backend2({{0, 3}, {1, 10}, {2, 5}});
+  StepStats lina = Scheduler(plan, {Policy::Lina, 0}).run(backend2);
+  EXPECT_DOUBLE_EQ(intervalOf(lina, 2).start, 10.0); // held: a2a running
+}
+
+/// dense -> all_to_all -> (all_reduce of a parameter) -> dense (hold_low:
+/// it produces the next all_to_all's input) -> all_to_all.
+json admissionPlan() {
+  json buffers = json::array({
+      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "input"}, {"init", "random"}},
+      {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 2}, {"name", "a"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 3}, {"name", "b"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 4}, {"name", "r"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 5}, {"name", "c"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+      {{"id", 6}, {"name", "d"}, {"dtype", "f32"}, {"shape", {4, 4}}},
+  });
+  json ops = json::array({
+      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}, {"hold_low", true}},
+      {{"id", 1}, {"kind", "all_to_all"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "ep"},
+       {"priority", "high"}},
+      {{"id", 2}, {"kind", "all_reduce"}, {"inputs", {1}}, {"outputs", {4}}, {"group", "dp"},
+       {"priority", "low"}},
+      {{"id", 3}, {"kind", "dense"}, {"inputs", {3, 1}}, {"outputs", {5}}, {"hold_low", true}},
+      {{"id", 4}, {"kind", "all_to_all"}, {"inputs", {5}}, {"outputs", {6}}, {"group", "ep"},
+       {"priority", "high"}},
+  });
+  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
+          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+          {"buffers", buffers}, {"ops", ops}};
+}
+
+TEST(Scheduler, AdmissionRuleUsesComputeThatFeedsNoImminentAllToAll) {
+  Plan plan = parsePlan(admissionPlan().dump());
+  std::map<int, double> t = {{0, 2}, {1, 3}, {2, 4}, {3, 10}, {4, 3}};
+  // hold_low: the all_reduce may not run beside the dense that produces the
+  // next all_to_all's input; it is issued with that all_to_all and shares
+  // the network with it.
+  FakeBackend holdBackend(t);
+  StepStats hold = Scheduler(plan, {Policy::Lina, 0}).run(holdBackend);
+  EXPECT_DOUBLE_EQ(intervalOf(hold, 2).start, 15.0);
+  EXPECT_DOUBLE_EQ(intervalOf(hold, 4).start, 15.0);
+  // Admission: 4 s of all_reduce fit in the 10 s dense: it starts when the
+  // first all_to_all ends and is done before the second needs the network.
+  SchedulerOptions options{Policy::Lina, 0, [&](const Op &op) { return t[op.id]; }};
+  FakeBackend admitBackend(t);
+  StepStats admit = Scheduler(plan, options).run(admitBackend);
+  EXPECT_DOUBLE_EQ(intervalOf(admit, 2).start, 5.0);
+  EXPECT_LE(intervalOf(admit, 2).end, intervalOf(admit, 4).start);
+  EXPECT_DOUBLE_EQ(admit.stepTime, 18.0);
+  // A 12 s all_reduce does not fit: it is held until the second all_to_all
+  // is ready, then issued first (program order) -- never reordered.
+  t[2] = 12;
+  FakeBackend bigBackend(t);
+  StepStats big = Scheduler(plan, options).run(bigBackend);
+  EXPECT_DOUBLE_EQ(intervalOf(big, 2).start, 15.0);
+  EXPECT_DOUBLE_EQ(intervalOf(big, 4).start, 15.0);
 }
 
 TEST(Scheduler, ParsesPolicies) {

@@ -562,6 +562,8 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
   SimOptions sim;
   sim.scheduler = {parsePolicy(o.policy), o.creditBytes};
   sim.linkPriority = o.linkPriority;
+  // The simulator has a cost model: policy lina uses its admission rule.
+  sim.scheduler.estimate = costModelEstimator(plan, *cluster);
   auto wallStart = std::chrono::steady_clock::now();
   std::clock_t cpuStart = std::clock();
   SimResult r = simulate(plan, *cluster, sim);

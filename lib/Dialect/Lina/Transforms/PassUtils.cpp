@@ -67,7 +67,18 @@ void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
   fpm.addPass(createLinaPipelineExpertsPass(
       {options.chunks.getValue(), options.cluster.getValue(),
        options.report.getValue()}));
-  fpm.addPass(createLinaPrioritizeAllToAllPass({options.report.getValue()}));
+  fpm.addPass(createLinaPrioritizeAllToAllPass(
+      {ScheduleMode::Lina, options.report.getValue()}));
+}
+
+void mlir::lina::buildBaselinePipeline(OpPassManager &pm,
+                                       const BaselinePipelineOptions &options) {
+  OpPassManager &fpm = pm.nest<func::FuncOp>();
+  if (options.mode == ScheduleMode::Ds)
+    fpm.addPass(createLinaBucketAllReducePass(
+        {options.bucketBytes.getValue(), options.report.getValue()}));
+  fpm.addPass(createLinaPrioritizeAllToAllPass(
+      {options.mode.getValue(), options.report.getValue()}));
 }
 
 void mlir::lina::registerLinaPassesAndPipelines() {
@@ -77,4 +88,11 @@ void mlir::lina::registerLinaPassesAndPipelines() {
       "Lina's training schedule: partition all_reduce, pipeline experts, "
       "prioritise all_to_all",
       buildTrainingPipeline);
+  PassPipelineRegistration<BaselinePipelineOptions>(
+      "lina-baseline-pipeline",
+      "A named baseline schedule: mode=ds (DDP-style gradient buckets "
+      "all-reduced on the low queue as soon as ready, sharing the network "
+      "with all_to_all; run with --policy fifo) or mode=serial (every "
+      "collective on one queue in program order)",
+      buildBaselinePipeline);
 }

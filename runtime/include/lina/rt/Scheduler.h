@@ -10,11 +10,19 @@
 // communicator in the same order, as on one NCCL stream):
 //   high: all_to_all (and any collective not marked low);
 //   low:  all_reduce partitions (priority low).
+// Every rank issues the plan's collectives in program order across both
+// queues: a policy may delay a collective, never reorder two (with NCCL the
+// queues are two communicators; one order on every rank keeps them
+// deadlock-free, docs/RUNTIME.md).
 // Policy `lina`: a low-priority collective starts only while no
-// high-priority collective is ready-but-not-started or running, and while
-// the compute op about to run is not marked hold_low (it produces the input
-// of an all_to_all); optionally the low-priority bytes in flight stay under
-// a credit (ByteScheduler), which lets several partitions be in flight.
+// high-priority collective runs, and then
+//   - with an estimator (a cost model: the simulator): when it is predicted
+//     to be off the network before the next high-priority collective needs
+//     it, or when none is coming (the admission rule);
+//   - without one: while the compute op running and the next one are not
+//     marked hold_low (they produce the input of an all_to_all);
+// optionally the low-priority bytes in flight stay under a credit
+// (ByteScheduler), which lets several partitions be in flight.
 // Policy `fifo`: the naive baseline, every collective starts as soon as its
 // dependencies are done and its queue is free.
 //
@@ -25,7 +33,12 @@
 
 #include "lina/rt/Plan.h"
 
+namespace lina {
+struct ClusterSpec;
+} // namespace lina
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,10 +63,24 @@ public:
 enum class Policy { Lina, Fifo };
 Policy parsePolicy(const std::string &name); // throws PlanError
 
+/// Predicted seconds of an op alone: a compute op on an idle GPU, a
+/// collective on an idle network. The lina policy's admission rule reads
+/// it; backends without a cost model leave it empty.
+using Estimator = std::function<double(const Op &)>;
+
 struct SchedulerOptions {
   Policy policy = Policy::Lina;
   int64_t creditBytes = 0; ///< 0: no credit window
+  /// With an estimator, policy lina admits a low-priority collective only
+  /// when it is predicted to be off the network before the next
+  /// high-priority collective needs it (or none is coming), instead of
+  /// the `hold_low` marks.
+  Estimator estimate;
 };
+
+/// The estimator of the cost model of `cluster` (roofline compute, ring
+/// all-reduce, pairwise all-to-all; docs/COST_MODEL.md).
+Estimator costModelEstimator(const Plan &plan, const ::lina::ClusterSpec &cluster);
 
 struct OpInterval {
   int op = 0;
@@ -82,11 +109,26 @@ public:
 
 private:
   bool lowAllowed(size_t nextCompute) const;
+  /// The admission rule (policy lina with an estimator): may `low` start
+  /// now, with the next compute op `nextCompute` and the next
+  /// high-priority collective `nextHigh`?
+  bool admits(const Op &low, size_t nextCompute, size_t nextHigh,
+              double now) const;
 
   const Plan &plan;
   SchedulerOptions options;
   std::vector<std::vector<int>> deps;
   std::vector<int> computeOrder, highOrder, lowOrder;
+  /// For each low-priority collective (in lowOrder), the number of
+  /// high-priority collectives before it in program order: it is issued
+  /// after those and before the next one.
+  std::vector<size_t> lowAnchor;
+  /// With an estimator: the predicted time of each op, prefix sums of the
+  /// compute ops' in compute order, and for each high-priority collective
+  /// the position in compute order of the last compute op it reads.
+  std::vector<double> estimates, computePrefix;
+  std::vector<long> highComputeDep;
+  double computeStart = 0, lowBusyUntil = 0;
   // Run state.
   int highRunning = 0;
   int64_t lowBytesInFlight = 0;

@@ -20,6 +20,9 @@ class CostModel;
 
 namespace mlir::lina {
 
+/// What --lina-prioritize-alltoall does (its `mode` option).
+enum class ScheduleMode { Lina, Ds, Serial };
+
 #define GEN_PASS_DECL
 #include "lina/Dialect/Lina/Transforms/Passes.h.inc"
 
@@ -46,6 +49,31 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Emit a remark with each pass's counters"),
       llvm::cl::init(false)};
 };
+
+/// Options of the --lina-baseline-pipeline pass pipeline.
+struct BaselinePipelineOptions
+    : public PassPipelineOptions<BaselinePipelineOptions> {
+  Option<ScheduleMode> mode{
+      *this, "mode",
+      llvm::cl::desc("ds: bucketed gradient all_reduce on the low queue; "
+                     "serial: one queue in program order"),
+      llvm::cl::init(ScheduleMode::Ds),
+      llvm::cl::values(
+          clEnumValN(ScheduleMode::Ds, "ds", "DeepSpeed-like baseline"),
+          clEnumValN(ScheduleMode::Serial, "serial", "one queue"))};
+  Option<int64_t> bucketBytes{
+      *this, "bucket-bytes",
+      llvm::cl::desc("Gradient bucket size in bytes for mode=ds"),
+      llvm::cl::init(26214400)};
+  Option<bool> report{
+      *this, "report",
+      llvm::cl::desc("Emit a remark with each pass's counters"),
+      llvm::cl::init(false)};
+};
+
+/// Adds the passes of a named baseline schedule to `pm`.
+void buildBaselinePipeline(OpPassManager &pm,
+                           const BaselinePipelineOptions &options);
 
 /// Adds partition -> pipeline-experts -> prioritize to `pm`.
 void buildTrainingPipeline(OpPassManager &pm,

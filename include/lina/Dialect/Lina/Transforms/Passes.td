@@ -48,8 +48,27 @@ def LinaPrioritizeAllToAllPass
     results feed a high-priority all_to_all get the unit attribute
     `lina.hold_low`: while one runs, the runtime starts no low-priority
     collective. Idempotent.
+
+    The move is one forward scan per block (linear time). Only
+    memory-effect-free ops move; an op with side effects that reads a
+    result that would move keeps it in place, so calls and other effects
+    keep their order.
+
+    `mode=ds` only sets the priorities (the DeepSpeed-like baseline),
+    `mode=serial` sets every collective to normal priority and removes
+    `lina.hold_low` marks (the single-queue baseline).
   }];
   let options = [
+    Option<"mode", "mode", "::mlir::lina::ScheduleMode",
+           "::mlir::lina::ScheduleMode::Lina",
+           "lina: priorities, moves and hold_low marks; ds: priorities only "
+           "(the DeepSpeed-like baseline: every all_reduce issued where it "
+           "is, on the low queue); serial: every collective normal priority "
+           "(one queue in program order) and no hold_low marks",
+           [{::llvm::cl::values(
+               clEnumValN(::mlir::lina::ScheduleMode::Lina, "lina", "Lina's schedule"),
+               clEnumValN(::mlir::lina::ScheduleMode::Ds, "ds", "DeepSpeed-like baseline"),
+               clEnumValN(::mlir::lina::ScheduleMode::Serial, "serial", "one queue"))}]>,
     Option<"report", "report", "bool", "false",
            "Emit a remark with this pass's counters on each function (the "
            "-mlir-pass-statistics counters need an LLVM built with statistics)">
@@ -60,6 +79,34 @@ def LinaPrioritizeAllToAllPass
     Statistic<"numHold", "hold-low-marks", "Compute ops marked lina.hold_low">,
     Statistic<"numMoved", "ops-moved", "all_reduce ops moved after an all_to_all">
   ];
+}
+
+def LinaBucketAllReducePass
+    : Pass<"lina-bucket-allreduce", "::mlir::func::FuncOp"> {
+  let summary = "Merges gradient all_reduce ops into DDP-style buckets";
+  let description = [{
+    The gradient buckets of the DeepSpeed-like / PyTorch DDP baseline:
+    consecutive `lina.all_reduce` ops of a block, in program order (the
+    backward pass yields gradients in reverse layer order), are gathered
+    until a bucket holds at least `bucket-bytes` bytes; each bucket becomes
+    one all_reduce of the `tensor.concat` of its flattened gradients, placed
+    where its last gradient is ready and split back exactly with
+    `tensor.extract_slice`. A bucket closes early when the next all_reduce
+    has another group, reduction, element type or priority, is a partition,
+    or when a result of the bucket is used before it. The bucket op carries
+    `lina.bucket = N` (the number of gradients merged).
+  }];
+  let options = [
+    Option<"bucketBytes", "bucket-bytes", "int64_t", "26214400",
+           "Bytes per bucket (a positive integer; default 25 MiB as in DDP)">,
+    Option<"report", "report", "bool", "false",
+           "Emit a remark with this pass's counters on each function">
+  ];
+  let statistics = [
+    Statistic<"numBuckets", "buckets", "Buckets made">,
+    Statistic<"numMerged", "all-reduce-merged", "all_reduce ops merged into buckets">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
 def LinaPipelineExpertsPass
