@@ -66,9 +66,10 @@ lina.grid @world shape = [4] groups = {dp = array<i64: 0>, ep = array<i64: 0>}
 // Partitions and mixed element types are not merged.
 // CHECK-LABEL: func @not_merged
 // CHECK-NOT: lina.bucket
-func.func @not_merged(%a: tensor<32xf32>, %b: tensor<32xbf16>, %c: tensor<32xf32>) -> (tensor<32xf32>, tensor<32xbf16>, tensor<32xf32>) {
+func.func @not_merged(%a: tensor<32xf32>, %b: tensor<32xbf16>, %c: tensor<32xf32>, %d: tensor<32xf32>) -> (tensor<32xf32>, tensor<32xbf16>, tensor<32xf32>, tensor<32xf32>) {
   %ga = lina.all_reduce %a group = #lina.group<@world, "dp"> reduction = sum : tensor<32xf32>
   %gb = lina.all_reduce %b group = #lina.group<@world, "dp"> reduction = sum : tensor<32xbf16>
   %gc = lina.all_reduce %c group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 0, count = 2, offset = 0, original = 64>} : tensor<32xf32>
-  return %ga, %gb, %gc : tensor<32xf32>, tensor<32xbf16>, tensor<32xf32>
+  %gd = lina.all_reduce %d group = #lina.group<@world, "dp"> reduction = sum {partition = #lina.partition<index = 1, count = 2, offset = 32, original = 64>} : tensor<32xf32>
+  return %ga, %gb, %gc, %gd : tensor<32xf32>, tensor<32xbf16>, tensor<32xf32>, tensor<32xf32>
 }

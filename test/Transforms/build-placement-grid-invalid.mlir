@@ -14,7 +14,7 @@ lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 
 func.func @grid_of_four(%x: tensor<8x16xf32>, %wg: tensor<16x8xf32>, %w1: tensor<2x16x32xf32>, %w2: tensor<2x32x16xf32>) -> tensor<2x16x16xf32> {
   // expected-error @+1 {{lina-build-placement: devices=8 disagrees with the IR: MoE layer 0 exchanges its experts over 4 devices (the group of its lina.all_to_all); pass devices=4}}
-  %ids, %w = lina.gate %x, %wg experts = 8 top_k = 2 capacity_factor = 1.0 : (tensor<8x16xf32>, tensor<16x8xf32>) -> (tensor<8x2xi32>, tensor<8x2xf32>)
+  %ids, %w = lina.gate %x, %wg experts = 8 top_k = 2 capacity_factor = 2.0 : (tensor<8x16xf32>, tensor<16x8xf32>) -> (tensor<8x2xi32>, tensor<8x2xf32>)
   %buf = lina.dispatch %x, %ids : (tensor<8x16xf32>, tensor<8x2xi32>) -> tensor<8x4x16xf32>
   // expected-note @+1 {{the expert exchange, over a group of 4 devices}}
   %r = lina.all_to_all %buf group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 1 : tensor<8x4x16xf32> -> tensor<2x16x16xf32>

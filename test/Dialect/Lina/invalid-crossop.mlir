@@ -245,8 +245,25 @@ func.func @hold_low_value(%x: tensor<8x4xf32>, %w: tensor<4x4xf32>) -> tensor<8x
 
 // -----
 
+func.func @bucket_on_wrong_op(%x: tensor<8x4xf32>, %w: tensor<4x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'lina.bucket' is only valid on lina.all_reduce, not on 'lina.dense'}}
+  %0 = lina.dense %x, %w activation = none {lina.bucket = 2 : i64} : (tensor<8x4xf32>, tensor<4x4xf32>) -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+
+// -----
+
+lina.grid @bw shape = [2, 4] groups = {dp = array<i64: 0>, ep = array<i64: 1>}
+func.func @bucket_count(%g: tensor<32xf32>) -> tensor<32xf32> {
+  // expected-error @+1 {{'lina.bucket' must be a positive i64 (the number of gradients merged), got 0 : i64}}
+  %0 = lina.all_reduce %g group = #lina.group<@bw, "dp"> reduction = sum {lina.bucket = 0 : i64} : tensor<32xf32>
+  return %0 : tensor<32xf32>
+}
+
+// -----
+
 func.func @unknown_attr(%x: tensor<8x4xf32>, %w: tensor<4x4xf32>) -> tensor<8x4xf32> {
-  // expected-error @+1 {{unknown attribute 'lina.hold_lo'; the lina dialect defines lina.placement (on lina.gate), lina.hold_low and lina.suggested_experts_per_device on operations}}
+  // expected-error @+1 {{unknown attribute 'lina.hold_lo'; the lina dialect defines lina.placement (on lina.gate), lina.bucket (on lina.all_reduce), lina.hold_low and lina.suggested_experts_per_device on operations}}
   %0 = lina.dense %x, %w activation = none {lina.hold_lo} : (tensor<8x4xf32>, tensor<4x4xf32>) -> tensor<8x4xf32>
   return %0 : tensor<8x4xf32>
 }

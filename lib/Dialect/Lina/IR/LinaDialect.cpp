@@ -41,8 +41,8 @@ void LinaDialect::initialize() {
 /// The names of every discardable lina attribute, for the error message of
 /// an unknown one.
 static constexpr StringLiteral kKnownOpAttrs =
-    "lina.placement (on lina.gate), lina.hold_low and "
-    "lina.suggested_experts_per_device";
+    "lina.placement (on lina.gate), lina.bucket (on lina.all_reduce), "
+    "lina.hold_low and lina.suggested_experts_per_device";
 
 LogicalResult LinaDialect::verifyOperationAttribute(Operation *op,
                                                     NamedAttribute attr) {
@@ -79,6 +79,20 @@ LogicalResult LinaDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << name
                              << "' must be an i64 in [1, "
                              << ::lina::Limits::kMaxExperts << "], got "
+                             << value;
+    return success();
+  }
+  if (name == kBucketAttrName) {
+    auto count = dyn_cast<IntegerAttr>(value);
+    if (!isa<AllReduceOp>(op))
+      return op->emitError() << "'" << name
+                             << "' is only valid on lina.all_reduce, not on '"
+                             << op->getName() << "'";
+    if (!count || !count.getType().isSignlessInteger(64) ||
+        count.getInt() < 1)
+      return op->emitError() << "'" << name
+                             << "' must be a positive i64 (the number of "
+                                "gradients merged), got "
                              << value;
     return success();
   }

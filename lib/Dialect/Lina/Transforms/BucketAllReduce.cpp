@@ -156,7 +156,7 @@ struct LinaBucketAllReducePass
                                         last.getGroupAttr(),
                                         last.getReductionAttr(),
                                         last.getPriorityAttr(), nullptr);
-    bucket->setAttr("lina.bucket",
+    bucket->setAttr(LinaDialect::kBucketAttrName,
                     b.getI64IntegerAttr(static_cast<int64_t>(group.size())));
     LLVM_DEBUG(llvm::dbgs() << "bucket of " << group.size() << " ops, "
                             << total << " elements\n");

@@ -33,7 +33,8 @@ namespace mlir::lina {
 using namespace mlir;
 using namespace mlir::lina;
 
-static constexpr llvm::StringLiteral kPlacementAttr = "lina.placement";
+static constexpr llvm::StringLiteral kPlacementAttr =
+    LinaDialect::kPlacementAttrName;
 
 /// Parses a positive integer option; emits an error naming it otherwise.
 static std::optional<int64_t> parsePositive(Operation *op, StringRef name,

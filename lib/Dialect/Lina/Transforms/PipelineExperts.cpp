@@ -193,7 +193,7 @@ struct LinaPipelineExpertsPass
       emitRemark(func.getLoc()) << "lina-pipeline-experts: split " << chains
                                 << " chains into " << pieces << " chunks";
     if (suggested)
-      func->setAttr("lina.suggested_experts_per_device",
+      func->setAttr(LinaDialect::kSuggestedExpertsPerDeviceAttrName,
                     IntegerAttr::get(IntegerType::get(&getContext(), 64),
                                      suggested));
   }

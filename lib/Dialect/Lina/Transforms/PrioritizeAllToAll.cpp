@@ -45,7 +45,7 @@ namespace mlir::lina {
 using namespace mlir;
 using namespace mlir::lina;
 
-static constexpr llvm::StringLiteral kHoldLow = "lina.hold_low";
+static constexpr llvm::StringLiteral kHoldLow = LinaDialect::kHoldLowAttrName;
 
 /// Ops that only reinterpret or slice storage: look through them to find
 /// the compute that produces a collective's input.

@@ -42,6 +42,9 @@ def Lina_Dialect : Dialect {
     /// Positive integer on a function (--lina-pipeline-experts chunks=0).
     static constexpr ::llvm::StringLiteral kSuggestedExpertsPerDeviceAttrName =
         "lina.suggested_experts_per_device";
+    /// Positive integer on a lina.all_reduce: the number of gradients it
+    /// merges (--lina-bucket-allreduce).
+    static constexpr ::llvm::StringLiteral kBucketAttrName = "lina.bucket";
     /// Function argument attributes read by lina-to-plan.
     static constexpr ::llvm::StringLiteral kInitAttrName = "lina.init";
     static constexpr ::llvm::StringLiteral kNameAttrName = "lina.name";
