@@ -41,6 +41,11 @@ MLIRContext &getContext() {
                     arith::ArithDialect, tensor::TensorDialect>();
     auto *ctx = new MLIRContext(registry, MLIRContext::Threading::DISABLED);
     ctx->loadAllAvailableDialects();
+    // Diagnostics are swallowed: printing the failing op into each one only
+    // costs time (and MLIR 19's printer crashes on some parsed attributes,
+    // e.g. `array<i01: 0>`, which would hide every later finding; that one is
+    // reproduced by fuzz/regressions/mlir/open/upstream-dense-array-i01.mlir).
+    ctx->printOpOnDiagnostic(false);
     return ctx;
   }();
   return *context;

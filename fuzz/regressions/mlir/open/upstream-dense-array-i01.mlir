@@ -1,0 +1,1 @@
+lina.grid @g shape = [4] groups = {ep = array<i01: 0>}
