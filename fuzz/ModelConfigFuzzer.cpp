@@ -41,8 +41,9 @@ extern "C" const char *__asan_default_options() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string text = ::lina::fuzz::asText(data, size);
-  llvm::Expected<ModelSpec> spec =
-      parseModelConfig("fuzz.json", text, /*layersOverride=*/2);
+  ModelOverrides overrides;
+  overrides.layers = 2;
+  llvm::Expected<ModelSpec> spec = parseModelConfig("fuzz.json", text, overrides);
   if (!spec) {
     ::lina::fuzz::checkMessage(kTarget, llvm::toString(spec.takeError()));
     return 0;
