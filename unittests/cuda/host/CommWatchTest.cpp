@@ -182,8 +182,9 @@ TEST(StreamOrder, EveryOpWaitsForItsDependenciesOnOtherStreams) {
     for (int w : waits) {
       EXPECT_TRUE(std::count(deps[op.id].begin(), deps[op.id].end(), w))
           << "op " << op.id << " waits for " << w << ", not a dependency";
-      if (queueOf(plan.ops[w]) == Queue::Compute)
+      if (queueOf(plan.ops[w]) == Queue::Compute) {
         EXPECT_EQ(w, lastCompute) << "op " << op.id;
+      }
     }
     if (mine == Queue::Compute) {
       EXPECT_FALSE(lastCompute >= 0 && got.count(lastCompute))
@@ -194,8 +195,9 @@ TEST(StreamOrder, EveryOpWaitsForItsDependenciesOnOtherStreams) {
       for (int in : op.inputs) {
         const Buffer &b = plan.buffers[in];
         int producer = plan.producers[b.isView() ? b.viewBase : in];
-        if (producer >= 0 && queueOf(plan.ops[producer]) == Queue::Compute)
+        if (producer >= 0 && queueOf(plan.ops[producer]) == Queue::Compute) {
           EXPECT_LE(producer, lastCompute) << "op " << op.id;
+        }
       }
       ++checkedCollectives;
     }
@@ -211,13 +213,16 @@ TEST(StreamOrder, TheSideStreamWaitsForEveryOtherQueue) {
     std::vector<int> side = eventsToWait(plan, deps, op, true);
     std::set<int> got(side.begin(), side.end());
     int lastCompute = -1;
-    for (int d : deps[op.id])
-      if (queueOf(plan.ops[d]) == Queue::Compute)
+    for (int d : deps[op.id]) {
+      if (queueOf(plan.ops[d]) == Queue::Compute) {
         lastCompute = std::max(lastCompute, d);
-      else
+      } else {
         EXPECT_EQ(got.count(d), 1u) << "op " << op.id << " dep " << d;
-    if (lastCompute >= 0)
+      }
+    }
+    if (lastCompute >= 0) {
       EXPECT_EQ(got.count(lastCompute), 1u) << "op " << op.id;
+    }
   }
 }
 
@@ -227,9 +232,11 @@ TEST(StreamOrder, TheLastComputeOpEndsTheStep) {
   int last = lastComputeOp(plan);
   ASSERT_GE(last, 0);
   EXPECT_EQ(queueOf(plan.ops[last]), Queue::Compute);
-  for (const Op &op : plan.ops)
-    if (op.id > last)
+  for (const Op &op : plan.ops) {
+    if (op.id > last) {
       EXPECT_NE(queueOf(op), Queue::Compute) << "op " << op.id;
+    }
+  }
 }
 
 //===----------------------------------------------------------------------===//

@@ -40,6 +40,7 @@ struct ClusterSpec;
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lina::rt {
@@ -69,6 +70,12 @@ Policy parsePolicy(const std::string &name); // throws PlanError
 using Estimator = std::function<double(const Op &)>;
 
 struct SchedulerOptions {
+  SchedulerOptions() = default;
+  SchedulerOptions(Policy policy, int64_t creditBytes = 0,
+                   Estimator estimate = {})
+      : policy(policy), creditBytes(creditBytes),
+        estimate(std::move(estimate)) {}
+
   Policy policy = Policy::Lina;
   int64_t creditBytes = 0; ///< 0: no credit window
   /// With an estimator, policy lina admits a low-priority collective only
