@@ -487,6 +487,29 @@ __asm__(".text\n"
         ".size lina_sim_start, .-lina_sim_start\n");
 #endif
 
+// Under AddressSanitizer a fiber stack's shadow keeps the poison of the
+// frames that were live when the fiber last yielded (a fiber never returns).
+// A later mapping at the same address would inherit that stale poison and
+// be reported as a stack-use-after-scope: clear it when a stack is mapped
+// and unmapped.
+// Every switch is also announced to ASan (start/finish_switch_fiber), so
+// that it tracks which stack is live.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#include <sanitizer/asan_interface.h>
+static void unpoisonStack(void *p, size_t n) { __asan_unpoison_memory_region(p, n); }
+static void startSwitch(void **fake, const void *bottom, size_t size) {
+  __sanitizer_start_switch_fiber(fake, bottom, size);
+}
+static void finishSwitch(void *fake, const void **bottom, size_t *size) {
+  __sanitizer_finish_switch_fiber(fake, bottom, size);
+}
+#else
+static void unpoisonStack(void *, size_t) {}
+static void startSwitch(void **, const void *, size_t) {}
+static void finishSwitch(void *, const void **, size_t *) {}
+#endif
+
 /// A coroutine on its own mmap'ed stack, with a guard page below it.
 /// resume() runs it until it calls yield(); its entry function must never
 /// return (it yields for the last time instead).
@@ -503,6 +526,7 @@ public:
       throw PlanError(std::string("simulator: cannot map a fiber stack: ") +
                       std::strerror(errno));
     stack = static_cast<char *>(mem);
+    unpoisonStack(stack, kStackBytes + page);
     mprotect(stack, page, PROT_NONE); // overflow faults instead of corrupting
 #if defined(__x86_64__)
     // The frame lina_sim_switch pops: control words, r15, r14, r13 (entry),
@@ -517,8 +541,10 @@ public:
     uint64_t words = mxcsr | (static_cast<uint64_t>(fpcw) << 32);
     std::memcpy(&frame[0], &words, sizeof words);
     frame[1] = frame[2] = frame[5] = frame[6] = nullptr;
-    frame[3] = reinterpret_cast<void *>(entry);
-    frame[4] = arg;
+    userEntry = entry;
+    userArg = arg;
+    frame[3] = reinterpret_cast<void *>(&Fiber::boot);
+    frame[4] = this;
     frame[7] = reinterpret_cast<void *>(&lina_sim_start);
     sp = frame;
 #else
@@ -534,14 +560,20 @@ public:
                 static_cast<uint32_t>(bits >> 32), static_cast<uint32_t>(bits));
 #endif
   }
-  ~Fiber() { munmap(stack, kStackBytes + page); }
+  ~Fiber() {
+    unpoisonStack(stack, kStackBytes + page);
+    munmap(stack, kStackBytes + page);
+  }
   Fiber(const Fiber &) = delete;
   Fiber &operator=(const Fiber &) = delete;
 
   /// From the loop: runs the fiber until it yields.
   void resume() {
 #if defined(__x86_64__)
+    void *fake = nullptr;
+    startSwitch(&fake, stack + page, kStackBytes);
     lina_sim_switch(&callerSp, sp);
+    finishSwitch(fake, nullptr, nullptr);
 #else
     swapcontext(&caller, &context);
 #endif
@@ -549,7 +581,10 @@ public:
   /// From the fiber: returns to the loop.
   void yield() {
 #if defined(__x86_64__)
+    void *fake = nullptr;
+    startSwitch(&fake, callerBottom, callerSize);
     lina_sim_switch(&sp, callerSp);
+    finishSwitch(fake, &callerBottom, &callerSize);
 #else
     swapcontext(&context, &caller);
 #endif
@@ -557,7 +592,18 @@ public:
 
 private:
 #if defined(__x86_64__)
+  /// First code on the fiber's stack: tells ASan the switch is complete,
+  /// then runs the entry function.
+  static void boot(void *self) {
+    auto *f = static_cast<Fiber *>(self);
+    finishSwitch(nullptr, &f->callerBottom, &f->callerSize);
+    f->userEntry(f->userArg);
+  }
   void *sp = nullptr, *callerSp = nullptr;
+  Entry userEntry = nullptr;
+  void *userArg = nullptr;
+  const void *callerBottom = nullptr;
+  size_t callerSize = 0;
 #else
   static void trampoline(uint32_t fnHi, uint32_t fnLo, uint32_t argHi,
                          uint32_t argLo) {
