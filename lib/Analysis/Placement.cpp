@@ -290,6 +290,22 @@ LayerPlacement assignReplicas(const std::vector<double> &loads,
 
 } // namespace
 
+/// The sum of an expert load vector, or nullopt (with `error` naming the
+/// expert) when a load is negative or not finite.
+static std::optional<double> totalLoad(const std::vector<double> &loads,
+                                       std::string &error) {
+  double total = 0;
+  for (size_t e = 0; e < loads.size(); ++e) {
+    if (!std::isfinite(loads[e]) || loads[e] < 0) {
+      error = "expert " + std::to_string(e) + " has load " +
+              std::to_string(loads[e]) + " (loads must be finite and >= 0)";
+      return std::nullopt;
+    }
+    total += loads[e];
+  }
+  return total;
+}
+
 std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loads,
                                                   int numDevices,
                                                   int slotsPerDevice,
@@ -299,15 +315,10 @@ std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loa
       staticPlacement(E, numDevices, slotsPerDevice, error);
   if (!fallback)
     return std::nullopt;
-  double total = 0;
-  for (int e = 0; e < E; ++e) {
-    if (!std::isfinite(loads[e]) || loads[e] < 0) {
-      error = "expert " + std::to_string(e) + " has load " +
-              std::to_string(loads[e]) + " (loads must be finite and >= 0)";
-      return std::nullopt;
-    }
-    total += loads[e];
-  }
+  std::optional<double> sum = totalLoad(loads, error);
+  if (!sum)
+    return std::nullopt;
+  double total = *sum;
   if (total <= 0)
     return fallback;
   const int N = numDevices, C = slotsPerDevice;
@@ -365,15 +376,10 @@ lina::redundantPlacement(const std::vector<double> &loads, int numDevices,
       staticPlacement(E, numDevices, slotsPerDevice, error);
   if (!fallback)
     return std::nullopt;
-  double total = 0;
-  for (int e = 0; e < E; ++e) {
-    if (!std::isfinite(loads[e]) || loads[e] < 0) {
-      error = "expert " + std::to_string(e) + " has load " +
-              std::to_string(loads[e]) + " (loads must be finite and >= 0)";
-      return std::nullopt;
-    }
-    total += loads[e];
-  }
+  std::optional<double> sum = totalLoad(loads, error);
+  if (!sum)
+    return std::nullopt;
+  double total = *sum;
   const int N = numDevices, C = slotsPerDevice;
   int64_t spare = static_cast<int64_t>(N) * C - E;
   if (replicaBudget >= 0)
