@@ -7,7 +7,9 @@
 // goes through --lina-training-pipeline (partition all_reduce, pipeline
 // experts, prioritise all_to_all) with fixed options. Diagnostics are
 // expected and swallowed; a crash, a sanitizer report, a hang, or a pass
-// that succeeds but leaves IR that no longer verifies are findings.
+// that succeeds but leaves IR that no longer verifies are findings. Input
+// nested deeper than lina::kMaxMlirNesting is skipped, as the tools reject
+// it before parsing (lina/Support/NestingDepth.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +17,7 @@
 
 #include "lina/Dialect/Lina/IR/LinaOps.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
+#include "lina/Support/NestingDepth.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -73,6 +76,12 @@ extern "C" const char *__asan_default_options() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  // lina-opt and lina-translate refuse input nested deeper than the parser's
+  // stack allows before they parse it; so does the target.
+  if (::lina::findExcessiveNesting(
+          std::string_view(reinterpret_cast<const char *>(data), size)))
+    return 0;
+
   MLIRContext &context = getContext();
   ScopedDiagnosticHandler quiet(&context,
                                 [](Diagnostic &) { return success(); });
