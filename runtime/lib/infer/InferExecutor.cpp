@@ -18,6 +18,7 @@
 #include "lina/Analysis/Placement.h"
 #include "lina/Analysis/Profile.h"
 #include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/CheckedMath.h"
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/Kernels.h"
 #include "lina/rt/Plan.h"
@@ -815,23 +816,33 @@ InferOptions lina::rt::infer::parseInferArgs(int argc, char **argv) {
 // Driver
 //===----------------------------------------------------------------------===//
 
-int lina::rt::infer::runInference(const InferOptions &o, int rank,
-                                  int worldSize) {
-  Plan plan = loadPlan(o.plan);
+namespace {
+
+/// Reads and checks the plan, the routing trace and the profile, and cuts
+/// the requests into batches; throws PlanError naming the problem. Fills
+/// `startup` with the plan's world size and the memory the run will need.
+void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
+                      std::vector<MoeLayer> &layers,
+                      std::optional<RoutingTrace> &trace,
+                      std::optional<Profile> &profile,
+                      std::vector<std::vector<int>> &batches, int &slots,
+                      InferStartup &startup) {
+  plan = loadPlan(o.plan);
+  startup.planWorldSize = plan.worldSize;
+
   if (plan.worldSize != worldSize)
     throw PlanError("the plan '" + o.plan + "' is for " +
                     std::to_string(plan.worldSize) + " ranks, but " +
                     std::to_string(worldSize) + " were launched (use mpirun "
                     "-np " + std::to_string(plan.worldSize) + ")");
   std::map<int, LayerPlacement> tables = readPlanTables(o.plan);
-  std::vector<MoeLayer> layers = findLayers(plan, worldSize, tables);
+  layers = findLayers(plan, worldSize, tables);
   const MoeLayer &first = layers.front();
 
   std::string error;
   lina::TraceParseOptions parse;
   parse.numExperts = static_cast<int>(first.experts);
-  std::optional<RoutingTrace> trace =
-      lina::readRoutingTrace(o.routing, parse, error);
+  trace = lina::readRoutingTrace(o.routing, parse, error);
   if (!trace)
     throw PlanError(error);
   if (trace->numLayers < static_cast<int>(layers.size()))
@@ -849,7 +860,6 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
                       std::to_string(layers[l].topK) + ", but the routing "
                       "trace has top-" + std::to_string(trace->topK));
   }
-  std::optional<Profile> profile;
   if (!o.profile.empty()) {
     profile = Profile::fromFile(o.profile, error);
     if (!profile)
@@ -869,7 +879,7 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
         throw PlanError("--placement lina needs --profile, or a plan whose "
                         "gates carry placement tables (--lina-build-placement)");
 
-  int slots = o.slotsPerDevice;
+  slots = o.slotsPerDevice;
   if (!slots)
     slots = first.table ? first.table->slotsPerDevice
                         : static_cast<int>(2 * first.localExperts);
@@ -889,7 +899,7 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
     throw PlanError("--requests " + std::to_string(o.requests) +
                     ": the routing trace '" + o.routing + "' has only " +
                     std::to_string(byRequest.size()) + " requests");
-  std::vector<std::vector<int>> batches;
+  batches.clear();
   for (int r = 0; r < o.requests; r += o.batch) {
     batches.emplace_back();
     for (int q = r; q < std::min(o.requests, r + o.batch); ++q)
@@ -905,6 +915,51 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
                       "plan holds " + std::to_string(first.tokens) +
                       " tokens per rank (lower --batch)");
   }
+
+
+  // Memory: the plan's buffers plus, per MoE layer, the copies of non-home
+  // experts a device may hold (w1 and w2 of each extra slot, f32).
+  int64_t need = plan.allocatedBytes();
+  for (const MoeLayer &m : layers) {
+    std::optional<int64_t> copies = lina::checkedProduct(
+        {std::max<int64_t>(0, slots - m.localExperts), 2, m.hidden, m.ffnDim,
+         int64_t(sizeof(float))});
+    std::optional<int64_t> sum =
+        copies ? lina::checkedAdd(need, *copies) : std::nullopt;
+    if (!sum)
+      throw PlanError("the expert copies of --experts-per-device " +
+                      std::to_string(slots) + " need more than 2^63 bytes");
+    need = *sum;
+  }
+  startup.bytesNeeded = need;
+}
+
+} // namespace
+
+int lina::rt::infer::runInference(const InferOptions &o, int rank,
+                                  int worldSize, const AgreeFn &agree) {
+  // Read and check every input, then agree with the other ranks before the
+  // first collective: a rank that failed reports its own error.
+  Plan plan;
+  std::vector<MoeLayer> layers;
+  std::optional<RoutingTrace> trace;
+  std::optional<Profile> profile;
+  std::vector<std::vector<int>> batches;
+  int slots = 0;
+  InferStartup startup;
+  try {
+    prepareInference(o, worldSize, plan, layers, trace, profile, batches,
+                     slots, startup);
+  } catch (const std::bad_alloc &) {
+    startup.error = "out of memory while reading the inputs of --mode infer";
+  } catch (const std::length_error &) {
+    startup.error = "out of memory while reading the inputs of --mode infer";
+  } catch (const std::exception &e) {
+    startup.error = e.what();
+  }
+  agree(startup);
+  if (!startup.error.empty()) // agree() must have thrown; never run alone
+    throw PlanError(startup.error);
 
   InferComm comm(rank, worldSize, o.timeout);
   const Profile *prof = profile ? &*profile : nullptr;

@@ -379,6 +379,8 @@ int64_t ranksOnThisNode() {
 /// Refuses a plan whose buffers cannot fit in this node's free memory,
 /// before anything is allocated. The cpu backend allocates one plan at a
 /// time (the timed plan, then for --check the plan and the baseline).
+void preflightBytes(int64_t need, int rank);
+
 void preflightMemory(const LoadedPlans &plans, const std::string &backend,
                      int rank) {
   if (backend != "cpu")
@@ -386,6 +388,12 @@ void preflightMemory(const LoadedPlans &plans, const std::string &backend,
   int64_t need = plans.plan.allocatedBytes();
   if (plans.baseline)
     need = std::max(need, plans.baseline->allocatedBytes());
+  preflightBytes(need, rank);
+}
+
+/// Refuses to go on when `need` bytes on each rank of this node do not fit
+/// in the node's free memory.
+void preflightBytes(int64_t need, int rank) {
   int64_t available = availableMemory();
   if (available < 0)
     return;
@@ -642,14 +650,22 @@ StartupStatus loadOnThisRank(World &w, const Options &o, LoadedPlans &plans) {
 /// load error, the world size, the hashes of plan and flags) before any
 /// other collective: a rank that failed reports its own error, and ranks
 /// that disagree are named. Throws PlanError (the same on every rank).
+void exchangeStartup(World &w, const StartupStatus &mine);
+
 void agreeOnThePlan(World &w, const Options &o, LoadedPlans &plans) {
-  StartupStatus mine = loadOnThisRank(w, o, plans);
+  exchangeStartup(w, loadOnThisRank(w, o, plans));
+}
+
+/// Exchanges every rank's start-up status and throws PlanError (the same on
+/// every rank) unless all loaded their inputs and agree.
+void exchangeStartup(World &w, const StartupStatus &mine) {
   std::vector<StartupStatus> all(static_cast<size_t>(w.size));
 #ifdef LINA_HAVE_MPI
   if (w.size > 1) {
     w.setStage("at start-up");
     MPI_Request r;
-    MPI_Iallgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine,
+    MPI_Iallgather(const_cast<StartupStatus *>(&mine), sizeof mine, MPI_BYTE,
+                   all.data(), sizeof mine,
                    MPI_BYTE, MPI_COMM_WORLD, &r);
     w.wait(r, "waiting for the other ranks to load the plan");
   } else {
@@ -661,6 +677,42 @@ void agreeOnThePlan(World &w, const Options &o, LoadedPlans &plans) {
   std::string error = agreementError(all, w.size);
   if (!error.empty())
     throw PlanError(error);
+}
+
+/// The start-up agreement of --mode infer: the same exchange as training,
+/// over the hash of the plan, routing trace and profile files, the command
+/// line, and the memory preflight of the inference run.
+void agreeOnInference(World &w, int argc, char **argv,
+                      const infer::InferOptions &o,
+                      const infer::InferStartup &startup) {
+  StartupStatus mine;
+  // The files whose hash is compared, as the messages name them.
+  copyText(mine.plan, sizeof mine.plan,
+           o.plan + " + " + o.routing +
+               (o.profile.empty() ? "" : " + " + o.profile));
+  std::string flags;
+  for (int i = 1; i < argc; ++i)
+    flags += (i > 1 ? " " : "") + std::string(argv[i]);
+  copyText(mine.flags, sizeof mine.flags, flags);
+  mine.flagsHash = fnv1a(flags);
+  mine.planWorldSize = startup.planWorldSize;
+  std::string error = startup.error;
+  if (error.empty()) {
+    try {
+      w.setStage("hashing the inputs of --mode infer");
+      uint64_t hash = fnv1a(readFile(o.plan, "plan"));
+      hash = fnv1a(readFile(o.routing, "routing trace"), hash ^ 1);
+      if (!o.profile.empty())
+        hash = fnv1a(readFile(o.profile, "profile"), hash ^ 2);
+      mine.planHash = hash;
+      preflightBytes(startup.bytesNeeded, w.rank);
+    } catch (const std::exception &e) {
+      error = e.what();
+    }
+  }
+  mine.ok = error.empty();
+  copyText(mine.error, sizeof mine.error, error);
+  exchangeStartup(w, mine);
 }
 
 /// Test hook: LINA_RUN_INJECT_FAULT=RANK:stall makes that rank stop
@@ -928,8 +980,12 @@ int main(int argc, char **argv) {
   try {
     if (infer::isInferMode(argc, argv)) {
       // --mode infer: batches of requests with per-batch expert placement.
-      rc = infer::runInference(infer::parseInferArgs(argc, argv), w.rank,
-                               w.size);
+      infer::InferOptions io = infer::parseInferArgs(argc, argv);
+      w.timeout = io.timeout;
+      rc = infer::runInference(
+          io, w.rank, w.size, [&](const infer::InferStartup &startup) {
+            agreeOnInference(w, argc, argv, io, startup);
+          });
     } else {
       Options o = parseArgs(argc, argv);
       rc = run(w, o);

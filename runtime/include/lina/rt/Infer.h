@@ -26,6 +26,7 @@
 #define LINA_RT_INFER_H
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace lina::rt::infer {
@@ -58,10 +59,24 @@ bool isInferMode(int argc, char **argv);
 /// bad flag or value.
 InferOptions parseInferArgs(int argc, char **argv);
 
+/// What this rank found while reading its inputs, before any collective.
+struct InferStartup {
+  std::string error;       ///< empty when this rank is ready to serve
+  int planWorldSize = -1;  ///< the plan's ranks, -1 if it was not read
+  int64_t bytesNeeded = 0; ///< host memory the run will allocate on this rank
+};
+
+/// The start-up agreement: called on every rank once it has read the plan,
+/// trace and profile (or failed to), before any other collective. It must
+/// return on every rank or throw PlanError on every rank, naming the rank
+/// that failed or the ranks that disagree.
+using AgreeFn = std::function<void(const InferStartup &)>;
+
 /// Runs the inference benchmark on this rank of `worldSize` ranks (MPI
 /// already initialised) and prints the summary on rank 0. Returns the exit
 /// code (non-zero when --check fails); throws PlanError for bad input.
-int runInference(const InferOptions &options, int rank, int worldSize);
+int runInference(const InferOptions &options, int rank, int worldSize,
+                 const AgreeFn &agree);
 
 } // namespace lina::rt::infer
 
