@@ -114,14 +114,20 @@ ClusterSpec randomCluster(std::mt19937 &rng, int world) {
 
 TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
   std::mt19937 rng(20261201);
-  int checked = 0;
+  int checked = 0, scheduleBinds = 0, highBinds = 0;
   for (int iter = 0; iter < 200; ++iter) {
     int world = 2 * std::uniform_int_distribution<int>(1, 4)(rng);
     Plan plan = randomPlan(rng, world, std::uniform_int_distribution<int>(1, 24)(rng));
     ClusterSpec cluster = randomCluster(rng, world);
     SimBound bound = lowerBound(plan, cluster);
     ASSERT_GT(bound.step, 0) << "iteration " << iter;
-    EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.compute, bound.criticalPath}));
+    EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.compute, bound.criticalPath,
+                                    bound.computeSchedule, bound.highQueueSchedule}));
+    EXPECT_GE(bound.computeSchedule, bound.compute * (1 - 1e-12));
+    scheduleBinds += std::max(bound.computeSchedule, bound.highQueueSchedule) >
+                     std::max({bound.linkCut, bound.compute, bound.criticalPath});
+    highBinds += bound.highQueueSchedule >
+                 std::max({bound.linkCut, bound.computeSchedule, bound.criticalPath});
     int64_t credit = std::uniform_int_distribution<int64_t>(0, 1 << 20)(rng);
     for (Policy policy : {Policy::Lina, Policy::Fifo})
       for (int64_t c : {int64_t(0), credit})
@@ -132,11 +138,17 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
               << (policy == Policy::Lina ? "lina" : "fifo") << " credit " << c
               << " link priority " << linkPriority << ": link cut "
               << bound.linkCut << " compute " << bound.compute
-              << " critical path " << bound.criticalPath;
+              << " critical path " << bound.criticalPath
+              << " compute schedule " << bound.computeSchedule
+              << " high-queue schedule " << bound.highQueueSchedule;
           ++checked;
         }
   }
   EXPECT_EQ(checked, 200 * 8);
+  // The compute-schedule term must be the binding one in some plans, or the
+  // test would not check it.
+  EXPECT_GT(scheduleBinds, 10) << scheduleBinds << " of 200";
+  EXPECT_GT(highBinds, 0) << "the high-queue term never binds";
 }
 
 TEST(SimulatorBound, ChainIsTight) {
@@ -160,5 +172,40 @@ TEST(SimulatorBound, ChainIsTight) {
   SimResult r = simulate(plan, cluster, {});
   EXPECT_NEAR(r.stepTime, bound.criticalPath, 1e-12 + 1e-9 * r.stepTime);
   EXPECT_NEAR(bound.step, bound.criticalPath, 0);
+}
+TEST(SimulatorBound, ComputeScheduleCountsTheIdleStream) {
+  // Two chains dense -> all_reduce -> dense on 2 ranks. The critical path
+  // is t + ar + t and the compute sum 4t, but one stream must run both
+  // first denses before the second all_reduce can start: no schedule ends
+  // before 2t + ar + t. The compute schedule finds exactly that.
+  std::mt19937 rng(7);
+  json buffers = json::array();
+  for (int i = 0; i < 8; ++i)
+    buffers.push_back(buffer(i, 64, 64, i == 0 ? "input" : i == 1 ? "param" : "temp"));
+  json ops = json::array({
+      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}},
+      {{"id", 1}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {3}}},
+      {{"id", 2}, {"kind", "all_reduce"}, {"inputs", {2}}, {"outputs", {4}},
+       {"group", "world"}, {"priority", "low"}},
+      {{"id", 3}, {"kind", "all_reduce"}, {"inputs", {3}}, {"outputs", {5}},
+       {"group", "world"}, {"priority", "low"}},
+      {{"id", 4}, {"kind", "dense"}, {"inputs", {4, 1}}, {"outputs", {6}}},
+      {{"id", 5}, {"kind", "dense"}, {"inputs", {5, 1}}, {"outputs", {7}}},
+  });
+  Plan plan = parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 2},
+                             {"groups", groupsOf(2)}, {"buffers", buffers}, {"ops", ops}}
+                            .dump());
+  ClusterSpec cluster = randomCluster(rng, 2);
+  SimBound bound = lowerBound(plan, cluster);
+  double t = bound.compute / 4;
+  ASSERT_GT(t, 0);
+  EXPECT_NEAR(bound.computeSchedule, bound.criticalPath + t, 1e-12 + 1e-9 * bound.step);
+  EXPECT_GT(bound.computeSchedule, bound.compute);
+  EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.computeSchedule,
+                                  bound.highQueueSchedule}));
+  for (Policy policy : {Policy::Lina, Policy::Fifo}) {
+    SimResult r = simulate(plan, cluster, {{policy, 0}, false});
+    EXPECT_GE(r.stepTime, bound.step * (1 - 1e-9));
+  }
 }
 } // namespace

@@ -1090,6 +1090,13 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
   std::vector<double> ready(n);
   std::vector<PhaseSpec> phases;
   std::unordered_map<int, double> load;
+  // Per collective: its instances (the members, alone on the network).
+  struct Instance {
+    const std::vector<int> *members;
+    double alone;
+  };
+  std::vector<std::vector<Instance>> instances(plan.ops.size());
+  std::vector<double> opTime(plan.ops.size(), 0.0);
   SimBound bound;
   for (const Op &op : plan.ops) {
     for (int r = 0; r < n; ++r) {
@@ -1101,6 +1108,7 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
     end.assign(n, 0.0);
     if (!op.isCollective()) {
       double t = computeTime(plan, op, model);
+      opTime[op.id] = t;
       for (int r = 0; r < n; ++r) {
         end[r] = ready[r] + t;
         computeSum[r] += t;
@@ -1117,9 +1125,10 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
       double start = 0;
       for (int r : members)
         start = std::max(start, ready[r]);
-      double t = start + aloneTime(phases, topo, load);
+      double alone = aloneTime(phases, topo, load);
+      instances[op.id].push_back({&members, alone});
       for (int r : members)
-        end[r] = t;
+        end[r] = start + alone;
     }
   }
   for (int l = 0; l < topo.numLinks(); ++l) {
@@ -1134,7 +1143,98 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
   for (const std::vector<double> &end : finish)
     for (double t : end)
       bound.criticalPath = std::max(bound.criticalPath, t);
-  bound.step = std::max({bound.linkCut, bound.compute, bound.criticalPath});
+
+  // tail[op][r]: the least time from the end of `op` on rank r to the end
+  // of the step, along the dependency graph (compute ops at their time,
+  // collectives alone on the network). Successors come later in the plan.
+  std::vector<std::vector<double>> tail(plan.ops.size(),
+                                        std::vector<double>(n, 0.0));
+  std::vector<double> through(n);
+  for (size_t i = plan.ops.size(); i-- > 0;) {
+    const Op &op = plan.ops[i];
+    if (deps[op.id].empty())
+      continue;
+    // through[r]: the least time from the moment op's inputs on rank r are
+    // ready to the end of the step.
+    if (!op.isCollective()) {
+      for (int r = 0; r < n; ++r)
+        through[r] = opTime[op.id] + tail[op.id][r];
+    } else {
+      std::fill(through.begin(), through.end(), 0.0);
+      for (const Instance &inst : instances[op.id]) {
+        double after = 0;
+        for (int m : *inst.members)
+          after = std::max(after, tail[op.id][m]);
+        for (int m : *inst.members)
+          through[m] = inst.alone + after;
+      }
+    }
+    for (int d : deps[op.id])
+      for (int r = 0; r < n; ++r)
+        tail[d][r] = std::max(tail[d][r], through[r]);
+  }
+
+  // One compute stream per GPU: its compute ops form a one-machine schedule
+  // with release times (the earliest starts above) and tails. The
+  // preemptive schedule that always runs the released op of longest tail
+  // (Jackson's rule) minimises max(end + tail) over all preemptive
+  // schedules, so over the simulator's non-preemptive ones too. The same
+  // holds for the high-priority queue, a stream that runs its collectives
+  // one at a time (each at least as long as alone on the network). The low
+  // queue may overlap partitions under a credit window: it has no term.
+  struct Job {
+    double release, time, tail;
+  };
+  std::vector<Job> jobs;
+  auto jackson = [&jobs]() {
+    std::sort(jobs.begin(), jobs.end(), [](const Job &a, const Job &b) {
+      return a.release < b.release;
+    });
+    auto byTail = [&](size_t a, size_t b) { return jobs[a].tail < jobs[b].tail; };
+    std::priority_queue<size_t, std::vector<size_t>, decltype(byTail)> ready(
+        byTail);
+    double clock = 0, worst = 0;
+    size_t next = 0;
+    while (next < jobs.size() || !ready.empty()) {
+      if (ready.empty())
+        clock = std::max(clock, jobs[next].release);
+      while (next < jobs.size() && jobs[next].release <= clock)
+        ready.push(next++);
+      Job &job = jobs[ready.top()];
+      double until = next < jobs.size() ? jobs[next].release : INFINITY;
+      if (clock + job.time <= until) {
+        clock += job.time;
+        worst = std::max(worst, clock + job.tail);
+        ready.pop();
+      } else {
+        job.time -= until - clock; // preempted by the next release
+        clock = until;
+      }
+    }
+    return worst;
+  };
+  for (int r = 0; r < n; ++r) {
+    jobs.clear();
+    for (const Op &op : plan.ops)
+      if (!op.isCollective() && opTime[op.id] > 0)
+        jobs.push_back({finish[op.id][r] - opTime[op.id], opTime[op.id],
+                        tail[op.id][r]});
+    bound.computeSchedule = std::max(bound.computeSchedule, jackson());
+  }
+  std::vector<std::vector<Job>> high(n);
+  for (const Op &op : plan.ops)
+    if (op.isCollective() && queueOf(op) == Queue::High)
+      for (const Instance &inst : instances[op.id])
+        for (int m : *inst.members)
+          if (inst.alone > 0)
+            high[m].push_back({finish[op.id][m] - inst.alone, inst.alone,
+                               tail[op.id][m]});
+  for (int r = 0; r < n; ++r) {
+    jobs = std::move(high[r]);
+    bound.highQueueSchedule = std::max(bound.highQueueSchedule, jackson());
+  }
+  bound.step = std::max({bound.linkCut, bound.compute, bound.criticalPath,
+                         bound.computeSchedule, bound.highQueueSchedule});
   return bound;
 }
 

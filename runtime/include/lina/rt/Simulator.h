@@ -59,13 +59,23 @@ SimResult simulate(const Plan &plan, const ClusterSpec &cluster,
 ///   - every GPU has one compute stream: the sum of its compute times;
 ///   - the critical path of the dependency graph, each compute op at its
 ///     time and each collective alone on the network (its latencies plus,
-///     per phase, its own most loaded link at full bandwidth).
+///     per phase, its own most loaded link at full bandwidth);
+///   - the compute schedule: a GPU's compute ops, each released at its
+///     earliest start on that path and followed by its least tail to the
+///     end of the step, on one stream: the optimal preemptive one-machine
+///     schedule (Jackson's rule) of max(end + tail). It counts the time a
+///     stream must idle while a collective it depends on runs;
+///   - the high-queue schedule: the same for a GPU's high-priority
+///     collectives, a stream that runs one at a time, each at least as
+///     long as alone on the network.
 struct SimBound {
-  double step = 0; ///< max of the three below
+  double step = 0; ///< max of the five below
   double linkCut = 0;
   std::string link; ///< the link of the largest cut ("node 3 nic up")
   double compute = 0;
   double criticalPath = 0;
+  double computeSchedule = 0;
+  double highQueueSchedule = 0;
 };
 SimBound lowerBound(const Plan &plan, const ClusterSpec &cluster);
 
