@@ -19,8 +19,10 @@
 #
 # usage: bench/sim_training.sh [-q] [OUTPUT_DIR]   (default: bench-out/)
 #   -q: a quick subset (64 GPUs x {100, 800} Gb/s)
-# env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default 4194304),
-#       CHUNKS (default 2), CREDIT_BYTES (default 0)
+# env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default auto: the
+#       cost model picks the partition size for each all_reduce group on the
+#       cell's cluster, so the Lina plan is compiled per cell), CHUNKS
+#       (default 2), CREDIT_BYTES (default 0)
 #===------------------------------------------------------------------------===#
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +34,7 @@ for tool in lina-opt lina-translate lina-run lina-import; do
   [ -x "$BIN/$tool" ] || { echo "error: $BIN/$tool not found; run scripts/setup.sh first" >&2; exit 2; }
 done
 EFFICIENCY=${EFFICIENCY:-0.5}
-PARTITION_BYTES=${PARTITION_BYTES:-4194304}
+PARTITION_BYTES=${PARTITION_BYTES:-auto}
 CHUNKS=${CHUNKS:-2}
 CREDIT_BYTES=${CREDIT_BYTES:-0}
 mkdir -p "$OUT"
@@ -99,11 +101,12 @@ for name in transformer-xl bert-large mixtral; do
     "$BIN/lina-translate" --lina-to-plan "$ir" -o "$base.serial.json"
     "$BIN/lina-opt" "$ir" --lina-baseline-pipeline="mode=ds" \
       | "$BIN/lina-translate" --lina-to-plan -o "$base.ds.json"
-    "$BIN/lina-opt" "$ir" \
-      --lina-training-pipeline="partition-bytes=$PARTITION_BYTES chunks=$CHUNKS" \
-      | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
     for gbps in $NET_LIST; do
       c=$(cluster "$gpus" "$gbps")
+      # partition-bytes=auto sizes partitions for this cluster's links.
+      "$BIN/lina-opt" "$ir" \
+        --lina-training-pipeline="partition-bytes=$PARTITION_BYTES chunks=$CHUNKS cluster=$c" \
+        | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
       s=$(sim "$base.serial.json" "$c" fifo)
       d=$(sim "$base.ds.json" "$c" fifo)
       f=$(sim "$base.lina.json" "$c" fifo)

@@ -88,9 +88,6 @@ python3 bench/gen_moe_step.py --layers 18 --hidden 1024 --ffn 4096 --experts 16 
   --top-k 2 --tokens 4096 --ep 16 --dp 4 --dtype bf16 -o "$OUT/txl64.mlir"
 "$BIN/lina-opt" "$OUT/txl64.mlir" --lina-baseline-pipeline="mode=ds" \
   | "$BIN/lina-translate" --lina-to-plan -o "$OUT/txl64.ds.plan.json"
-"$BIN/lina-opt" "$OUT/txl64.mlir" \
-  --lina-training-pipeline="partition-bytes=4194304 chunks=2" \
-  | "$BIN/lina-translate" --lina-to-plan -o "$OUT/txl64.lina.plan.json"
 python3 - "$OUT/a100-x8-800g.json" <<'PY'
 import json, sys
 json.dump({"name": "a100-x8-800g",
@@ -102,6 +99,11 @@ json.dump({"name": "a100-x8-800g",
                    "memory_bandwidth_gbps": 16312},
            "launch_latency_us": 5}, open(sys.argv[1], "w"), indent=1)
 PY
+# partition-bytes=auto: the cost model sizes all-reduce partitions for the
+# cluster's links (docs/PASSES.md).
+"$BIN/lina-opt" "$OUT/txl64.mlir" \
+  --lina-training-pipeline="partition-bytes=auto chunks=2 cluster=$OUT/a100-x8-800g.json" \
+  | "$BIN/lina-translate" --lina-to-plan -o "$OUT/txl64.lina.plan.json"
 simrun() { "$BIN/lina-run" "$1" --backend sim --cluster "$OUT/a100-x8-800g.json" --quiet "${@:2}" \
   | grep '^summary:' | field step_ms; }
 SD=$(simrun "$OUT/txl64.ds.plan.json" --policy fifo)
