@@ -114,7 +114,7 @@ ClusterSpec randomCluster(std::mt19937 &rng, int world) {
 
 TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
   std::mt19937 rng(20261201);
-  int checked = 0, scheduleBinds = 0, highBinds = 0;
+  int checked = 0, scheduleBinds = 0, highBinds = 0, streamBinds = 0;
   for (int iter = 0; iter < 200; ++iter) {
     int world = 2 * std::uniform_int_distribution<int>(1, 4)(rng);
     Plan plan = randomPlan(rng, world, std::uniform_int_distribution<int>(1, 24)(rng));
@@ -122,7 +122,12 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
     SimBound bound = lowerBound(plan, cluster);
     ASSERT_GT(bound.step, 0) << "iteration " << iter;
     EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.compute, bound.criticalPath,
-                                    bound.computeSchedule, bound.highQueueSchedule}));
+                                    bound.streamPath, bound.computeSchedule,
+                                    bound.highQueueSchedule}));
+    EXPECT_GE(bound.streamPath, bound.criticalPath * (1 - 1e-12));
+    streamBinds += bound.streamPath >
+                   std::max({bound.linkCut, bound.compute, bound.criticalPath,
+                             bound.computeSchedule, bound.highQueueSchedule});
     EXPECT_GE(bound.computeSchedule, bound.compute * (1 - 1e-12));
     scheduleBinds += std::max(bound.computeSchedule, bound.highQueueSchedule) >
                      std::max({bound.linkCut, bound.compute, bound.criticalPath});
@@ -140,7 +145,8 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
               << bound.linkCut << " compute " << bound.compute
               << " critical path " << bound.criticalPath
               << " compute schedule " << bound.computeSchedule
-              << " high-queue schedule " << bound.highQueueSchedule;
+              << " high-queue schedule " << bound.highQueueSchedule
+              << " stream path " << bound.streamPath;
           ++checked;
         }
   }
@@ -149,6 +155,7 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
   // test would not check it.
   EXPECT_GT(scheduleBinds, 10) << scheduleBinds << " of 200";
   EXPECT_GT(highBinds, 0) << "the high-queue term never binds";
+  EXPECT_GT(streamBinds, 0) << "the stream-path term never binds";
 }
 
 TEST(SimulatorBound, ChainIsTight) {
@@ -201,8 +208,8 @@ TEST(SimulatorBound, ComputeScheduleCountsTheIdleStream) {
   ASSERT_GT(t, 0);
   EXPECT_NEAR(bound.computeSchedule, bound.criticalPath + t, 1e-12 + 1e-9 * bound.step);
   EXPECT_GT(bound.computeSchedule, bound.compute);
-  EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.computeSchedule,
-                                  bound.highQueueSchedule}));
+  EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.streamPath,
+                                  bound.computeSchedule, bound.highQueueSchedule}));
   for (Policy policy : {Policy::Lina, Policy::Fifo}) {
     SimResult r = simulate(plan, cluster, {{policy, 0}, false});
     EXPECT_GE(r.stepTime, bound.step * (1 - 1e-9));

@@ -1174,6 +1174,101 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
         tail[d][r] = std::max(tail[d][r], through[r]);
   }
 
+  // Stream-aware heads. Every op starts after all its ancestors (the ops
+  // with a dependency path to it; the same op ids on every rank, since
+  // dependencies stay on a rank). On rank r the compute ancestors run one
+  // at a time on one stream, so the last of them ends no earlier than the
+  // optimal one-machine makespan with release times (earliest release
+  // first); so do the high-queue ancestors, each at least alone on the
+  // network. With those heads as release times, by induction in plan
+  // order, start[op][r] is a lower bound of op's start in any schedule.
+  // Ancestor sets are bitsets: quadratic, so only for plans of at most
+  // kMaxStreamOps ops (beyond, the term is 0 and the others remain).
+  constexpr size_t kMaxStreamOps = 6000;
+  const size_t numOps = plan.ops.size();
+  std::vector<std::vector<double>> start(numOps, std::vector<double>(n, 0.0));
+  std::vector<std::vector<double>> length(numOps, std::vector<double>(n, 0.0));
+  std::vector<std::vector<char>> member(numOps, std::vector<char>(n, 0));
+  for (const Op &op : plan.ops) {
+    if (!op.isCollective()) {
+      std::fill(length[op.id].begin(), length[op.id].end(), opTime[op.id]);
+      std::fill(member[op.id].begin(), member[op.id].end(), 1);
+    } else {
+      for (const Instance &inst : instances[op.id])
+        for (int m : *inst.members) {
+          length[op.id][m] = inst.alone;
+          member[op.id][m] = 1;
+        }
+    }
+    for (int r = 0; r < n; ++r)
+      start[op.id][r] = finish[op.id][r] - length[op.id][r];
+  }
+  if (numOps <= kMaxStreamOps) {
+    const size_t words = (numOps + 63) / 64;
+    std::vector<std::vector<uint64_t>> ancestors(numOps,
+                                                 std::vector<uint64_t>(words));
+    std::vector<int> computeAnc, highAnc;
+    std::vector<std::pair<double, double>> set;
+    auto makespan = [&set]() {
+      std::sort(set.begin(), set.end());
+      double clock = 0;
+      for (const auto &[release, time] : set)
+        clock = std::max(clock, release) + time;
+      return clock;
+    };
+    std::vector<double> head(n);
+    for (const Op &op : plan.ops) {
+      std::vector<uint64_t> &anc = ancestors[op.id];
+      for (int d : deps[op.id]) {
+        for (size_t w = 0; w < words; ++w)
+          anc[w] |= ancestors[d][w];
+        anc[d / 64] |= uint64_t(1) << (d % 64);
+      }
+      computeAnc.clear();
+      highAnc.clear();
+      for (size_t w = 0; w < words; ++w)
+        for (uint64_t bits = anc[w]; bits; bits &= bits - 1) {
+          int i = static_cast<int>(w * 64 + __builtin_ctzll(bits));
+          const Op &a = plan.ops[i];
+          if (!a.isCollective())
+            computeAnc.push_back(i);
+          else if (queueOf(a) == Queue::High)
+            highAnc.push_back(i);
+        }
+      for (int r = 0; r < n; ++r) {
+        double h = 0;
+        for (int d : deps[op.id])
+          h = std::max(h, start[d][r] + length[d][r]);
+        set.clear();
+        for (int i : computeAnc)
+          set.emplace_back(start[i][r], length[i][r]);
+        h = std::max(h, makespan());
+        set.clear();
+        for (int i : highAnc)
+          if (member[i][r])
+            set.emplace_back(start[i][r], length[i][r]);
+        h = std::max(h, makespan());
+        head[r] = h;
+      }
+      if (!op.isCollective()) {
+        start[op.id] = head;
+      } else {
+        for (const Instance &inst : instances[op.id]) {
+          double s = 0;
+          for (int m : *inst.members)
+            s = std::max(s, head[m]);
+          for (int m : *inst.members)
+            start[op.id][m] = s;
+        }
+      }
+      for (int r = 0; r < n; ++r)
+        if (member[op.id][r])
+          bound.streamPath =
+              std::max(bound.streamPath,
+                       start[op.id][r] + length[op.id][r] + tail[op.id][r]);
+    }
+  }
+
   // One compute stream per GPU: its compute ops form a one-machine schedule
   // with release times (the earliest starts above) and tails. The
   // preemptive schedule that always runs the released op of longest tail
@@ -1217,8 +1312,7 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
     jobs.clear();
     for (const Op &op : plan.ops)
       if (!op.isCollective() && opTime[op.id] > 0)
-        jobs.push_back({finish[op.id][r] - opTime[op.id], opTime[op.id],
-                        tail[op.id][r]});
+        jobs.push_back({start[op.id][r], opTime[op.id], tail[op.id][r]});
     bound.computeSchedule = std::max(bound.computeSchedule, jackson());
   }
   std::vector<std::vector<Job>> high(n);
@@ -1227,14 +1321,15 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
       for (const Instance &inst : instances[op.id])
         for (int m : *inst.members)
           if (inst.alone > 0)
-            high[m].push_back({finish[op.id][m] - inst.alone, inst.alone,
+            high[m].push_back({start[op.id][m], inst.alone,
                                tail[op.id][m]});
   for (int r = 0; r < n; ++r) {
     jobs = std::move(high[r]);
     bound.highQueueSchedule = std::max(bound.highQueueSchedule, jackson());
   }
   bound.step = std::max({bound.linkCut, bound.compute, bound.criticalPath,
-                         bound.computeSchedule, bound.highQueueSchedule});
+                         bound.streamPath, bound.computeSchedule,
+                         bound.highQueueSchedule});
   return bound;
 }
 

@@ -557,18 +557,19 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
     if (!o.quiet)
       std::printf("lina-run: %s, %d simulated ranks on %s, lower bound\n"
                   "bound: link cut %.3f ms (%s), compute %.3f ms, critical "
-                  "path %.3f ms, compute schedule %.3f ms, high-queue "
-                  "schedule %.3f ms\n",
+                  "path %.3f ms, stream path %.3f ms, compute schedule %.3f "
+                  "ms, high-queue schedule %.3f ms\n",
                   o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
                   b.linkCut * 1e3, b.link.empty() ? "no traffic" : b.link.c_str(),
-                  b.compute * 1e3, b.criticalPath * 1e3,
+                  b.compute * 1e3, b.criticalPath * 1e3, b.streamPath * 1e3,
                   b.computeSchedule * 1e3, b.highQueueSchedule * 1e3);
     std::printf("summary: bound=1 steps=1 step_ms=%.3f min_step_ms=%.3f "
                 "link_cut_ms=%.3f compute_ms=%.3f critical_path_ms=%.3f "
-                "compute_schedule_ms=%.3f high_queue_schedule_ms=%.3f\n",
+                "stream_path_ms=%.3f compute_schedule_ms=%.3f "
+                "high_queue_schedule_ms=%.3f\n",
                 b.step * 1e3, b.step * 1e3, b.linkCut * 1e3, b.compute * 1e3,
-                b.criticalPath * 1e3, b.computeSchedule * 1e3,
-                b.highQueueSchedule * 1e3);
+                b.criticalPath * 1e3, b.streamPath * 1e3,
+                b.computeSchedule * 1e3, b.highQueueSchedule * 1e3);
     return 0;
   }
   SimOptions sim;

@@ -60,6 +60,11 @@ SimResult simulate(const Plan &plan, const ClusterSpec &cluster,
 ///   - the critical path of the dependency graph, each compute op at its
 ///     time and each collective alone on the network (its latencies plus,
 ///     per phase, its own most loaded link at full bandwidth);
+///   - the stream path: the same path where each op also starts no earlier
+///     than its ancestors on its rank can end when its compute ancestors
+///     share one stream and its high-queue ancestors another (the optimal
+///     one-machine makespan of each set, earliest release first), plus its
+///     least tail; plans of at most 6000 ops;
 ///   - the compute schedule: a GPU's compute ops, each released at its
 ///     earliest start on that path and followed by its least tail to the
 ///     end of the step, on one stream: the optimal preemptive one-machine
@@ -67,13 +72,15 @@ SimResult simulate(const Plan &plan, const ClusterSpec &cluster,
 ///     stream must idle while a collective it depends on runs;
 ///   - the high-queue schedule: the same for a GPU's high-priority
 ///     collectives, a stream that runs one at a time, each at least as
-///     long as alone on the network.
+///     long as alone on the network. The two schedule terms release each op
+///     at its stream-path start.
 struct SimBound {
-  double step = 0; ///< max of the five below
+  double step = 0; ///< max of the six below
   double linkCut = 0;
   std::string link; ///< the link of the largest cut ("node 3 nic up")
   double compute = 0;
   double criticalPath = 0;
+  double streamPath = 0;
   double computeSchedule = 0;
   double highQueueSchedule = 0;
 };
