@@ -1183,8 +1183,11 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
   // network. With those heads as release times, by induction in plan
   // order, start[op][r] is a lower bound of op's start in any schedule.
   // Ancestor sets are bitsets: quadratic, so only for plans of at most
-  // kMaxStreamOps ops (beyond, the term is 0 and the others remain).
+  // kMaxStreamOps ops (beyond, the term is 0 and the others remain). Ranks
+  // with the same starts and lengths of every op (symmetric ranks of an
+  // SPMD plan) are computed once, while they stay alike.
   constexpr size_t kMaxStreamOps = 6000;
+  constexpr double kMaxStreamWork = 4e8;
   const size_t numOps = plan.ops.size();
   std::vector<std::vector<double>> start(numOps, std::vector<double>(n, 0.0));
   std::vector<std::vector<double>> length(numOps, std::vector<double>(n, 0.0));
@@ -1203,7 +1206,23 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
     for (int r = 0; r < n; ++r)
       start[op.id][r] = finish[op.id][r] - length[op.id][r];
   }
-  if (numOps <= kMaxStreamOps) {
+  std::vector<int> rep(n), reps;
+  {
+    std::map<std::vector<double>, int> classes;
+    std::vector<double> key(2 * numOps);
+    for (int r = 0; r < n; ++r) {
+      for (size_t i = 0; i < numOps; ++i) {
+        key[2 * i] = start[i][r];
+        key[2 * i + 1] = length[i][r];
+      }
+      auto [it, fresh] = classes.emplace(key, r);
+      rep[r] = it->second;
+      if (fresh)
+        reps.push_back(r);
+    }
+  }
+  double work = 0.5 * double(numOps) * double(numOps) * double(reps.size());
+  if (numOps <= kMaxStreamOps && work <= kMaxStreamWork) {
     const size_t words = (numOps + 63) / 64;
     std::vector<std::vector<uint64_t>> ancestors(numOps,
                                                  std::vector<uint64_t>(words));
@@ -1235,7 +1254,7 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
           else if (queueOf(a) == Queue::High)
             highAnc.push_back(i);
         }
-      for (int r = 0; r < n; ++r) {
+      for (int r : reps) {
         double h = 0;
         for (int d : deps[op.id])
           h = std::max(h, start[d][r] + length[d][r]);
@@ -1250,6 +1269,8 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
         h = std::max(h, makespan());
         head[r] = h;
       }
+      for (int r = 0; r < n; ++r)
+        head[r] = head[rep[r]];
       if (!op.isCollective()) {
         start[op.id] = head;
       } else {
@@ -1260,6 +1281,16 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
           for (int m : *inst.members)
             start[op.id][m] = s;
         }
+        // Instances that mix classes can make ranks of one class differ
+        // from here on: then every rank is its own class.
+        if (reps.size() < static_cast<size_t>(n))
+          for (int r = 0; r < n; ++r)
+            if (start[op.id][r] != start[op.id][rep[r]]) {
+              reps.resize(n);
+              for (int q = 0; q < n; ++q)
+                reps[q] = rep[q] = q;
+              break;
+            }
       }
       for (int r = 0; r < n; ++r)
         if (member[op.id][r])
