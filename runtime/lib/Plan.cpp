@@ -25,29 +25,13 @@ using lina::checkedProduct;
 using lina::Limits;
 using lina::rangeWithin;
 
-namespace {
-struct NameTable {
-  const char *name;
-  OpKind kind;
-};
-const NameTable kOpNames[] = {
-    {"dense", OpKind::Dense},
-    {"dense_grad", OpKind::DenseGrad},
-    {"gate", OpKind::Gate},
-    {"gate_grad", OpKind::GateGrad},
-    {"dispatch", OpKind::Dispatch},
-    {"dispatch_grad", OpKind::DispatchGrad},
-    {"combine", OpKind::Combine},
-    {"combine_grad", OpKind::CombineGrad},
-    {"expert_ffn", OpKind::ExpertFfn},
-    {"expert_ffn_grad", OpKind::ExpertFfnGrad},
-    {"add", OpKind::Add},
-    {"copy", OpKind::Copy},
-    {"all_to_all", OpKind::AllToAll},
-    {"all_to_all_v", OpKind::AllToAllV},
-    {"all_reduce", OpKind::AllReduce},
+const OpKindInfo lina::rt::kOpKinds[] = {
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                 \
+  {OpKind::Kind, name, inputs, outputs, collective != 0},
+#include "lina/rt/OpKinds.def"
 };
 
+namespace {
 std::string shapeString(const std::vector<int64_t> &shape) {
   std::ostringstream os;
   os << "[";
@@ -58,12 +42,7 @@ std::string shapeString(const std::vector<int64_t> &shape) {
 }
 } // namespace
 
-const char *lina::rt::toString(OpKind kind) {
-  for (const NameTable &entry : kOpNames)
-    if (entry.kind == kind)
-      return entry.name;
-  return "?";
-}
+const char *lina::rt::toString(OpKind kind) { return info(kind).name; }
 
 const char *lina::rt::toString(DType type) {
   switch (type) {
@@ -454,9 +433,9 @@ public:
     where = "op " + std::to_string(op.id);
     op.loc = getStringOr(o, "loc", "", where);
     std::string kind = getString(o, "kind", where);
-    auto entry = std::find_if(std::begin(kOpNames), std::end(kOpNames),
-                              [&](const NameTable &e) { return kind == e.name; });
-    if (entry == std::end(kOpNames))
+    auto entry = std::find_if(kOpKinds, kOpKinds + kNumOpKinds,
+                              [&](const OpKindInfo &e) { return kind == e.name; });
+    if (entry == kOpKinds + kNumOpKinds)
       fail(where + ": unknown kind '" + kind + "'");
     op.kind = entry->kind;
     where = op.describe();
@@ -753,200 +732,207 @@ private:
     }
   }
 
+  /// The checks of each op kind (OpKinds.def): arity from the table, then
+  /// the kind's own check<Kind>.
   void checkKind(const Op &op) {
-    switch (op.kind) {
-    case OpKind::Dense: {
-      arity(op, 2, 1);
-      auto &x = shape(op, true, 0, 2), &w = shape(op, true, 1, 2),
-           &y = shape(op, false, 0, 2);
-      eq(op, x[1], w[0], "input columns vs weight rows");
-      eq(op, y[0], x[0], "result rows vs input rows");
-      eq(op, y[1], w[1], "result columns vs weight columns");
-      break;
+    const OpKindInfo &kind = info(op.kind);
+    arity(op, kind.inputs, kind.outputs);
+    using Check = void (Validator::*)(const Op &);
+    static constexpr Check kChecks[] = {
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                  \
+  &Validator::check##Kind,
+#include "lina/rt/OpKinds.def"
+    };
+    (this->*kChecks[static_cast<int>(op.kind)])(op);
+  }
+
+  void checkDense(const Op &op) {
+    auto &x = shape(op, true, 0, 2), &w = shape(op, true, 1, 2),
+         &y = shape(op, false, 0, 2);
+    eq(op, x[1], w[0], "input columns vs weight rows");
+    eq(op, y[0], x[0], "result rows vs input rows");
+    eq(op, y[1], w[1], "result columns vs weight columns");
+  }
+
+  void checkDenseGrad(const Op &op) {
+    auto &dy = shape(op, true, 0, 2), &x = shape(op, true, 1, 2),
+         &w = shape(op, true, 2, 2);
+    eq(op, x[1], w[0], "input columns vs weight rows");
+    eq(op, dy[0], x[0], "grad rows vs input rows");
+    eq(op, dy[1], w[1], "grad columns vs weight columns");
+    sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
+    sameShape(op, op.outputs[1], op.inputs[2], "weight grad vs weight");
+  }
+
+  void checkGate(const Op &op) {
+    auto &x = shape(op, true, 0, 2), &w = shape(op, true, 1, 2),
+         &ids = shape(op, false, 0, 2), &gw = shape(op, false, 1, 2);
+    if (op.numExperts < 1 || op.topK < 1 || op.topK > op.numExperts)
+      failOp(op, "needs 1 <= top_k <= num_experts, got top_k=" +
+                     std::to_string(op.topK) +
+                     " num_experts=" + std::to_string(op.numExperts));
+    eq(op, x[1], w[0], "input columns vs router rows");
+    eq(op, w[1], op.numExperts, "router columns vs num_experts");
+    eq(op, ids[0], x[0], "expert_ids rows vs tokens");
+    eq(op, ids[1], op.topK, "expert_ids columns vs top_k");
+    eq(op, gw[0], ids[0], "gate_weights rows");
+    eq(op, gw[1], ids[1], "gate_weights columns");
+    checkDType(op, op.outputs[0], true);
+    checkDType(op, op.outputs[1], false);
+  }
+
+  void checkGateGrad(const Op &op) {
+    auto &dgw = shape(op, true, 0, 2), &x = shape(op, true, 1, 2),
+         &w = shape(op, true, 2, 2), &ids = shape(op, true, 3, 2);
+    eq(op, x[1], w[0], "input columns vs router rows");
+    eq(op, ids[0], x[0], "expert_ids rows vs tokens");
+    eq(op, dgw[0], ids[0], "grad rows vs expert_ids rows");
+    eq(op, dgw[1], ids[1], "grad columns vs expert_ids columns");
+    checkDType(op, op.inputs[3], true);
+    sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
+    sameShape(op, op.outputs[1], op.inputs[2], "weight grad vs weight");
+  }
+
+  void checkDispatchOrGrad(const Op &op) {
+    bool fwd = op.kind == OpKind::Dispatch;
+    auto &tok = fwd ? shape(op, true, 0, 2) : shape(op, false, 0, 2);
+    auto &bufShape = fwd ? shape(op, false, 0, 3) : shape(op, true, 0, 3);
+    auto &ids = shape(op, true, 1, 2);
+    eq(op, ids[0], tok[0], "expert_ids rows vs tokens");
+    eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
+    checkDType(op, op.inputs[1], true);
+    checkRouting(op, op.inputs[1], bufShape);
+  }
+  void checkDispatch(const Op &op) { checkDispatchOrGrad(op); }
+  void checkDispatchGrad(const Op &op) { checkDispatchOrGrad(op); }
+
+  void checkCombineOrGrad(const Op &op) {
+    bool fwd = op.kind == OpKind::Combine;
+    size_t b = fwd ? 0 : 1;
+    auto &bufShape = shape(op, true, b, 3), &ids = shape(op, true, b + 1, 2),
+         &gw = shape(op, true, b + 2, 2);
+    auto &tok = fwd ? shape(op, false, 0, 2) : shape(op, true, 0, 2);
+    eq(op, ids[0], tok[0], "expert_ids rows vs tokens");
+    eq(op, gw[0], ids[0], "gate_weights rows");
+    eq(op, gw[1], ids[1], "gate_weights columns");
+    eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
+    checkDType(op, op.inputs[b + 1], true);
+    checkDType(op, op.inputs[b + 2], false);
+    checkRouting(op, op.inputs[b + 1], bufShape);
+    if (!fwd) {
+      sameShape(op, op.outputs[0], op.inputs[1], "buffer grad vs buffer");
+      sameShape(op, op.outputs[1], op.inputs[3],
+                "gate weight grad vs gate weights");
     }
-    case OpKind::DenseGrad: {
-      arity(op, 3, 2);
-      auto &dy = shape(op, true, 0, 2), &x = shape(op, true, 1, 2),
-           &w = shape(op, true, 2, 2);
-      eq(op, x[1], w[0], "input columns vs weight rows");
-      eq(op, dy[0], x[0], "grad rows vs input rows");
-      eq(op, dy[1], w[1], "grad columns vs weight columns");
-      sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
-      sameShape(op, op.outputs[1], op.inputs[2], "weight grad vs weight");
-      break;
+  }
+  void checkCombine(const Op &op) { checkCombineOrGrad(op); }
+  void checkCombineGrad(const Op &op) { checkCombineOrGrad(op); }
+
+  void checkExpertFfnOrGrad(const Op &op) {
+    bool fwd = op.kind == OpKind::ExpertFfn;
+    size_t b = fwd ? 0 : 1;
+    auto &in = shape(op, true, b, 3), &w1 = shape(op, true, b + 1, 3),
+         &w2 = shape(op, true, b + 2, 3);
+    eq(op, w1[0], in[0], "w1 experts vs local experts");
+    eq(op, w2[0], in[0], "w2 experts vs local experts");
+    eq(op, w1[1], in[2], "w1 rows vs hidden size");
+    eq(op, w2[1], w1[2], "w2 rows vs w1 columns");
+    eq(op, w2[2], in[2], "w2 columns vs hidden size");
+    sameShape(op, op.outputs[0], op.inputs[b], "result vs input");
+    if (!fwd) {
+      sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
+      sameShape(op, op.outputs[1], op.inputs[2], "w1 grad vs w1");
+      sameShape(op, op.outputs[2], op.inputs[3], "w2 grad vs w2");
     }
-    case OpKind::Gate: {
-      arity(op, 2, 2);
-      auto &x = shape(op, true, 0, 2), &w = shape(op, true, 1, 2),
-           &ids = shape(op, false, 0, 2), &gw = shape(op, false, 1, 2);
-      if (op.numExperts < 1 || op.topK < 1 || op.topK > op.numExperts)
-        failOp(op, "needs 1 <= top_k <= num_experts, got top_k=" +
-                       std::to_string(op.topK) + " num_experts=" +
-                       std::to_string(op.numExperts));
-      eq(op, x[1], w[0], "input columns vs router rows");
-      eq(op, w[1], op.numExperts, "router columns vs num_experts");
-      eq(op, ids[0], x[0], "expert_ids rows vs tokens");
-      eq(op, ids[1], op.topK, "expert_ids columns vs top_k");
-      eq(op, gw[0], ids[0], "gate_weights rows");
-      eq(op, gw[1], ids[1], "gate_weights columns");
-      checkDType(op, op.outputs[0], true);
-      checkDType(op, op.outputs[1], false);
-      break;
+  }
+  void checkExpertFfn(const Op &op) { checkExpertFfnOrGrad(op); }
+  void checkExpertFfnGrad(const Op &op) { checkExpertFfnOrGrad(op); }
+
+  void checkAdd(const Op &op) {
+    sameShape(op, op.inputs[0], op.inputs[1], "operands");
+    sameShape(op, op.outputs[0], op.inputs[0], "result vs operands");
+  }
+
+  void checkCopy(const Op &op) {
+    const Buffer &src = buf(op, op.inputs[0]), &dst = buf(op, op.outputs[0]);
+    size_t r = op.sizes.size();
+    if (op.srcOffsets.size() != src.shape.size() ||
+        op.dstOffsets.size() != dst.shape.size() || src.shape.size() != r ||
+        dst.shape.size() != r)
+      failOp(op, "copy boxes must have the rank of both buffers");
+    if (src.dtype != dst.dtype)
+      failOp(op, "copy from " + std::string(toString(src.dtype)) + " to " +
+                     toString(dst.dtype));
+    for (size_t i = 0; i < r; ++i) {
+      std::string dim = " in dimension " + std::to_string(i);
+      if (op.sizes[i] < 1)
+        failOp(op, "field 'attrs.sizes' is 0" + dim +
+                       ": a copy must move at least one element");
+      if (!rangeWithin(op.srcOffsets[i], op.sizes[i], src.shape[i]))
+        failOp(op, "copy box out of bounds" + dim + ": source offset " +
+                       std::to_string(op.srcOffsets[i]) + " + size " +
+                       std::to_string(op.sizes[i]) + " exceeds extent " +
+                       std::to_string(src.shape[i]));
+      if (!rangeWithin(op.dstOffsets[i], op.sizes[i], dst.shape[i]))
+        failOp(op, "copy box out of bounds" + dim + ": destination offset " +
+                       std::to_string(op.dstOffsets[i]) + " + size " +
+                       std::to_string(op.sizes[i]) + " exceeds extent " +
+                       std::to_string(dst.shape[i]));
     }
-    case OpKind::GateGrad: {
-      arity(op, 4, 2);
-      auto &dgw = shape(op, true, 0, 2), &x = shape(op, true, 1, 2),
-           &w = shape(op, true, 2, 2), &ids = shape(op, true, 3, 2);
-      eq(op, x[1], w[0], "input columns vs router rows");
-      eq(op, ids[0], x[0], "expert_ids rows vs tokens");
-      eq(op, dgw[0], ids[0], "grad rows vs expert_ids rows");
-      eq(op, dgw[1], ids[1], "grad columns vs expert_ids columns");
-      checkDType(op, op.inputs[3], true);
-      sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
-      sameShape(op, op.outputs[1], op.inputs[2], "weight grad vs weight");
-      break;
+  }
+
+  void checkAllToAll(const Op &op) {
+    const Buffer &in = buf(op, op.inputs[0]), &out = buf(op, op.outputs[0]);
+    int64_t n =
+        plan.groups.count(op.group) ? plan.groups.at(op.group).size() : 1;
+    int64_t rank = static_cast<int64_t>(in.shape.size());
+    if (op.splitAxis < 0 || op.splitAxis >= rank || op.concatAxis < 0 ||
+        op.concatAxis >= rank)
+      failOp(op, "split_axis/concat_axis out of range for rank " +
+                     std::to_string(rank));
+    if (in.shape[op.splitAxis] % n)
+      failOp(op, "split dimension " + std::to_string(in.shape[op.splitAxis]) +
+                     " does not divide by the group size " + std::to_string(n));
+    std::vector<int64_t> expect = in.shape;
+    expect[op.splitAxis] /= n;
+    std::optional<int64_t> concat = checkedMul(expect[op.concatAxis], n);
+    if (!concat)
+      failOp(op, "result dimension " + std::to_string(op.concatAxis) +
+                     " overflows");
+    expect[op.concatAxis] = *concat;
+    if (out.shape != expect)
+      failOp(op, "result shape " + shapeString(out.shape) + " should be " +
+                     shapeString(expect));
+    if (in.dtype != out.dtype)
+      failOp(op, "input and result dtypes differ");
+  }
+
+  void checkAllToAllV(const Op &op) {
+    int64_t n =
+        plan.groups.count(op.group) ? plan.groups.at(op.group).size() : 1;
+    for (int i : {1, 2}) {
+      const Buffer &c = buf(op, op.inputs[i]);
+      if (c.dtype != DType::I64 || c.shape != std::vector<int64_t>{n})
+        failOp(op, "counts must be i64 vectors of the group size " +
+                       std::to_string(n));
     }
-    case OpKind::Dispatch:
-    case OpKind::DispatchGrad: {
-      arity(op, 2, 1);
-      bool fwd = op.kind == OpKind::Dispatch;
-      auto &tok = fwd ? shape(op, true, 0, 2) : shape(op, false, 0, 2);
-      auto &bufShape = fwd ? shape(op, false, 0, 3) : shape(op, true, 0, 3);
-      auto &ids = shape(op, true, 1, 2);
-      eq(op, ids[0], tok[0], "expert_ids rows vs tokens");
-      eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
-      checkDType(op, op.inputs[1], true);
-      checkRouting(op, op.inputs[1], bufShape);
-      break;
-    }
-    case OpKind::Combine:
-    case OpKind::CombineGrad: {
-      bool fwd = op.kind == OpKind::Combine;
-      arity(op, fwd ? 3 : 4, fwd ? 1 : 2);
-      size_t b = fwd ? 0 : 1;
-      auto &bufShape = shape(op, true, b, 3), &ids = shape(op, true, b + 1, 2),
-           &gw = shape(op, true, b + 2, 2);
-      auto &tok = fwd ? shape(op, false, 0, 2) : shape(op, true, 0, 2);
-      eq(op, ids[0], tok[0], "expert_ids rows vs tokens");
-      eq(op, gw[0], ids[0], "gate_weights rows");
-      eq(op, gw[1], ids[1], "gate_weights columns");
-      eq(op, bufShape[2], tok[1], "buffer hidden size vs token hidden size");
-      checkDType(op, op.inputs[b + 1], true);
-      checkDType(op, op.inputs[b + 2], false);
-      checkRouting(op, op.inputs[b + 1], bufShape);
-      if (!fwd) {
-        sameShape(op, op.outputs[0], op.inputs[1], "buffer grad vs buffer");
-        sameShape(op, op.outputs[1], op.inputs[3], "gate weight grad vs gate weights");
-      }
-      break;
-    }
-    case OpKind::ExpertFfn:
-    case OpKind::ExpertFfnGrad: {
-      bool fwd = op.kind == OpKind::ExpertFfn;
-      arity(op, fwd ? 3 : 4, fwd ? 1 : 3);
-      size_t b = fwd ? 0 : 1;
-      auto &in = shape(op, true, b, 3), &w1 = shape(op, true, b + 1, 3),
-           &w2 = shape(op, true, b + 2, 3);
-      eq(op, w1[0], in[0], "w1 experts vs local experts");
-      eq(op, w2[0], in[0], "w2 experts vs local experts");
-      eq(op, w1[1], in[2], "w1 rows vs hidden size");
-      eq(op, w2[1], w1[2], "w2 rows vs w1 columns");
-      eq(op, w2[2], in[2], "w2 columns vs hidden size");
-      sameShape(op, op.outputs[0], op.inputs[b], "result vs input");
-      if (!fwd) {
-        sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
-        sameShape(op, op.outputs[1], op.inputs[2], "w1 grad vs w1");
-        sameShape(op, op.outputs[2], op.inputs[3], "w2 grad vs w2");
-      }
-      break;
-    }
-    case OpKind::Add:
-      arity(op, 2, 1);
-      sameShape(op, op.inputs[0], op.inputs[1], "operands");
-      sameShape(op, op.outputs[0], op.inputs[0], "result vs operands");
-      break;
-    case OpKind::Copy: {
-      arity(op, 1, 1);
-      const Buffer &src = buf(op, op.inputs[0]), &dst = buf(op, op.outputs[0]);
-      size_t r = op.sizes.size();
-      if (op.srcOffsets.size() != src.shape.size() ||
-          op.dstOffsets.size() != dst.shape.size() || src.shape.size() != r ||
-          dst.shape.size() != r)
-        failOp(op, "copy boxes must have the rank of both buffers");
-      if (src.dtype != dst.dtype)
-        failOp(op, "copy from " + std::string(toString(src.dtype)) + " to " +
-                       toString(dst.dtype));
-      for (size_t i = 0; i < r; ++i) {
-        std::string dim = " in dimension " + std::to_string(i);
-        if (op.sizes[i] < 1)
-          failOp(op, "field 'attrs.sizes' is 0" + dim +
-                         ": a copy must move at least one element");
-        if (!rangeWithin(op.srcOffsets[i], op.sizes[i], src.shape[i]))
-          failOp(op, "copy box out of bounds" + dim + ": source offset " +
-                         std::to_string(op.srcOffsets[i]) + " + size " +
-                         std::to_string(op.sizes[i]) + " exceeds extent " +
-                         std::to_string(src.shape[i]));
-        if (!rangeWithin(op.dstOffsets[i], op.sizes[i], dst.shape[i]))
-          failOp(op, "copy box out of bounds" + dim + ": destination offset " +
-                         std::to_string(op.dstOffsets[i]) + " + size " +
-                         std::to_string(op.sizes[i]) + " exceeds extent " +
-                         std::to_string(dst.shape[i]));
-      }
-      break;
-    }
-    case OpKind::AllToAll: {
-      arity(op, 1, 1);
-      const Buffer &in = buf(op, op.inputs[0]), &out = buf(op, op.outputs[0]);
-      int64_t n = plan.groups.count(op.group) ? plan.groups.at(op.group).size() : 1;
-      int64_t rank = static_cast<int64_t>(in.shape.size());
-      if (op.splitAxis < 0 || op.splitAxis >= rank || op.concatAxis < 0 ||
-          op.concatAxis >= rank)
-        failOp(op, "split_axis/concat_axis out of range for rank " +
-                       std::to_string(rank));
-      if (in.shape[op.splitAxis] % n)
-        failOp(op, "split dimension " + std::to_string(in.shape[op.splitAxis]) +
-                       " does not divide by the group size " + std::to_string(n));
-      std::vector<int64_t> expect = in.shape;
-      expect[op.splitAxis] /= n;
-      std::optional<int64_t> concat = checkedMul(expect[op.concatAxis], n);
-      if (!concat)
-        failOp(op, "result dimension " + std::to_string(op.concatAxis) +
-                       " overflows");
-      expect[op.concatAxis] = *concat;
-      if (out.shape != expect)
-        failOp(op, "result shape " + shapeString(out.shape) + " should be " +
-                       shapeString(expect));
-      if (in.dtype != out.dtype)
-        failOp(op, "input and result dtypes differ");
-      break;
-    }
-    case OpKind::AllToAllV: {
-      arity(op, 3, 1);
-      int64_t n = plan.groups.count(op.group) ? plan.groups.at(op.group).size() : 1;
-      for (int i : {1, 2}) {
-        const Buffer &c = buf(op, op.inputs[i]);
-        if (c.dtype != DType::I64 || c.shape != std::vector<int64_t>{n})
-          failOp(op, "counts must be i64 vectors of the group size " +
-                         std::to_string(n));
-      }
-      const Buffer &in = buf(op, op.inputs[0]), &out = buf(op, op.outputs[0]);
-      if (in.shape.empty() || in.shape.size() != out.shape.size() ||
-          !std::equal(in.shape.begin() + 1, in.shape.end(), out.shape.begin() + 1))
-        failOp(op, "rows of input and result must have the same shape");
-      if (in.dtype != out.dtype)
-        failOp(op, "input and result dtypes differ");
-      if (op.maxRows >= 0)
-        eq(op, out.shape[0], op.maxRows, "result rows vs max_rows");
-      break;
-    }
-    case OpKind::AllReduce:
-      arity(op, 1, 1);
-      if (buf(op, op.inputs[0]).numElements() != buf(op, op.outputs[0]).numElements())
-        failOp(op, "input and result sizes differ");
-      if (buf(op, op.inputs[0]).dtype != buf(op, op.outputs[0]).dtype)
-        failOp(op, "input and result dtypes differ");
-      break;
-    }
+    const Buffer &in = buf(op, op.inputs[0]), &out = buf(op, op.outputs[0]);
+    if (in.shape.empty() || in.shape.size() != out.shape.size() ||
+        !std::equal(in.shape.begin() + 1, in.shape.end(),
+                    out.shape.begin() + 1))
+      failOp(op, "rows of input and result must have the same shape");
+    if (in.dtype != out.dtype)
+      failOp(op, "input and result dtypes differ");
+    if (op.maxRows >= 0)
+      eq(op, out.shape[0], op.maxRows, "result rows vs max_rows");
+  }
+
+  void checkAllReduce(const Op &op) {
+    if (buf(op, op.inputs[0]).numElements() !=
+        buf(op, op.outputs[0]).numElements())
+      failOp(op, "input and result sizes differ");
+    if (buf(op, op.inputs[0]).dtype != buf(op, op.outputs[0]).dtype)
+      failOp(op, "input and result dtypes differ");
   }
 
   /// Bytes of the base buffers checked so far.

@@ -182,124 +182,158 @@ void CpuBackend::runLocalCollective(const Op &op) {
     std::memmove(data(out.id), data(in.id), in.numBytes());
 }
 
+/// The buffers of one op, typed as its kernels read them.
+struct CpuBackend::OpArgs {
+  OpArgs(CpuBackend &backend, const Op &op) : backend(backend), op(op) {}
+  float *f(int i) {
+    return reinterpret_cast<float *>(backend.data(op.inputs[i]));
+  }
+  float *o(int i) {
+    return reinterpret_cast<float *>(backend.data(op.outputs[i]));
+  }
+  const int32_t *ids(int i) {
+    return reinterpret_cast<const int32_t *>(backend.data(op.inputs[i]));
+  }
+  const std::vector<int64_t> &shape(bool input, int i) const {
+    return backend.plan.buffers[input ? op.inputs[i] : op.outputs[i]].shape;
+  }
+  void checkIds(int i) const {
+    if (backend.plan.buffers[op.inputs[i]].dtype != DType::I32)
+      throw PlanError("expert ids must be i32 on the cpu backend");
+  }
+  CpuBackend &backend;
+  const Op &op;
+};
+
 void CpuBackend::runCompute(const Op &op) {
-  auto f = [&](int i) { return reinterpret_cast<float *>(data(op.inputs[i])); };
-  auto o = [&](int i) { return reinterpret_cast<float *>(data(op.outputs[i])); };
-  auto ids = [&](int i) {
-    return reinterpret_cast<const int32_t *>(data(op.inputs[i]));
+  // One kernel per compute kind of OpKinds.def; collectives have none here.
+  using Kernel = void (CpuBackend::*)(const Op &);
+  static constexpr Kernel kKernels[] = {
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+  &CpuBackend::run##Kind,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#include "lina/rt/OpKinds.def"
   };
-  auto shape = [&](bool input, int i) -> const std::vector<int64_t> & {
-    return plan.buffers[input ? op.inputs[i] : op.outputs[i]].shape;
-  };
-  auto checkIds = [&](int i) {
-    if (plan.buffers[op.inputs[i]].dtype != DType::I32)
-      throw PlanError("expert ids must be i32 on the cpu backend");
-  };
-  switch (op.kind) {
-  case OpKind::Dense: {
-    auto &x = shape(true, 0), &w = shape(true, 1);
-    cpu::dense(f(0), f(1), o(0), x[0], x[1], w[1], op.activation);
-    break;
+  Kernel kernel = kKernels[static_cast<int>(op.kind)];
+  if (!kernel)
+    throw PlanError(op.describe() + ": not a compute op");
+  (this->*kernel)(op);
+}
+
+void CpuBackend::runDense(const Op &op) {
+  OpArgs a(*this, op);
+  auto &x = a.shape(true, 0), &w = a.shape(true, 1);
+  cpu::dense(a.f(0), a.f(1), a.o(0), x[0], x[1], w[1], op.activation);
+}
+
+void CpuBackend::runDenseGrad(const Op &op) {
+  OpArgs a(*this, op);
+  auto &x = a.shape(true, 1), &w = a.shape(true, 2);
+  cpu::denseGrad(a.f(0), a.f(1), a.f(2), a.o(0), a.o(1), x[0], x[1], w[1],
+                 op.activation);
+}
+
+void CpuBackend::runGate(const Op &op) {
+  OpArgs a(*this, op);
+  auto &x = a.shape(true, 0);
+  if (plan.buffers[op.outputs[0]].dtype != DType::I32)
+    throw PlanError("expert ids must be i32 on the cpu backend");
+  int32_t *outIds = reinterpret_cast<int32_t *>(a.o(0));
+  size_t n = static_cast<size_t>(x[0] * op.topK);
+  if (!routingPin) {
+    cpu::gate(a.f(0), a.f(1), outIds, a.o(1), x[0], x[1], op.numExperts,
+              op.topK);
+    return;
   }
-  case OpKind::DenseGrad: {
-    auto &x = shape(true, 1), &w = shape(true, 2);
-    cpu::denseGrad(f(0), f(1), f(2), o(0), o(1), x[0], x[1], w[1], op.activation);
-    break;
+  size_t ordinal = static_cast<size_t>(gateOrdinal[op.id]);
+  std::vector<std::vector<int32_t>> &gates = routingPin->gates;
+  if (routingPin->mode == RoutingPin::Mode::Record) {
+    cpu::gate(a.f(0), a.f(1), outIds, a.o(1), x[0], x[1], op.numExperts,
+              op.topK);
+    if (gates.size() <= ordinal)
+      gates.resize(ordinal + 1);
+    gates[ordinal].assign(outIds, outIds + n);
+    return;
   }
-  case OpKind::Gate: {
-    auto &x = shape(true, 0);
-    if (plan.buffers[op.outputs[0]].dtype != DType::I32)
-      throw PlanError("expert ids must be i32 on the cpu backend");
-    int32_t *outIds = reinterpret_cast<int32_t *>(o(0));
-    size_t n = static_cast<size_t>(x[0] * op.topK);
-    if (!routingPin) {
-      cpu::gate(f(0), f(1), outIds, o(1), x[0], x[1], op.numExperts, op.topK);
-      break;
-    }
-    size_t ordinal = static_cast<size_t>(gateOrdinal[op.id]);
-    std::vector<std::vector<int32_t>> &gates = routingPin->gates;
-    if (routingPin->mode == RoutingPin::Mode::Record) {
-      cpu::gate(f(0), f(1), outIds, o(1), x[0], x[1], op.numExperts, op.topK);
-      if (gates.size() <= ordinal)
-        gates.resize(ordinal + 1);
-      gates[ordinal].assign(outIds, outIds + n);
-      break;
-    }
-    if (ordinal >= gates.size() || gates[ordinal].size() != n)
-      throw PlanError("--check cannot impose the baseline's routing: gate " +
-                      std::to_string(ordinal) + " routes " +
-                      std::to_string(n) + " choices here but " +
-                      (ordinal < gates.size()
-                           ? std::to_string(gates[ordinal].size())
-                           : std::string("none")) +
-                      " in the baseline (use --no-pin-routing)");
-    routingPin->flipped +=
-        cpu::gatePinned(f(0), f(1), gates[ordinal].data(), outIds, o(1), x[0],
-                        x[1], op.numExperts, op.topK);
-    routingPin->decisions += x[0];
-    break;
-  }
-  case OpKind::GateGrad: {
-    auto &x = shape(true, 1), &w = shape(true, 2), &id = shape(true, 3);
-    checkIds(3);
-    cpu::gateGrad(f(0), f(1), f(2), ids(3), o(0), o(1), x[0], x[1], w[1], id[1]);
-    break;
-  }
-  case OpKind::Dispatch: {
-    auto &x = shape(true, 0), &id = shape(true, 1), &b = shape(false, 0);
-    checkIds(1);
-    cpu::dispatch(f(0), ids(1), o(0), x[0], id[1], x[1], b[0], b[1]);
-    break;
-  }
-  case OpKind::DispatchGrad: {
-    auto &b = shape(true, 0), &id = shape(true, 1), &x = shape(false, 0);
-    checkIds(1);
-    cpu::dispatchGrad(f(0), ids(1), o(0), x[0], id[1], x[1], b[0], b[1]);
-    break;
-  }
-  case OpKind::Combine: {
-    auto &b = shape(true, 0), &id = shape(true, 1), &y = shape(false, 0);
-    checkIds(1);
-    cpu::combine(f(0), ids(1), f(2), o(0), y[0], id[1], y[1], b[0], b[1]);
-    break;
-  }
-  case OpKind::CombineGrad: {
-    auto &dy = shape(true, 0), &b = shape(true, 1), &id = shape(true, 2);
-    checkIds(2);
-    cpu::combineGrad(f(0), f(1), ids(2), f(3), o(0), o(1), dy[0], id[1], dy[1],
-                     b[0], b[1]);
-    break;
-  }
-  case OpKind::ExpertFfn: {
-    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
-    auto &in = shape(true, 0), &w1 = shape(true, 1);
-    cpu::expertFfn(f(0), f(1), f(2), o(0), in[0], in[1], in[2], w1[2],
-                   op.activation);
-    break;
-  }
-  case OpKind::ExpertFfnGrad: {
-    cpu::RowwiseGemmScope rowwise(rowwiseExperts);
-    auto &in = shape(true, 1), &w1 = shape(true, 2);
-    cpu::expertFfnGrad(f(0), f(1), f(2), f(3), o(0), o(1), o(2), in[0], in[1],
-                       in[2], w1[2], op.activation);
-    break;
-  }
-  case OpKind::Add: {
-    int64_t n = plan.buffers[op.outputs[0]].numElements();
-    const float *a = f(0), *b = f(1);
-    float *y = o(0);
-    for (int64_t i = 0; i < n; ++i)
-      y[i] = a[i] + b[i];
-    break;
-  }
-  case OpKind::Copy: {
-    const Buffer &src = plan.buffers[op.inputs[0]];
-    const Buffer &dst = plan.buffers[op.outputs[0]];
-    cpu::copyBox(data(src.id), src.shape, op.srcOffsets, data(dst.id),
-                 dst.shape, op.dstOffsets, op.sizes, dtypeBytes(src.dtype));
-    break;
-  }
-  default:
-    throw PlanError("not a compute op");
-  }
+  if (ordinal >= gates.size() || gates[ordinal].size() != n)
+    throw PlanError("--check cannot impose the baseline's routing: gate " +
+                    std::to_string(ordinal) + " routes " + std::to_string(n) +
+                    " choices here but " +
+                    (ordinal < gates.size()
+                         ? std::to_string(gates[ordinal].size())
+                         : std::string("none")) +
+                    " in the baseline (use --no-pin-routing)");
+  routingPin->flipped +=
+      cpu::gatePinned(a.f(0), a.f(1), gates[ordinal].data(), outIds, a.o(1),
+                      x[0], x[1], op.numExperts, op.topK);
+  routingPin->decisions += x[0];
+}
+
+void CpuBackend::runGateGrad(const Op &op) {
+  OpArgs a(*this, op);
+  auto &x = a.shape(true, 1), &w = a.shape(true, 2), &id = a.shape(true, 3);
+  a.checkIds(3);
+  cpu::gateGrad(a.f(0), a.f(1), a.f(2), a.ids(3), a.o(0), a.o(1), x[0], x[1],
+                w[1], id[1]);
+}
+
+void CpuBackend::runDispatch(const Op &op) {
+  OpArgs a(*this, op);
+  auto &x = a.shape(true, 0), &id = a.shape(true, 1), &b = a.shape(false, 0);
+  a.checkIds(1);
+  cpu::dispatch(a.f(0), a.ids(1), a.o(0), x[0], id[1], x[1], b[0], b[1]);
+}
+
+void CpuBackend::runDispatchGrad(const Op &op) {
+  OpArgs a(*this, op);
+  auto &b = a.shape(true, 0), &id = a.shape(true, 1), &x = a.shape(false, 0);
+  a.checkIds(1);
+  cpu::dispatchGrad(a.f(0), a.ids(1), a.o(0), x[0], id[1], x[1], b[0], b[1]);
+}
+
+void CpuBackend::runCombine(const Op &op) {
+  OpArgs a(*this, op);
+  auto &b = a.shape(true, 0), &id = a.shape(true, 1), &y = a.shape(false, 0);
+  a.checkIds(1);
+  cpu::combine(a.f(0), a.ids(1), a.f(2), a.o(0), y[0], id[1], y[1], b[0], b[1]);
+}
+
+void CpuBackend::runCombineGrad(const Op &op) {
+  OpArgs a(*this, op);
+  auto &dy = a.shape(true, 0), &b = a.shape(true, 1), &id = a.shape(true, 2);
+  a.checkIds(2);
+  cpu::combineGrad(a.f(0), a.f(1), a.ids(2), a.f(3), a.o(0), a.o(1), dy[0],
+                   id[1], dy[1], b[0], b[1]);
+}
+
+void CpuBackend::runExpertFfn(const Op &op) {
+  OpArgs a(*this, op);
+  cpu::RowwiseGemmScope rowwise(rowwiseExperts);
+  auto &in = a.shape(true, 0), &w1 = a.shape(true, 1);
+  cpu::expertFfn(a.f(0), a.f(1), a.f(2), a.o(0), in[0], in[1], in[2], w1[2],
+                 op.activation);
+}
+
+void CpuBackend::runExpertFfnGrad(const Op &op) {
+  OpArgs a(*this, op);
+  cpu::RowwiseGemmScope rowwise(rowwiseExperts);
+  auto &in = a.shape(true, 1), &w1 = a.shape(true, 2);
+  cpu::expertFfnGrad(a.f(0), a.f(1), a.f(2), a.f(3), a.o(0), a.o(1), a.o(2),
+                     in[0], in[1], in[2], w1[2], op.activation);
+}
+
+void CpuBackend::runAdd(const Op &op) {
+  OpArgs args(*this, op);
+  int64_t n = plan.buffers[op.outputs[0]].numElements();
+  const float *a = args.f(0), *b = args.f(1);
+  float *y = args.o(0);
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = a[i] + b[i];
+}
+
+void CpuBackend::runCopy(const Op &op) {
+  const Buffer &src = plan.buffers[op.inputs[0]];
+  const Buffer &dst = plan.buffers[op.outputs[0]];
+  cpu::copyBox(data(src.id), src.shape, op.srcOffsets, data(dst.id), dst.shape,
+               op.dstOffsets, op.sizes, dtypeBytes(src.dtype));
 }

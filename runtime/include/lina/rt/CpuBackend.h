@@ -73,6 +73,11 @@ private:
   char *data(int id);
   const char *data(int id) const;
   void runCompute(const Op &op);
+  struct OpArgs;
+  // The kernel of each compute op kind (OpKinds.def).
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                     \
+  void run##Kind(const Op &op);
+#include "lina/rt/OpKinds.def"
   void runLocalCollective(const Op &op);
   void finishCollective(int id);
 

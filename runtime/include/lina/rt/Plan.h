@@ -32,23 +32,29 @@ enum class Role { Input, Param, Temp, Output };
 enum class Init { Random, Zero, None };
 enum class Priority { Normal, High, Low };
 
+/// The op kinds of a plan, from the one list in OpKinds.def.
 enum class OpKind {
-  Dense,
-  DenseGrad,
-  Gate,
-  GateGrad,
-  Dispatch,
-  DispatchGrad,
-  Combine,
-  CombineGrad,
-  ExpertFfn,
-  ExpertFfnGrad,
-  Add,
-  Copy,
-  AllToAll,
-  AllToAllV,
-  AllReduce,
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) Kind,
+#include "lina/rt/OpKinds.def"
 };
+
+/// What OpKinds.def says of an op kind.
+struct OpKindInfo {
+  OpKind kind;
+  const char *name; ///< the plan format's "kind" string
+  int inputs, outputs;
+  bool collective;
+};
+
+/// Every op kind, in the order of OpKinds.def (indexed by the enumerator).
+extern const OpKindInfo kOpKinds[];
+inline constexpr int kNumOpKinds = 0
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) +1
+#include "lina/rt/OpKinds.def"
+    ;
+inline const OpKindInfo &info(OpKind kind) {
+  return kOpKinds[static_cast<int>(kind)];
+}
 
 enum class Activation { None, Relu, Gelu, Silu };
 enum class Reduction { Sum, Max, Min, Prod };
@@ -98,10 +104,7 @@ struct Op {
   int64_t splitAxis = 0, concatAxis = 0;
   std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
 
-  bool isCollective() const {
-    return kind == OpKind::AllToAll || kind == OpKind::AllToAllV ||
-           kind == OpKind::AllReduce;
-  }
+  bool isCollective() const { return info(kind).collective; }
   /// "op 12 (all_to_all at model.mlir:3:5)".
   std::string describe() const;
 };
