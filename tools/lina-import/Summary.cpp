@@ -393,6 +393,9 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
     os << formatv("not counted: {0} multi-token-prediction layer(s), which "
                   "the Hugging Face model does not load\n",
                   spec.mtpLayers);
+  if (spec.vision)
+    os << "not counted in the FLOPs: the vision encoder, adapter and "
+          "projector (they run per image, not per text token)\n";
 
   // FLOPs per token: 2 per weight of every matrix product, plus the
   // attention scores (QK^T and AV) over the keys each token attends to.
