@@ -149,6 +149,42 @@ const FieldSpec kLlama4Fields[] = {
     {"no_rope_layers", Kind::IntegerList},
     {"use_qk_norm", Kind::Bool},
 };
+/// The top level of a multimodal Llama 4 config (`llama4`): the text
+/// decoder, the vision encoder and the image token ids.
+const FieldSpec kLlama4MultimodalFields[] = {
+    {"text_config", Kind::Object},       {"vision_config", Kind::Object},
+    {"tie_word_embeddings", Kind::Bool}, {"image_token_index", Kind::Integer},
+    {"boi_token_index", Kind::Integer},  {"eoi_token_index", Kind::Integer},
+};
+/// Llama4VisionConfig. Every field is listed: the allow-list does not apply
+/// inside vision_config.
+const FieldSpec kLlama4VisionFields[] = {
+    {"hidden_size", Kind::Integer},
+    {"num_hidden_layers", Kind::Integer},
+    {"num_attention_heads", Kind::Integer},
+    {"intermediate_size", Kind::Integer},
+    {"image_size", Kind::Integer},
+    {"patch_size", Kind::Integer},
+    {"num_channels", Kind::Integer},
+    {"pixel_shuffle_ratio", Kind::Number},
+    {"projector_input_dim", Kind::Integer},
+    {"projector_output_dim", Kind::Integer},
+    {"vision_output_dim", Kind::Integer},
+    {"hidden_act", Kind::String},
+    {"model_type", Kind::String},
+    // Hugging Face's Llama4MultiModalProjector has no bias whatever this
+    // says.
+    {"multi_modal_projector_bias", Kind::Bool},
+    // Which hidden state feeds the adapter; every layer exists regardless.
+    {"vision_feature_layer", Kind::Integer},
+    {"vision_feature_select_strategy", Kind::String},
+    // Constants that do not change shapes.
+    {"norm_eps", Kind::Number},
+    {"rope_theta", Kind::Number},
+    {"attention_dropout", Kind::Number},
+    {"projector_dropout", Kind::Number},
+    {"initializer_range", Kind::Number},
+};
 const FieldSpec kPhiMoEFields[] = {{"num_local_experts", Kind::Integer},
                                    {"lm_head_bias", Kind::Bool}};
 const FieldSpec kDbrxFields[] = {
@@ -265,7 +301,16 @@ class ConfigReader {
 public:
   ConfigReader(StringRef path, const json::Object &root, ModelFamily family,
                StringRef prefix = "")
-      : path(path), root(root), family(family), prefix(prefix) {}
+      : ConfigReader(path, root, getFamilyName(family), prefix,
+                     /*allowIgnored=*/prefix.empty()) {}
+  /// A reader whose messages name `modelType`. Fields of a nested object
+  /// carry `prefix` ("ffn_config."); `allowIgnored` accepts the fields of
+  /// the allow-list as in a top-level config (a `text_config`), otherwise
+  /// every field must be a graph field.
+  ConfigReader(StringRef path, const json::Object &root, StringRef modelType,
+               StringRef prefix, bool allowIgnored)
+      : path(path), root(root), modelType(modelType), prefix(prefix),
+        allowIgnored(allowIgnored) {}
 
   /// Checks every field of the object against `graphFields` and the
   /// allow-list, and the type of every graph field.
@@ -288,11 +333,11 @@ public:
         kinds[key] = spec->kind;
         continue;
       }
-      if (!ignored.contains(key) || !prefix.empty())
+      if (!ignored.contains(key) || !allowIgnored)
         return fail(formatv("unknown field '{0}{1}' for model_type '{2}'; "
                             "remove it, or see docs/IMPORT.md for the fields "
                             "lina-import accepts",
-                            prefix, key, getFamilyName(family)));
+                            prefix, key, modelType));
       std::optional<double> d = root.get(key)->getAsNumber();
       if (d && !std::isfinite(*d))
         return fail(formatv("field '{0}{1}' must be a finite number", prefix,
@@ -354,6 +399,11 @@ public:
       return std::nullopt;
     }
     return d;
+  }
+  /// A finite number; `dflt` when absent.
+  double number(StringRef name, double dflt) {
+    const json::Value *v = lookup(name);
+    return v ? *v->getAsNumber() : dflt;
   }
   std::optional<bool> optBool(StringRef name) {
     const json::Value *v = lookup(name);
@@ -432,7 +482,7 @@ public:
 private:
   void missing(StringRef name) {
     fail(formatv("missing required field '{0}{1}' for model_type '{2}'",
-                 prefix, name, getFamilyName(family)));
+                 prefix, name, modelType));
   }
 
   /// The value of a graph field, type-checked; null counts as absent.
@@ -497,9 +547,11 @@ private:
 
   StringRef path;
   const json::Object &root;
-  ModelFamily family;
+  /// The model_type named in messages.
+  std::string modelType;
   /// "ffn_config." for the fields of a nested object.
   std::string prefix;
+  bool allowIgnored;
   StringMap<Kind> kinds;
   /// The first error, empty while there is none.
   std::string message;
@@ -832,6 +884,122 @@ void readLlama4(ConfigReader &r, ModelSpec &spec, int64_t override) {
   spec.chunkedAttention = true;
 }
 
+/// `vision_config` of a multimodal Llama 4 config, as Hugging Face's
+/// Llama4VisionModel builds it. The fields that size the modules are
+/// required (Hugging Face's defaults do not fit together: hidden 768 and
+/// vision_output_dim 7680 against projector_output_dim 4096); the shapes
+/// must chain as the forward pass needs them.
+void readLlama4Vision(ConfigReader &v, VisionSpec &vs) {
+  v.checkFields({kLlama4VisionFields});
+  vs.hidden = v.positive("hidden_size");
+  vs.layers = v.positive("num_hidden_layers");
+  vs.heads = v.positive("num_attention_heads");
+  vs.intermediate = v.positive("intermediate_size");
+  vs.imageSize = v.positive("image_size");
+  vs.patchSize = v.positive("patch_size");
+  vs.numChannels = v.positive("num_channels", 3);
+  vs.projectorInputDim = v.positive("projector_input_dim");
+  vs.projectorOutputDim = v.positive("projector_output_dim");
+  vs.visionOutputDim = v.positive("vision_output_dim");
+  double ratio = v.number("pixel_shuffle_ratio", 0.5);
+  // The encoder and adapter use GELU whatever hidden_act says; it must
+  // still name an activation.
+  (void)v.activation("hidden_act", v.optString("hidden_act").value_or("gelu"));
+  std::optional<StringRef> type = v.optString("model_type");
+  (void)v.optBool("multi_modal_projector_bias");
+  (void)v.optInt("vision_feature_layer");
+  (void)v.optString("vision_feature_select_strategy");
+  for (StringRef constant : {"norm_eps", "rope_theta", "attention_dropout",
+                             "projector_dropout", "initializer_range"})
+    (void)v.number(constant, 0.0);
+  if (v.failed())
+    return;
+  if (type && *type != "llama4_vision_model")
+    return v.fail(formatv("field 'vision_config.model_type' is '{0}'; "
+                          "expected llama4_vision_model",
+                          *type));
+  if (vs.imageSize % vs.patchSize != 0)
+    return v.fail(formatv("vision_config.image_size ({0}) must be a multiple "
+                          "of vision_config.patch_size ({1})",
+                          vs.imageSize, vs.patchSize));
+  if (vs.hidden % vs.heads != 0)
+    return v.fail(formatv("vision_config.hidden_size ({0}) must be a multiple "
+                          "of vision_config.num_attention_heads ({1})",
+                          vs.hidden, vs.heads));
+  if (!(ratio > 0.0) || ratio > 1.0)
+    return v.fail(formatv("field 'vision_config.pixel_shuffle_ratio' must be "
+                          "a number in (0, 1], got {0}",
+                          format("%g", ratio)));
+  // The pixel shuffle folds 1 / ratio^2 neighbouring patches into one
+  // vector, the input of the adapter's fc1.
+  double shuffled = std::floor(double(vs.hidden) / (ratio * ratio));
+  if (shuffled != double(vs.intermediate))
+    return v.fail(formatv("vision_config.intermediate_size ({0}) must equal "
+                          "vision_config.hidden_size / pixel_shuffle_ratio^2 "
+                          "({1}), the width of the pixel-shuffled patches "
+                          "the adapter reads",
+                          vs.intermediate, format("%.0f", shuffled)));
+  if (vs.projectorInputDim != vs.projectorOutputDim)
+    return v.fail(formatv("vision_config.projector_input_dim ({0}) must "
+                          "equal vision_config.projector_output_dim ({1}): "
+                          "the adapter's fc2 reads fc1's output",
+                          vs.projectorInputDim, vs.projectorOutputDim));
+  if (vs.visionOutputDim != vs.projectorOutputDim)
+    return v.fail(formatv("vision_config.vision_output_dim ({0}) must equal "
+                          "vision_config.projector_output_dim ({1}): the "
+                          "multimodal projector reads the adapter's output",
+                          vs.visionOutputDim, vs.projectorOutputDim));
+}
+
+/// A multimodal Llama 4 config (`llama4`, Llama4ForConditionalGeneration):
+/// the text decoder from `text_config`, read as a `llama4_text` config, and
+/// the vision encoder from `vision_config`, which only `--summary` counts.
+void readLlama4Multimodal(ConfigReader &r, ModelSpec &spec,
+                          int64_t override) {
+  r.checkFields({kLlama4MultimodalFields});
+  const json::Object *text = r.optObject("text_config");
+  const json::Object *vision = r.optObject("vision_config");
+  std::optional<bool> tie = r.optBool("tie_word_embeddings");
+  for (StringRef id : {"image_token_index", "boi_token_index",
+                       "eoi_token_index"})
+    (void)r.optInt(id);
+  if (r.failed())
+    return;
+  for (auto [object, name] : {std::pair(text, "text_config"),
+                              std::pair(vision, "vision_config")})
+    if (!object)
+      return r.fail(formatv("missing required field '{0}' for model_type "
+                            "'llama4'",
+                            name));
+
+  // The text model's model_type, when given, must be the one it is read as
+  // (the allow-list accepts model_type without looking at it).
+  if (const json::Value *type = text->get("model_type");
+      type && type->kind() != json::Value::Null &&
+      type->getAsString() != StringRef("llama4_text"))
+    return r.fail("field 'text_config.model_type' must be 'llama4_text'");
+  ConfigReader t(r.getPath(), *text, getFamilyName(ModelFamily::Llama4),
+                 "text_config.", /*allowIgnored=*/true);
+  readLlama4(t, spec, override);
+  r.absorb(t);
+  if (r.failed())
+    return;
+  // Tied embeddings: the text model's setting, else the top level's.
+  const json::Value *textTie = text->get("tie_word_embeddings");
+  bool textHasTie = textTie && textTie->kind() != json::Value::Null;
+  if (tie && textHasTie && *tie != spec.tieEmbeddings)
+    return r.fail(formatv("tie_word_embeddings ({0}) disagrees with "
+                          "text_config.tie_word_embeddings ({1})",
+                          *tie, spec.tieEmbeddings));
+  if (tie && !textHasTie)
+    spec.tieEmbeddings = *tie;
+
+  ConfigReader v(r.getPath(), *vision, "llama4", "vision_config.",
+                 /*allowIgnored=*/false);
+  readLlama4Vision(v, spec.vision.emplace());
+  r.absorb(v);
+}
+
 void readDbrx(ConfigReader &r, ModelSpec &spec, int64_t override) {
   r.checkFields({kDbrxFields});
   spec.hidden = r.positive("d_model");
@@ -1017,6 +1185,7 @@ Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
         {"olmoe", ModelFamily::OLMoE},
         {"gpt_oss", ModelFamily::GptOss},
         {"llama4_text", ModelFamily::Llama4},
+        {"llama4", ModelFamily::Llama4},
         {"phimoe", ModelFamily::PhiMoE},
         {"granitemoe", ModelFamily::GraniteMoE},
         {"dbrx", ModelFamily::Dbrx},
@@ -1029,7 +1198,7 @@ Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
         path + ": unsupported model_type '" + *name +
             "'; expected mixtral, switch_transformers, deepseek, "
             "deepseek_v2, deepseek_v3, qwen2_moe, qwen3_moe, olmoe, gpt_oss, "
-            "llama4_text, phimoe, granitemoe or dbrx");
+            "llama4_text, llama4, phimoe, granitemoe or dbrx");
   }
   if (root.get("num_local_experts"))
     return ModelFamily::Mixtral;
@@ -1099,7 +1268,12 @@ mlir::lina::import::parseModelConfig(StringRef path, StringRef text,
 
   ModelSpec spec;
   spec.family = *family;
-  ConfigReader reader(path, *root, *family);
+  // `llama4` is the multimodal config around a `llama4_text` one.
+  bool multimodal = *family == ModelFamily::Llama4 &&
+                    root->getString("model_type") == StringRef("llama4");
+  ConfigReader reader(path, *root,
+                      multimodal ? "llama4" : getFamilyName(*family), "",
+                      /*allowIgnored=*/true);
   int64_t layers = overrides.layers;
   switch (*family) {
   case ModelFamily::Mixtral:
@@ -1126,7 +1300,10 @@ mlir::lina::import::parseModelConfig(StringRef path, StringRef text,
     readGptOss(reader, spec, layers);
     break;
   case ModelFamily::Llama4:
-    readLlama4(reader, spec, layers);
+    if (multimodal)
+      readLlama4Multimodal(reader, spec, layers);
+    else
+      readLlama4(reader, spec, layers);
     break;
   case ModelFamily::Dbrx:
     readDbrx(reader, spec, layers);

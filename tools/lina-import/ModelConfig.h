@@ -4,11 +4,12 @@
 //
 // Reads a Hugging Face style `config.json` of a Mixture-of-Experts model
 // (Mixtral, Switch Transformers, DeepSeek-MoE/V2/V3, Qwen-MoE, Qwen3-MoE,
-// OLMoE, gpt-oss, Llama 4, Phi-MoE, Granite-MoE, DBRX) and normalises it
-// into a ModelSpec: the layer stacks, which layers are MoE layers, the
-// shapes lina-import needs, and the parameters the IR does not model
-// (embeddings, norms, biases) for `--summary`. The accepted fields and how
-// each maps onto the IR are documented in docs/IMPORT.md.
+// OLMoE, gpt-oss, Llama 4 text or multimodal, Phi-MoE, Granite-MoE, DBRX)
+// and normalises it into a ModelSpec: the layer stacks, which layers are
+// MoE layers, the shapes lina-import needs, and the parameters the IR does
+// not model (embeddings, norms, biases, a vision encoder) for `--summary`.
+// The accepted fields and how each maps onto the IR are documented in
+// docs/IMPORT.md.
 //
 //===----------------------------------------------------------------------===//
 
@@ -69,6 +70,30 @@ struct LatentAttentionSpec {
   int64_t qkRopeHeadDim = 0;
   int64_t vHeadDim = 0;
   int64_t qkHeadDim() const { return qkNopeHeadDim + qkRopeHeadDim; }
+};
+
+/// The vision encoder of a multimodal Llama 4 checkpoint (`vision_config`
+/// of `model_type` `llama4`) and the projector into the text model. The IR
+/// models only the text decoder; `--summary` counts these parameters in the
+/// total, not in the parameters a text token uses.
+struct VisionSpec {
+  int64_t hidden = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  /// Width of the encoder MLP, and the input of the pixel-shuffle adapter.
+  int64_t intermediate = 0;
+  int64_t imageSize = 0;
+  int64_t patchSize = 0;
+  int64_t numChannels = 0;
+  /// The adapter MLP: fc1 [intermediate -> projectorInputDim], fc2
+  /// [projectorOutputDim -> projectorOutputDim].
+  int64_t projectorInputDim = 0;
+  int64_t projectorOutputDim = 0;
+  /// Input of the multimodal projector, which maps it to the text hidden
+  /// size.
+  int64_t visionOutputDim = 0;
+  /// Patches per side of the image.
+  int64_t patchesPerSide() const { return imageSize / patchSize; }
 };
 
 /// How each norm of the model is parameterised.
@@ -144,6 +169,14 @@ struct ModelSpec {
   /// DeepSeek-V3's multi-token-prediction layers, which the Hugging Face
   /// model (and the published total) leaves out.
   int64_t mtpLayers = 0;
+  /// The vision encoder of a multimodal config (Llama 4's `llama4`).
+  std::optional<VisionSpec> vision;
+
+  /// The `model_type` the config was read as: the family's, or `llama4`
+  /// for a multimodal Llama 4 config.
+  llvm::StringRef modelType() const {
+    return vision ? "llama4" : getFamilyName(family);
+  }
 
   /// Sets the shared experts: `count` experts of `intermediate` each.
   void setShared(int64_t count, int64_t intermediate) {

@@ -79,6 +79,7 @@ private:
   void crossAttention(Counter &c);
   void denseFfn(Counter &c, int64_t intermediate, ParamKind kind);
   void moe(Counter &c);
+  void vision(Counter &c, const VisionSpec &v);
 
   const ModelSpec &spec;
 };
@@ -166,6 +167,31 @@ void ParameterCounter::moe(Counter &c) {
   }
 }
 
+/// Hugging Face's Llama4VisionModel and Llama4MultiModalProjector: none of
+/// it is active for a text token, and none of it is in the FLOPs per token.
+void ParameterCounter::vision(Counter &c, const VisionSpec &v) {
+  Count h = v.hidden, inner = v.intermediate;
+  Count layerNorm = Count(2) * h;
+  // q, k, v and o projections with biases; fc1 and fc2 with biases; two
+  // LayerNorms with bias.
+  Count layer = Count(4) * (h * h + h) + h * inner + inner + inner * h + h +
+                Count(2) * layerNorm;
+  Count side = v.patchesPerSide();
+  // The patch embedding is an unfold and a linear map without bias; the
+  // positional embedding has a row per patch and one for the class token.
+  Count embeddings = Count(v.numChannels) * v.patchSize * v.patchSize * h +
+                     h + (side * side + 1) * h;
+  // layernorm_pre and layernorm_post.
+  Count norms = Count(2) * layerNorm;
+  // The pixel-shuffle adapter MLP (no biases) and the projector to the text
+  // hidden size (no bias).
+  Count adapter = inner * v.projectorInputDim +
+                  Count(v.projectorOutputDim) * v.projectorOutputDim;
+  Count projector = Count(v.visionOutputDim) * spec.hidden;
+  c.add(ParamKind::Vision,
+        Count(v.layers) * layer + embeddings + norms + adapter + projector, 0);
+}
+
 Counter ParameterCounter::run() {
   Counter c;
   for (const StackSpec &stack : spec.stacks) {
@@ -193,6 +219,8 @@ Counter ParameterCounter::run() {
   if (spec.lmHeadBias)
     c.add(ParamKind::LmHead, spec.vocab);
   c.matmulActive += table;
+  if (spec.vision)
+    vision(c, *spec.vision);
   return c;
 }
 
@@ -225,6 +253,8 @@ StringRef kindLabel(ParamKind k) {
     return "LM head";
   case ParamKind::Norms:
     return "norms";
+  case ParamKind::Vision:
+    return "vision encoder + projector";
   }
   llvm_unreachable("unknown parameter kind");
 }
@@ -303,7 +333,7 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
                                                         : "f16";
   int64_t tokens = opts.microBatch * opts.seq;
 
-  os << "model: " << source << " (" << getFamilyName(spec.family) << ")\n";
+  os << "model: " << source << " (" << spec.modelType() << ")\n";
   os << formatv("layers: {0} ({1} MoE); hidden {2}; ", layers, moeLayers,
                 spec.hidden);
   if (spec.numExperts > 0)
@@ -313,20 +343,37 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
   if (spec.numShared > 0)
     os << formatv(", {0} shared", spec.numShared);
   os << "\n";
+  if (const VisionSpec *v = spec.vision ? &*spec.vision : nullptr)
+    os << formatv("vision encoder: {0} layers; hidden {1}; {2} x {2} patches "
+                  "of {3} + class token; projector {4} -> {5}\n",
+                  v->layers, v->hidden, v->patchesPerSide(), v->patchSize,
+                  v->visionOutputDim, spec.hidden);
   os << formatv("grid: dp {0} x ep {1} = {2} ranks; {3} x {4} = {5} tokens "
                 "per rank; {6}; {7}\n",
                 opts.dp, opts.ep, opts.dp * opts.ep, opts.microBatch,
                 opts.seq, tokens, eltName,
                 opts.training ? "train" : "infer");
 
-  os << "parameters                    total      active per token\n";
-  for (size_t k = 0; k < kNumParamKinds; ++k)
-    os << formatv("  {0,-16}{1,16}{2,22}\n", kindLabel(ParamKind(k)),
+  // Wide enough for "vision encoder + projector".
+  os << formatv("{0,-30}{1,16}{2,22}\n", "parameters", "total",
+                "active per token");
+  for (size_t k = 0; k < kNumParamKinds; ++k) {
+    // Only a multimodal config has a vision encoder.
+    if (ParamKind(k) == ParamKind::Vision && !spec.vision)
+      continue;
+    os << formatv("  {0,-28}{1,16}{2,22}\n", kindLabel(ParamKind(k)),
                   counts->total[k], counts->active[k]);
+  }
   int64_t total = counts->sumTotal(), active = counts->sumActive();
-  os << formatv("  {0,-16}{1,16}{2,22}\n", "total", total, active);
+  os << formatv("  {0,-28}{1,16}{2,22}\n", "total", total, active);
   os << formatv("total {0}, active {1} per token\n", human(double(total)),
                 human(double(active)));
+  if (spec.vision) {
+    int64_t text = total - counts->total[size_t(ParamKind::Vision)];
+    os << formatv("total without the vision encoder and projector: {0} "
+                  "({1})\n",
+                  text, human(double(text)));
+  }
   int64_t embedding = counts->total[size_t(ParamKind::Embedding)];
   int64_t lmHead = counts->total[size_t(ParamKind::LmHead)];
   // A tied table is also the LM head: it stays in the first figure.
@@ -346,6 +393,9 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
     os << formatv("not counted: {0} multi-token-prediction layer(s), which "
                   "the Hugging Face model does not load\n",
                   spec.mtpLayers);
+  if (spec.vision)
+    os << "not counted in the FLOPs: the vision encoder, adapter and "
+          "projector (they run per image, not per text token)\n";
 
   // FLOPs per token: 2 per weight of every matrix product, plus the
   // attention scores (QK^T and AV) over the keys each token attends to.

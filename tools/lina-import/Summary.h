@@ -3,7 +3,8 @@
 // Part of the Lina project.
 //
 // `lina-import --summary`: what a model costs, computed from its config
-// (including the embedding, LM head, norms and biases the IR leaves out):
+// (including the embedding, LM head, norms, biases and vision encoder the IR
+// leaves out):
 // total and active parameters by kind, FLOPs per token, all_to_all bytes
 // per MoE layer and gradient bytes per step on the chosen grid. Every count
 // is computed with overflow-checked arithmetic.
@@ -34,8 +35,11 @@ enum class ParamKind {
   Embedding,
   LmHead,
   Norms,
+  /// The vision encoder, its adapter and the multimodal projector of a
+  /// multimodal config: in the total, never active per text token.
+  Vision,
 };
-constexpr size_t kNumParamKinds = 8;
+constexpr size_t kNumParamKinds = 9;
 
 struct ParamCounts {
   /// Per kind: every parameter, and those one token uses.
