@@ -1,5 +1,7 @@
 # -*- Python -*-
 import os
+import subprocess
+import sys
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -24,6 +26,24 @@ tool_dirs = [config.lina_tools_dir, config.llvm_tools_dir]
 tools = ["lina-opt", "lina-translate", "lina-import", "lina-run", "lina-profile"]
 llvm_config.add_tool_substitutions(
     [ToolSubst(t, unresolved="ignore") for t in tools], tool_dirs)
+
+# %validate_plan: scripts/validate_plan.py, which checks plans against
+# docs/plan.schema.json. It needs the jsonschema package (python3-jsonschema,
+# installed by scripts/setup.sh): lit's Python if it has it, else Debian's.
+# Without either the checker fails, saying what to install.
+def python_with_jsonschema():
+    for python in [sys.executable, "/usr/bin/python3"]:
+        if os.path.exists(python) and subprocess.call(
+                [python, "-c", "import jsonschema"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0:
+            return python
+    return sys.executable
+
+
+config.substitutions.append(
+    ("%validate_plan", '"%s" "%s"' % (
+        python_with_jsonschema(),
+        os.path.join(config.lina_src_root, "scripts", "validate_plan.py"))))
 
 # mpirun as root and with more ranks than cores (CI machines have 2 cores).
 for var, value in [("OMPI_ALLOW_RUN_AS_ROOT", "1"),
