@@ -27,9 +27,22 @@ using lina::rangeWithin;
 
 const OpKindInfo lina::rt::kOpKinds[] = {
 #define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                 \
-  {OpKind::Kind, name, inputs, outputs, collective != 0},
+  {OpKind::Kind,    name,                        inputs,    outputs,            \
+   sizeof(inputs) - 1, sizeof(outputs) - 1, collective != 0},
 #include "lina/rt/OpKinds.def"
 };
+
+std::vector<int> lina::rt::Op::buffersWithRole(char role) const {
+  const OpKindInfo &kind = info(this->kind);
+  std::vector<int> ids;
+  for (size_t i = 0; i < inputs.size() && kind.inputRoles[i]; ++i)
+    if (kind.inputRoles[i] == role)
+      ids.push_back(inputs[i]);
+  for (size_t i = 0; i < outputs.size() && kind.outputRoles[i]; ++i)
+    if (kind.outputRoles[i] == role)
+      ids.push_back(outputs[i]);
+  return ids;
+}
 
 namespace {
 std::string shapeString(const std::vector<int64_t> &shape) {

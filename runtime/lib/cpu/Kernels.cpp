@@ -6,6 +6,8 @@
 
 #include "lina/rt/Kernels.h"
 
+#include "lina/rt/Activation.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -53,39 +55,12 @@ void cpu::gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
               static_cast<int>(n));
 }
 
-namespace {
-constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
-constexpr float kGeluA = 0.044715f;
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-} // namespace
-
 float cpu::activate(Activation act, float x) {
-  switch (act) {
-  case Activation::None: return x;
-  case Activation::Relu: return x > 0 ? x : 0.0f;
-  case Activation::Gelu:
-    return 0.5f * x * (1.0f + std::tanh(kGeluC * (x + kGeluA * x * x * x)));
-  case Activation::Silu: return x * sigmoid(x);
-  }
-  return x;
+  return activation::apply(act, x);
 }
 
 float cpu::activateGrad(Activation act, float x) {
-  switch (act) {
-  case Activation::None: return 1.0f;
-  case Activation::Relu: return x > 0 ? 1.0f : 0.0f;
-  case Activation::Gelu: {
-    float t = std::tanh(kGeluC * (x + kGeluA * x * x * x));
-    return 0.5f * (1.0f + t) +
-           0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
-  }
-  case Activation::Silu: {
-    float s = sigmoid(x);
-    return s * (1.0f + x * (1.0f - s));
-  }
-  }
-  return 1.0f;
+  return activation::derivative(act, x);
 }
 
 void cpu::dense(const float *x, const float *w, float *y, int64_t tokens,

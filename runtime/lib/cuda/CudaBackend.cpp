@@ -69,51 +69,6 @@ int groupSize(const Plan &plan, const Op &op) {
   return plan.groups.at(op.group).size();
 }
 
-/// Buffers of `op` that hold its main floating-point data (all but the
-/// gate weights and their gradients), which must share one dtype.
-std::vector<int> mainFloatBuffers(const Op &op) {
-  const auto &in = op.inputs, &out = op.outputs;
-  switch (op.kind) {
-  case OpKind::Dense: return {in[0], in[1], out[0]};
-  case OpKind::DenseGrad: return {in[0], in[1], in[2], out[0], out[1]};
-  case OpKind::Gate: return {in[0], in[1]};
-  case OpKind::GateGrad: return {in[1], in[2], out[0], out[1]};
-  case OpKind::Dispatch: return {in[0], out[0]};
-  case OpKind::DispatchGrad: return {in[0], out[0]};
-  case OpKind::Combine: return {in[0], out[0]};
-  case OpKind::CombineGrad: return {in[0], in[1], out[0]};
-  case OpKind::ExpertFfn: return {in[0], in[1], in[2], out[0]};
-  case OpKind::ExpertFfnGrad:
-    return {in[0], in[1], in[2], in[3], out[0], out[1], out[2]};
-  case OpKind::Add: return {in[0], in[1], out[0]};
-  default: return {};
-  }
-}
-
-/// Expert-id buffers of `op` (must be i32).
-std::vector<int> idBuffers(const Op &op) {
-  switch (op.kind) {
-  case OpKind::Gate: return {op.outputs[0]};
-  case OpKind::GateGrad: return {op.inputs[3]};
-  case OpKind::Dispatch:
-  case OpKind::DispatchGrad:
-  case OpKind::Combine: return {op.inputs[1]};
-  case OpKind::CombineGrad: return {op.inputs[2]};
-  default: return {};
-  }
-}
-
-/// Gate-weight buffers of `op` (any floating-point dtype).
-std::vector<int> gateWeightBuffers(const Op &op) {
-  switch (op.kind) {
-  case OpKind::Gate: return {op.outputs[1]};
-  case OpKind::GateGrad: return {op.inputs[0]};
-  case OpKind::Combine: return {op.inputs[2]};
-  case OpKind::CombineGrad: return {op.inputs[3], op.outputs[1]};
-  default: return {};
-  }
-}
-
 bool usesSlots(OpKind kind) {
   return kind == OpKind::Dispatch || kind == OpKind::DispatchGrad ||
          kind == OpKind::Combine || kind == OpKind::CombineGrad;
@@ -203,7 +158,7 @@ void CudaBackend::checkPlan() const {
     auto fail = [&](const std::string &why) {
       throw PlanError(op.describe() + ": " + why);
     };
-    std::vector<int> main = mainFloatBuffers(op);
+    std::vector<int> main = op.buffersWithRole('f');
     for (int id : main) {
       const Buffer &b = plan.buffers[id];
       const Buffer &first = plan.buffers[main[0]];
@@ -215,11 +170,11 @@ void CudaBackend::checkPlan() const {
              std::to_string(first.id) + " is " + toString(first.dtype) +
              " but buffer " + std::to_string(id) + " is " + toString(b.dtype));
     }
-    for (int id : gateWeightBuffers(op))
+    for (int id : op.buffersWithRole('w'))
       if (!isFloatType(plan.buffers[id].dtype))
         fail("gate weights (buffer " + std::to_string(id) +
              ") must be f32, bf16 or f16");
-    for (int id : idBuffers(op))
+    for (int id : op.buffersWithRole('i'))
       if (plan.buffers[id].dtype != DType::I32)
         fail("expert ids (buffer " + std::to_string(id) +
              ") must be i32 on the cuda backend");
@@ -242,64 +197,105 @@ void CudaBackend::checkPlan() const {
 }
 
 namespace {
-/// Compute scratch `op` needs (same carving as CudaBackend::runCompute).
-size_t computeWorkspace(const Plan &plan, const Op &op) {
-  Bump bump(nullptr, 0);
-  auto shape = [&](int id) -> const std::vector<int64_t> & {
+/// Typed access to an op's buffers for the workspace functions below.
+struct WorkspaceArgs {
+  explicit WorkspaceArgs(const Plan &plan) : plan(plan) {}
+  const std::vector<int64_t> &shape(int id) const {
     return plan.buffers[id].shape;
+  }
+  size_t es(int id) const {
+    return static_cast<size_t>(dtypeBytes(plan.buffers[id].dtype));
+  }
+  const Plan &plan;
+};
+
+// The compute scratch of each compute kind of OpKinds.def: the same carving
+// as CudaBackend::run<Kind>, in the same order.
+void workspaceDenseGrad(const Plan &plan, const Op &op, Bump &bump) {
+  WorkspaceArgs a(plan);
+  auto &dy = a.shape(op.inputs[0]);
+  size_t bytes = dy[0] * dy[1] * a.es(op.inputs[0]);
+  bump.take(bytes);
+  bump.take(bytes);
+}
+
+void workspaceGateOrGateGrad(const Plan &plan, const Op &op, Bump &bump) {
+  WorkspaceArgs a(plan);
+  int x = op.kind == OpKind::Gate ? op.inputs[0] : op.inputs[1];
+  int wg = op.kind == OpKind::Gate ? op.inputs[1] : op.inputs[2];
+  int ids = op.kind == OpKind::Gate ? op.outputs[0] : op.inputs[3];
+  size_t t = a.shape(x)[0], e = a.shape(wg)[1], k = a.shape(ids)[1];
+  bump.take(t * e * 4); // logits
+  bump.take(t * k * 4); // f32 gate weights
+  if (op.kind == OpKind::GateGrad) {
+    bump.take(t * e * 4);       // dlogits
+    bump.take(t * e * a.es(x)); // dlogits in the data type
+  }
+}
+void workspaceGate(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceGateOrGateGrad(plan, op, bump);
+}
+void workspaceGateGrad(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceGateOrGateGrad(plan, op, bump);
+}
+
+void workspaceSlots(const Plan &plan, const Op &op, Bump &bump) {
+  WorkspaceArgs a(plan);
+  int idsId = op.buffersWithRole('i')[0];
+  int bufId = op.kind == OpKind::Dispatch      ? op.outputs[0]
+              : op.kind == OpKind::CombineGrad ? op.inputs[1]
+                                               : op.inputs[0];
+  size_t t = a.shape(idsId)[0], k = a.shape(idsId)[1], e = a.shape(bufId)[0];
+  bump.take(slotWorkspaceBytes(t, k, e));
+  bump.take(t * k * 4); // slots
+  bump.take(e * 4);     // kept per expert
+  bump.take(t * k * 4); // f32 weights
+  bump.take(t * k * 4); // f32 dweights
+}
+void workspaceDispatch(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceSlots(plan, op, bump);
+}
+void workspaceDispatchGrad(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceSlots(plan, op, bump);
+}
+void workspaceCombine(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceSlots(plan, op, bump);
+}
+void workspaceCombineGrad(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceSlots(plan, op, bump);
+}
+
+void workspaceExpertFfnOrExpertFfnGrad(const Plan &plan, const Op &op,
+                                       Bump &bump) {
+  WorkspaceArgs a(plan);
+  size_t b = op.kind == OpKind::ExpertFfn ? 0 : 1;
+  auto &in = a.shape(op.inputs[b]);
+  auto &w1 = a.shape(op.inputs[b + 1]);
+  size_t bytes = in[0] * in[1] * w1[2] * a.es(op.inputs[b]);
+  for (int i = 0; i < (op.kind == OpKind::ExpertFfn ? 1 : 3); ++i)
+    bump.take(bytes);
+}
+void workspaceExpertFfn(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceExpertFfnOrExpertFfnGrad(plan, op, bump);
+}
+void workspaceExpertFfnGrad(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceExpertFfnOrExpertFfnGrad(plan, op, bump);
+}
+void workspaceDense(const Plan &, const Op &, Bump &) {}
+void workspaceAdd(const Plan &, const Op &, Bump &) {}
+void workspaceCopy(const Plan &, const Op &, Bump &) {}
+
+/// Compute scratch `op` needs.
+size_t computeWorkspace(const Plan &plan, const Op &op) {
+  using WorkspaceFn = void (*)(const Plan &, const Op &, Bump &);
+  static constexpr WorkspaceFn kWorkspaces[] = {
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs) &workspace##Kind,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#include "lina/rt/OpKinds.def"
   };
-  auto es = [&](int id) { return static_cast<size_t>(dtypeBytes(plan.buffers[id].dtype)); };
-  switch (op.kind) {
-  case OpKind::DenseGrad: {
-    auto &dy = shape(op.inputs[0]);
-    size_t bytes = dy[0] * dy[1] * es(op.inputs[0]);
-    bump.take(bytes);
-    bump.take(bytes);
-    break;
-  }
-  case OpKind::Gate:
-  case OpKind::GateGrad: {
-    int x = op.kind == OpKind::Gate ? op.inputs[0] : op.inputs[1];
-    int wg = op.kind == OpKind::Gate ? op.inputs[1] : op.inputs[2];
-    int ids = op.kind == OpKind::Gate ? op.outputs[0] : op.inputs[3];
-    size_t t = shape(x)[0], e = shape(wg)[1], k = shape(ids)[1];
-    bump.take(t * e * 4);      // logits
-    bump.take(t * k * 4);      // f32 gate weights
-    if (op.kind == OpKind::GateGrad) {
-      bump.take(t * e * 4);          // dlogits
-      bump.take(t * e * es(x));      // dlogits in the data type
-    }
-    break;
-  }
-  case OpKind::Dispatch:
-  case OpKind::DispatchGrad:
-  case OpKind::Combine:
-  case OpKind::CombineGrad: {
-    int idsId = idBuffers(op)[0];
-    int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
-                : op.kind == OpKind::CombineGrad ? op.inputs[1]
-                                                 : op.inputs[0];
-    size_t t = shape(idsId)[0], k = shape(idsId)[1], e = shape(bufId)[0];
-    bump.take(slotWorkspaceBytes(t, k, e));
-    bump.take(t * k * 4); // slots
-    bump.take(e * 4);     // kept per expert
-    bump.take(t * k * 4); // f32 weights
-    bump.take(t * k * 4); // f32 dweights
-    break;
-  }
-  case OpKind::ExpertFfn:
-  case OpKind::ExpertFfnGrad: {
-    size_t b = op.kind == OpKind::ExpertFfn ? 0 : 1;
-    auto &in = shape(op.inputs[b]);
-    auto &w1 = shape(op.inputs[b + 1]);
-    size_t bytes = in[0] * in[1] * w1[2] * es(op.inputs[b]);
-    for (int i = 0; i < (op.kind == OpKind::ExpertFfn ? 1 : 3); ++i)
-      bump.take(bytes);
-    break;
-  }
-  default:
-    break;
-  }
+  Bump bump(nullptr, 0);
+  if (WorkspaceFn fn = kWorkspaces[static_cast<int>(op.kind)])
+    fn(plan, op, bump);
   return bump.size();
 }
 } // namespace
@@ -512,20 +508,22 @@ void CudaBackend::startOp(const Op &op) {
   dev->inFlight.push_back(op.id);
 }
 
-void CudaBackend::runCompute(const Op &op) {
-  DeviceState &d = *dev;
-  cudaStream_t s = d.compute;
-  Bump bump(d.workspace, d.workspaceBytes);
-  auto ptr = [&](int id) { return devicePointer(id); };
-  auto in = [&](size_t i) { return ptr(op.inputs[i]); };
-  auto out = [&](size_t i) { return ptr(op.outputs[i]); };
-  auto shape = [&](int id) -> const std::vector<int64_t> & {
-    return plan.buffers[id].shape;
-  };
-  auto dtype = [&](int id) { return plan.buffers[id].dtype; };
-  auto ids = [&](int id) { return static_cast<const int32_t *>(ptr(id)); };
+/// What every compute kernel of the CUDA backend works with: the op, the
+/// compute stream, the workspace and typed views of the op's buffers.
+struct CudaBackend::ComputeArgs {
+  ComputeArgs(CudaBackend &backend, const Op &op)
+      : backend(backend), op(op), d(*backend.dev), s(d.compute),
+        bump(d.workspace, d.workspaceBytes) {}
+  void *ptr(int id) { return backend.devicePointer(id); }
+  void *in(size_t i) { return ptr(op.inputs[i]); }
+  void *out(size_t i) { return ptr(op.outputs[i]); }
+  const std::vector<int64_t> &shape(int id) const {
+    return backend.plan.buffers[id].shape;
+  }
+  DType dtype(int id) const { return backend.plan.buffers[id].dtype; }
+  const int32_t *ids(int id) { return static_cast<const int32_t *>(ptr(id)); }
   /// f32 view of gate weights: the buffer itself or a converted copy.
-  auto weightsIn = [&](int id, int64_t n) -> const float * {
+  const float *weightsIn(int id, int64_t n) {
     if (dtype(id) == DType::F32) {
       bump.take(n * 4);
       return static_cast<const float *>(ptr(id));
@@ -533,154 +531,189 @@ void CudaBackend::runCompute(const Op &op) {
     float *tmp = bump.take<float>(n * 4);
     convert(ptr(id), dtype(id), tmp, DType::F32, n, s);
     return tmp;
-  };
-  auto weightsOut = [&](int id, int64_t n) -> float * {
+  }
+  float *weightsOut(int id, int64_t n) {
     float *tmp = bump.take<float>(n * 4);
     return dtype(id) == DType::F32 ? static_cast<float *>(ptr(id)) : tmp;
-  };
-  auto weightsDone = [&](int id, float *f, int64_t n) {
+  }
+  void weightsDone(int id, float *f, int64_t n) {
     if (dtype(id) != DType::F32)
       convert(f, DType::F32, ptr(id), dtype(id), n, s);
-  };
+  }
 
-  switch (op.kind) {
-  case OpKind::Dense: {
-    auto &x = shape(op.inputs[0]), &w = shape(op.inputs[1]);
-    DType t = dtype(op.inputs[0]);
-    gemm(d.blas, false, false, x[0], w[1], x[1], in(0), in(1), t, out(0), t);
-    activationForward(op.activation, out(0), out(0), t, x[0] * w[1], s);
-    break;
+  CudaBackend &backend;
+  const Op &op;
+  DeviceState &d;
+  cudaStream_t s;
+  Bump bump;
+};
+
+void CudaBackend::runCompute(const Op &op) {
+  // One kernel per compute kind of OpKinds.def; collectives have none here.
+  using Kernel = void (CudaBackend::*)(ComputeArgs &);
+  static constexpr Kernel kKernels[] = {
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+  &CudaBackend::run##Kind,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#include "lina/rt/OpKinds.def"
+  };
+  Kernel kernel = kKernels[static_cast<int>(op.kind)];
+  if (!kernel)
+    throw PlanError(op.describe() + ": not a compute op");
+  ComputeArgs args(*this, op);
+  (this->*kernel)(args);
+}
+
+void CudaBackend::runDense(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[0]), &w = a.shape(op.inputs[1]);
+  DType t = a.dtype(op.inputs[0]);
+  gemm(a.d.blas, false, false, x[0], w[1], x[1], a.in(0), a.in(1), t, a.out(0),
+       t);
+  activationForward(op.activation, a.out(0), a.out(0), t, x[0] * w[1], a.s);
+}
+
+void CudaBackend::runDenseGrad(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[1]), &w = a.shape(op.inputs[2]);
+  DType t = a.dtype(op.inputs[0]);
+  int64_t n = x[0] * w[1], es = dtypeBytes(t);
+  void *z = a.bump.take(n * es), *dz = a.bump.take(n * es);
+  const void *g = a.in(0);
+  if (op.activation != Activation::None) {
+    gemm(a.d.blas, false, false, x[0], w[1], x[1], a.in(1), a.in(2), t, z, t);
+    activationBackward(op.activation, z, a.in(0), dz, t, n, a.s);
+    g = dz;
   }
-  case OpKind::DenseGrad: {
-    auto &x = shape(op.inputs[1]), &w = shape(op.inputs[2]);
-    DType t = dtype(op.inputs[0]);
-    int64_t n = x[0] * w[1], es = dtypeBytes(t);
-    void *z = bump.take(n * es), *dz = bump.take(n * es);
-    const void *g = in(0);
-    if (op.activation != Activation::None) {
-      gemm(d.blas, false, false, x[0], w[1], x[1], in(1), in(2), t, z, t);
-      activationBackward(op.activation, z, in(0), dz, t, n, s);
-      g = dz;
-    }
-    gemm(d.blas, false, true, x[0], x[1], w[1], g, in(2), t, out(0), t);
-    gemm(d.blas, true, false, x[1], w[1], x[0], in(1), g, t, out(1), t);
-    break;
+  gemm(a.d.blas, false, true, x[0], x[1], w[1], g, a.in(2), t, a.out(0), t);
+  gemm(a.d.blas, true, false, x[1], w[1], x[0], a.in(1), g, t, a.out(1), t);
+}
+
+void CudaBackend::runGate(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[0]);
+  int64_t tokens = x[0], e = op.numExperts, k = op.topK;
+  float *logits = a.bump.take<float>(tokens * e * 4);
+  gemm(a.d.blas, false, false, tokens, e, x[1], a.in(0), a.in(1),
+       a.dtype(op.inputs[0]), logits, DType::F32);
+  float *weights = a.weightsOut(op.outputs[1], tokens * k);
+  gateTopK(logits, static_cast<int32_t *>(a.out(0)), weights, tokens, e, k,
+           a.s);
+  a.weightsDone(op.outputs[1], weights, tokens * k);
+}
+
+void CudaBackend::runGateGrad(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[1]), &w = a.shape(op.inputs[2]),
+       &id = a.shape(op.inputs[3]);
+  int64_t tokens = x[0], hidden = x[1], e = w[1], k = id[1];
+  DType t = a.dtype(op.inputs[1]);
+  float *logits = a.bump.take<float>(tokens * e * 4);
+  gemm(a.d.blas, false, false, tokens, e, hidden, a.in(1), a.in(2), t, logits,
+       DType::F32);
+  const float *dweights = a.weightsIn(op.inputs[0], tokens * k);
+  float *dlogits = a.bump.take<float>(tokens * e * 4);
+  gateGradLogits(logits, dweights, a.ids(op.inputs[3]), dlogits, tokens, e, k,
+                 a.s);
+  void *dl = a.bump.take(tokens * e * dtypeBytes(t));
+  if (t == DType::F32)
+    dl = dlogits;
+  else
+    convert(dlogits, DType::F32, dl, t, tokens * e, a.s);
+  gemm(a.d.blas, false, true, tokens, hidden, e, dl, a.in(2), t, a.out(0), t);
+  gemm(a.d.blas, true, false, hidden, e, tokens, a.in(1), dl, t, a.out(1), t);
+}
+
+void CudaBackend::runSlots(ComputeArgs &a) {
+  const Op &op = a.op;
+  int idsId = op.buffersWithRole('i')[0];
+  int bufId = op.kind == OpKind::Dispatch      ? op.outputs[0]
+              : op.kind == OpKind::CombineGrad ? op.inputs[1]
+                                               : op.inputs[0];
+  auto &id = a.shape(idsId), &b = a.shape(bufId);
+  int64_t tokens = id[0], k = id[1], e = b[0], cap = b[1], hidden = b[2];
+  DType t = a.dtype(bufId);
+  void *work = a.bump.take(slotWorkspaceBytes(tokens, k, e));
+  int32_t *slots = a.bump.take<int32_t>(tokens * k * 4);
+  int32_t *kept = a.bump.take<int32_t>(e * 4);
+  uint32_t *err = a.d.deviceErrors + 2 * op.id;
+  assignSlots(a.ids(idsId), tokens, k, e, cap, work, slots, kept, err, a.s);
+  LINA_CUDA_CHECK(cudaMemcpyAsync(a.d.hostErrors + 2 * op.id, err,
+                                  2 * sizeof(uint32_t), cudaMemcpyDeviceToHost,
+                                  a.s));
+  if (op.kind == OpKind::Dispatch) {
+    dispatch(a.in(0), a.ids(idsId), slots, kept, a.out(0), t, tokens, k, hidden,
+             e, cap, a.s);
+  } else if (op.kind == OpKind::DispatchGrad) {
+    dispatchGrad(a.in(0), a.ids(idsId), slots, a.out(0), t, tokens, k, hidden,
+                 e, cap, a.s);
+  } else if (op.kind == OpKind::Combine) {
+    const float *w = a.weightsIn(op.inputs[2], tokens * k);
+    combine(a.in(0), a.ids(idsId), slots, w, a.out(0), t, tokens, k, hidden, e,
+            cap, a.s);
+  } else {
+    const float *w = a.weightsIn(op.inputs[3], tokens * k);
+    float *dw = a.weightsOut(op.outputs[1], tokens * k);
+    combineGrad(a.in(0), a.in(1), a.ids(idsId), slots, kept, w, a.out(0), dw, t,
+                tokens, k, hidden, e, cap, a.s);
+    a.weightsDone(op.outputs[1], dw, tokens * k);
   }
-  case OpKind::Gate: {
-    auto &x = shape(op.inputs[0]);
-    int64_t tokens = x[0], e = op.numExperts, k = op.topK;
-    float *logits = bump.take<float>(tokens * e * 4);
-    gemm(d.blas, false, false, tokens, e, x[1], in(0), in(1), dtype(op.inputs[0]),
-         logits, DType::F32);
-    float *weights = weightsOut(op.outputs[1], tokens * k);
-    gateTopK(logits, static_cast<int32_t *>(out(0)), weights, tokens, e, k, s);
-    weightsDone(op.outputs[1], weights, tokens * k);
-    break;
-  }
-  case OpKind::GateGrad: {
-    auto &x = shape(op.inputs[1]), &w = shape(op.inputs[2]),
-         &id = shape(op.inputs[3]);
-    int64_t tokens = x[0], hidden = x[1], e = w[1], k = id[1];
-    DType t = dtype(op.inputs[1]);
-    float *logits = bump.take<float>(tokens * e * 4);
-    gemm(d.blas, false, false, tokens, e, hidden, in(1), in(2), t, logits,
-         DType::F32);
-    const float *dweights = weightsIn(op.inputs[0], tokens * k);
-    float *dlogits = bump.take<float>(tokens * e * 4);
-    gateGradLogits(logits, dweights, ids(op.inputs[3]), dlogits, tokens, e, k, s);
-    void *dl = bump.take(tokens * e * dtypeBytes(t));
-    if (t == DType::F32)
-      dl = dlogits;
-    else
-      convert(dlogits, DType::F32, dl, t, tokens * e, s);
-    gemm(d.blas, false, true, tokens, hidden, e, dl, in(2), t, out(0), t);
-    gemm(d.blas, true, false, hidden, e, tokens, in(1), dl, t, out(1), t);
-    break;
-  }
-  case OpKind::Dispatch:
-  case OpKind::DispatchGrad:
-  case OpKind::Combine:
-  case OpKind::CombineGrad: {
-    int idsId = idBuffers(op)[0];
-    int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
-                : op.kind == OpKind::CombineGrad ? op.inputs[1]
-                                                 : op.inputs[0];
-    auto &id = shape(idsId), &b = shape(bufId);
-    int64_t tokens = id[0], k = id[1], e = b[0], cap = b[1], hidden = b[2];
-    DType t = dtype(bufId);
-    void *work = bump.take(slotWorkspaceBytes(tokens, k, e));
-    int32_t *slots = bump.take<int32_t>(tokens * k * 4);
-    int32_t *kept = bump.take<int32_t>(e * 4);
-    uint32_t *err = d.deviceErrors + 2 * op.id;
-    assignSlots(ids(idsId), tokens, k, e, cap, work, slots, kept, err, s);
-    LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostErrors + 2 * op.id, err,
-                                    2 * sizeof(uint32_t),
-                                    cudaMemcpyDeviceToHost, s));
-    if (op.kind == OpKind::Dispatch) {
-      dispatch(in(0), ids(idsId), slots, kept, out(0), t, tokens, k, hidden, e,
-               cap, s);
-    } else if (op.kind == OpKind::DispatchGrad) {
-      dispatchGrad(in(0), ids(idsId), slots, out(0), t, tokens, k, hidden, e,
-                   cap, s);
-    } else if (op.kind == OpKind::Combine) {
-      const float *w = weightsIn(op.inputs[2], tokens * k);
-      combine(in(0), ids(idsId), slots, w, out(0), t, tokens, k, hidden, e, cap,
-              s);
-    } else {
-      const float *w = weightsIn(op.inputs[3], tokens * k);
-      float *dw = weightsOut(op.outputs[1], tokens * k);
-      combineGrad(in(0), in(1), ids(idsId), slots, kept, w, out(0), dw, t,
-                  tokens, k, hidden, e, cap, s);
-      weightsDone(op.outputs[1], dw, tokens * k);
-    }
-    break;
-  }
-  case OpKind::ExpertFfn: {
-    auto &x = shape(op.inputs[0]), &w1 = shape(op.inputs[1]);
-    int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
-    DType t = dtype(op.inputs[0]);
-    void *z = bump.take(el * n * f * dtypeBytes(t));
-    gemm(d.blas, false, false, n, f, h, in(0), in(1), t, z, t, el, n * h, h * f,
-         n * f);
-    activationForward(op.activation, z, z, t, el * n * f, s);
-    gemm(d.blas, false, false, n, h, f, z, in(2), t, out(0), t, el, n * f, f * h,
-         n * h);
-    break;
-  }
-  case OpKind::ExpertFfnGrad: {
-    auto &x = shape(op.inputs[1]), &w1 = shape(op.inputs[2]);
-    int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
-    DType t = dtype(op.inputs[1]);
-    int64_t bytes = el * n * f * dtypeBytes(t);
-    void *z = bump.take(bytes), *a = bump.take(bytes), *dz = bump.take(bytes);
-    const void *dy = in(0), *x0 = in(1), *W1 = in(2), *W2 = in(3);
-    gemm(d.blas, false, false, n, f, h, x0, W1, t, z, t, el, n * h, h * f, n * f);
-    activationForward(op.activation, z, a, t, el * n * f, s);
-    // dw2 = a^T dy; da = dy w2^T; dz = da * act'(z); dw1 = x^T dz; dx = dz w1^T.
-    gemm(d.blas, true, false, f, h, n, a, dy, t, out(2), t, el, n * f, n * h,
-         f * h);
-    gemm(d.blas, false, true, n, f, h, dy, W2, t, dz, t, el, n * h, f * h, n * f);
-    activationBackward(op.activation, z, dz, dz, t, el * n * f, s);
-    gemm(d.blas, true, false, h, f, n, x0, dz, t, out(1), t, el, n * h, n * f,
-         h * f);
-    gemm(d.blas, false, true, n, h, f, dz, W1, t, out(0), t, el, n * f, h * f,
-         n * h);
-    break;
-  }
-  case OpKind::Add:
-    add(in(0), in(1), out(0), dtype(op.outputs[0]),
-        plan.buffers[op.outputs[0]].numElements(), s);
-    break;
-  case OpKind::Copy: {
-    const Buffer &src = plan.buffers[op.inputs[0]];
-    const Buffer &dst = plan.buffers[op.outputs[0]];
-    copyBox(in(0), src.shape, op.srcOffsets, out(0), dst.shape, op.dstOffsets,
-            op.sizes, dtypeBytes(src.dtype), s);
-    break;
-  }
-  default:
-    throw PlanError("not a compute op");
-  }
+}
+void CudaBackend::runDispatch(ComputeArgs &a) { runSlots(a); }
+void CudaBackend::runDispatchGrad(ComputeArgs &a) { runSlots(a); }
+void CudaBackend::runCombine(ComputeArgs &a) { runSlots(a); }
+void CudaBackend::runCombineGrad(ComputeArgs &a) { runSlots(a); }
+
+void CudaBackend::runExpertFfn(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[0]), &w1 = a.shape(op.inputs[1]);
+  int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
+  DType t = a.dtype(op.inputs[0]);
+  void *z = a.bump.take(el * n * f * dtypeBytes(t));
+  gemm(a.d.blas, false, false, n, f, h, a.in(0), a.in(1), t, z, t, el, n * h,
+       h * f, n * f);
+  activationForward(op.activation, z, z, t, el * n * f, a.s);
+  gemm(a.d.blas, false, false, n, h, f, z, a.in(2), t, a.out(0), t, el, n * f,
+       f * h, n * h);
+}
+
+void CudaBackend::runExpertFfnGrad(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[1]), &w1 = a.shape(op.inputs[2]);
+  int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
+  DType t = a.dtype(op.inputs[1]);
+  int64_t bytes = el * n * f * dtypeBytes(t);
+  void *z = a.bump.take(bytes), *act = a.bump.take(bytes),
+       *dz = a.bump.take(bytes);
+  const void *dy = a.in(0), *x0 = a.in(1), *W1 = a.in(2), *W2 = a.in(3);
+  gemm(a.d.blas, false, false, n, f, h, x0, W1, t, z, t, el, n * h, h * f,
+       n * f);
+  activationForward(op.activation, z, act, t, el * n * f, a.s);
+  // dw2 = act^T dy; dact = dy w2^T; dz = dact * act'(z); dw1 = x^T dz;
+  // dx = dz w1^T.
+  gemm(a.d.blas, true, false, f, h, n, act, dy, t, a.out(2), t, el, n * f,
+       n * h, f * h);
+  gemm(a.d.blas, false, true, n, f, h, dy, W2, t, dz, t, el, n * h, f * h,
+       n * f);
+  activationBackward(op.activation, z, dz, dz, t, el * n * f, a.s);
+  gemm(a.d.blas, true, false, h, f, n, x0, dz, t, a.out(1), t, el, n * h, n * f,
+       h * f);
+  gemm(a.d.blas, false, true, n, h, f, dz, W1, t, a.out(0), t, el, n * f, h * f,
+       n * h);
+}
+
+void CudaBackend::runAdd(ComputeArgs &a) {
+  const Op &op = a.op;
+  add(a.in(0), a.in(1), a.out(0), a.dtype(op.outputs[0]),
+      plan.buffers[op.outputs[0]].numElements(), a.s);
+}
+
+void CudaBackend::runCopy(ComputeArgs &a) {
+  const Op &op = a.op;
+  const Buffer &src = plan.buffers[op.inputs[0]];
+  const Buffer &dst = plan.buffers[op.outputs[0]];
+  copyBox(a.in(0), src.shape, op.srcOffsets, a.out(0), dst.shape, op.dstOffsets,
+          op.sizes, dtypeBytes(src.dtype), a.s);
 }
 
 void CudaBackend::runCollective(const Op &op) {
@@ -801,7 +834,7 @@ void CudaBackend::checkCompleted(const Op &op) {
   const uint32_t *err = dev->hostErrors + 2 * op.id;
   if (err[0] == 0xffffffffu)
     return;
-  int64_t tokens = plan.buffers[idBuffers(op)[0]].shape[0];
+  int64_t tokens = plan.buffers[op.buffersWithRole('i')[0]].shape[0];
   int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
               : op.kind == OpKind::CombineGrad ? op.inputs[1]
                                                : op.inputs[0];

@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "lina/rt/Activation.h"
 #include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CudaKernels.h"
 
@@ -82,47 +83,15 @@ unsigned blocksFor(int64_t n, int threads = kThreads) {
 // Activations (the CPU formulas; gelu is the tanh approximation)
 //===----------------------------------------------------------------------===//
 
-constexpr float kGeluC = 0.7978845608028654f; // sqrt(2 / pi)
-constexpr float kGeluA = 0.044715f;
-
-__device__ __forceinline__ float sigmoid(float x) {
-  return 1.0f / (1.0f + expf(-x));
-}
-
-__device__ __forceinline__ float activate(Activation act, float x) {
-  switch (act) {
-  case Activation::None: return x;
-  case Activation::Relu: return x > 0 ? x : 0.0f;
-  case Activation::Gelu:
-    return 0.5f * x * (1.0f + tanhf(kGeluC * (x + kGeluA * x * x * x)));
-  case Activation::Silu: return x * sigmoid(x);
-  }
-  return x;
-}
-
-__device__ __forceinline__ float activateGrad(Activation act, float x) {
-  switch (act) {
-  case Activation::None: return 1.0f;
-  case Activation::Relu: return x > 0 ? 1.0f : 0.0f;
-  case Activation::Gelu: {
-    float t = tanhf(kGeluC * (x + kGeluA * x * x * x));
-    return 0.5f * (1.0f + t) +
-           0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
-  }
-  case Activation::Silu: {
-    float s = sigmoid(x);
-    return s * (1.0f + x * (1.0f - s));
-  }
-  }
-  return 1.0f;
-}
+using activation::apply;
+using activation::derivative;
 
 template <typename T>
 __global__ void activationForwardKernel(Activation act, const T *z, T *a,
                                         int64_t n) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x)
-    a[i] = fromFloat<T>(activate(act, toFloat(z[i])));
+    a[i] = fromFloat<T>(apply(act, toFloat(z[i])));
 }
 
 template <typename T>
@@ -130,7 +99,7 @@ __global__ void activationBackwardKernel(Activation act, const T *z,
                                          const T *da, T *dz, int64_t n) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x)
-    dz[i] = fromFloat<T>(toFloat(da[i]) * activateGrad(act, toFloat(z[i])));
+    dz[i] = fromFloat<T>(toFloat(da[i]) * derivative(act, toFloat(z[i])));
 }
 
 template <typename T>

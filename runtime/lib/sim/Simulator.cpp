@@ -21,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Simulator.h"
+#include "lina/rt/OpKinds.h"
 #include "lina/Support/CheckedMath.h"
 
 #include <sys/mman.h>
@@ -46,84 +47,17 @@ using namespace lina::rt;
 
 void lina::rt::computeCost(const Plan &plan, const Op &op, double &flops,
                            double &bytes) {
-  bytes = 0;
-  for (int id : op.inputs)
-    bytes += static_cast<double>(plan.buffer(id).numBytes());
-  for (int id : op.outputs)
-    bytes += static_cast<double>(plan.buffer(id).numBytes());
-  auto dim = [&](int id, size_t i) {
-    return static_cast<double>(plan.buffer(id).shape.at(i));
-  };
-  switch (op.kind) {
-  case OpKind::Dense: // 2 T I O
-    flops = 2 * dim(op.inputs[0], 0) * dim(op.inputs[0], 1) * dim(op.inputs[1], 1);
-    break;
-  case OpKind::DenseGrad: // recompute + dx + dw
-    flops = 6 * dim(op.inputs[1], 0) * dim(op.inputs[1], 1) * dim(op.inputs[2], 1);
-    break;
-  case OpKind::Gate:
-    flops = 2 * dim(op.inputs[0], 0) * dim(op.inputs[0], 1) * dim(op.inputs[1], 1);
-    break;
-  case OpKind::GateGrad:
-    flops = 6 * dim(op.inputs[1], 0) * dim(op.inputs[1], 1) * dim(op.inputs[2], 1);
-    break;
-  case OpKind::ExpertFfn: // two GEMMs per local expert
-    flops = 4 * dim(op.inputs[0], 0) * dim(op.inputs[0], 1) * dim(op.inputs[0], 2) *
-            dim(op.inputs[1], 2);
-    break;
-  case OpKind::ExpertFfnGrad: // recompute + four GEMMs
-    flops = 12 * dim(op.inputs[1], 0) * dim(op.inputs[1], 1) * dim(op.inputs[1], 2) *
-            dim(op.inputs[2], 2);
-    break;
-  default: // permutations, adds and copies are bound by memory
-    flops = 0;
-    break;
-  }
+  OpCost cost = opCost(plan, op);
+  flops = cost.flops;
+  bytes = cost.bytes;
 }
-
-namespace {
-/// GEMM-heavy ops, and the kernels each op launches (docs/SIMULATOR.md):
-/// a dense layer one GEMM, its gradient three (recompute, dx, dw); the gate
-/// a GEMM and a top-k, its gradient three; an expert FFN two GEMMs and an
-/// activation per local expert, its gradient eight; everything else one
-/// memory-bound kernel.
-KernelClass kernelClassOf(OpKind kind) {
-  switch (kind) {
-  case OpKind::Dense:
-  case OpKind::DenseGrad:
-  case OpKind::Gate:
-  case OpKind::GateGrad:
-  case OpKind::ExpertFfn:
-  case OpKind::ExpertFfnGrad:
-    return KernelClass::Gemm;
-  default:
-    return KernelClass::Memory;
-  }
-}
-
-int kernelsOf(const Plan &plan, const Op &op) {
-  auto experts = [&](int input) {
-    int64_t e = plan.buffer(op.inputs.at(input)).shape.at(0);
-    return static_cast<int>(std::clamp<int64_t>(e, 1, Limits::kMaxExperts));
-  };
-  switch (op.kind) {
-  case OpKind::Dense: return 1;
-  case OpKind::DenseGrad: return 3;
-  case OpKind::Gate: return 2;
-  case OpKind::GateGrad: return 3;
-  case OpKind::ExpertFfn: return 3 * experts(0);
-  case OpKind::ExpertFfnGrad: return 8 * experts(1);
-  default: return 1;
-  }
-}
-} // namespace
 
 double lina::rt::computeTime(const Plan &plan, const Op &op,
                              const CostModel &model) {
-  double flops, bytes;
-  computeCost(plan, op, flops, bytes);
-  return model.computeTime(flops, bytes, kernelClassOf(op.kind),
-                           kernelsOf(plan, op));
+  OpCost cost = opCost(plan, op);
+  return model.computeTime(cost.flops, cost.bytes,
+                           cost.gemm ? KernelClass::Gemm : KernelClass::Memory,
+                           cost.kernels);
 }
 
 namespace {

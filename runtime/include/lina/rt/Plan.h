@@ -41,7 +41,9 @@ enum class OpKind {
 /// What OpKinds.def says of an op kind.
 struct OpKindInfo {
   OpKind kind;
-  const char *name; ///< the plan format's "kind" string
+  const char *name;        ///< the plan format's "kind" string
+  const char *inputRoles;  ///< one letter per input (OpKinds.def)
+  const char *outputRoles; ///< one letter per output
   int inputs, outputs;
   bool collective;
 };
@@ -105,6 +107,8 @@ struct Op {
   std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
 
   bool isCollective() const { return info(kind).collective; }
+  /// The buffers of this op with role `role` of OpKinds.def, inputs first.
+  std::vector<int> buffersWithRole(char role) const;
   /// "op 12 (all_to_all at model.mlir:3:5)".
   std::string describe() const;
 };

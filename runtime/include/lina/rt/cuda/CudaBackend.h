@@ -78,6 +78,12 @@ private:
   void startOp(const Op &op);
   std::vector<int> waitOps();
   void runCompute(const Op &op);
+  struct ComputeArgs;
+  // The kernel of each compute op kind (OpKinds.def).
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                     \
+  void run##Kind(ComputeArgs &args);
+#include "lina/rt/OpKinds.def"
+  void runSlots(ComputeArgs &args); ///< dispatch, combine and their grads
   void runCollective(const Op &op);
   void checkCompleted(const Op &op);
   /// Marks the backend failed and aborts the communicators (no waiting).

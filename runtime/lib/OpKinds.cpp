@@ -1,0 +1,99 @@
+//===- OpKinds.cpp - Per-kind cost of plan ops ----------------------------===//
+//
+// Part of the Lina project.
+//
+// The roofline inputs of each op kind of OpKinds.def: the FLOPs it
+// computes, whether its kernels are GEMMs, and how many kernels it
+// launches (docs/SIMULATOR.md). The simulator and the scheduler's
+// admission estimates read them through opCost(); a new op kind adds its
+// cost<Kind> here.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/OpKinds.h"
+
+#include "lina/Support/CheckedMath.h"
+
+#include <algorithm>
+
+using namespace lina::rt;
+
+namespace {
+
+double dim(const Plan &plan, int id, size_t i) {
+  return static_cast<double>(plan.buffer(id).shape.at(i));
+}
+
+/// Local experts of an expert FFN (input `input`'s leading dimension).
+int experts(const Plan &plan, const Op &op, int input) {
+  int64_t e = plan.buffer(op.inputs.at(input)).shape.at(0);
+  return static_cast<int>(std::clamp<int64_t>(e, 1, lina::Limits::kMaxExperts));
+}
+
+/// Everything else is one memory-bound kernel.
+OpCost memoryBound(const Plan &, const Op &) { return {0, 0, false, 1}; }
+
+// A dense layer is one GEMM (2 T I O), its gradient three (recompute, dx,
+// dw); the gate a GEMM and a top-k, its gradient three; an expert FFN two
+// GEMMs and an activation per local expert, its gradient eight.
+OpCost costDense(const Plan &p, const Op &op) {
+  return {2 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
+              dim(p, op.inputs[1], 1),
+          0, true, 1};
+}
+OpCost costDenseGrad(const Plan &p, const Op &op) {
+  return {6 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
+              dim(p, op.inputs[2], 1),
+          0, true, 3};
+}
+OpCost costGate(const Plan &p, const Op &op) {
+  return {2 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
+              dim(p, op.inputs[1], 1),
+          0, true, 2};
+}
+OpCost costGateGrad(const Plan &p, const Op &op) {
+  return {6 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
+              dim(p, op.inputs[2], 1),
+          0, true, 3};
+}
+OpCost costExpertFfn(const Plan &p, const Op &op) {
+  return {4 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
+              dim(p, op.inputs[0], 2) * dim(p, op.inputs[1], 2),
+          0, true, 3 * experts(p, op, 0)};
+}
+OpCost costExpertFfnGrad(const Plan &p, const Op &op) {
+  return {12 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
+              dim(p, op.inputs[1], 2) * dim(p, op.inputs[2], 2),
+          0, true, 8 * experts(p, op, 1)};
+}
+// Permutations, adds and copies are bound by memory.
+OpCost costDispatch(const Plan &p, const Op &op) { return memoryBound(p, op); }
+OpCost costDispatchGrad(const Plan &p, const Op &op) {
+  return memoryBound(p, op);
+}
+OpCost costCombine(const Plan &p, const Op &op) { return memoryBound(p, op); }
+OpCost costCombineGrad(const Plan &p, const Op &op) {
+  return memoryBound(p, op);
+}
+OpCost costAdd(const Plan &p, const Op &op) { return memoryBound(p, op); }
+OpCost costCopy(const Plan &p, const Op &op) { return memoryBound(p, op); }
+// Collectives are costed by the network model, not here.
+OpCost costAllToAll(const Plan &p, const Op &op) { return memoryBound(p, op); }
+OpCost costAllToAllV(const Plan &p, const Op &op) { return memoryBound(p, op); }
+OpCost costAllReduce(const Plan &p, const Op &op) { return memoryBound(p, op); }
+
+} // namespace
+
+OpCost lina::rt::opCost(const Plan &plan, const Op &op) {
+  using CostFn = OpCost (*)(const Plan &, const Op &);
+  static constexpr CostFn kCosts[] = {
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) &cost##Kind,
+#include "lina/rt/OpKinds.def"
+  };
+  OpCost cost = kCosts[static_cast<int>(op.kind)](plan, op);
+  for (int id : op.inputs)
+    cost.bytes += static_cast<double>(plan.buffer(id).numBytes());
+  for (int id : op.outputs)
+    cost.bytes += static_cast<double>(plan.buffer(id).numBytes());
+  return cost;
+}
