@@ -34,14 +34,18 @@ mpirun -np "$RANKS" "$BIN/lina-calibrate" -o "$WORK/cluster.json"
 "$BIN/lina-opt" "$MODEL" --lina-training-pipeline="partition-bytes=65536 chunks=1" \
   | "$BIN/lina-translate" --lina-to-plan -o "$WORK/lina.json"
 
-step() { sed -E 's/.* step_ms=([0-9.]+).*/\1/'; }
+# FILE -> the mean step time of a `lina-run --json` FILE.
+step() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["summary"]["step_ms"])' "$1"
+}
 printf "\n%-10s %14s %14s %10s\n" plan "measured (ms)" "predicted (ms)" error
 for which in base lina; do
   policy=$([ $which = base ] && echo fifo || echo lina)
-  measured=$(mpirun -np "$RANKS" "$BIN/lina-run" "$WORK/$which.json" --policy "$policy" \
-    --steps "$STEPS" --warmup 2 --quiet | grep '^summary:' | step)
-  predicted=$("$BIN/lina-run" "$WORK/$which.json" --backend sim --cluster "$WORK/cluster.json" \
-    --policy "$policy" --quiet | step)
+  mpirun -np "$RANKS" "$BIN/lina-run" "$WORK/$which.json" --policy "$policy" \
+    --steps "$STEPS" --warmup 2 --quiet --json "$WORK/measured.json" > /dev/null
+  "$BIN/lina-run" "$WORK/$which.json" --backend sim --cluster "$WORK/cluster.json" \
+    --policy "$policy" --quiet --json "$WORK/predicted.json" > /dev/null
+  measured=$(step "$WORK/measured.json") predicted=$(step "$WORK/predicted.json")
   printf "%-10s %14.2f %14.2f %9.1f%%\n" "$which" "$measured" "$predicted" \
     "$(awk -v m="$measured" -v p="$predicted" 'BEGIN{print 100 * (p - m) / m}')"
 done

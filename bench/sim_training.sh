@@ -11,9 +11,8 @@
 #           all_to_all (fifo) -- the DeepSpeed-MoE / PyTorch DDP baseline;
 #   fifo    the Lina plan (--lina-training-pipeline) under --policy fifo;
 #   lina    the Lina plan under --policy lina;
-#   bound   a lower bound of the step (`--bound` when lina-run has it, else
-#           the contention-free critical path of the Lina plan, which is
-#           NOT guaranteed to be a lower bound: marked `cf`).
+#   bound   a provable lower bound of the step of the Lina plan (`--bound`,
+#           marked `lb`).
 # Prints one table with Lina/ds and Lina/bound and writes a PNG chart with
 # gnuplot when it is installed. Compute runs at EFFICIENCY x peak FLOP/s.
 #
@@ -41,10 +40,9 @@ mkdir -p "$OUT"
 
 GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
 [ $QUICK = 1 ] && GPU_LIST="64" NET_LIST="100 800"
-BOUND_FLAG=--contention-free BOUND_TAG=cf
-if "$BIN/lina-run" --help 2>&1 | grep -q -- '--bound'; then
-  BOUND_FLAG=--bound BOUND_TAG=lb
-fi
+BOUND_FLAG=--bound BOUND_TAG=lb
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
 
 # cluster GPUS GBPS -> file: A100 nodes of 8 GPUs, one NIC of GBPS per node.
 cluster() {
@@ -83,10 +81,14 @@ model_ir() {
   echo "$ir"
 }
 
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
+# FILE KEY -> the value KEY of the summary of a `lina-run --json` FILE.
+summary() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' "$1" "$2"
+}
 sim() { # plan cluster policy [flags] -> step ms
-  "$BIN/lina-run" "$1" --backend sim --cluster "$2" --policy "$3" --quiet "${@:4}" \
-    | grep '^summary:' | field step_ms
+  "$BIN/lina-run" "$1" --backend sim --cluster "$2" --policy "$3" --quiet \
+    --json "$WORK/run.json" "${@:4}" > /dev/null
+  summary "$WORK/run.json" step_ms
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 

@@ -46,8 +46,12 @@ json.dump({"format": "lina-plan", "version": 1, "world_size": world,
            "groups": groups, "buffers": buffers, "ops": ops}, open(out, "w"))
 PY
 
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
-sim() { "$BIN/lina-run" "$1" --backend sim --cluster "$2" --quiet --policy fifo; }
+sim() { # plan cluster key -> the value key of the summary (lina-run --json)
+  "$BIN/lina-run" "$1" --backend sim --cluster "$2" --quiet --policy fifo \
+    --json "$WORK/run.json" > /dev/null
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' \
+    "$WORK/run.json" "$3"
+}
 
 echo "# bus bandwidth of one collective alone (1 GiB per rank)"
 printf "%-20s %-11s %5s %12s %12s %12s\n" cluster collective GPUs "time (ms)" "algbw GB/s" "busbw GB/s"
@@ -57,7 +61,7 @@ for row in "h100-node all_reduce 8" "h100-node all_to_all 8" \
            "a100-ib100 all_reduce 32" "a100-ib100 all_to_all 32"; do
   set -- $row
   python3 "$WORK/plan.py" "$WORK/p.json" "$3" "$2:world:$SIZE:high"
-  ms=$(sim "$WORK/p.json" "examples/clusters/$1.json" | field step_ms)
+  ms=$(sim "$WORK/p.json" "examples/clusters/$1.json" step_ms)
   awk -v c="$1" -v k="$2" -v n="$3" -v ms="$ms" -v s="$SIZE" 'BEGIN {
     alg = s / (ms * 1e-3) / 1e9
     bus = (k == "all_reduce") ? alg * 2 * (n - 1) / n : alg * (n - 1) / n
@@ -78,13 +82,13 @@ python3 "$WORK/plan.py" "$WORK/alone.json" 32 "all_to_all:world:$A2A:high"
 for sharing in pair collective; do
   C=examples/clusters/a100-ib100.json
   [ $sharing = collective ] && C=$WORK/collective.json
-  alone=$(sim "$WORK/alone.json" "$C" | field a2a_ms)
+  alone=$(sim "$WORK/alone.json" "$C" a2a_ms)
   for row in "one 25 MiB world all-reduce (a DDP bucket)|all_reduce:world:26214400:low" \
              "one 100 MiB world all-reduce|all_reduce:world:104857600:low" \
              "8 expert all-reduces of 16 MiB (one per GPU of a node)|all_reduce:gpu8:16777216:low"; do
     name=${row%%|*} spec=${row#*|}
     python3 "$WORK/plan.py" "$WORK/c.json" 32 "all_to_all:world:$A2A:high" "$spec"
-    a2a=$(sim "$WORK/c.json" "$C" | field a2a_ms)
+    a2a=$(sim "$WORK/c.json" "$C" a2a_ms)
     awk -v n="$name" -v s="$sharing" -v a="$a2a" -v b="$alone" \
       'BEGIN { printf "%-58s %-10s %10.3f %10.3f %7.2fx\n", n, s, a, b, a / b }'
   done

@@ -46,25 +46,30 @@ echo "base:  the model as written, policy fifo"
 mpirun -np "$RANKS" "$BIN/lina-run" "$WORK/lina.json" --steps 1 --warmup 0 \
   --check --baseline "$WORK/baseline.json" --quiet | grep '^check:'
 
-run() { # plan policy
+run() { # plan policy results.json
   mpirun -np "$RANKS" "$BIN/lina-run" "$1" --policy "$2" --steps "$STEPS" \
-    --warmup 2 --quiet | grep '^summary:'
+    --warmup 2 --quiet --json "$3" > /dev/null
 }
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
-: > "$WORK/base.txt"; : > "$WORK/lina.txt"
 for ((r = 0; r < ROUNDS; r++)); do
-  run "$WORK/baseline.json" fifo >> "$WORK/base.txt"
-  run "$WORK/lina.json" lina >> "$WORK/lina.txt"
+  run "$WORK/baseline.json" fifo "$WORK/results-base-$r.json"
+  run "$WORK/lina.json" lina "$WORK/results-lina-$r.json"
 done
-mean() { field "$2" < "$1" | awk '{s += $1} END {printf "%.3f", s / NR}'; }
+# SCHEDULE KEY -> the mean over the rounds of the summary's KEY (lina-run --json).
+mean() {
+  python3 - "$2" "$WORK/results-$1-"*.json <<'PY'
+import json, sys
+values = [json.load(open(f))["summary"][sys.argv[1]] for f in sys.argv[2:]]
+print(f"{sum(values) / len(values):.3f}", end="")
+PY
+}
 printf "\n%-10s %12s %12s %16s %14s %14s\n" schedule "step (ms)" "best (ms)" \
   "a2a blocked" "a2a (ms)" "all_reduce"
 for s in base lina; do
-  printf "%-10s %12s %12s %16s %14s %14s\n" "$s" "$(mean "$WORK/$s.txt" step_ms)" \
-    "$(mean "$WORK/$s.txt" min_step_ms)" "$(mean "$WORK/$s.txt" a2a_blocked_ms)" \
-    "$(mean "$WORK/$s.txt" a2a_ms)" "$(mean "$WORK/$s.txt" allreduce_ms)"
+  printf "%-10s %12s %12s %16s %14s %14s\n" "$s" "$(mean "$s" step_ms)" \
+    "$(mean "$s" min_step_ms)" "$(mean "$s" a2a_blocked_ms)" \
+    "$(mean "$s" a2a_ms)" "$(mean "$s" allreduce_ms)"
 done
-ratio() { awk -v a="$(mean "$WORK/base.txt" "$1")" -v b="$(mean "$WORK/lina.txt" "$1")" \
+ratio() { awk -v a="$(mean base "$1")" -v b="$(mean lina "$1")" \
   'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 echo
 echo "ratio baseline/lina: step time $(ratio step_ms)x, best step $(ratio min_step_ms)x," \

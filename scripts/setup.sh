@@ -29,7 +29,7 @@ PACKAGES=(
   cmake ninja-build ccache g++ python3
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   libopenmpi-dev openmpi-bin libopenblas-dev
-  nlohmann-json3-dev libgtest-dev gnuplot-nox
+  nlohmann-json3-dev libgtest-dev libcli11-dev gnuplot-nox
   python3-jsonschema
 )
 # libFuzzer and the clang sanitizer runtimes.

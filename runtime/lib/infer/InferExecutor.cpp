@@ -680,137 +680,7 @@ double percentile(std::vector<double> v, double p) {
   return v[std::max<size_t>(rank, 1) - 1];
 }
 
-[[noreturn]] void usage(const std::string &msg);
-
 } // namespace
-
-//===----------------------------------------------------------------------===//
-// Command line
-//===----------------------------------------------------------------------===//
-
-namespace {
-const char *kInferUsage =
-    "usage: lina-run PLAN --mode infer --requests N --batch B --routing "
-    "TRACE.jsonl [options]\n"
-    "  --requests N             requests to serve (from the trace, in order)\n"
-    "  --batch B                requests per batch\n"
-    "  --routing FILE           routing trace (JSONL) that routes the tokens\n"
-    "  --profile FILE           routing profile for lina's phase-1 estimate\n"
-    "  --placement static|lina|oracle   expert placement (default lina)\n"
-    "  --phase2-threshold X     lina: re-balance when the measured max device "
-    "load\n"
-    "                           deviates from the estimate by more than X "
-    "(default 0.2)\n"
-    "  --experts-per-device C   expert slots per device (default: the plan's "
-    "table,\n"
-    "                           else twice the local experts)\n"
-    "  --warmup N               untimed batches first (default 1)\n"
-    "  --check                  compare the outputs with the static placement\n"
-    "  --tolerance R            --check relative tolerance (default 1e-4; "
-    "absolute 1e-5)\n"
-    "  --seed S                 seed of the activations and weights (default "
-    "1)\n"
-    "  --timeout SEC            watchdog for an exchange (default 120)\n"
-    "  --quiet                  only the summary\n";
-
-void usage(const std::string &msg) {
-  throw PlanError(msg + "\n" + kInferUsage);
-}
-
-int64_t intValue(const std::string &flag, const std::string &v, int64_t min) {
-  char *end = nullptr;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < min || x > (1ll << 30))
-    usage("invalid value '" + v + "' for " + flag + " (an integer >= " +
-          std::to_string(min) + ")");
-  return x;
-}
-
-double realValue(const std::string &flag, const std::string &v, bool zeroOk) {
-  char *end = nullptr;
-  double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || !std::isfinite(x) || x < 0 || (!zeroOk && x == 0))
-    usage("invalid value '" + v + "' for " + flag + " (a " +
-          (zeroOk ? "non-negative" : "positive") + " number)");
-  return x;
-}
-} // namespace
-
-bool lina::rt::infer::isInferMode(int argc, char **argv) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::string(argv[i]) == "--mode" && std::string(argv[i + 1]) == "infer")
-      return true;
-  return false;
-}
-
-InferOptions lina::rt::infer::parseInferArgs(int argc, char **argv) {
-  InferOptions o;
-  bool haveRequests = false, haveBatch = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usage("missing value for " + a);
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::printf("%s", kInferUsage);
-      std::exit(0);
-    } else if (a == "--mode") {
-      value();
-    } else if (a == "--requests") {
-      o.requests = static_cast<int>(intValue(a, value(), 1));
-      haveRequests = true;
-    } else if (a == "--batch") {
-      o.batch = static_cast<int>(intValue(a, value(), 1));
-      haveBatch = true;
-    } else if (a == "--routing") {
-      o.routing = value();
-    } else if (a == "--profile") {
-      o.profile = value();
-    } else if (a == "--placement") {
-      std::string p = value();
-      if (p == "static")
-        o.placement = PlacementMode::Static;
-      else if (p == "lina")
-        o.placement = PlacementMode::Lina;
-      else if (p == "oracle")
-        o.placement = PlacementMode::Oracle;
-      else
-        usage("unknown placement '" + p + "' (static, lina or oracle)");
-    } else if (a == "--phase2-threshold") {
-      o.phase2Threshold = realValue(a, value(), true);
-    } else if (a == "--experts-per-device") {
-      o.slotsPerDevice = static_cast<int>(intValue(a, value(), 1));
-    } else if (a == "--warmup") {
-      o.warmup = static_cast<int>(intValue(a, value(), 0));
-    } else if (a == "--check") {
-      o.check = true;
-    } else if (a == "--tolerance") {
-      o.tolerance = realValue(a, value(), false);
-    } else if (a == "--seed") {
-      o.seed = static_cast<uint64_t>(intValue(a, value(), 0));
-    } else if (a == "--timeout") {
-      o.timeout = realValue(a, value(), false);
-    } else if (a == "--quiet") {
-      o.quiet = true;
-    } else if (a == "--backend") {
-      if (value() != "cpu")
-        usage("--mode infer runs on the cpu backend only");
-    } else if (!a.empty() && a[0] == '-') {
-      usage("unknown option '" + a + "' for --mode infer");
-    } else if (o.plan.empty()) {
-      o.plan = a;
-    } else {
-      usage("more than one plan given ('" + o.plan + "' and '" + a + "')");
-    }
-  }
-  if (o.plan.empty())
-    usage("no plan given");
-  if (!haveRequests || !haveBatch || o.routing.empty())
-    usage("--mode infer needs --requests, --batch and --routing");
-  return o;
-}
 
 //===----------------------------------------------------------------------===//
 // Driver
@@ -937,7 +807,8 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
 } // namespace
 
 int lina::rt::infer::runInference(const InferOptions &o, int rank,
-                                  int worldSize, const AgreeFn &agree) {
+                                  int worldSize, const AgreeFn &agree,
+                                  InferReport *report) {
   // Read and check every input, then agree with the other ranks before the
   // first collective: a rank that failed reports its own error.
   Plan plan;
@@ -994,30 +865,40 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
     if (!o.quiet)
       for (size_t b = 0; b < stats.batchSeconds.size(); ++b)
         std::printf("batch %3zu: %9.3f ms\n", b, stats.batchSeconds[b] * 1e3);
-    double mean = 0;
+    InferReport r;
+    r.batchSeconds = stats.batchSeconds;
+    r.moeLayers = static_cast<int>(layers.size());
+    r.slotsPerDevice = slots;
     for (double t : stats.batchSeconds)
-      mean += t;
-    mean /= stats.batchSeconds.size();
+      r.mean += t;
+    r.mean /= stats.batchSeconds.size();
+    r.p50 = percentile(stats.batchSeconds, 50);
+    r.p95 = percentile(stats.batchSeconds, 95);
+    r.p99 = percentile(stats.batchSeconds, 99);
     // Layer-batch counts are identical on every rank; the others are sums.
     double layerBatches = sums[1] / worldSize;
+    if (o.placement == PlacementMode::Lina)
+      r.phase2Rate = sums[0] / worldSize / layerBatches;
+    if (o.placement == PlacementMode::Lina && prof) {
+      r.top1Accuracy = sums[2] > 0 ? sums[3] / sums[2] : 0.0;
+      r.loadError = sums[5] > 0 ? sums[4] / sums[5] : 0.0;
+    }
+    r.maxOverMeanLoad = sums[6] / worldSize / layerBatches;
+    r.weightBytesMoved = stats.bytesMoved;
     std::printf("summary: placement=%s batches=%zu p50_ms=%.3f p95_ms=%.3f "
                 "p99_ms=%.3f mean_ms=%.3f phase2_rate=%.3f",
-                toString(o.placement), stats.batchSeconds.size(),
-                percentile(stats.batchSeconds, 50) * 1e3,
-                percentile(stats.batchSeconds, 95) * 1e3,
-                percentile(stats.batchSeconds, 99) * 1e3, mean * 1e3,
-                o.placement == PlacementMode::Lina
-                    ? sums[0] / worldSize / layerBatches
-                    : 0.0);
-    if (o.placement == PlacementMode::Lina && prof)
-      std::printf(" top1_accuracy=%.3f load_error=%.3f",
-                  sums[2] > 0 ? sums[3] / sums[2] : 0.0,
-                  sums[5] > 0 ? sums[4] / sums[5] : 0.0);
+                toString(o.placement), r.batchSeconds.size(), r.p50 * 1e3,
+                r.p95 * 1e3, r.p99 * 1e3, r.mean * 1e3, r.phase2Rate);
+    if (r.top1Accuracy && r.loadError)
+      std::printf(" top1_accuracy=%.3f load_error=%.3f", *r.top1Accuracy,
+                  *r.loadError);
     else
       std::printf(" top1_accuracy=n/a load_error=n/a");
     std::printf(" max_over_mean_load=%.3f weight_bytes_moved=%.0f\n",
-                sums[6] / worldSize / layerBatches, stats.bytesMoved);
+                r.maxOverMeanLoad, r.weightBytesMoved);
     std::fflush(stdout);
+    if (report)
+      *report = std::move(r);
   }
   if (!o.check)
     return 0;
@@ -1037,6 +918,11 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
   maxAbs = comm.max(maxAbs, "exchanging the check");
   worst = comm.max(worst, "exchanging the check");
   bool pass = worst <= 1.0;
+  if (rank == 0 && report) {
+    report->checked = true;
+    report->checkPassed = pass;
+    report->checkMaxAbsError = maxAbs;
+  }
   if (rank == 0)
     std::printf("check: outputs of %zu batches vs the static placement: max "
                 "abs error %.3g (tolerance %.0e relative + 1e-05 absolute): "

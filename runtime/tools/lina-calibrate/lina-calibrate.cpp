@@ -2,7 +2,7 @@
 //
 // Part of the Lina project.
 //
-// mpirun -np R lina-calibrate [-o cluster.json]
+// mpirun -np R lina-calibrate [-o|--output cluster.json]
 //
 // Measures, with all R ranks running at once (so that ranks sharing cores
 // are measured as they will run): the BLAS sgemm rate and the memory
@@ -15,8 +15,13 @@
 
 #include "lina/rt/OutputFile.h"
 
+#include <CLI/CLI.hpp>
 #include <cblas.h>
 #include <mpi.h>
+
+#ifndef LINA_VERSION
+#define LINA_VERSION "0.1.0"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +33,55 @@
 #include <vector>
 
 namespace {
+const char *kUsage = "usage: mpirun -np R lina-calibrate [-o FILE]";
+
+/// The help's usage line, instead of CLI11's generated one.
+class Formatter : public CLI::Formatter {
+public:
+  std::string make_usage(const CLI::App *, std::string) const override {
+    return std::string(kUsage) + "\n";
+  }
+};
+
+/// The result of the command line: where to write, or a text to print
+/// (--help, --version) or an error, and the exit code.
+struct Arguments {
+  std::string out = "cluster-calibrated.json";
+  std::string message;
+  int exitCode = -1; ///< -1: go on
+};
+
+Arguments parseArguments(int argc, char **argv) {
+  Arguments a;
+  CLI::App app{"Measures this machine (MPI ranks, BLAS, memory) as a cluster "
+               "file for\n`lina-run --backend sim` (docs/COST_MODEL.md).",
+               "lina-calibrate"};
+  app.add_option("-o,--output", a.out,
+                 "the cluster file to write (default "
+                 "cluster-calibrated.json)")
+      ->type_name("FILE");
+  app.formatter(std::make_shared<Formatter>());
+  app.get_formatter()->column_width(20);
+  app.set_help_flag("-h,--help", "print this help and exit");
+  app.set_version_flag("--version",
+                       std::string("lina-calibrate ") + LINA_VERSION,
+                       "print the version and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &) {
+    a.message = app.help();
+    a.exitCode = 0;
+  } catch (const CLI::CallForVersion &e) {
+    a.message = std::string(e.what()) + "\n";
+    a.exitCode = 0;
+  } catch (const CLI::ParseError &e) {
+    a.message = "lina-calibrate: error: " + std::string(e.what()) + "\n" +
+                kUsage + "\n";
+    a.exitCode = 2;
+  }
+  return a;
+}
+
 double now() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -55,20 +109,14 @@ int main(int argc, char **argv) {
   int rank, size;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  std::string out = "cluster-calibrated.json";
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if ((a == "-o" || a == "--output") && i + 1 < argc) {
-      out = argv[++i];
-    } else {
-      if (rank == 0)
-        std::fprintf(stderr, "lina-calibrate: error: unknown argument '%s'\n"
-                             "usage: mpirun -np R lina-calibrate [-o FILE]\n",
-                     a.c_str());
-      MPI_Finalize();
-      return 2;
-    }
+  Arguments args = parseArguments(argc, argv);
+  if (args.exitCode >= 0) {
+    if (rank == 0)
+      std::fputs(args.message.c_str(), args.exitCode ? stderr : stdout);
+    MPI_Finalize();
+    return args.exitCode;
   }
+  const std::string &out = args.out;
   if (size < 2) {
     if (rank == 0)
       std::fprintf(stderr, "lina-calibrate: error: run it with at least 2 "

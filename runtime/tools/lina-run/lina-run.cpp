@@ -2,10 +2,9 @@
 //
 // Part of the Lina project.
 //
-// lina-run PLAN [--backend cpu|cuda] [--steps N] [--warmup W] [--policy lina|fifo]
-//          [--credit-bytes B] [--trace out.json] [--check [--baseline PLAN2]]
-//          [--baseline-backend B] [--no-pin-routing] [--seed S] [--timeout SEC]
-//          [--dump] [--quiet]
+// lina-run PLAN [--backend cpu|sim|cuda] [--steps N] [--policy lina|fifo]
+//          [--check] [--json FILE] ... (lina-run --help lists every option)
+// lina-run PLAN --mode infer --requests N --batch B --routing TRACE.jsonl ...
 //
 // Launched with `mpirun -np R`, R equal to the plan's world size. Before
 // running, the ranks agree on the plan (hash), the flags and the world size,
@@ -13,8 +12,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CommandLine.h"
+#include "Results.h"
+
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/Infer.h"
+#include "lina/rt/OutputFile.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 #include "lina/rt/Simulator.h"
@@ -37,13 +40,15 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <ctime>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -52,33 +57,10 @@
 
 using namespace lina::rt;
 
-namespace {
-const char *kUsage =
-    "usage: lina-run PLAN [options]   (launch with: mpirun -np <world size> lina-run ...)\n"
-    "  --backend NAME         backend: cpu, or cuda where built (default cpu)\n"
-    "  --steps N              timed steps (default 10)\n"
-    "  --warmup N             untimed steps first (default 2)\n"
-    "  --policy lina|fifo     collective issue policy (default lina)\n"
-    "  --credit-bytes B       lina: cap on low-priority bytes in flight (0: none)\n"
-    "  --trace FILE           write a Chrome-trace/Perfetto timeline of the last step\n"
-    "  --check                compare outputs with a baseline run (see --baseline)\n"
-    "  --baseline PLAN2       baseline for --check (default: this plan, fifo policy)\n"
-    "  --baseline-backend B   backend of the --check baseline (default: --backend)\n"
-    "  --tolerance R          --check relative tolerance (default 1e-4; absolute 1e-5)\n"
-    "  --no-pin-routing       --check: let each run route on its own (by default the\n"
-    "                         checked run takes the baseline's expert choices)\n"
-    "  --seed S               seed of the inputs and weights (default 1)\n"
-    "  --timeout SEC          watchdog for a collective (default 120)\n"
-    "  --dump                 print the plan as a table and exit\n"
-    "  --quiet                only the summary\n"
-    "  --mode train|infer     infer: serve requests with per-batch expert placement\n"
-    "                         (flags: lina-run PLAN --mode infer --help)\n"
-    "  --cluster FILE         sim: the cluster to simulate (JSON, docs/COST_MODEL.md)\n"
-    "  --bound                sim: print a provable lower bound on the step time\n"
-    "  --link-priority        sim: strict all_to_all priority on every link (experiment)\n"
-    "  --contention-free      sim: old name of --bound (it now prints the bound)\n"
-    "The sim backend runs in one process (no mpirun); world size from the plan.\n";
+using namespace lina::rt::run;
+using json = nlohmann::ordered_json;
 
+namespace {
 //===----------------------------------------------------------------------===//
 // Backend factory: the one place that names the concrete backends.
 //===----------------------------------------------------------------------===//
@@ -117,22 +99,6 @@ private:
   Impl impl;
 };
 
-std::string availableBackends() {
-#ifdef LINA_HAVE_CUDA
-  return "cpu, cuda";
-#else
-  return "cpu";
-#endif
-}
-
-bool backendAvailable(const std::string &name) {
-#ifdef LINA_HAVE_CUDA
-  if (name == "cuda")
-    return true;
-#endif
-  return name == "cpu";
-}
-
 std::unique_ptr<RunBackend> makeBackend(const std::string &name,
                                         const Plan &plan, int rank,
                                         double timeout) {
@@ -143,110 +109,6 @@ std::unique_ptr<RunBackend> makeBackend(const std::string &name,
   if (name == "cpu")
     return std::make_unique<RunBackendOf<CpuBackend>>(plan, rank, timeout);
   throw PlanError("backend '" + name + "' is not available in this build");
-}
-
-struct Options {
-  std::string plan, backend = "cpu", policy = "lina", trace, baseline;
-  std::string baselineBackend;
-  std::string cluster;          ///< sim: cluster description
-  bool bound = false;           ///< sim: print the lower bound instead
-  bool linkPriority = false;    ///< sim: strict priority on every link
-  int steps = 10, warmup = 2;
-  int64_t creditBytes = 0;
-  bool check = false, dump = false, quiet = false;
-  bool pinRouting = true; ///< --check: impose the baseline's routing
-  uint64_t seed = 1;
-  double timeout = 120, tolerance = 1e-4;
-};
-
-[[noreturn]] void usageError(const std::string &msg) {
-  throw PlanError(msg + "\n" + kUsage);
-}
-
-int64_t parseInt(const std::string &flag, const std::string &v, int64_t min) {
-  char *end = nullptr;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < min)
-    usageError("invalid value '" + v + "' for " + flag + " (an integer >= " +
-               std::to_string(min) + ")");
-  return x;
-}
-
-double parseDouble(const std::string &flag, const std::string &v) {
-  char *end = nullptr;
-  double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end || !(x > 0))
-    usageError("invalid value '" + v + "' for " + flag + " (a positive number)");
-  return x;
-}
-
-Options parseArgs(int argc, char **argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc)
-        usageError("missing value for " + a);
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (a == "--mode") {
-      std::string mode = value();
-      if (mode != "train")
-        usageError("unknown mode '" + mode + "' (train, or infer: see "
-                   "docs/INFERENCE.md)");
-    } else if (a == "--backend") o.backend = value();
-    else if (a == "--cluster") o.cluster = value();
-    else if (a == "--bound") o.bound = true;
-    else if (a == "--link-priority") o.linkPriority = true;
-    else if (a == "--contention-free") {
-      std::fprintf(stderr, "lina-run: --contention-free is now --bound (a "
-                           "provable lower bound on the step)\n");
-      o.bound = true;
-    }
-    else if (a == "--steps") o.steps = static_cast<int>(parseInt(a, value(), 1));
-    else if (a == "--warmup") o.warmup = static_cast<int>(parseInt(a, value(), 0));
-    else if (a == "--policy") o.policy = value();
-    else if (a == "--credit-bytes") o.creditBytes = parseInt(a, value(), 0);
-    else if (a == "--trace") o.trace = value();
-    else if (a == "--check") o.check = true;
-    else if (a == "--no-pin-routing") o.pinRouting = false;
-    else if (a == "--baseline") o.baseline = value();
-    else if (a == "--baseline-backend") o.baselineBackend = value();
-    else if (a == "--tolerance") o.tolerance = parseDouble(a, value());
-    else if (a == "--seed") o.seed = static_cast<uint64_t>(parseInt(a, value(), 0));
-    else if (a == "--timeout") o.timeout = parseDouble(a, value());
-    else if (a == "--dump") o.dump = true;
-    else if (a == "--quiet") o.quiet = true;
-    else if (!a.empty() && a[0] == '-') usageError("unknown option '" + a + "'");
-    else if (o.plan.empty()) o.plan = a;
-    else usageError("more than one plan given ('" + o.plan + "' and '" + a + "')");
-  }
-  if (o.plan.empty())
-    usageError("no plan given");
-  if (o.baselineBackend.empty())
-    o.baselineBackend = o.backend;
-  if (o.backend == "sim") {
-    if (o.cluster.empty())
-      usageError("--backend sim needs --cluster FILE (see examples/clusters)");
-    if (o.check)
-      usageError("--check compares numerics; the sim backend computes none");
-  } else if (!o.cluster.empty() || o.bound || o.linkPriority) {
-    usageError("--cluster, --bound and --link-priority are options of "
-               "--backend sim");
-  }
-  for (const std::string &b : {o.backend, o.baselineBackend})
-    if (b != "sim" && !backendAvailable(b))
-      usageError("backend '" + b + "' is not available in this build "
-                 "(available: " + availableBackends() + ")");
-  parsePolicy(o.policy);
-  if (!o.baseline.empty() && !o.check)
-    usageError("--baseline needs --check");
-  if (o.baselineBackend != o.backend && !o.check)
-    usageError("--baseline-backend needs --check");
-  return o;
 }
 
 /// The job's ranks. Every collective of the driver itself is non-blocking
@@ -412,12 +274,15 @@ void preflightBytes(int64_t need, int rank) {
 }
 
 /// The flags that decide which collectives a rank runs, in a canonical
-/// form: ranks launched with different ones would deadlock or mismatch.
-std::string canonicalFlags(const Options &o) {
+/// form: ranks launched with different ones would deadlock or mismatch
+/// (--json: rank 0 tells the others whether it could write the file).
+std::string canonicalFlags(const CommandLine &cl) {
+  const TrainOptions &o = cl.train;
   return "--steps " + std::to_string(o.steps) + " --warmup " +
          std::to_string(o.warmup) + " --policy " + o.policy +
          " --credit-bytes " + std::to_string(o.creditBytes) + " --backend " +
          o.backend + (o.trace.empty() ? "" : " --trace") +
+         (cl.json.empty() ? "" : " --json") +
          (o.check ? " --check --baseline-backend " + o.baselineBackend +
                         (o.pinRouting ? "" : " --no-pin-routing")
                   : "") +
@@ -526,7 +391,7 @@ std::vector<std::vector<OpInterval>> gather(World &w,
 
 /// Runs `plan` once and returns its outputs. With `pin`, records or
 /// imposes the routing; `pinned` says whether the backend did.
-std::vector<std::vector<float>> runOnce(const Plan &plan, const Options &o,
+std::vector<std::vector<float>> runOnce(const Plan &plan, const TrainOptions &o,
                                         const std::string &backendName,
                                         Policy policy, int rank,
                                         RoutingPin *pin, bool *pinned) {
@@ -542,15 +407,122 @@ std::vector<std::vector<float>> runOnce(const Plan &plan, const Options &o,
   return outs;
 }
 
+/// Rank 0 writes an output file with `write`; every rank learns whether
+/// that worked, so that a failed write ends the job with one message and a
+/// non-zero exit. Every rank calls it.
+void writeOnRankZero(World &w, const std::string &what,
+                     const std::function<void()> &write) {
+  std::string writeError;
+  if (w.rank == 0) {
+    try {
+      write();
+    } catch (const std::exception &e) {
+      writeError = e.what();
+    }
+  }
+  if (w.max(writeError.empty() ? 0.0 : 1.0) != 0) {
+    w.executing = false; // reported once, by rank 0
+    throw PlanError(writeError.empty() ? "rank 0 could not write the " + what
+                                       : writeError);
+  }
+}
+
+/// The results of a training run (--json) that do not depend on how it
+/// went: the plan, the backend and the bytes each step moves.
+json trainResults(const CommandLine &cl, const Plan &plan, int worldSize) {
+  const TrainOptions &o = cl.train;
+  json r = resultsHeader(cl);
+  r["plan"] = o.plan;
+  r["world_size"] = worldSize;
+  r["backend"] = o.backend;
+  r["policy"] = o.policy;
+  r["credit_bytes"] = o.creditBytes;
+  r["seed"] = o.seed;
+  r["ops"] = plan.ops.size();
+  // Per rank and step: what the collectives send (their input sizes).
+  int64_t allToAll = 0, allReduce = 0;
+  for (const Op &op : plan.ops) {
+    if (!op.isCollective())
+      continue;
+    (op.kind == OpKind::AllReduce ? allReduce : allToAll) +=
+        plan.collectiveBytes(op);
+  }
+  r["bytes"] = {{"buffers_per_rank", plan.allocatedBytes()},
+                {"all_to_all_per_rank_step", allToAll},
+                {"all_reduce_per_rank_step", allReduce}};
+  return r;
+}
+
+/// Per-step times (seconds) of a training run, as --json reports them.
+struct StepTimes {
+  std::vector<double> step, blocked, allToAll, allReduce;
+
+  void add(double s, double b, double a2a, double ar) {
+    step.push_back(s);
+    blocked.push_back(b);
+    allToAll.push_back(a2a);
+    allReduce.push_back(ar);
+  }
+  static std::vector<double> ms(const std::vector<double> &seconds) {
+    std::vector<double> out;
+    for (double s : seconds)
+      out.push_back(s * 1e3);
+    return out;
+  }
+  static double meanMs(const std::vector<double> &seconds) {
+    double sum = 0;
+    for (double s : seconds)
+      sum += s;
+    return seconds.empty() ? 0 : sum / seconds.size() * 1e3;
+  }
+  /// "steps", "step_ms" (statistics) and "summary" (the summary line's
+  /// values, under its names) of `r`.
+  void report(json &r, const std::string &policy, int warmup) const {
+    json steps;
+    steps["warmup"] = warmup;
+    steps["step_ms"] = ms(step);
+    steps["a2a_blocked_ms"] = ms(blocked);
+    steps["a2a_ms"] = ms(allToAll);
+    steps["allreduce_ms"] = ms(allReduce);
+    r["steps"] = steps;
+    json stats = statistics(ms(step));
+    r["step_ms"] = stats;
+    r["summary"] = {{"policy", policy},
+                    {"steps", step.size()},
+                    {"step_ms", meanMs(step)},
+                    {"min_step_ms", stats.value("min", 0.0)},
+                    {"max_step_ms", stats.value("max", 0.0)},
+                    {"p50_step_ms", stats.value("p50", 0.0)},
+                    {"p95_step_ms", stats.value("p95", 0.0)},
+                    {"p99_step_ms", stats.value("p99", 0.0)},
+                    {"a2a_blocked_ms", meanMs(blocked)},
+                    {"a2a_ms", meanMs(allToAll)},
+                    {"allreduce_ms", meanMs(allReduce)}};
+  }
+};
+
+/// Writes the results of a run that one process made (sim, --dump).
+void writeResultsHere(const std::string &path, const json &results) {
+  try {
+    writeResults(path, results);
+  } catch (const OutputError &e) {
+    throw PlanError(e.what());
+  }
+}
+
 /// --backend sim: one process simulates every rank of the plan on the
 /// cluster; the same summary and trace as the real backends.
-int runSimulated(World &w, const Options &o, const Plan &plan) {
+int runSimulated(World &w, const CommandLine &cl, const Plan &plan) {
+  const TrainOptions &o = cl.train;
   if (w.rank != 0)
     return 0;
   std::string error;
   auto cluster = lina::ClusterSpec::fromFile(o.cluster, error);
   if (!cluster)
     throw PlanError(error);
+  json results = trainResults(cl, plan, plan.worldSize);
+  results["cluster"] = {{"file", o.cluster}, {"name", cluster->name}};
+  results["link_priority"] = o.linkPriority;
   if (o.bound) {
     // No schedule the simulator produces beats it, whatever the policy.
     SimBound b = lowerBound(plan, *cluster);
@@ -570,6 +542,24 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
                 b.step * 1e3, b.step * 1e3, b.linkCut * 1e3, b.compute * 1e3,
                 b.criticalPath * 1e3, b.streamPath * 1e3,
                 b.computeSchedule * 1e3, b.highQueueSchedule * 1e3);
+    if (!cl.json.empty()) {
+      results["bound"] = {
+          {"step_ms", b.step * 1e3},
+          {"link_cut_ms", b.linkCut * 1e3},
+          {"link", b.link},
+          {"compute_ms", b.compute * 1e3},
+          {"critical_path_ms", b.criticalPath * 1e3},
+          {"stream_path_ms", b.streamPath * 1e3},
+          {"compute_schedule_ms", b.computeSchedule * 1e3},
+          {"high_queue_schedule_ms", b.highQueueSchedule * 1e3}};
+      json summary = results["bound"];
+      summary.erase("link");
+      summary["bound"] = 1;
+      summary["steps"] = 1;
+      summary["min_step_ms"] = b.step * 1e3;
+      results["summary"] = summary;
+      writeResultsHere(cl.json, results);
+    }
     return 0;
   }
   SimOptions sim;
@@ -609,15 +599,26 @@ int runSimulated(World &w, const Options &o, const Plan &plan) {
     if (!o.quiet)
       std::printf("trace: %s\n", o.trace.c_str());
   }
+  if (!cl.json.empty()) {
+    StepTimes times;
+    times.add(r.stepTime, r.meanAllToAllBlocked, r.meanAllToAllTime,
+              r.meanAllReduceTime);
+    times.report(results, o.policy, 0);
+    results["simulator"] = {
+        {"events", r.events}, {"wall_s", wall}, {"cpu_s", cpu}};
+    writeResultsHere(cl.json, results);
+  }
   return 0;
 }
 
 /// Loads the plan (and the --check baseline) on this rank and checks that
 /// its buffers fit in memory. Any failure becomes `status.error`.
-StartupStatus loadOnThisRank(World &w, const Options &o, LoadedPlans &plans) {
+StartupStatus loadOnThisRank(World &w, const CommandLine &cl,
+                             LoadedPlans &plans) {
+  const TrainOptions &o = cl.train;
   StartupStatus status;
   copyText(status.plan, sizeof status.plan, o.plan);
-  std::string flags = canonicalFlags(o);
+  std::string flags = canonicalFlags(cl);
   copyText(status.flags, sizeof status.flags, flags);
   status.flagsHash = fnv1a(flags);
   try {
@@ -657,8 +658,8 @@ StartupStatus loadOnThisRank(World &w, const Options &o, LoadedPlans &plans) {
 /// that disagree are named. Throws PlanError (the same on every rank).
 void exchangeStartup(World &w, const StartupStatus &mine);
 
-void agreeOnThePlan(World &w, const Options &o, LoadedPlans &plans) {
-  exchangeStartup(w, loadOnThisRank(w, o, plans));
+void agreeOnThePlan(World &w, const CommandLine &cl, LoadedPlans &plans) {
+  exchangeStartup(w, loadOnThisRank(w, cl, plans));
 }
 
 /// Exchanges every rank's start-up status and throws PlanError (the same on
@@ -684,20 +685,31 @@ void exchangeStartup(World &w, const StartupStatus &mine) {
     throw PlanError(error);
 }
 
+/// The flags of --mode infer that decide what a rank runs, in a canonical
+/// form (the files are compared by their hashes).
+std::string canonicalInferFlags(const CommandLine &cl) {
+  const infer::InferOptions &o = cl.infer;
+  std::ostringstream out;
+  out << "--requests " << o.requests << " --batch " << o.batch << " --warmup "
+      << o.warmup << " --seed " << o.seed << " --experts-per-device "
+      << o.slotsPerDevice << " --phase2-threshold " << o.phase2Threshold
+      << (o.check ? " --check" : "") << (cl.json.empty() ? "" : " --json")
+      << " --placement " << infer::toString(o.placement);
+  return out.str();
+}
+
 /// The start-up agreement of --mode infer: the same exchange as training,
-/// over the hash of the plan, routing trace and profile files, the command
-/// line, and the memory preflight of the inference run.
-void agreeOnInference(World &w, int argc, char **argv,
-                      const infer::InferOptions &o,
+/// over the hash of the plan, routing trace and profile files, the flags,
+/// and the memory preflight of the inference run.
+void agreeOnInference(World &w, const CommandLine &cl,
                       const infer::InferStartup &startup) {
+  const infer::InferOptions &o = cl.infer;
   StartupStatus mine;
   // The files whose hash is compared, as the messages name them.
   copyText(mine.plan, sizeof mine.plan,
            o.plan + " + " + o.routing +
                (o.profile.empty() ? "" : " + " + o.profile));
-  std::string flags;
-  for (int i = 1; i < argc; ++i)
-    flags += (i > 1 ? " " : "") + std::string(argv[i]);
+  std::string flags = canonicalInferFlags(cl);
   copyText(mine.flags, sizeof mine.flags, flags);
   mine.flagsHash = fnv1a(flags);
   mine.planWorldSize = startup.planWorldSize;
@@ -718,6 +730,50 @@ void agreeOnInference(World &w, int argc, char **argv,
   mine.ok = error.empty();
   copyText(mine.error, sizeof mine.error, error);
   exchangeStartup(w, mine);
+}
+
+/// The results of --mode infer (--json), from rank 0's report.
+json inferResults(const CommandLine &cl, int worldSize,
+                  const infer::InferReport &report) {
+  const infer::InferOptions &o = cl.infer;
+  json r = resultsHeader(cl);
+  r["plan"] = o.plan;
+  r["world_size"] = worldSize;
+  r["backend"] = "cpu";
+  r["placement"] = infer::toString(o.placement);
+  r["routing"] = o.routing;
+  r["profile"] = o.profile.empty() ? json() : json(o.profile);
+  r["requests"] = o.requests;
+  r["batch"] = o.batch;
+  r["warmup"] = o.warmup;
+  r["seed"] = o.seed;
+  r["phase2_threshold"] = o.phase2Threshold;
+  r["moe_layers"] = report.moeLayers;
+  r["expert_slots_per_device"] = report.slotsPerDevice;
+  std::vector<double> ms;
+  for (double t : report.batchSeconds)
+    ms.push_back(t * 1e3);
+  r["batch_ms"] = ms;
+  r["batch_ms_stats"] = statistics(ms);
+  auto optional = [](const std::optional<double> &v) {
+    return v ? json(*v) : json();
+  };
+  r["summary"] = {{"placement", infer::toString(o.placement)},
+                  {"batches", report.batchSeconds.size()},
+                  {"p50_ms", report.p50 * 1e3},
+                  {"p95_ms", report.p95 * 1e3},
+                  {"p99_ms", report.p99 * 1e3},
+                  {"mean_ms", report.mean * 1e3},
+                  {"phase2_rate", report.phase2Rate},
+                  {"top1_accuracy", optional(report.top1Accuracy)},
+                  {"load_error", optional(report.loadError)},
+                  {"max_over_mean_load", report.maxOverMeanLoad},
+                  {"weight_bytes_moved", report.weightBytesMoved}};
+  if (report.checked)
+    r["check"] = {{"pass", report.checkPassed},
+                  {"max_abs_error", report.checkMaxAbsError},
+                  {"tolerance", o.tolerance}};
+  return r;
 }
 
 /// Test hook: LINA_RUN_INJECT_FAULT=RANK:stall makes that rank stop
@@ -773,7 +829,8 @@ private:
   int rank;
 };
 
-int run(World &w, const Options &o) {
+int runTraining(World &w, const CommandLine &cl) {
+  const TrainOptions &o = cl.train;
   w.timeout = o.timeout;
   Fault fault = Fault::fromEnvironment();
   LoadedPlans plans;
@@ -786,9 +843,9 @@ int run(World &w, const Options &o) {
         std::cout << dumpPlan(plans.plan);
       return 0;
     }
-    return runSimulated(w, o, plans.plan);
+    return runSimulated(w, cl, plans.plan);
   }
-  agreeOnThePlan(w, o, plans);
+  agreeOnThePlan(w, cl, plans);
   const Plan &plan = plans.plan;
   Policy policy = parsePolicy(o.policy);
   w.setStage("allocating the buffers of the plan '" + o.plan + "' (" +
@@ -811,6 +868,7 @@ int run(World &w, const Options &o) {
     scheduler.run(backend);
   }
   double sumStep = 0, minStep = 1e300, sumBlocked = 0, sumA2a = 0, sumAr = 0;
+  StepTimes times;
   StepStats last;
   for (int s = 0; s < o.steps; ++s) {
     w.setStage("in step " + std::to_string(s) + " of " +
@@ -828,6 +886,7 @@ int run(World &w, const Options &o) {
     sumBlocked += blocked;
     sumA2a += a2a;
     sumAr += ar;
+    times.add(step, blocked, a2a, ar);
     if (w.rank == 0 && !o.quiet)
       std::printf("step %3d: %9.3f ms  all_to_all blocked %8.3f ms  "
                   "all_to_all %8.3f ms  all_reduce %8.3f ms\n",
@@ -843,26 +902,27 @@ int run(World &w, const Options &o) {
   if (!o.trace.empty()) {
     w.setStage("gathering the trace");
     auto all = gather(w, last.timeline);
-    // Only rank 0 writes; every rank learns whether that worked, so that a
-    // failed write ends the job with one message and a non-zero exit.
-    std::string writeError;
-    if (w.rank == 0) {
-      try {
-        writeChromeTrace(o.trace, plan, all);
-        if (!o.quiet)
-          std::printf("trace: %s\n", o.trace.c_str());
-      } catch (const std::exception &e) {
-        writeError = e.what();
-      }
-    }
-    if (w.max(writeError.empty() ? 0.0 : 1.0) != 0) {
-      w.executing = false; // reported once, by rank 0
-      throw PlanError(writeError.empty() ? "rank 0 could not write the trace"
-                                         : writeError);
-    }
+    writeOnRankZero(w, "trace", [&] {
+      writeChromeTrace(o.trace, plan, all);
+      if (!o.quiet)
+        std::printf("trace: %s\n", o.trace.c_str());
+    });
   }
-  if (!o.check)
+  json results;
+  if (!cl.json.empty() && w.rank == 0) {
+    results = trainResults(cl, plan, w.size);
+    times.report(results, o.policy, o.warmup);
+  }
+  auto writeJson = [&] {
+    if (!cl.json.empty()) {
+      w.setStage("writing the results");
+      writeOnRankZero(w, "results", [&] { writeResults(cl.json, results); });
+    }
+  };
+  if (!o.check) {
+    writeJson();
     return 0;
+  }
 
   // Compare with the baseline on identical inputs and weights. One plan's
   // buffers are allocated at a time (the preflight counted on it).
@@ -955,7 +1015,18 @@ int run(World &w, const Options &o) {
                   o.plan.c_str(), worstValues[0], worstValues[1],
                   worstValues[2]);
     }
+    if (!cl.json.empty())
+      results["check"] = {{"pass", pass},
+                          {"outputs", mine.size()},
+                          {"baseline", baselineName},
+                          {"max_abs_error", maxAbs},
+                          {"tolerance", o.tolerance},
+                          {"routing_pinned", pinned},
+                          {"flipped_routings", flipped},
+                          {"routings", decisions},
+                          {"problem", problem}};
   }
+  writeJson();
   return pass ? 0 : 1;
 }
 } // namespace
@@ -983,17 +1054,29 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(1);
   int rc = 0;
   try {
-    if (infer::isInferMode(argc, argv)) {
+    CommandLine cl = parseCommandLine(argc, argv);
+    if (!cl.info.empty()) {
+      // --help or --version.
+      if (w.rank == 0)
+        std::cout << cl.info << std::flush;
+    } else if (cl.mode == Mode::Infer) {
       // --mode infer: batches of requests with per-batch expert placement.
-      infer::InferOptions io = infer::parseInferArgs(argc, argv);
-      w.timeout = io.timeout;
+      w.timeout = cl.infer.timeout;
+      infer::InferReport report;
       rc = infer::runInference(
-          io, w.rank, w.size, [&](const infer::InferStartup &startup) {
-            agreeOnInference(w, argc, argv, io, startup);
-          });
+          cl.infer, w.rank, w.size,
+          [&](const infer::InferStartup &startup) {
+            agreeOnInference(w, cl, startup);
+          },
+          &report);
+      if (!cl.json.empty()) {
+        w.setStage("writing the results");
+        writeOnRankZero(w, "results", [&] {
+          writeResults(cl.json, inferResults(cl, w.size, report));
+        });
+      }
     } else {
-      Options o = parseArgs(argc, argv);
-      rc = run(w, o);
+      rc = runTraining(w, cl);
     }
   } catch (const std::exception &e) {
     // Before execution every rank knows the same facts (the start-up

@@ -27,7 +27,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace lina::rt::infer {
 
@@ -35,6 +37,7 @@ enum class PlacementMode { Static, Lina, Oracle };
 
 const char *toString(PlacementMode mode);
 
+/// The options of `lina-run --mode infer` (lina-run parses them).
 struct InferOptions {
   std::string plan;
   std::string routing;  ///< routing trace (JSONL), required
@@ -52,13 +55,6 @@ struct InferOptions {
   bool quiet = false;
 };
 
-/// True if the command line asks for `--mode infer`.
-bool isInferMode(int argc, char **argv);
-
-/// Parses lina-run's inference flags; throws PlanError with the usage on a
-/// bad flag or value.
-InferOptions parseInferArgs(int argc, char **argv);
-
 /// What this rank found while reading its inputs, before any collective.
 struct InferStartup {
   std::string error;       ///< empty when this rank is ready to serve
@@ -72,11 +68,28 @@ struct InferStartup {
 /// that failed or the ranks that disagree.
 using AgreeFn = std::function<void(const InferStartup &)>;
 
+/// What a run measured, on rank 0: the values of the summary line and the
+/// time of every batch (lina-run --json).
+struct InferReport {
+  std::vector<double> batchSeconds; ///< per batch, the slowest rank's
+  int moeLayers = 0, slotsPerDevice = 0;
+  double p50 = 0, p95 = 0, p99 = 0, mean = 0; ///< seconds
+  double phase2Rate = 0;
+  /// lina with a profile: how often the estimate's top expert was right,
+  /// and the relative error of the estimated loads.
+  std::optional<double> top1Accuracy, loadError;
+  double maxOverMeanLoad = 0;
+  double weightBytesMoved = 0;
+  bool checked = false, checkPassed = false;
+  double checkMaxAbsError = 0;
+};
+
 /// Runs the inference benchmark on this rank of `worldSize` ranks (MPI
-/// already initialised) and prints the summary on rank 0. Returns the exit
-/// code (non-zero when --check fails); throws PlanError for bad input.
+/// already initialised) and prints the summary on rank 0, where it also
+/// fills `report` if given. Returns the exit code (non-zero when --check
+/// fails); throws PlanError for bad input.
 int runInference(const InferOptions &options, int rank, int worldSize,
-                 const AgreeFn &agree);
+                 const AgreeFn &agree, InferReport *report = nullptr);
 
 } // namespace lina::rt::infer
 
