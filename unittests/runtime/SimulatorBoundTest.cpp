@@ -114,7 +114,8 @@ ClusterSpec randomCluster(std::mt19937 &rng, int world) {
 
 TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
   std::mt19937 rng(20261201);
-  int checked = 0, scheduleBinds = 0, highBinds = 0, streamBinds = 0;
+  int checked = 0, scheduleBinds = 0, highBinds = 0, streamBinds = 0,
+      linkBinds = 0;
   for (int iter = 0; iter < 200; ++iter) {
     int world = 2 * std::uniform_int_distribution<int>(1, 4)(rng);
     Plan plan = randomPlan(rng, world, std::uniform_int_distribution<int>(1, 24)(rng));
@@ -123,7 +124,12 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
     ASSERT_GT(bound.step, 0) << "iteration " << iter;
     EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.compute, bound.criticalPath,
                                     bound.streamPath, bound.computeSchedule,
-                                    bound.highQueueSchedule}));
+                                    bound.highQueueSchedule, bound.linkSchedule}));
+    EXPECT_GE(bound.linkSchedule, bound.linkCut * (1 - 1e-12));
+    linkBinds += bound.linkSchedule >
+                 std::max({bound.linkCut, bound.compute, bound.criticalPath,
+                           bound.streamPath, bound.computeSchedule,
+                           bound.highQueueSchedule});
     EXPECT_GE(bound.streamPath, bound.criticalPath * (1 - 1e-12));
     streamBinds += bound.streamPath >
                    std::max({bound.linkCut, bound.compute, bound.criticalPath,
@@ -146,7 +152,8 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
               << " critical path " << bound.criticalPath
               << " compute schedule " << bound.computeSchedule
               << " high-queue schedule " << bound.highQueueSchedule
-              << " stream path " << bound.streamPath;
+              << " stream path " << bound.streamPath
+              << " link schedule " << bound.linkSchedule;
           ++checked;
         }
   }
@@ -156,6 +163,7 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
   EXPECT_GT(scheduleBinds, 10) << scheduleBinds << " of 200";
   EXPECT_GT(highBinds, 0) << "the high-queue term never binds";
   EXPECT_GT(streamBinds, 0) << "the stream-path term never binds";
+  EXPECT_GT(linkBinds, 0) << "the link-schedule term never binds";
 }
 
 TEST(SimulatorBound, ChainIsTight) {
@@ -209,7 +217,8 @@ TEST(SimulatorBound, ComputeScheduleCountsTheIdleStream) {
   EXPECT_NEAR(bound.computeSchedule, bound.criticalPath + t, 1e-12 + 1e-9 * bound.step);
   EXPECT_GT(bound.computeSchedule, bound.compute);
   EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.streamPath,
-                                  bound.computeSchedule, bound.highQueueSchedule}));
+                                  bound.computeSchedule, bound.highQueueSchedule,
+                                  bound.linkSchedule}));
   for (Policy policy : {Policy::Lina, Policy::Fifo}) {
     SimResult r = simulate(plan, cluster, {{policy, 0}, false});
     EXPECT_GE(r.stepTime, bound.step * (1 - 1e-9));

@@ -1028,6 +1028,7 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
   struct Instance {
     const std::vector<int> *members;
     double alone;
+    std::vector<std::pair<int, double>> links; ///< (link, bytes on it)
   };
   std::vector<std::vector<Instance>> instances(plan.ops.size());
   std::vector<double> opTime(plan.ops.size(), 0.0);
@@ -1052,15 +1053,19 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
     const Group &group = *groups.groups[groups.groupOf(op)];
     for (const std::vector<int> &members : group.members) {
       collectivePhases(plan, op, members, topo, phases);
+      std::map<int, double> bytesOn;
       for (const PhaseSpec &p : phases)
         for (const FlowSpec &f : p.flows)
-          for (int l : {f.a, f.b})
+          for (int l : {f.a, f.b}) {
             linkBytes[l] += f.weight * f.bytes;
+            bytesOn[l] += f.weight * f.bytes;
+          }
       double start = 0;
       for (int r : members)
         start = std::max(start, ready[r]);
       double alone = aloneTime(phases, topo, load);
-      instances[op.id].push_back({&members, alone});
+      instances[op.id].push_back(
+          {&members, alone, {bytesOn.begin(), bytesOn.end()}});
       for (int r : members)
         end[r] = start + alone;
     }
@@ -1292,9 +1297,29 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
     jobs = std::move(high[r]);
     bound.highQueueSchedule = std::max(bound.highQueueSchedule, jackson());
   }
+  // Every link carries at most its bandwidth, shared however the simulator
+  // likes: a preemptive one-machine schedule of the bytes each collective
+  // puts on it, released at the collective's stream-path start and followed
+  // by its longest tail on any member (Jackson's rule again).
+  std::vector<std::vector<Job>> onLink(topo.numLinks());
+  for (const Op &op : plan.ops)
+    for (const Instance &inst : instances[op.id]) {
+      double release = INFINITY, after = 0;
+      for (int m : *inst.members) {
+        release = std::min(release, start[op.id][m]);
+        after = std::max(after, tail[op.id][m]);
+      }
+      for (const auto &[l, bytes] : inst.links)
+        if (bytes > 0)
+          onLink[l].push_back({release, bytes / topo.capacity(l), after});
+    }
+  for (std::vector<Job> &linkJobs : onLink) {
+    jobs = std::move(linkJobs);
+    bound.linkSchedule = std::max(bound.linkSchedule, jackson());
+  }
   bound.step = std::max({bound.linkCut, bound.compute, bound.criticalPath,
                          bound.streamPath, bound.computeSchedule,
-                         bound.highQueueSchedule});
+                         bound.highQueueSchedule, bound.linkSchedule});
   return bound;
 }
 

@@ -72,10 +72,13 @@ SimResult simulate(const Plan &plan, const ClusterSpec &cluster,
 ///     stream must idle while a collective it depends on runs;
 ///   - the high-queue schedule: the same for a GPU's high-priority
 ///     collectives, a stream that runs one at a time, each at least as
-///     long as alone on the network. The two schedule terms release each op
-///     at its stream-path start.
+///     long as alone on the network;
+///   - the link schedule: the same for every link, each collective a job of
+///     its bytes on the link over the link's bandwidth (a shared link is a
+///     preemptive machine).
+///   The schedule terms release each op at its stream-path start.
 struct SimBound {
-  double step = 0; ///< max of the six below
+  double step = 0; ///< max of the seven below
   double linkCut = 0;
   std::string link; ///< the link of the largest cut ("node 3 nic up")
   double compute = 0;
@@ -83,6 +86,7 @@ struct SimBound {
   double streamPath = 0;
   double computeSchedule = 0;
   double highQueueSchedule = 0;
+  double linkSchedule = 0;
 };
 SimBound lowerBound(const Plan &plan, const ClusterSpec &cluster);
 
