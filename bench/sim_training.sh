@@ -21,7 +21,11 @@
 # env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default auto: the
 #       cost model picks the partition size for each all_reduce group on the
 #       cell's cluster, so the Lina plan is compiled per cell), CHUNKS
-#       (default 2), CREDIT_BYTES (default 0)
+#       (default 2), CREDIT_BYTES (default 0); TUNE=1 chooses
+#       partition-bytes and chunks per cell with tools/lina-tune among
+#       TUNE_PARTITION_BYTES (default "auto 16777216 67108864") x
+#       TUNE_CHUNKS (default "1 2 4") by simulated step time (the choices
+#       go to OUTPUT_DIR/tuned.txt)
 #===------------------------------------------------------------------------===#
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +40,9 @@ EFFICIENCY=${EFFICIENCY:-0.5}
 PARTITION_BYTES=${PARTITION_BYTES:-auto}
 CHUNKS=${CHUNKS:-2}
 CREDIT_BYTES=${CREDIT_BYTES:-0}
+TUNE=${TUNE:-0}
+TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto 16777216 67108864}
+TUNE_CHUNKS=${TUNE_CHUNKS:-1 2 4}
 mkdir -p "$OUT"
 
 GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
@@ -96,6 +103,7 @@ printf "%-15s %5s %6s %10s %10s %10s %10s %12s %8s %9s\n" model GPUs Gb/s \
   "serial ms" "ds ms" "fifo ms" "lina ms" "bound ms" "lina/ds" "lina/bnd"
 DAT="$OUT/sim_training.dat"
 : > "$DAT"
+[ "$TUNE" = 1 ] && : > "$OUT/tuned.txt"
 for name in transformer-xl bert-large mixtral; do
   for gpus in $GPU_LIST; do
     ir=$(model_ir "$name" "$gpus")
@@ -105,9 +113,18 @@ for name in transformer-xl bert-large mixtral; do
       | "$BIN/lina-translate" --lina-to-plan -o "$base.ds.json"
     for gbps in $NET_LIST; do
       c=$(cluster "$gpus" "$gbps")
-      # partition-bytes=auto sizes partitions for this cluster's links.
+      # partition-bytes=auto sizes partitions for this cluster's links;
+      # TUNE=1 lets lina-tune choose by simulated step time instead.
+      pb=$PARTITION_BYTES ck=$CHUNKS
+      if [ "$TUNE" = 1 ]; then
+        chosen=$(LINA_BIN="$BIN" tools/lina-tune/lina-tune "$ir" --cluster "$c" \
+          --partition-bytes "$TUNE_PARTITION_BYTES" --chunks "$TUNE_CHUNKS" --quiet)
+        pb=$(echo "$chosen" | sed -E 's/.*partition-bytes=([^ ]+).*/\1/')
+        ck=$(echo "$chosen" | sed -E 's/.* chunks=([^ ]+).*/\1/')
+        echo "$name-$gpus-$gbps partition-bytes=$pb chunks=$ck" >> "$OUT/tuned.txt"
+      fi
       "$BIN/lina-opt" "$ir" \
-        --lina-training-pipeline="partition-bytes=$PARTITION_BYTES chunks=$CHUNKS cluster=$c" \
+        --lina-training-pipeline="partition-bytes=$pb chunks=$ck cluster=$c" \
         | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
       s=$(sim "$base.serial.json" "$c" fifo)
       d=$(sim "$base.ds.json" "$c" fifo)
