@@ -28,6 +28,8 @@
 #include "lina/Analysis/Profile.h"
 #include "lina/Analysis/RoutingTrace.h"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -276,64 +278,93 @@ int main(int argc, char **argv) {
   long long pathLength = 3, layers = 0, experts = 0;
   SynthesisOptions syn;
   std::vector<std::string> synthOnly;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&](std::string &out) {
-      if (i + 1 >= argc) {
-        error = "missing value for " + a;
-        return false;
-      }
-      out = argv[++i];
-      return true;
-    };
-    std::string v;
+
+  // CLI11 takes `--key value` and `--key=value`; values are parsed here so
+  // that every message names the flag and the value.
+  CLI::App app;
+  app.allow_extras(); // reported below as "unknown option"
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_help_flag("-h,--help");
+  app.add_option("TRACE", input);
+  app.add_option("-o", output);
+  app.add_flag("--synthesize", synthesize);
+  app.add_flag("--serve", serveMode);
+  app.add_flag("--skip-incomplete", skipIncomplete);
+  app.add_flag("--quiet", quiet);
+  // Flags and options in the order given, with their values.
+  std::vector<std::pair<std::string, std::string>> given;
+  auto valueOption = [&](const std::string &flag) {
+    app.add_option_function<std::string>(
+        flag, [&given, flag](const std::string &v) {
+          given.emplace_back(flag, v);
+        });
+  };
+  for (const char *flag :
+       {"--smoothing", "--holdout", "--holdout-batch", "--profile", "--model",
+        "--cluster", "--policies", "--devices", "--slots", "--replica-budget",
+        "--batch", "--batches", "--window", "--context", "--path-length",
+        "--layers", "--experts", "--top-k", "--requests",
+        "--tokens-per-request", "--zipf", "--stickiness", "--seed",
+        "--model-seed"})
+    valueOption(flag);
+  app.add_flag_callback("--prefill", [&] {
+    given.emplace_back("--prefill", "");
+  });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &) {
+    std::printf("%s", kUsage);
+    return 0;
+  } catch (const CLI::ArgumentMismatch &e) {
+    std::string msg = e.what();
+    size_t colon = msg.find(": ");
+    return fail(colon != std::string::npos
+                    ? "missing value for " + msg.substr(0, colon)
+                    : msg);
+  } catch (const CLI::ParseError &e) {
+    return fail(e.what());
+  }
+  for (const std::string &a : app.remaining()) {
+    if (a.size() > 1 && a[0] == '-')
+      return fail("unknown option '" + a.substr(0, a.find('=')) + "'\n" +
+                  kUsage);
+    return fail("more than one trace given ('" + input + "' and '" + a + "')");
+  }
+
+  for (const auto &[a, v] : given) {
     long long n = 0;
-    if (a == "--help" || a == "-h") {
-      std::printf("%s", kUsage);
-      return 0;
-    }
     auto serveInt = [&](long long lo, long long &out) {
       serveOnly.push_back(a);
-      return value(v) && parseInt(a, v, lo, out, error);
+      return parseInt(a, v, lo, out, error);
     };
-    if (a == "--synthesize") {
-      synthesize = true;
-    } else if (a == "--serve") {
-      serveMode = true;
-    } else if (a == "--prefill") {
+    if (a == "--prefill") {
       serveOnly.push_back(a);
       so.prefill = true;
-    } else if (a == "--skip-incomplete") {
-      skipIncomplete = true;
     } else if (a == "--smoothing") {
-      if (!value(v) || !parseReal(a, v, smoothing, error))
+      if (!parseReal(a, v, smoothing, error))
         return fail(error);
       if (smoothing < 0 || smoothing > 1e9)
         return fail("--smoothing must be in [0, 1e9], got " + v);
     } else if (a == "--holdout") {
-      if (!value(v) || !parseReal(a, v, holdout, error))
+      if (!parseReal(a, v, holdout, error))
         return fail(error);
       if (!(holdout > 0 && holdout < 1))
         return fail("--holdout must be a fraction in (0, 1), got " + v);
     } else if (a == "--holdout-batch") {
-      if (!value(v) || !parseInt(a, v, 1, holdoutBatch, error))
+      if (!parseInt(a, v, 1, holdoutBatch, error))
         return fail(error);
     } else if (a == "--profile") {
       serveOnly.push_back(a);
-      if (!value(profilePath))
-        return fail(error);
+      profilePath = v;
     } else if (a == "--model") {
       serveOnly.push_back(a);
-      if (!value(modelName))
-        return fail(error);
+      modelName = v;
     } else if (a == "--cluster") {
       serveOnly.push_back(a);
-      if (!value(clusterPath))
-        return fail(error);
+      clusterPath = v;
     } else if (a == "--policies") {
       serveOnly.push_back(a);
-      if (!value(policyList))
-        return fail(error);
+      policyList = v;
     } else if (a == "--devices") {
       if (!serveInt(1, n))
         return fail(error);
@@ -362,65 +393,53 @@ int main(int argc, char **argv) {
       if (!serveInt(0, n))
         return fail(error);
       so.context = n;
-    } else if (a == "--quiet") {
-      quiet = true;
-    } else if (a == "-o") {
-      if (!value(output))
-        return fail(error);
     } else if (a == "--path-length") {
-      if (!value(v) || !parseInt(a, v, 0, pathLength, error))
+      if (!parseInt(a, v, 0, pathLength, error))
         return fail(error);
     } else if (a == "--layers") {
-      if (!value(v) || !parseInt(a, v, 1, layers, error))
+      if (!parseInt(a, v, 1, layers, error))
         return fail(error);
       haveLayers = true;
     } else if (a == "--experts") {
-      if (!value(v) || !parseInt(a, v, 1, experts, error))
+      if (!parseInt(a, v, 1, experts, error))
         return fail(error);
       haveExperts = true;
     } else if (a == "--top-k") {
-      if (!value(v) || !parseInt(a, v, 1, n, error))
+      if (!parseInt(a, v, 1, n, error))
         return fail(error);
       syn.topK = static_cast<int>(n);
       haveTopK = true;
       synthOnly.push_back(a);
     } else if (a == "--requests") {
-      if (!value(v) || !parseInt(a, v, 1, n, error))
+      if (!parseInt(a, v, 1, n, error))
         return fail(error);
       syn.requests = static_cast<int>(n);
       haveRequests = true;
       synthOnly.push_back(a);
     } else if (a == "--tokens-per-request") {
-      if (!value(v) || !parseInt(a, v, 1, n, error))
+      if (!parseInt(a, v, 1, n, error))
         return fail(error);
       syn.tokensPerRequest = static_cast<int>(n);
       haveTokens = true;
       synthOnly.push_back(a);
     } else if (a == "--zipf") {
-      if (!value(v) || !parseReal(a, v, syn.zipf, error))
+      if (!parseReal(a, v, syn.zipf, error))
         return fail(error);
       synthOnly.push_back(a);
     } else if (a == "--stickiness") {
-      if (!value(v) || !parseReal(a, v, syn.stickiness, error))
+      if (!parseReal(a, v, syn.stickiness, error))
         return fail(error);
       synthOnly.push_back(a);
     } else if (a == "--seed") {
-      if (!value(v) || !parseInt(a, v, 0, n, error))
+      if (!parseInt(a, v, 0, n, error))
         return fail(error);
       syn.seed = static_cast<uint64_t>(n);
       synthOnly.push_back(a);
     } else if (a == "--model-seed") {
-      if (!value(v) || !parseInt(a, v, 0, n, error))
+      if (!parseInt(a, v, 0, n, error))
         return fail(error);
       syn.modelSeed = static_cast<uint64_t>(n);
       synthOnly.push_back(a);
-    } else if (!a.empty() && a[0] == '-') {
-      return fail("unknown option '" + a + "'\n" + kUsage);
-    } else if (input.empty()) {
-      input = a;
-    } else {
-      return fail("more than one trace given ('" + input + "' and '" + a +
-                  "')");
     }
   }
   if (serveMode) {
