@@ -64,12 +64,18 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/corpus"
   dict=fuzz/dicts/json.dict
   [ "$t" = mlir ] && dict=fuzz/dicts/mlir.dict
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048
+  args=(-max_total_time="$seconds" -timeout=10 -report_slow_units=10
+        -rss_limit_mb=2048
         -dict="$dict" -artifact_prefix="$out/" -print_final_stats=1)
   [ "$keep_going" = 1 ] &&
     args+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  # Crashes, timeouts (-timeout), leaks and out-of-memory inputs are
+  # findings. A slow unit (over -report_slow_units seconds of wall time) is
+  # reported but is not one: on a loaded machine any input can be slow, and
+  # a real hang ends as a timeout.
   before=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' \
-    -o -name 'leak-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) | sort)
+    -o -name 'leak-*' -o -name 'oom-*' \) | sort)
+  slowBefore=$(find "$out" -maxdepth 1 -type f -name 'slow-unit-*' | sort)
   echo "=== $t: ${seconds}s"
   log=$out/last-run.log
   rc=0
@@ -80,9 +86,14 @@ for t in "${targets[@]}"; do
   [ -z "$execs" ] && execs=$(sed -n 's/^#\([0-9][0-9]*\):.*/\1/p' "$log" | tail -1)
   corpus=$(find "$out/corpus" -type f | wc -l)
   after=$(find "$out" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' \
-    -o -name 'leak-*' -o -name 'oom-*' -o -name 'slow-unit-*' \) | sort)
+    -o -name 'leak-*' -o -name 'oom-*' \) | sort)
   new=$(comm -13 <(echo "$before") <(echo "$after") | sed '/^$/d')
+  slow=$(comm -13 <(echo "$slowBefore") \
+    <(find "$out" -maxdepth 1 -type f -name 'slow-unit-*' | sort) | sed '/^$/d')
   line="$t: ${execs:-?} inputs executed, corpus $corpus files"
+  for f in $slow; do
+    line="$line, slow input (wall time, not a finding: replay it with $bin) $f"
+  done
   if [ -n "$new" ] || [ "$rc" -ne 0 ]; then
     status=1
     line="$line, FINDINGS (libFuzzer exit $rc; log $log):"
