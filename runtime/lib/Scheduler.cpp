@@ -6,7 +6,7 @@
 
 #include "lina/rt/Scheduler.h"
 
-#include "lina/Analysis/CostModel.h"
+#include "lina/Support/CostModel.h"
 #include "lina/rt/Simulator.h"
 
 #include <algorithm>

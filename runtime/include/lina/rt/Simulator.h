@@ -19,7 +19,7 @@
 #ifndef LINA_RT_SIMULATOR_H
 #define LINA_RT_SIMULATOR_H
 
-#include "lina/Analysis/CostModel.h"
+#include "lina/Support/CostModel.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 
