@@ -19,7 +19,7 @@
 #include "lina/Support/Placement.h"
 #include "lina/Support/Profile.h"
 #include "lina/Support/RoutingTrace.h"
-#include "lina/rt/CpuBackend.h"
+#include "lina/rt/Init.h"
 #include "lina/rt/Kernels.h"
 #include "lina/rt/Plan.h"
 
