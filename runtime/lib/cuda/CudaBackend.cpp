@@ -6,6 +6,7 @@
 
 #include "lina/rt/cuda/CudaBackend.h"
 #include "lina/rt/Init.h"
+#include "lina/rt/Launch.h"
 #include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CommWatch.h"
 #include "lina/rt/cuda/CudaKernels.h"
