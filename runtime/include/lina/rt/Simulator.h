@@ -100,9 +100,6 @@ struct SharedFlow {
 std::vector<double> maxMinRates(const std::vector<double> &capacity,
                                 const std::vector<SharedFlow> &flows);
 
-/// Roofline inputs of a compute op: FLOPs and bytes moved.
-void computeCost(const Plan &plan, const Op &op, double &flops, double &bytes);
-
 /// The simulated time of compute op `op`: its roofline time with the
 /// efficiency of its kernel class plus one launch per kernel it runs.
 double computeTime(const Plan &plan, const Op &op, const CostModel &model);
