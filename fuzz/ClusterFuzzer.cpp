@@ -12,8 +12,8 @@
 
 #include "FuzzerUtil.h"
 
-#include "lina/Analysis/CostModel.h"
 #include "lina/Support/CheckedMath.h"
+#include "lina/Support/CostModel.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Simulator.h"
 

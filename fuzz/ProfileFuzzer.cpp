@@ -11,7 +11,7 @@
 
 #include "FuzzerUtil.h"
 
-#include "lina/Analysis/Profile.h"
+#include "lina/Support/Profile.h"
 
 #include <cmath>
 #include <optional>

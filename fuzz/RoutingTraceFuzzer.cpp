@@ -12,8 +12,8 @@
 
 #include "FuzzerUtil.h"
 
-#include "lina/Analysis/Profile.h"
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <cmath>
 #include <optional>

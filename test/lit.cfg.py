@@ -18,6 +18,10 @@ config.substitutions.append(("%lina_src", config.lina_src_root))
 config.environment["FILECHECK_OPTS"] = "-enable-var-scope"
 if config.lina_have_mpi:
     config.available_features.add("mpi")
+# Tests outside test/runtime and test/infer that run lina-run (the plan
+# loader's dumps, test/Integration) say REQUIRES: lina-run.
+if os.path.exists(os.path.join(config.lina_tools_dir, "lina-run")):
+    config.available_features.add("lina-run")
 
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -6,8 +6,8 @@
 
 #include "lina/rt/Scheduler.h"
 
-#include "lina/Analysis/CostModel.h"
-#include "lina/rt/Simulator.h"
+#include "lina/Support/CostModel.h"
+#include "lina/rt/OpKinds.h"
 
 #include <algorithm>
 #include <memory>
@@ -105,9 +105,8 @@ Estimator lina::rt::costModelEstimator(const Plan &plan,
   const Plan *p = &plan;
   return [model, p](const Op &op) {
     if (!op.isCollective()) {
-      double flops = 0, bytes = 0;
-      computeCost(*p, op, flops, bytes);
-      return model->computeTime(flops, bytes);
+      OpCost cost = opCost(*p, op);
+      return model->computeTime(cost.flops, cost.bytes);
     }
     auto group = p->groups.find(op.group);
     int size = group == p->groups.end() ? 1 : group->second.size();

@@ -12,8 +12,8 @@
 
 #include "lina/Dialect/Lina/IR/LinaOps.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
-#include "lina/Support/AtomicOutput.h"
 #include "lina/Support/NestingDepth.h"
+#include "lina/Tools/AtomicOutput.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"

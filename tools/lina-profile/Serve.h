@@ -12,9 +12,9 @@
 #ifndef LINA_TOOLS_LINAPROFILE_SERVE_H
 #define LINA_TOOLS_LINAPROFILE_SERVE_H
 
-#include "lina/Analysis/Placement.h"
-#include "lina/Analysis/Profile.h"
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/Placement.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <cstdint>
 #include <string>

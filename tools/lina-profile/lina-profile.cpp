@@ -24,9 +24,9 @@
 
 #include "Serve.h"
 
-#include "lina/Analysis/CostModel.h"
-#include "lina/Analysis/Profile.h"
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/CostModel.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <CLI/CLI.hpp>
 

@@ -10,9 +10,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Support/AtomicOutput.h"
 #include "lina/Support/NestingDepth.h"
 #include "lina/Target/Plan/PlanEmitter.h"
+#include "lina/Tools/AtomicOutput.h"
 
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
 #include "llvm/ADT/StringRef.h"

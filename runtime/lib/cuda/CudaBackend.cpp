@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/cuda/CudaBackend.h"
-#include "lina/rt/CpuBackend.h"
+#include "lina/rt/Init.h"
+#include "lina/rt/Launch.h"
 #include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CommWatch.h"
 #include "lina/rt/cuda/CudaKernels.h"
@@ -360,7 +361,8 @@ void CudaBackend::initialize(uint64_t seed) {
     LINA_CUDA_CHECK(cudaMallocHost(&d.hostCounts, countsLen * sizeof(int64_t)));
     d.hostCountsLen = countsLen;
   }
-  // The CPU backend's values, so that both compute the same step.
+  // The values every backend uses (Init.h), so that the cpu and cuda
+  // backends compute the same step.
   for (const Buffer &b : plan.buffers) {
     if (b.isView() || b.init != Init::Random || !isFloatType(b.dtype))
       continue;

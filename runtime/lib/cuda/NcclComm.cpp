@@ -13,33 +13,13 @@
 #endif
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 using namespace lina::rt;
 using namespace lina::rt::cuda;
-
-int lina::rt::cuda::localRank() {
-  for (const char *var :
-       {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"})
-    if (const char *v = std::getenv(var))
-      return std::atoi(v);
-#ifdef LINA_HAVE_MPI
-  int initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (initialized && !finalized) {
-    MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
-                        MPI_INFO_NULL, &node);
-    int r = 0;
-    MPI_Comm_rank(node, &r);
-    MPI_Comm_free(&node);
-    return r;
-  }
-#endif
-  return 0;
-}
 
 bool lina::rt::cuda::configureEagerLoading() {
   // overwrite = 0: a user's explicit choice wins (and is documented as
@@ -59,6 +39,30 @@ int lina::rt::cuda::selectDevice(int local) {
   int device = local % count;
   LINA_CUDA_CHECK(cudaSetDevice(device));
   return device;
+}
+
+std::string lina::rt::cuda::describeDevice(int local) {
+  configureEagerLoading();
+  std::string why;
+  if (!cudaAvailable(&why))
+    return "no CUDA GPU: " + why;
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count <= 0)
+    return "no CUDA GPU: cudaGetDeviceCount failed";
+  int device = local % count;
+  std::string out = "GPU " + std::to_string(device);
+  cudaDeviceProp prop;
+  cudaError_t err = cudaGetDeviceProperties(&prop, device);
+  if (err != cudaSuccess) {
+    cudaGetLastError(); // not sticky: leave no error for later checks
+    return out + " (" + describe(err) + ")";
+  }
+  char bus[32];
+  std::snprintf(bus, sizeof bus, "%04x:%02x:%02x.0",
+                static_cast<unsigned>(prop.pciDomainID),
+                static_cast<unsigned>(prop.pciBusID),
+                static_cast<unsigned>(prop.pciDeviceID));
+  return out + " [" + bus + "] " + prop.name;
 }
 
 //===----------------------------------------------------------------------===//

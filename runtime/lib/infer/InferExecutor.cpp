@@ -15,11 +15,11 @@
 
 #include "InferComm.h"
 
-#include "lina/Analysis/Placement.h"
-#include "lina/Analysis/Profile.h"
-#include "lina/Analysis/RoutingTrace.h"
 #include "lina/Support/CheckedMath.h"
-#include "lina/rt/CpuBackend.h"
+#include "lina/Support/Placement.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
+#include "lina/rt/Init.h"
 #include "lina/rt/Kernels.h"
 #include "lina/rt/Plan.h"
 

@@ -45,13 +45,6 @@
 using namespace lina;
 using namespace lina::rt;
 
-void lina::rt::computeCost(const Plan &plan, const Op &op, double &flops,
-                           double &bytes) {
-  OpCost cost = opCost(plan, op);
-  flops = cost.flops;
-  bytes = cost.bytes;
-}
-
 double lina::rt::computeTime(const Plan &plan, const Op &op,
                              const CostModel &model) {
   OpCost cost = opCost(plan, op);

@@ -17,6 +17,7 @@
 
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/Infer.h"
+#include "lina/rt/Launch.h"
 #include "lina/rt/OutputFile.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
@@ -24,6 +25,7 @@
 #include "lina/rt/Trace.h"
 #ifdef LINA_HAVE_CUDA
 #include "lina/rt/cuda/CudaBackend.h"
+#include "lina/rt/cuda/NcclComm.h"
 #endif
 
 #ifdef LINA_HAVE_MPI
@@ -109,6 +111,17 @@ std::unique_ptr<RunBackend> makeBackend(const std::string &name,
   if (name == "cpu")
     return std::make_unique<RunBackendOf<CpuBackend>>(plan, rank, timeout);
   throw PlanError("backend '" + name + "' is not available in this build");
+}
+
+/// The device a rank of `backend` computes on, for the start-up report:
+/// the GPU that the cuda backend will select, "cpu" for the cpu backend.
+std::string deviceOf(const std::string &backend, int localRank) {
+#ifdef LINA_HAVE_CUDA
+  if (backend == "cuda")
+    return cuda::describeDevice(localRank);
+#endif
+  (void)localRank;
+  return backend;
 }
 
 /// The job's ranks. Every collective of the driver itself is non-blocking
@@ -688,6 +701,50 @@ void exchangeStartup(World &w, const StartupStatus &mine) {
     throw PlanError(error);
 }
 
+/// Where one rank runs, as the start-up report prints it.
+struct RankPlace {
+  int32_t rank = 0, localRank = 0;
+  int64_t pid = 0;
+  char host[128] = {};
+  char device[256] = {};
+};
+
+/// The start-up report: after the agreement and before any backend is
+/// created, rank 0 prints one line per rank with its host, its rank on that
+/// host, its process id and its device, e.g.
+///   rank 0 on node01: local rank 0, pid 4711, GPU 0 [0000:3b:00.0] NVIDIA H100
+/// Every rank takes part (the gather is one of the driver's collectives);
+/// `quiet` only silences the printing.
+void reportRanks(World &w, const std::string &backend, bool quiet) {
+  w.setStage("reporting where the ranks run");
+  RankPlace mine;
+  mine.rank = w.rank;
+  mine.localRank = localRank();
+  mine.pid = static_cast<int64_t>(getpid());
+  copyText(mine.host, sizeof mine.host, hostName());
+  copyText(mine.device, sizeof mine.device, deviceOf(backend, mine.localRank));
+  std::vector<RankPlace> all(static_cast<size_t>(w.size));
+#ifdef LINA_HAVE_MPI
+  if (w.size > 1) {
+    MPI_Request r;
+    MPI_Igather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine,
+                MPI_BYTE, 0, MPI_COMM_WORLD, &r);
+    w.wait(r, "gathering the ranks' hosts and devices");
+  } else {
+    all[0] = mine;
+  }
+#else
+  all[0] = mine;
+#endif
+  if (w.rank != 0 || quiet)
+    return;
+  int width = static_cast<int>(std::to_string(w.size - 1).size());
+  for (const RankPlace &p : all)
+    std::printf("rank %*d on %s: local rank %d, pid %" PRId64 ", %s\n", width,
+                p.rank, p.host, p.localRank, p.pid, p.device);
+  std::fflush(stdout);
+}
+
 /// The flags of --mode infer that decide what a rank runs, in a canonical
 /// form (the files are compared by their hashes).
 std::string canonicalInferFlags(const CommandLine &cl) {
@@ -733,6 +790,7 @@ void agreeOnInference(World &w, const CommandLine &cl,
   mine.ok = error.empty();
   copyText(mine.error, sizeof mine.error, error);
   exchangeStartup(w, mine);
+  reportRanks(w, "cpu", o.quiet); // --mode infer computes on the CPU
 }
 
 /// The results of --mode infer (--json), from rank 0's report.
@@ -849,6 +907,7 @@ int runTraining(World &w, const CommandLine &cl) {
     return runSimulated(w, cl, plans.plan);
   }
   agreeOnThePlan(w, cl, plans);
+  reportRanks(w, o.backend, o.quiet);
   const Plan &plan = plans.plan;
   Policy policy = parsePolicy(o.policy);
   w.setStage("allocating the buffers of the plan '" + o.plan + "' (" +

@@ -14,8 +14,8 @@
 
 #include "lina/Dialect/Lina/Transforms/Passes.h"
 
-#include "lina/Analysis/Placement.h"
-#include "lina/Analysis/Profile.h"
+#include "lina/Support/Placement.h"
+#include "lina/Support/Profile.h"
 
 #include "llvm/Support/Debug.h"
 #include "llvm/Support/Format.h"

@@ -9,8 +9,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/CostModel.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
+#include "lina/Support/CostModel.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"

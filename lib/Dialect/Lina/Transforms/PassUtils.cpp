@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/CostModel.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
+#include "lina/Support/CostModel.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"

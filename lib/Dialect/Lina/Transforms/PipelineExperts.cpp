@@ -25,8 +25,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/CostModel.h"
 #include "lina/Dialect/Lina/Transforms/Passes.h"
+#include "lina/Support/CostModel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"

@@ -94,10 +94,6 @@ private:
   std::vector<int> gateOrdinal;
 };
 
-/// Deterministic initial values of a buffer: uniform in [-a, a] with
-/// a = 1/sqrt(fan-in) for parameters and 1 for inputs.
-void fillRandom(const Buffer &buffer, int rank, uint64_t seed, float *out);
-
 } // namespace lina::rt
 
 #endif // LINA_RT_CPUBACKEND_H

@@ -1,9 +1,12 @@
-//===- Kernels.h - CPU reference kernels of the plan's ops ------*- C++ -*-===//
+//===- Kernels.h - Host reference kernels of the plan's ops -----*- C++ -*-===//
 //
 // Part of the Lina project.
 //
 // f32 kernels on row-major arrays, with GEMMs on BLAS (cblas_sgemm). Their
 // semantics are those of docs/PLAN.md; the CUDA kernels must match them.
+// They belong to the runtime core, not to a backend: the cpu backend
+// computes with them, and so does the inference executor (--mode infer),
+// which is CPU-only and runs outside the backends.
 //
 //===----------------------------------------------------------------------===//
 

@@ -19,7 +19,7 @@
 #ifndef LINA_RT_SIMULATOR_H
 #define LINA_RT_SIMULATOR_H
 
-#include "lina/Analysis/CostModel.h"
+#include "lina/Support/CostModel.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
 
@@ -99,9 +99,6 @@ struct SharedFlow {
 /// `capacity` (progressive filling), as the simulator shares its links.
 std::vector<double> maxMinRates(const std::vector<double> &capacity,
                                 const std::vector<SharedFlow> &flows);
-
-/// Roofline inputs of a compute op: FLOPs and bytes moved.
-void computeCost(const Plan &plan, const Op &op, double &flops, double &bytes);
 
 /// The simulated time of compute op `op`: its roofline time with the
 /// efficiency of its kernel class plus one launch per kernel it runs.

@@ -54,8 +54,9 @@ public:
   ~CudaBackend() override;
 
   /// Allocates the device buffers and fills inputs and parameters with the
-  /// values the CPU backend uses (lina::rt::fillRandom of the seed, the
-  /// buffer's name and the rank), rounded to the buffer's dtype.
+  /// values every backend uses (lina::rt::fillRandom of lina/rt/Init.h:
+  /// the seed, the buffer's name and the rank), rounded to the buffer's
+  /// dtype.
   void initialize(uint64_t seed);
 
   void start(const Op &op) override;

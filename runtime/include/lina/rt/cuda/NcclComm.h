@@ -48,11 +48,6 @@
 
 namespace lina::rt::cuda {
 
-/// This process's rank on its node: OMPI_COMM_WORLD_LOCAL_RANK,
-/// MPI_LOCALRANKID or SLURM_LOCALID if set, else (MPI initialised) its rank
-/// in MPI_Comm_split_type(MPI_COMM_TYPE_SHARED), else 0.
-int localRank();
-
 /// Sets CUDA_MODULE_LOADING=EAGER and NCCL_RUNTIME_CONNECT=0 unless the
 /// user set them. Must run before the first CUDA call of the process (lazy
 /// loading of a kernel module can wait for the whole device while an NCCL
@@ -60,9 +55,16 @@ int localRank();
 /// already set to something else than EAGER.
 bool configureEagerLoading();
 
-/// cudaSetDevice(localRank % device count); returns the device. Throws
-/// NoGpuError (with the reason) if no usable GPU is present.
+/// cudaSetDevice(localRank % device count) (localRank: lina/rt/Launch.h);
+/// returns the device. Throws NoGpuError (with the reason) if no usable GPU
+/// is present.
 int selectDevice(int localRank);
+
+/// The GPU that selectDevice(localRank) picks, for lina-run's start-up
+/// report: "GPU 1 [0000:3b:00.0] NVIDIA H100 80GB HBM3" (index among the
+/// visible GPUs, PCI address, name), or "no CUDA GPU: <reason>". Calls
+/// configureEagerLoading() first; selects nothing and never throws.
+std::string describeDevice(int localRank);
 
 /// NCCL behind the CommDriver interface of CommWatch.
 class NcclDriver final : public CommDriver {

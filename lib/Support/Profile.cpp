@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/Profile.h"
+#include "lina/Support/Profile.h"
 
 #include <nlohmann/json.hpp>
 

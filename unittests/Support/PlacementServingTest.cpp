@@ -10,9 +10,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/Placement.h"
-#include "lina/Analysis/Profile.h"
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/Placement.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <gtest/gtest.h>
 

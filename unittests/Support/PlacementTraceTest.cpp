@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-//===- Kernels.cpp - CPU reference kernels --------------------------------===//
+//===- Kernels.cpp - Host reference kernels -------------------------------===//
 //
 // Part of the Lina project.
 //

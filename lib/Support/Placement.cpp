@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/Placement.h"
+#include "lina/Support/Placement.h"
 
 #include <algorithm>
 #include <cmath>

@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/CostModel.h"
+#include "lina/Support/CostModel.h"
 
 #include <gtest/gtest.h>
 

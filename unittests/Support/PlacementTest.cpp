@@ -9,7 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/Placement.h"
+#include "lina/Support/Placement.h"
 
 #include <gtest/gtest.h>
 

@@ -8,8 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_LIB_ANALYSIS_RANDOMUTIL_H
-#define LINA_LIB_ANALYSIS_RANDOMUTIL_H
+#ifndef LINA_LIB_SUPPORT_RANDOMUTIL_H
+#define LINA_LIB_SUPPORT_RANDOMUTIL_H
 
 #include <cstdint>
 
@@ -36,4 +36,4 @@ private:
 
 } // namespace lina::detail
 
-#endif // LINA_LIB_ANALYSIS_RANDOMUTIL_H
+#endif // LINA_LIB_SUPPORT_RANDOMUTIL_H

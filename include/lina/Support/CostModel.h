@@ -13,8 +13,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_ANALYSIS_COSTMODEL_H
-#define LINA_ANALYSIS_COSTMODEL_H
+#ifndef LINA_SUPPORT_COSTMODEL_H
+#define LINA_SUPPORT_COSTMODEL_H
 
 #include <cstdint>
 #include <optional>
@@ -145,4 +145,4 @@ private:
 
 } // namespace lina
 
-#endif // LINA_ANALYSIS_COSTMODEL_H
+#endif // LINA_SUPPORT_COSTMODEL_H

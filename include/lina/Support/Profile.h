@@ -20,10 +20,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_ANALYSIS_PROFILE_H
-#define LINA_ANALYSIS_PROFILE_H
+#ifndef LINA_SUPPORT_PROFILE_H
+#define LINA_SUPPORT_PROFILE_H
 
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include <cstdint>
 #include <map>
@@ -100,4 +100,4 @@ public:
 
 } // namespace lina
 
-#endif // LINA_ANALYSIS_PROFILE_H
+#endif // LINA_SUPPORT_PROFILE_H

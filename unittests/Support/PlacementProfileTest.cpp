@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/Profile.h"
+#include "lina/Support/Profile.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/Analysis/RoutingTrace.h"
+#include "lina/Support/RoutingTrace.h"
 
 #include "RandomUtil.h"
 

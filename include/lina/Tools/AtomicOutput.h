@@ -18,8 +18,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_SUPPORT_ATOMICOUTPUT_H
-#define LINA_SUPPORT_ATOMICOUTPUT_H
+#ifndef LINA_TOOLS_ATOMICOUTPUT_H
+#define LINA_TOOLS_ATOMICOUTPUT_H
 
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -117,4 +117,4 @@ inline int runWithAtomicOutput(int argc, char **argv,
 
 } // namespace lina
 
-#endif // LINA_SUPPORT_ATOMICOUTPUT_H
+#endif // LINA_TOOLS_ATOMICOUTPUT_H

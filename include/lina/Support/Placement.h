@@ -21,10 +21,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_ANALYSIS_PLACEMENT_H
-#define LINA_ANALYSIS_PLACEMENT_H
+#ifndef LINA_SUPPORT_PLACEMENT_H
+#define LINA_SUPPORT_PLACEMENT_H
 
-#include "lina/Analysis/CostModel.h"
+#include "lina/Support/CostModel.h"
 
 #include <cstdint>
 #include <optional>
@@ -258,4 +258,4 @@ private:
 
 } // namespace lina
 
-#endif // LINA_ANALYSIS_PLACEMENT_H
+#endif // LINA_SUPPORT_PLACEMENT_H

@@ -15,8 +15,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef LINA_ANALYSIS_ROUTINGTRACE_H
-#define LINA_ANALYSIS_ROUTINGTRACE_H
+#ifndef LINA_SUPPORT_ROUTINGTRACE_H
+#define LINA_SUPPORT_ROUTINGTRACE_H
 
 #include <cstdint>
 #include <iosfwd>
@@ -111,4 +111,4 @@ bool writeRoutingTrace(const RoutingTrace &trace, const std::string &path,
 
 } // namespace lina
 
-#endif // LINA_ANALYSIS_ROUTINGTRACE_H
+#endif // LINA_SUPPORT_ROUTINGTRACE_H
