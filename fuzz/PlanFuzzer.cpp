@@ -5,9 +5,10 @@
 // The input is a plan (JSON). parsePlan must accept it or throw PlanError.
 // An accepted plan must keep the loader's guarantees (docs/PLAN.md,
 // docs/LIMITS.md): every size within the limits and computable without
-// overflow, every view and copy box inside its buffer, no empty copy. The
-// accepted plan is then simulated on the built-in cluster, which must
-// finish (a hang is a libFuzzer timeout) with a finite step time.
+// overflow, every view and copy box inside its buffer, no empty copy; and
+// writePlan must write it as a plan that parsePlan reads back as the same
+// plan. The accepted plan is then simulated on the built-in cluster, which
+// must finish (a hang is a libFuzzer timeout) with a finite step time.
 //
 //===----------------------------------------------------------------------===//
 
@@ -122,6 +123,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   checkInvariants(plan);
   (void)dumpPlan(plan);
+
+  // The writer and the loader agree on every accepted plan.
+  try {
+    if (!(parsePlan(writePlan(plan), "written.json") == plan))
+      fuzz::fail(kTarget, "writePlan changed the plan it wrote");
+  } catch (const PlanError &e) {
+    fuzz::fail(kTarget, std::string("the written plan does not load: ") +
+                            e.what());
+  }
 
   // Simulate one step; a plan too large for the cluster is a PlanError.
   static const ClusterSpec cluster = ClusterSpec::a100Ib100();

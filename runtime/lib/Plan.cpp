@@ -16,6 +16,7 @@
 #include <iomanip>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 using nlohmann::json;
 using namespace lina::rt;
@@ -138,6 +139,43 @@ const std::vector<int> &Group::instanceOf(int rank, int *indexInGroup) const {
       }
   throw PlanError("rank " + std::to_string(rank) + " is not in group '" +
                   name + "'");
+}
+
+bool lina::rt::operator==(const PlacementTable &a, const PlacementTable &b) {
+  return std::tie(a.numDevices, a.slotsPerDevice, a.offsets, a.devices,
+                  a.shares) == std::tie(b.numDevices, b.slotsPerDevice,
+                                        b.offsets, b.devices, b.shares);
+}
+
+bool lina::rt::operator==(const Buffer &a, const Buffer &b) {
+  return std::tie(a.id, a.name, a.dtype, a.shape, a.role, a.init, a.viewBase,
+                  a.viewOffset) == std::tie(b.id, b.name, b.dtype, b.shape,
+                                            b.role, b.init, b.viewBase,
+                                            b.viewOffset);
+}
+
+bool lina::rt::operator==(const Op &a, const Op &b) {
+  auto fields = [](const Op &o) {
+    return std::tie(o.id, o.kind, o.inputs, o.outputs, o.deps, o.priority,
+                    o.group, o.holdLow, o.partitionIndex, o.partitionCount,
+                    o.chunkIndex, o.chunkCount, o.loc, o.activation,
+                    o.reduction, o.numExperts, o.topK, o.capacityFactor,
+                    o.capacity, o.maxRows, o.splitAxis, o.concatAxis,
+                    o.srcOffsets, o.dstOffsets, o.sizes, o.accumulateInto,
+                    o.placement);
+  };
+  return fields(a) == fields(b);
+}
+
+bool lina::rt::operator==(const Group &a, const Group &b) {
+  return a.name == b.name && a.members == b.members;
+}
+
+bool lina::rt::operator==(const Plan &a, const Plan &b) {
+  return std::tie(a.version, a.source, a.function, a.mode, a.worldSize,
+                  a.gridShape, a.groups, a.buffers, a.ops, a.outputs) ==
+         std::tie(b.version, b.source, b.function, b.mode, b.worldSize,
+                  b.gridShape, b.groups, b.buffers, b.ops, b.outputs);
 }
 
 int64_t Plan::collectiveBytes(const Op &op) const {
@@ -283,6 +321,35 @@ public:
     return d;
   }
 
+  /// A list of at most `maxLen` finite numbers in (0, 1].
+  std::vector<double> getShareList(const json &obj, const char *key,
+                                   const std::string &where, size_t maxLen,
+                                   const std::string &prefix) const {
+    const json &v = require(obj, key, where);
+    std::string field = prefix + key;
+    if (!v.is_array())
+      failField(where, field, "must be an array of numbers, got " +
+                                  std::string(v.type_name()));
+    if (v.size() > maxLen)
+      failField(where, field, "has " + std::to_string(v.size()) +
+                                  " entries; the limit is " +
+                                  std::to_string(maxLen));
+    std::vector<double> out;
+    out.reserve(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      std::string entry = field + "[" + std::to_string(i) + "]";
+      if (!v[i].is_number())
+        failField(where, entry,
+                  "must be a number, got " + std::string(v[i].type_name()) +
+                      " " + valueString(v[i]));
+      double d = v[i].get<double>();
+      if (!std::isfinite(d) || d <= 0 || d > 1)
+        failField(where, entry, "is " + valueString(v[i]) + ", outside (0, 1]");
+      out.push_back(d);
+    }
+    return out;
+  }
+
   std::string getString(const json &obj, const char *key,
                         const std::string &where,
                         const std::string &prefix = "") const {
@@ -301,12 +368,13 @@ public:
   }
 
   bool getBoolOr(const json &obj, const char *key, bool fallback,
-                 const std::string &where) const {
+                 const std::string &where,
+                 const std::string &prefix = "") const {
     const json *v = find(obj, key);
     if (!v)
       return fallback;
     if (!v->is_boolean())
-      failField(where, key,
+      failField(where, prefix + key,
                 "must be true or false, got " + std::string(v->type_name()) +
                     " " + valueString(*v));
     return v->get<bool>();
@@ -509,7 +577,28 @@ public:
                                  Limits::kMaxElements, Limits::kMaxTensorRank, a);
     op.sizes = getIntListOr(attrs, "sizes", where, 0, Limits::kMaxElements,
                             Limits::kMaxTensorRank, a);
+    op.accumulateInto =
+        getBoolOr(attrs, "accumulate_into", false, where, a);
+    if (find(o, "placement"))
+      op.placement = parsePlacement(objectOr(o, "placement", where), where);
     return op;
+  }
+
+  /// The fields of a placement table; the validator relates them.
+  PlacementTable parsePlacement(const json &p, const std::string &where) const {
+    const std::string prefix = "placement.";
+    PlacementTable t;
+    t.numDevices = static_cast<int>(
+        getInt(p, "num_devices", where, 1, Limits::kMaxRanks, prefix));
+    t.slotsPerDevice = static_cast<int>(getInt(p, "slots_per_device", where, 1,
+                                               Limits::kMaxExperts, prefix));
+    t.offsets = getIntList(p, "offsets", where, 0, kMaxListLength,
+                           Limits::kMaxExperts + 1, prefix);
+    std::vector<int64_t> devices = getIntList(
+        p, "devices", where, 0, Limits::kMaxRanks - 1, kMaxListLength, prefix);
+    t.devices.assign(devices.begin(), devices.end());
+    t.shares = getShareList(p, "shares", where, kMaxListLength, prefix);
+    return t;
   }
 
 private:
@@ -709,6 +798,40 @@ private:
         (op.chunkCount < 1 || op.chunkIndex >= op.chunkCount))
       failOp(op, "chunk index out of range");
     checkKind(op);
+    if (op.placement)
+      checkPlacement(op, *op.placement);
+  }
+
+  /// A placement table's lists fit together and the gate: one range of
+  /// replicas per expert, devices within the table's. What lina-run --mode
+  /// infer needs beyond that (shares summing to 1, slots per device) it
+  /// checks itself.
+  void checkPlacement(const Op &op, const PlacementTable &t) const {
+    if (op.kind != OpKind::Gate)
+      failOp(op, "only gates carry a placement table");
+    if (t.numExperts() != op.numExperts)
+      failOp(op, "its placement table has " +
+                     std::to_string(t.offsets.size()) +
+                     " offsets; a gate of " + std::to_string(op.numExperts) +
+                     " experts needs " + std::to_string(op.numExperts + 1));
+    if (t.devices.size() != t.shares.size())
+      failOp(op, "its placement table has " +
+                     std::to_string(t.devices.size()) + " devices but " +
+                     std::to_string(t.shares.size()) + " shares");
+    if (t.offsets.front() != 0 ||
+        t.offsets.back() != static_cast<int64_t>(t.devices.size()))
+      failOp(op, "the offsets of its placement table must run from 0 to the "
+                 "number of replicas (" +
+                     std::to_string(t.devices.size()) + ")");
+    for (size_t e = 0; e + 1 < t.offsets.size(); ++e)
+      if (t.offsets[e] >= t.offsets[e + 1])
+        failOp(op, "expert " + std::to_string(e) +
+                       " has no replica in its placement table (offsets must "
+                       "increase)");
+    for (int d : t.devices)
+      if (d >= t.numDevices)
+        failOp(op, "its placement table names device " + std::to_string(d) +
+                       " of " + std::to_string(t.numDevices));
   }
 
   bool anyViewProduced(int base) const {

@@ -13,11 +13,16 @@
 // Dependencies are the data dependencies: the ops that wrote an overlapping
 // part of the storage an op reads.
 //
+// The plan is built as a lina::rt::Plan, the runtime's definition of the
+// format, and written with lina::rt::writePlan, so that the emitter and the
+// loader share one model of it.
+//
 //===----------------------------------------------------------------------===//
 
 #include "lina/Target/Plan/PlanEmitter.h"
 #include "lina/Dialect/Lina/IR/LinaOps.h"
 #include "lina/Support/CheckedMath.h"
+#include "lina/rt/Plan.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -27,9 +32,9 @@
 #include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/JSON.h"
 #include "llvm/Support/Path.h"
 
+#include <climits>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -37,34 +42,55 @@
 
 using namespace mlir;
 using namespace mlir::lina;
-namespace json = llvm::json;
+namespace rt = ::lina::rt;
 
 namespace {
-struct BufferInfo {
-  std::string name;
-  std::string dtype;
-  SmallVector<int64_t> shape;
-  std::string role = "temp";
-  std::string init = "none";
-  int base = -1;      ///< view base, or -1
-  int64_t offset = 0; ///< element offset in the base
-  /// Product of `shape`, checked against Limits::kMaxElements on creation.
-  int64_t elements = 0;
-  int64_t numElements() const { return elements; }
-};
+/// An op of `kind` with no attributes yet.
+rt::Op planOp(rt::OpKind kind) {
+  rt::Op op;
+  op.kind = kind;
+  return op;
+}
 
-struct OpInfo {
-  std::string kind;
-  SmallVector<int> inputs, outputs, deps;
-  json::Object attrs;
-  std::string group;               ///< collectives only
-  std::string priority = "normal"; ///< collectives only
-  std::optional<std::pair<int64_t, int64_t>> partition, chunk;
-  bool holdLow = false;
-  std::string loc;
-  /// Gates only: the #lina.placement table of --lina-build-placement.
-  std::optional<json::Object> placement;
-};
+rt::Activation toPlan(Activation a) {
+  switch (a) {
+  case Activation::none:
+    return rt::Activation::None;
+  case Activation::relu:
+    return rt::Activation::Relu;
+  case Activation::gelu:
+    return rt::Activation::Gelu;
+  case Activation::silu:
+    return rt::Activation::Silu;
+  }
+  llvm_unreachable("unknown activation");
+}
+
+rt::Reduction toPlan(Reduction r) {
+  switch (r) {
+  case Reduction::sum:
+    return rt::Reduction::Sum;
+  case Reduction::max:
+    return rt::Reduction::Max;
+  case Reduction::min:
+    return rt::Reduction::Min;
+  case Reduction::prod:
+    return rt::Reduction::Prod;
+  }
+  llvm_unreachable("unknown reduction");
+}
+
+rt::Priority toPlan(Priority p) {
+  switch (p) {
+  case Priority::normal:
+    return rt::Priority::Normal;
+  case Priority::high:
+    return rt::Priority::High;
+  case Priority::low:
+    return rt::Priority::Low;
+  }
+  llvm_unreachable("unknown priority");
+}
 
 /// Element strides of a row-major shape, or nullopt if they overflow.
 std::optional<SmallVector<int64_t>> stridesOf(ArrayRef<int64_t> shape) {
@@ -149,27 +175,42 @@ private:
   FailureOr<func::FuncOp> selectFunction();
   LogicalResult emitArguments(func::FuncOp func);
   void computeGroups(GridOp grid);
-  FailureOr<std::string> dtypeOf(Operation *op, Type type);
-  FailureOr<int> newBuffer(Operation *where, Value value, StringRef role);
+  FailureOr<rt::DType> dtypeOf(Operation *op, Type type);
+  FailureOr<int> newBuffer(Operation *where, Value value, rt::Role role);
   FailureOr<int> viewOf(Operation *where, int source, int64_t offset,
                         Type type);
   LogicalResult checkLimits(Operation *where, RankedTensorType type);
   FailureOr<int> destinationFor(Operation *where, Value value);
   void planConcats(func::FuncOp func);
   LogicalResult emitOp(Operation *op);
-  void addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
-             ArrayRef<int> outputs, json::Object attrs);
+  LogicalResult addOp(Operation *op, rt::Op info, ArrayRef<Value> inputs,
+                      ArrayRef<int> outputs);
+  FailureOr<int> planInt(Operation *op, StringRef what, int64_t value,
+                         int64_t limit);
+  LogicalResult setChunk(Operation *op, rt::Op &info, ChunkAttr c);
   int bufferOf(Value v) {
     auto it = values.find(v);
     assert(it != values.end() && "value used before its definition");
     return it->second;
   }
-  void print(llvm::raw_ostream &os, func::FuncOp func, GridOp grid);
+  /// Element range [begin, end) of buffer `b` in its base's storage.
+  std::pair<int64_t, int64_t> rangeOf(int b) const {
+    const rt::Buffer &buffer = plan.buffers[b];
+    int64_t begin = buffer.isView() ? buffer.viewOffset : 0;
+    return {begin, begin + elements[b]};
+  }
+  int baseOf(int b) const {
+    return plan.buffers[b].isView() ? plan.buffers[b].viewBase : b;
+  }
+  void finish(func::FuncOp func, GridOp grid);
 
   ModuleOp module;
   PlanEmitterOptions options;
-  std::vector<BufferInfo> buffers;
-  std::vector<OpInfo> ops;
+  /// The plan being built; ops and buffers are appended in program order.
+  rt::Plan plan;
+  /// Element count of each buffer: the product of its shape, checked
+  /// against Limits::kMaxElements when the buffer is made.
+  std::vector<int64_t> elements;
   llvm::DenseMap<Value, int> values;
   /// Op results that are built in place inside a concatenation's buffer:
   /// the concat result and the element offset of the piece.
@@ -178,50 +219,48 @@ private:
   llvm::DenseSet<Operation *> contiguousConcats;
   /// Ops so far that wrote each base buffer: (op id, buffer written).
   std::map<int, std::vector<std::pair<int, int>>> writers;
-  /// Group name -> instances -> ranks in group-rank order.
-  std::vector<std::pair<std::string, std::vector<std::vector<int64_t>>>> groups;
-  /// Buffers the function returns, in order.
-  SmallVector<int> outputIds;
   bool hasGrad = false;
 };
 } // namespace
 
-FailureOr<std::string> Emitter::dtypeOf(Operation *op, Type type) {
+FailureOr<rt::DType> Emitter::dtypeOf(Operation *op, Type type) {
   Type e = cast<ShapedType>(type).getElementType();
   if (e.isF32())
-    return std::string("f32");
+    return rt::DType::F32;
   if (e.isBF16())
-    return std::string("bf16");
+    return rt::DType::BF16;
   if (e.isF16())
-    return std::string("f16");
+    return rt::DType::F16;
   if (e.isInteger(32))
-    return std::string("i32");
+    return rt::DType::I32;
   if (e.isInteger(64))
-    return std::string("i64");
+    return rt::DType::I64;
   op->emitError() << "lina-to-plan: unsupported element type " << e
                   << "; plan buffers are f32, bf16, f16, i32 or i64";
   return failure();
 }
 
 FailureOr<int> Emitter::newBuffer(Operation *where, Value value,
-                                  StringRef role) {
+                                  rt::Role role) {
   auto type = dyn_cast<RankedTensorType>(value.getType());
   if (!type || !type.hasStaticShape()) {
     where->emitError() << "lina-to-plan: unsupported type " << value.getType()
                        << "; plan buffers need a statically shaped tensor";
     return failure();
   }
-  FailureOr<std::string> dtype = dtypeOf(where, type);
+  FailureOr<rt::DType> dtype = dtypeOf(where, type);
   if (failed(dtype) || failed(checkLimits(where, type)))
     return failure();
-  BufferInfo b;
+  int id = static_cast<int>(plan.buffers.size());
+  rt::Buffer b;
+  b.id = id;
   b.dtype = *dtype;
   b.shape.assign(type.getShape().begin(), type.getShape().end());
-  b.elements = type.getNumElements();
-  b.role = role.str();
-  b.name = "t" + std::to_string(buffers.size());
-  buffers.push_back(std::move(b));
-  return static_cast<int>(buffers.size() - 1);
+  b.role = role;
+  b.name = "t" + std::to_string(id);
+  plan.buffers.push_back(std::move(b));
+  elements.push_back(type.getNumElements());
+  return id;
 }
 
 FailureOr<int> Emitter::viewOf(Operation *where, int source, int64_t offset,
@@ -231,28 +270,30 @@ FailureOr<int> Emitter::viewOf(Operation *where, int source, int64_t offset,
     return where->emitError()
            << "lina-to-plan: unsupported dynamic shape " << type
            << "; plan buffers need a statically shaped tensor";
-  FailureOr<std::string> dtype = dtypeOf(where, tensor);
+  FailureOr<rt::DType> dtype = dtypeOf(where, tensor);
   if (failed(dtype) || failed(checkLimits(where, tensor)))
     return failure();
-  const BufferInfo &src = buffers[source];
-  BufferInfo b;
+  int id = static_cast<int>(plan.buffers.size());
+  int64_t count = tensor.getNumElements();
+  // Views never chain: a view of a view is a view of its base.
+  int base = baseOf(source);
+  std::optional<int64_t> start =
+      ::lina::checkedAdd(rangeOf(source).first, offset);
+  if (!start || !::lina::rangeWithin(*start, count, elements[base]))
+    return where->emitError()
+           << "lina-to-plan: a view of " << count << " elements at "
+           << "offset " << offset << " does not fit in its source of "
+           << elements[source] << " elements";
+  rt::Buffer b;
+  b.id = id;
   b.dtype = *dtype;
   b.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
-  b.elements = tensor.getNumElements();
-  // Views never chain: a view of a view is a view of its base.
-  b.base = src.base >= 0 ? src.base : source;
-  std::optional<int64_t> start =
-      ::lina::checkedAdd(src.base >= 0 ? src.offset : 0, offset);
-  const BufferInfo &base = buffers[b.base];
-  if (!start || !::lina::rangeWithin(*start, b.elements, base.numElements()))
-    return where->emitError()
-           << "lina-to-plan: a view of " << b.elements << " elements at "
-           << "offset " << offset << " does not fit in its source of "
-           << src.numElements() << " elements";
-  b.offset = *start;
-  b.name = "t" + std::to_string(buffers.size());
-  buffers.push_back(std::move(b));
-  return static_cast<int>(buffers.size() - 1);
+  b.viewBase = base;
+  b.viewOffset = *start;
+  b.name = "t" + std::to_string(id);
+  plan.buffers.push_back(std::move(b));
+  elements.push_back(count);
+  return id;
 }
 
 /// Checks a buffer's type against the documented limits (docs/LIMITS.md).
@@ -268,13 +309,13 @@ LogicalResult Emitter::checkLimits(Operation *where, RankedTensorType type) {
 FailureOr<int> Emitter::destinationFor(Operation *where, Value value) {
   auto it = pieceOf.find(value);
   if (it == pieceOf.end())
-    return newBuffer(where, value, "temp");
+    return newBuffer(where, value, rt::Role::Temp);
   auto [concat, offset] = it->second;
   int whole;
   if (auto found = values.find(concat); found != values.end()) {
     whole = found->second;
   } else {
-    FailureOr<int> made = newBuffer(where, concat, "temp");
+    FailureOr<int> made = newBuffer(where, concat, rt::Role::Temp);
     if (failed(made))
       return failure();
     whole = *made;
@@ -318,23 +359,27 @@ void Emitter::planConcats(func::FuncOp func) {
   });
 }
 
-void Emitter::addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
-                    ArrayRef<int> outputs, json::Object attrs) {
-  int id = static_cast<int>(ops.size());
-  OpInfo info;
-  info.kind = kind.str();
+/// `value` as an int field of the plan, or an error on `op` if it exceeds
+/// `limit` (at most INT_MAX).
+FailureOr<int> Emitter::planInt(Operation *op, StringRef what, int64_t value,
+                                int64_t limit) {
+  if (value >= 0 && value <= limit)
+    return static_cast<int>(value);
+  return op->emitError() << "lina-to-plan: " << what << " is " << value
+                         << "; a plan holds 0 to " << limit;
+}
+
+LogicalResult Emitter::addOp(Operation *op, rt::Op info,
+                             ArrayRef<Value> inputs, ArrayRef<int> outputs) {
+  int id = static_cast<int>(plan.ops.size());
+  info.id = id;
   std::set<int> deps;
   for (Value v : inputs) {
     int b = bufferOf(v);
     info.inputs.push_back(b);
-    const BufferInfo &in = buffers[b];
-    int base = in.base >= 0 ? in.base : b;
-    int64_t begin = in.base >= 0 ? in.offset : 0;
-    int64_t end = begin + in.numElements();
-    for (auto [writer, written] : writers[base]) {
-      const BufferInfo &w = buffers[written];
-      int64_t wBegin = w.base >= 0 ? w.offset : 0;
-      int64_t wEnd = wBegin + w.numElements();
+    auto [begin, end] = rangeOf(b);
+    for (auto [writer, written] : writers[baseOf(b)]) {
+      auto [wBegin, wEnd] = rangeOf(written);
       if (wBegin < end && begin < wEnd)
         deps.insert(writer);
     }
@@ -342,39 +387,64 @@ void Emitter::addOp(Operation *op, StringRef kind, ArrayRef<Value> inputs,
   info.deps.assign(deps.begin(), deps.end());
   for (int b : outputs) {
     info.outputs.push_back(b);
-    writers[buffers[b].base >= 0 ? buffers[b].base : b].push_back({id, b});
+    writers[baseOf(b)].push_back({id, b});
   }
-  info.attrs = std::move(attrs);
   info.loc = locString(op->getLoc());
   info.holdLow = op->hasAttr(LinaDialect::kHoldLowAttrName);
 
   auto collective = [&](GroupAttr group, std::optional<Priority> priority) {
     info.group = group.getName().getValue().str();
-    info.priority =
-        stringifyPriority(priority.value_or(Priority::normal)).str();
+    info.priority = toPlan(priority.value_or(Priority::normal));
   };
   if (auto a2a = dyn_cast<AllToAllOp>(op))
     collective(a2a.getGroup(), a2a.getPriority());
   else if (auto ar = dyn_cast<AllReduceOp>(op))
     collective(ar.getGroup(), ar.getPriority());
-  if (auto p = op->getAttrOfType<PartitionAttr>("partition"))
-    info.partition = {p.getIndex(), p.getCount()};
+  // The attribute verifiers keep 0 <= index < count.
+  if (auto p = op->getAttrOfType<PartitionAttr>("partition")) {
+    FailureOr<int> count =
+        planInt(op, "the partition count", p.getCount(), INT_MAX);
+    if (failed(count))
+      return failure();
+    info.partitionIndex = static_cast<int>(p.getIndex());
+    info.partitionCount = *count;
+  }
   if (auto c = op->getAttrOfType<ChunkAttr>("chunk"))
-    info.chunk = {c.getIndex(), c.getCount()};
+    if (failed(setChunk(op, info, c)))
+      return failure();
   if (auto p = op->getAttrOfType<PlacementAttr>(
           LinaDialect::kPlacementAttrName)) {
-    // The attribute verifier requires positive finite shares.
-    json::Array shares;
-    for (double x : p.getShares().asArrayRef())
-      shares.push_back(x);
-    info.placement = json::Object{
-        {"num_devices", p.getNumDevices()},
-        {"slots_per_device", p.getSlotsPerDevice()},
-        {"offsets", json::Array(p.getOffsets())},
-        {"devices", json::Array(p.getDevices())},
-        {"shares", std::move(shares)}};
+    // The attribute verifier requires devices in [0, num_devices) and
+    // positive finite shares.
+    rt::PlacementTable table;
+    FailureOr<int> devices = planInt(op, "the placement's num_devices",
+                                     p.getNumDevices(), ::lina::Limits::kMaxRanks);
+    FailureOr<int> slots =
+        planInt(op, "the placement's slots_per_device", p.getSlotsPerDevice(),
+                ::lina::Limits::kMaxExperts);
+    if (failed(devices) || failed(slots))
+      return failure();
+    table.numDevices = *devices;
+    table.slotsPerDevice = *slots;
+    table.offsets.assign(p.getOffsets().begin(), p.getOffsets().end());
+    for (int64_t d : p.getDevices())
+      table.devices.push_back(static_cast<int>(d));
+    ArrayRef<double> shares = p.getShares().asArrayRef();
+    table.shares.assign(shares.begin(), shares.end());
+    info.placement = std::move(table);
   }
-  ops.push_back(std::move(info));
+  plan.ops.push_back(std::move(info));
+  return success();
+}
+
+/// Marks `info` as chunk `c` of a pipelined op.
+LogicalResult Emitter::setChunk(Operation *op, rt::Op &info, ChunkAttr c) {
+  FailureOr<int> count = planInt(op, "the chunk count", c.getCount(), INT_MAX);
+  if (failed(count))
+    return failure();
+  info.chunkIndex = static_cast<int>(c.getIndex());
+  info.chunkCount = *count;
+  return success();
 }
 
 LogicalResult Emitter::emitOp(Operation *op) {
@@ -389,26 +459,30 @@ LogicalResult Emitter::emitOp(Operation *op) {
     }
     return ids;
   };
-  auto simple = [&](StringRef kind, json::Object attrs) -> LogicalResult {
+  auto simple = [&](rt::Op info) -> LogicalResult {
     FailureOr<SmallVector<int>> outs = results();
     if (failed(outs))
       return failure();
-    addOp(op, kind, llvm::to_vector(op->getOperands()), *outs,
-          std::move(attrs));
-    return success();
+    return addOp(op, std::move(info), llvm::to_vector(op->getOperands()),
+                 *outs);
   };
-  auto grad = [&](StringRef kind, json::Object attrs) {
+  auto grad = [&](rt::Op info) {
     hasGrad = true;
-    return simple(kind, std::move(attrs));
+    return simple(std::move(info));
   };
-  auto act = [](Activation a) {
-    return json::Object{{"activation", stringifyActivation(a).str()}};
+  auto act = [](rt::OpKind kind, Activation a) {
+    rt::Op info = planOp(kind);
+    info.activation = toPlan(a);
+    return info;
   };
+  using rt::OpKind;
 
   return llvm::TypeSwitch<Operation *, LogicalResult>(op)
-      .Case([&](DenseOp o) { return simple("dense", act(o.getActivation())); })
+      .Case([&](DenseOp o) {
+        return simple(act(OpKind::Dense, o.getActivation()));
+      })
       .Case([&](DenseGradOp o) {
-        return grad("dense_grad", act(o.getActivation()));
+        return grad(act(OpKind::DenseGrad, o.getActivation()));
       })
       .Case([&](GateOp o) -> LogicalResult {
         FailureOr<double> factor =
@@ -421,30 +495,29 @@ LogicalResult Emitter::emitOp(Operation *op) {
           for (double x : p.getShares().asArrayRef())
             if (failed(finiteNumber(o, "a placement share", x)))
               return failure();
-        return simple(
-            "gate",
-            json::Object{
-                {"num_experts", static_cast<int64_t>(o.getNumExperts())},
-                {"top_k", static_cast<int64_t>(o.getTopK())},
-                {"capacity_factor", *factor}});
+        rt::Op gate = planOp(OpKind::Gate);
+        gate.numExperts = static_cast<int64_t>(o.getNumExperts());
+        gate.topK = static_cast<int64_t>(o.getTopK());
+        gate.capacityFactor = *factor;
+        return simple(std::move(gate));
       })
-      .Case([&](GateGradOp) { return grad("gate_grad", json::Object()); })
+      .Case([&](GateGradOp) { return grad(planOp(OpKind::GateGrad)); })
       .Case([&](DispatchOp o) {
-        return simple("dispatch",
-                      json::Object{{"num_experts", o.getType().getDimSize(0)},
-                                   {"capacity", o.getType().getDimSize(1)}});
+        rt::Op dispatch = planOp(OpKind::Dispatch);
+        dispatch.numExperts = o.getType().getDimSize(0);
+        dispatch.capacity = o.getType().getDimSize(1);
+        return simple(std::move(dispatch));
       })
-      .Case(
-          [&](DispatchGradOp) { return grad("dispatch_grad", json::Object()); })
-      .Case([&](CombineOp) { return simple("combine", json::Object()); })
-      .Case([&](CombineGradOp) { return grad("combine_grad", json::Object()); })
+      .Case([&](DispatchGradOp) { return grad(planOp(OpKind::DispatchGrad)); })
+      .Case([&](CombineOp) { return simple(planOp(OpKind::Combine)); })
+      .Case([&](CombineGradOp) { return grad(planOp(OpKind::CombineGrad)); })
       .Case([&](ExpertFfnOp o) {
-        return simple("expert_ffn", act(o.getActivation()));
+        return simple(act(OpKind::ExpertFfn, o.getActivation()));
       })
       .Case([&](ExpertFfnGradOp o) {
-        return grad("expert_ffn_grad", act(o.getActivation()));
+        return grad(act(OpKind::ExpertFfnGrad, o.getActivation()));
       })
-      .Case([&](arith::AddFOp) { return simple("add", json::Object()); })
+      .Case([&](arith::AddFOp) { return simple(planOp(OpKind::Add)); })
       .Case([&](arith::ConstantOp c) -> LogicalResult {
         // A zero-filled tensor (e.g. the gradient of an unused slice) is a
         // buffer initialised to zero; other constants have no plan form.
@@ -457,28 +530,27 @@ LogicalResult Emitter::emitOp(Operation *op) {
         if (!zero)
           return c.emitError() << "lina-to-plan: only zero-filled tensor "
                                   "constants are supported";
-        FailureOr<int> b = newBuffer(op, c.getResult(), "input");
+        FailureOr<int> b = newBuffer(op, c.getResult(), rt::Role::Input);
         if (failed(b))
           return failure();
-        buffers[*b].init = "zero";
-        buffers[*b].name = "zeros" + std::to_string(*b);
+        plan.buffers[*b].init = rt::Init::Zero;
+        plan.buffers[*b].name = "zeros" + std::to_string(*b);
         values[c.getResult()] = *b;
         return success();
       })
       .Case([&](AllReduceOp o) {
-        return simple(
-            "all_reduce",
-            json::Object{
-                {"reduction", stringifyReduction(o.getReduction()).str()}});
+        rt::Op allReduce = planOp(OpKind::AllReduce);
+        allReduce.reduction = toPlan(o.getReduction());
+        return simple(std::move(allReduce));
       })
       .Case([&](AllToAllOp o) {
-        json::Object attrs{
-            {"split_axis", static_cast<int64_t>(o.getSplitAxis())},
-            {"concat_axis", static_cast<int64_t>(o.getConcatAxis())}};
-        if (!o.isVariable())
-          return simple("all_to_all", std::move(attrs));
-        attrs["max_rows"] = o.getType().getDimSize(0);
-        return simple("all_to_all_v", std::move(attrs));
+        rt::Op a2a =
+            planOp(o.isVariable() ? OpKind::AllToAllV : OpKind::AllToAll);
+        a2a.splitAxis = static_cast<int64_t>(o.getSplitAxis());
+        a2a.concatAxis = static_cast<int64_t>(o.getConcatAxis());
+        if (o.isVariable())
+          a2a.maxRows = o.getType().getDimSize(0);
+        return simple(std::move(a2a));
       })
       .Case<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(
           [&](auto o) -> LogicalResult {
@@ -528,16 +600,12 @@ LogicalResult Emitter::emitOp(Operation *op) {
         FailureOr<SmallVector<int>> outs = results();
         if (failed(outs))
           return failure();
-        json::Array srcOffsets, dstOffsets, boxSizes;
-        for (size_t i = 0; i < offs.size(); ++i) {
-          srcOffsets.push_back(offs[i]);
-          dstOffsets.push_back(0);
-          boxSizes.push_back(sizes[i]);
-        }
-        addOp(op, "copy", {o.getSource()}, *outs,
-              json::Object{{"src_offsets", std::move(srcOffsets)},
-                           {"dst_offsets", std::move(dstOffsets)},
-                           {"sizes", std::move(boxSizes)}});
+        rt::Op copy = planOp(OpKind::Copy);
+        copy.srcOffsets.assign(offs.begin(), offs.end());
+        copy.dstOffsets.assign(offs.size(), 0);
+        copy.sizes.assign(sizes.begin(), sizes.end());
+        if (failed(addOp(op, std::move(copy), {o.getSource()}, *outs)))
+          return failure();
         // A chunk's slice belongs to the chunk its users process.
         std::optional<ChunkAttr> chunk;
         for (Operation *user : o->getUsers()) {
@@ -549,7 +617,7 @@ LogicalResult Emitter::emitOp(Operation *op) {
           chunk = c;
         }
         if (chunk)
-          ops.back().chunk = {chunk->getIndex(), chunk->getCount()};
+          return setChunk(op, plan.ops.back(), *chunk);
         return success();
       })
       .Case([&](tensor::ConcatOp o) -> LogicalResult {
@@ -585,22 +653,20 @@ LogicalResult Emitter::emitOp(Operation *op) {
                 return failure();
               dst = *view;
             }
-            json::Array srcOffsets, dstOffsets, boxSizes;
+            rt::Op copy = planOp(OpKind::Copy);
             for (int64_t i = 0; i < type.getRank(); ++i) {
-              srcOffsets.push_back(0);
-              dstOffsets.push_back(i == dim && !contiguous ? at : 0);
-              boxSizes.push_back(pieceType.getDimSize(i));
+              copy.srcOffsets.push_back(0);
+              copy.dstOffsets.push_back(i == dim && !contiguous ? at : 0);
+              copy.sizes.push_back(pieceType.getDimSize(i));
             }
-            json::Object attrs{{"src_offsets", std::move(srcOffsets)},
-                               {"dst_offsets", std::move(dstOffsets)},
-                               {"sizes", std::move(boxSizes)}};
-            if (!contiguous)
-              attrs["accumulate_into"] = true;
-            addOp(op, "copy", {piece}, {dst}, std::move(attrs));
+            copy.accumulateInto = !contiguous;
+            if (failed(addOp(op, std::move(copy), {piece}, {dst})))
+              return failure();
             // A chunk's piece belongs to the chunk that produced it.
             if (Operation *def = piece.getDefiningOp())
               if (auto c = def->getAttrOfType<ChunkAttr>("chunk"))
-                ops.back().chunk = {c.getIndex(), c.getCount()};
+                if (failed(setChunk(op, plan.ops.back(), c)))
+                  return failure();
           }
           at += pieceType.getDimSize(dim);
         }
@@ -676,15 +742,17 @@ void Emitter::computeGroups(GridOp grid) {
         groupRank = groupRank * shape[axis] + coords[axis];
       instances[key].push_back({groupRank, r});
     }
-    std::vector<std::vector<int64_t>> members;
+    rt::Group group;
+    group.name = g.getName().getValue().str();
     for (auto &[key, ranks] : instances) {
       llvm::sort(ranks);
-      std::vector<int64_t> list;
+      // Ranks are below Limits::kMaxRanks (checked by run()).
+      std::vector<int> list;
       for (auto [groupRank, rank] : ranks)
-        list.push_back(rank);
-      members.push_back(std::move(list));
+        list.push_back(static_cast<int>(rank));
+      group.members.push_back(std::move(list));
     }
-    groups.push_back({g.getName().getValue().str(), std::move(members)});
+    plan.groups[group.name] = std::move(group);
   }
 }
 
@@ -698,19 +766,20 @@ LogicalResult Emitter::emitArguments(func::FuncOp func) {
              << "lina-to-plan: argument " << n << " has unsupported type "
              << arg.getType()
              << "; plan buffers need a statically shaped tensor";
-    FailureOr<int> b =
-        newBuffer(func, arg, isUsedAsWeight(arg) ? "param" : "input");
+    FailureOr<int> b = newBuffer(
+        func, arg, isUsedAsWeight(arg) ? rt::Role::Param : rt::Role::Input);
     if (failed(b))
       return failure();
-    BufferInfo &buffer = buffers[*b];
-    buffer.init = "random";
+    rt::Buffer &buffer = plan.buffers[*b];
+    buffer.init = rt::Init::Random;
     if (Attribute attr = func.getArgAttr(n, "lina.init")) {
       auto init = dyn_cast<StringAttr>(attr);
       if (!init || (init.getValue() != "random" && init.getValue() != "zero"))
         return func.emitError()
                << "lina-to-plan: argument " << n << " has lina.init = " << attr
                << "; expected \"random\" or \"zero\"";
-      buffer.init = init.getValue().str();
+      buffer.init =
+          init.getValue() == "zero" ? rt::Init::Zero : rt::Init::Random;
     }
     if (Attribute attr = func.getArgAttr(n, "lina.name")) {
       auto name = dyn_cast<StringAttr>(attr);
@@ -769,9 +838,9 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
     if (auto ret = dyn_cast<func::ReturnOp>(op)) {
       for (Value v : ret.getOperands()) {
         int b = bufferOf(v);
-        if (buffers[b].role == "temp")
-          buffers[b].role = "output";
-        outputIds.push_back(b);
+        if (plan.buffers[b].role == rt::Role::Temp)
+          plan.buffers[b].role = rt::Role::Output;
+        plan.outputs.push_back(b);
       }
       continue;
     }
@@ -782,159 +851,34 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
     if (failed(emitOp(&op)))
       return failure();
   }
-  print(os, *func, grids.front());
+  finish(*func, grids.front());
+  // Every number in the plan is finite (checked as the ops were emitted),
+  // which is all writePlan asks of a plan.
+  os << rt::writePlan(plan);
   return success();
 }
 
-namespace {
-/// Writes `v` as compact JSON.
-void writeJson(llvm::raw_ostream &os, const json::Value &v) {
-  json::OStream(os).value(v);
-}
-
-void writeInts(json::OStream &j, ArrayRef<int> values) {
-  j.array([&] {
-    for (int v : values)
-      j.value(v);
-  });
-}
-void writeInts(json::OStream &j, ArrayRef<int64_t> values) {
-  j.array([&] {
-    for (int64_t v : values)
-      j.value(v);
-  });
-}
-} // namespace
-
-/// Prints the plan with one buffer or op per line, fields in schema order.
-void Emitter::print(llvm::raw_ostream &os, func::FuncOp func, GridOp grid) {
-  std::string mode;
+/// Fills in the plan's top-level fields.
+void Emitter::finish(func::FuncOp func, GridOp grid) {
   switch (options.mode) {
   case PlanMode::Auto:
-    mode = hasGrad ? "train" : "infer";
+    plan.mode = hasGrad ? "train" : "infer";
     break;
   case PlanMode::Train:
-    mode = "train";
+    plan.mode = "train";
     break;
   case PlanMode::Infer:
-    mode = "infer";
+    plan.mode = "infer";
     break;
   }
-  std::string source = locString(func.getLoc());
-  if (auto colon = source.find(':'); colon != std::string::npos)
-    source.resize(colon);
-
-  auto field = [&](StringRef key, const json::Value &value) {
-    os << "  ";
-    writeJson(os, key);
-    os << ": ";
-    writeJson(os, value);
-    os << ",\n";
-  };
-  os << "{\n";
-  field("format", "lina-plan");
-  field("version", 1);
-  field("source", source);
-  field("function", func.getName());
-  field("mode", mode);
-  field("world_size", grid.getNumRanks());
-  {
-    os << "  \"grid\": ";
-    json::OStream j(os);
-    j.object([&] {
-      j.attributeBegin("shape");
-      writeInts(j, grid.getShape());
-      j.attributeEnd();
-    });
-    os << ",\n";
-  }
-  os << "  \"groups\": {\n";
-  for (auto [i, group] : llvm::enumerate(groups)) {
-    os << "    ";
-    writeJson(os, group.first);
-    os << ": ";
-    json::OStream j(os);
-    j.object([&] {
-      j.attributeArray("members", [&] {
-        for (const auto &list : group.second)
-          writeInts(j, list);
-      });
-    });
-    os << (i + 1 < groups.size() ? ",\n" : "\n");
-  }
-  os << "  },\n";
-
-  os << "  \"buffers\": [\n";
-  for (auto [i, b] : llvm::enumerate(buffers)) {
-    os << "    ";
-    json::OStream j(os);
-    j.object([&] {
-      j.attribute("id", static_cast<int64_t>(i));
-      j.attribute("name", b.name);
-      j.attribute("dtype", b.dtype);
-      j.attributeBegin("shape");
-      writeInts(j, b.shape);
-      j.attributeEnd();
-      j.attribute("role", b.role);
-      j.attribute("init", b.init);
-      if (b.base >= 0)
-        j.attributeObject("view", [&] {
-          j.attribute("base", b.base);
-          j.attribute("offset", b.offset);
-        });
-    });
-    os << (i + 1 < buffers.size() ? ",\n" : "\n");
-  }
-  os << "  ],\n";
-
-  os << "  \"ops\": [\n";
-  for (auto [i, op] : llvm::enumerate(ops)) {
-    os << "    ";
-    json::OStream j(os);
-    j.object([&] {
-      j.attribute("id", static_cast<int64_t>(i));
-      j.attribute("kind", op.kind);
-      j.attributeBegin("inputs");
-      writeInts(j, op.inputs);
-      j.attributeEnd();
-      j.attributeBegin("outputs");
-      writeInts(j, op.outputs);
-      j.attributeEnd();
-      j.attributeBegin("deps");
-      writeInts(j, op.deps);
-      j.attributeEnd();
-      if (!op.attrs.empty())
-        j.attribute("attrs", json::Object(op.attrs));
-      if (!op.group.empty()) {
-        j.attribute("group", op.group);
-        j.attribute("priority", op.priority);
-      }
-      auto pair = [&](StringRef key, std::pair<int64_t, int64_t> p) {
-        j.attributeObject(key, [&] {
-          j.attribute("index", p.first);
-          j.attribute("count", p.second);
-        });
-      };
-      if (op.partition)
-        pair("partition", *op.partition);
-      if (op.chunk)
-        pair("chunk", *op.chunk);
-      if (op.holdLow)
-        j.attribute("hold_low", true);
-      if (!op.loc.empty())
-        j.attribute("loc", op.loc);
-      if (op.placement)
-        j.attribute("placement", json::Object(*op.placement));
-    });
-    os << (i + 1 < ops.size() ? ",\n" : "\n");
-  }
-  os << "  ],\n";
-  os << "  \"outputs\": ";
-  {
-    json::OStream j(os);
-    writeInts(j, outputIds);
-  }
-  os << "\n}\n";
+  plan.version = rt::kPlanVersion;
+  plan.source = locString(func.getLoc());
+  if (auto colon = plan.source.find(':'); colon != std::string::npos)
+    plan.source.resize(colon);
+  plan.function = func.getName().str();
+  // run() checked the rank count against Limits::kMaxRanks.
+  plan.worldSize = static_cast<int>(grid.getNumRanks());
+  plan.gridShape.assign(grid.getShape().begin(), grid.getShape().end());
 }
 
 LogicalResult mlir::lina::emitPlan(ModuleOp module, llvm::raw_ostream &os,

@@ -23,14 +23,11 @@
 #include "lina/rt/Kernels.h"
 #include "lina/rt/Plan.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,44 +78,28 @@ double seconds(std::chrono::steady_clock::time_point a,
   return std::chrono::duration<double>(b - a).count();
 }
 
-/// Placement tables the emitter put on the gate ops ("placement" field).
-std::map<int, LayerPlacement> readPlanTables(const std::string &path) {
+/// The placement tables of the plan's gates, by gate op id. The loader
+/// checked that each table's lists fit together and its gate; the
+/// placement's own invariants (shares summing to 1, slots per device) are
+/// checked here.
+std::map<int, LayerPlacement> planTables(const Plan &plan) {
   std::map<int, LayerPlacement> tables;
-  std::ifstream in(path);
-  nlohmann::json root = nlohmann::json::parse(in, nullptr, false);
-  if (root.is_discarded() || !root.is_object() || !root.contains("ops"))
-    return tables;
-  for (const auto &op : root["ops"]) {
-    if (!op.is_object() || !op.contains("placement"))
+  for (const Op &op : plan.ops) {
+    if (!op.placement)
       continue;
-    int id = op.value("id", -1);
-    std::string where = "plan op " + std::to_string(id) + ": placement: ";
-    const auto &p = op["placement"];
-    try {
-      LayerPlacement t;
-      t.numDevices = p.at("num_devices").get<int>();
-      t.slotsPerDevice = p.at("slots_per_device").get<int>();
-      auto offsets = p.at("offsets").get<std::vector<int64_t>>();
-      auto devices = p.at("devices").get<std::vector<int>>();
-      auto shares = p.at("shares").get<std::vector<double>>();
-      if (offsets.size() < 2 || devices.size() != shares.size() ||
-          offsets.back() != static_cast<int64_t>(devices.size()))
-        throw PlanError(where + "offsets, devices and shares do not match");
-      for (size_t e = 0; e + 1 < offsets.size(); ++e) {
-        t.replicas.emplace_back();
-        for (int64_t i = offsets[e]; i < offsets[e + 1]; ++i) {
-          if (i < 0 || i >= static_cast<int64_t>(devices.size()))
-            throw PlanError(where + "offsets out of range");
-          t.replicas.back().push_back({devices[i], shares[i]});
-        }
-      }
-      std::string problem = t.verify();
-      if (!problem.empty())
-        throw PlanError(where + problem);
-      tables[id] = std::move(t);
-    } catch (const nlohmann::json::exception &e) {
-      throw PlanError(where + e.what());
+    const PlacementTable &p = *op.placement;
+    LayerPlacement t;
+    t.numDevices = p.numDevices;
+    t.slotsPerDevice = p.slotsPerDevice;
+    for (size_t e = 0; e + 1 < p.offsets.size(); ++e) {
+      t.replicas.emplace_back();
+      for (int64_t i = p.offsets[e]; i < p.offsets[e + 1]; ++i)
+        t.replicas.back().push_back({p.devices[i], p.shares[i]});
     }
+    std::string problem = t.verify();
+    if (!problem.empty())
+      throw PlanError(op.describe() + ": placement: " + problem);
+    tables[op.id] = std::move(t);
   }
   return tables;
 }
@@ -705,7 +686,7 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
                     std::to_string(plan.worldSize) + " ranks, but " +
                     std::to_string(worldSize) + " were launched (use mpirun "
                     "-np " + std::to_string(plan.worldSize) + ")");
-  std::map<int, LayerPlacement> tables = readPlanTables(o.plan);
+  std::map<int, LayerPlacement> tables = planTables(plan);
   layers = findLayers(plan, worldSize, tables);
   const MoeLayer &first = layers.front();
 

@@ -2,9 +2,10 @@
 //
 // Part of the Lina project.
 //
-// Emits the plan format of docs/PLAN.md from a module holding one lina.grid
-// and a straight-line function of lina, arith.addf and tensor reshape,
-// slice and concat ops. Tensor reshapes and contiguous slices become
+// Emits the plan format of docs/PLAN.md (a lina::rt::Plan, written with
+// lina::rt::writePlan) from a module holding one lina.grid and a
+// straight-line function of lina, arith.addf and tensor reshape, slice and
+// concat ops. Tensor reshapes and contiguous slices become
 // zero-copy views; non-contiguous slices and concatenations become box
 // copies; concatenations of op results along the outermost non-unit
 // dimension are built in place (the producers write views of the

@@ -4,9 +4,11 @@
 //
 // A plan is what lina-translate emits from scheduled IR and what every
 // backend executes: one SPMD program (ops in program order over buffers)
-// plus the rank lists of its parallel groups. The format is documented in
-// docs/PLAN.md; loadPlan() validates all of it and rejects a bad plan with
-// a message naming the offending op before anything runs.
+// plus the rank lists of its parallel groups. These structs are the one
+// definition of the format (documented in docs/PLAN.md): the emitter builds
+// a Plan and writes it with writePlan(); parsePlan()/loadPlan() read it
+// back, validate all of it and reject a bad plan with a message naming the
+// offending op before anything runs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -83,6 +86,22 @@ struct Buffer {
   bool isView() const { return viewBase >= 0; }
 };
 
+/// A gate's expert placement table (docs/PLAN.md#placement-tables): expert
+/// e's replicas are entries offsets[e] .. offsets[e+1]-1 of the parallel
+/// lists `devices` (ranks of the layer's expert-parallel group) and `shares`
+/// (the share of the expert's tokens each replica serves).
+struct PlacementTable {
+  int numDevices = 0;
+  int slotsPerDevice = 0;
+  std::vector<int64_t> offsets; ///< one per expert, plus the end
+  std::vector<int> devices;
+  std::vector<double> shares;
+
+  int64_t numExperts() const {
+    return offsets.empty() ? 0 : static_cast<int64_t>(offsets.size()) - 1;
+  }
+};
+
 struct Op {
   int id = 0;
   OpKind kind = OpKind::Add;
@@ -105,6 +124,11 @@ struct Op {
   int64_t maxRows = -1;  ///< all_to_all_v: -1 if not given
   int64_t splitAxis = 0, concatAxis = 0;
   std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
+  /// copy: one of several copies that assemble their destination
+  /// (informational).
+  bool accumulateInto = false;
+  /// gate: the layer's expert placement table, if the plan has one.
+  std::optional<PlacementTable> placement;
 
   bool isCollective() const { return info(kind).collective; }
   /// The buffers of this op with role `role` of OpKinds.def, inputs first.
@@ -125,7 +149,7 @@ struct Plan {
   int version = 1;
   std::string source, function, mode = "train";
   int worldSize = 1;
-  std::vector<int64_t> gridShape;
+  std::vector<int64_t> gridShape; ///< empty if the plan has no grid
   std::map<std::string, Group> groups;
   std::vector<Buffer> buffers;
   std::vector<Op> ops;
@@ -149,6 +173,26 @@ Plan loadPlan(const std::string &path);
 Plan parsePlan(const std::string &text, const std::string &origin = "plan");
 /// Human-readable table of groups, buffers and ops.
 std::string dumpPlan(const Plan &plan);
+
+/// The plan as JSON text in the layout lina-translate writes: the top-level
+/// fields one per line, then one line per group, buffer and op, each
+/// compact, with fields in the order of docs/PLAN.md ("attrs" and
+/// "placement" by name). A field is written when the format needs it or
+/// it differs from its default, so parsePlan(writePlan(p)) == p for every
+/// plan p that parsePlan accepts. Numbers keep their value exactly (an
+/// integral double is written as an integer). Throws PlanError if a number
+/// is not finite (JSON has no infinities or NaNs); invalid UTF-8 in a
+/// string is replaced by U+FFFD. It does not validate the plan otherwise.
+std::string writePlan(const Plan &plan);
+
+/// Field-by-field equality of what the plan format holds (Plan::producers,
+/// which the loader derives, is not compared).
+bool operator==(const PlacementTable &a, const PlacementTable &b);
+bool operator==(const Buffer &a, const Buffer &b);
+bool operator==(const Op &a, const Op &b);
+bool operator==(const Group &a, const Group &b);
+bool operator==(const Plan &a, const Plan &b);
+inline bool operator!=(const Plan &a, const Plan &b) { return !(a == b); }
 
 } // namespace lina::rt
 
