@@ -112,10 +112,11 @@ SB=$(simrun "$OUT/txl64.lina.plan.json" --bound)
 awk -v d="$SD" -v l="$SL" -v b="$SB" 'BEGIN {
   printf "   %-9s %8.1f ms/step  DeepSpeed-like: 25 MB gradient buckets all-reduced on their\n", "ds", d
   printf "   %-9s %8s            own stream as they fill, sharing the network with all-to-all\n", "", ""
-  printf "   %-9s %8.1f ms/step  Lina: 4 MiB partitions admitted around all-to-all, 2 chunks\n", "Lina", l
+  printf "   %-9s %8.1f ms/step  Lina: all-reduce partitions sized by the cost model for\n", "Lina", l
+  printf "                                 these links, yielding to all-to-all; experts in 2 chunks\n"
   printf "   %-9s %8.1f ms/step  lower bound: no schedule of the Lina plan can be faster\n", "bound", b
   printf "   -> at 64 simulated GPUs Lina is %.2fx as fast as the DeepSpeed-like schedule,\n", d / l
-  printf "      and %.0f%% above the lower bound (room a better schedule could still win).\n", 100 * (l / b - 1)
+  printf "      and %.0f%% above the lower bound (at most what a better schedule could still win).\n", 100 * (l / b - 1)
 }'
 
 if command -v gnuplot > /dev/null; then
