@@ -59,8 +59,8 @@ struct VerifyAfterEachPass : public PassInstrumentation {
   void runAfterPass(Pass *pass, Operation *op) override {
     if (failed(verify(op)))
       ::lina::fuzz::fail(kTarget, "pass '" + pass->getArgument().str() +
-                                    "' succeeded but left IR that does not "
-                                    "verify");
+                                      "' succeeded but left IR that does not "
+                                      "verify");
   }
 };
 

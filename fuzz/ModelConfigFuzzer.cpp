@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string text = ::lina::fuzz::asText(data, size);
   ModelOverrides overrides;
   overrides.layers = 2;
-  llvm::Expected<ModelSpec> spec = parseModelConfig("fuzz.json", text, overrides);
+  llvm::Expected<ModelSpec> spec =
+      parseModelConfig("fuzz.json", text, overrides);
   if (!spec) {
     ::lina::fuzz::checkMessage(kTarget, llvm::toString(spec.takeError()));
     return 0;
@@ -60,10 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   options.capacityFactor = spec->capacityFactor.value_or(1.25);
   // Keep lina-import's own diagnostics (the verifier's) off the output; a
   // failure is reported below.
-  ScopedDiagnosticHandler quiet(context, [](Diagnostic &) { return success(); });
+  ScopedDiagnosticHandler quiet(context,
+                                [](Diagnostic &) { return success(); });
   OwningOpRef<ModuleOp> module = buildModel(*context, *spec, options, "fuzz");
   if (!module || failed(verify(*module)))
     ::lina::fuzz::fail(kTarget, "an accepted config imports to IR that does "
-                              "not verify");
+                                "not verify");
   return 0;
 }

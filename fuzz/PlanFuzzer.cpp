@@ -34,8 +34,8 @@ constexpr const char *kTarget = "lina-fuzz-plan";
 int64_t checkedElements(const Buffer &buffer) {
   std::optional<int64_t> n = checkedProduct(buffer.shape);
   if (!n || *n < 0 || *n > Limits::kMaxElements)
-    fuzz::fail(kTarget, "accepted buffer " + std::to_string(buffer.id) +
-                            " ('" + buffer.name +
+    fuzz::fail(kTarget, "accepted buffer " + std::to_string(buffer.id) + " ('" +
+                            buffer.name +
                             "') whose element count overflows or exceeds "
                             "the limit");
   for (int64_t d : buffer.shape)
@@ -47,8 +47,8 @@ int64_t checkedElements(const Buffer &buffer) {
 
 void checkInvariants(const Plan &plan) {
   if (plan.worldSize < 1 || plan.worldSize > Limits::kMaxRanks)
-    fuzz::fail(kTarget, "accepted world_size " +
-                            std::to_string(plan.worldSize));
+    fuzz::fail(kTarget,
+               "accepted world_size " + std::to_string(plan.worldSize));
   for (const Buffer &buffer : plan.buffers) {
     int64_t n = checkedElements(buffer);
     if (!checkedMul(n, dtypeBytes(buffer.dtype)))
@@ -67,12 +67,12 @@ void checkInvariants(const Plan &plan) {
   for (const Op &op : plan.ops) {
     for (int id : op.inputs)
       if (id < 0 || id >= numBuffers)
-        fuzz::fail(kTarget, "accepted " + op.describe() +
-                                " reading a missing buffer");
+        fuzz::fail(kTarget,
+                   "accepted " + op.describe() + " reading a missing buffer");
     for (int id : op.outputs)
       if (id < 0 || id >= numBuffers)
-        fuzz::fail(kTarget, "accepted " + op.describe() +
-                                " writing a missing buffer");
+        fuzz::fail(kTarget,
+                   "accepted " + op.describe() + " writing a missing buffer");
     if (op.kind == OpKind::Copy) {
       const Buffer &src = plan.buffers[op.inputs.at(0)];
       const Buffer &dst = plan.buffers[op.outputs.at(0)];
@@ -87,10 +87,11 @@ void checkInvariants(const Plan &plan) {
             !rangeWithin(op.dstOffsets[i], op.sizes[i], dst.shape[i]))
           fuzz::fail(kTarget, "accepted " + op.describe() +
                                   " whose box leaves its buffers in "
-                                  "dimension " + std::to_string(i));
+                                  "dimension " +
+                                  std::to_string(i));
         if (op.sizes[i] == 0)
-          fuzz::fail(kTarget, "accepted " + op.describe() +
-                                  " with an empty box");
+          fuzz::fail(kTarget,
+                     "accepted " + op.describe() + " with an empty box");
       }
     }
     if (op.isCollective() && plan.collectiveBytes(op) < 0)
@@ -129,8 +130,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!(parsePlan(writePlan(plan), "written.json") == plan))
       fuzz::fail(kTarget, "writePlan changed the plan it wrote");
   } catch (const PlanError &e) {
-    fuzz::fail(kTarget, std::string("the written plan does not load: ") +
-                            e.what());
+    fuzz::fail(kTarget,
+               std::string("the written plan does not load: ") + e.what());
   }
 
   // Simulate one step; a plan too large for the cluster is a PlanError.
@@ -138,8 +139,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   try {
     SimResult result = simulate(plan, cluster, SimOptions());
     if (!std::isfinite(result.stepTime) || result.stepTime < 0)
-      fuzz::fail(kTarget, "simulated step time is " +
-                              std::to_string(result.stepTime));
+      fuzz::fail(kTarget,
+                 "simulated step time is " + std::to_string(result.stepTime));
   } catch (const PlanError &e) {
     fuzz::checkMessage(kTarget, e.what());
   }

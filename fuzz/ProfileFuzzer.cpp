@@ -41,13 +41,12 @@ void checkQueries(const Profile &profile) {
     int used = -1;
     const PathStats *stats = profile.lookup(layer, history.data(), &used);
     if (stats && (used < 1 || used > profile.pathLength ||
-                  static_cast<int>(stats->shares.size()) !=
-                      profile.numExperts))
+                  static_cast<int>(stats->shares.size()) != profile.numExperts))
       fuzz::fail(kTarget, "lookup returned an inconsistent path");
     int top1 = profile.predictTop1(layer, history.data());
     if (top1 < 0 || top1 >= profile.numExperts)
-      fuzz::fail(kTarget, "predicted expert " + std::to_string(top1) +
-                              " out of range");
+      fuzz::fail(kTarget,
+                 "predicted expert " + std::to_string(top1) + " out of range");
     profile.addExpectedLoad(layer, history.data(), loads.data());
     history[layer] = top1;
   }
@@ -71,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::optional<Profile> back = Profile::fromJson(json, "round trip", error);
   if (!back)
     fuzz::fail(kTarget, "an accepted profile does not read back after "
-                        "toJson: " + error);
+                        "toJson: " +
+                            error);
   if (back->toJson() != json)
     fuzz::fail(kTarget, "the profile changes in a JSON round trip");
   return 0;

@@ -63,8 +63,7 @@ int main(int argc, char **argv) {
     } else if (fs::is_regular_file(arg, ec)) {
       inputs.push_back(arg);
     } else {
-      std::fprintf(stderr, "error: no such file or directory: '%s'\n",
-                   argv[i]);
+      std::fprintf(stderr, "error: no such file or directory: '%s'\n", argv[i]);
       return 2;
     }
   }
@@ -78,8 +77,7 @@ int main(int argc, char **argv) {
                  bytes.size());
     // libFuzzer never passes a null pointer; neither do we.
     uint8_t empty = 0;
-    LLVMFuzzerTestOneInput(bytes.empty() ? &empty : bytes.data(),
-                           bytes.size());
+    LLVMFuzzerTestOneInput(bytes.empty() ? &empty : bytes.data(), bytes.size());
   }
   std::printf("replayed %zu inputs\n", inputs.size());
   return 0;

@@ -84,7 +84,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::optional<Profile> back = Profile::fromJson(json, "profile", error);
   if (!back)
     fuzz::fail(kTarget, "the profile of an accepted trace does not read "
-                        "back: " + error);
+                        "back: " +
+                            error);
   if (back->toJson() != json)
     fuzz::fail(kTarget, "the profile changes in a JSON round trip");
   return 0;

@@ -30,7 +30,7 @@ PACKAGES=(
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   libopenmpi-dev openmpi-bin libopenblas-dev
   nlohmann-json3-dev libgtest-dev libcli11-dev gnuplot-nox
-  python3-jsonschema
+  python3-jsonschema clang-format-19
 )
 # libFuzzer and the clang sanitizer runtimes.
 [ "$mode" = fuzz ] && PACKAGES+=(clang-19 libfuzzer-19-dev libclang-rt-19-dev)

@@ -91,8 +91,8 @@ void fillUniform(void *dst, DType type, size_t n, float a, unsigned seed,
   for (float &x : host)
     x = dist(rng);
   float *tmp = static_cast<float *>(deviceAlloc(n * sizeof(float)));
-  LINA_CUDA_CHECK(cudaMemcpy(tmp, host.data(), n * sizeof(float),
-                             cudaMemcpyHostToDevice));
+  LINA_CUDA_CHECK(
+      cudaMemcpy(tmp, host.data(), n * sizeof(float), cudaMemcpyHostToDevice));
   convert(tmp, DType::F32, dst, type, n, stream);
   LINA_CUDA_CHECK(cudaStreamSynchronize(stream));
   LINA_CUDA_CHECK(cudaFree(tmp));
@@ -160,7 +160,8 @@ struct Checker {
       std::printf("CHECK FAILED: %s\n", what.c_str());
   }
   static bool close(double got, double want, double abs, double rel) {
-    return std::isfinite(got) && std::fabs(got - want) <= abs + rel * std::fabs(want);
+    return std::isfinite(got) &&
+           std::fabs(got - want) <= abs + rel * std::fabs(want);
   }
 };
 
@@ -173,10 +174,11 @@ int run(bool quick, int warmup, int iters) {
   }
   cudaDeviceProp prop{};
   LINA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("# gpu_kernels: %s, sm_%d%d, %d SMs, %.1f GiB; bf16 storage, fp32 "
-              "accumulation; warm-up %d, timed iterations %d\n",
-              prop.name, prop.major, prop.minor, prop.multiProcessorCount,
-              prop.totalGlobalMem / 1073741824.0, warmup, iters);
+  std::printf(
+      "# gpu_kernels: %s, sm_%d%d, %d SMs, %.1f GiB; bf16 storage, fp32 "
+      "accumulation; warm-up %d, timed iterations %d\n",
+      prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+      prop.totalGlobalMem / 1073741824.0, warmup, iters);
   std::vector<Config> configs;
   if (quick) {
     configs = {{8, 1024, 512, 512, 2}};
@@ -195,15 +197,16 @@ int run(bool quick, int warmup, int iters) {
   Checker check;
   std::mt19937 sampler(99);
 
-  std::printf("\n# Expert GEMM [E,C,H] x [E,H,F] over the real per-expert "
-              "counts (capacity factor 1, uniform top-2 routing). TFLOP/s count "
-              "only the real rows.\n#   grouped: one cublasGemmGroupedBatchedEx "
-              "over the kept rows; padded: strided batched over the capacity "
-              "(what expert_ffn runs); dense: one GEMM of the same real rows\n");
+  std::printf(
+      "\n# Expert GEMM [E,C,H] x [E,H,F] over the real per-expert "
+      "counts (capacity factor 1, uniform top-2 routing). TFLOP/s count "
+      "only the real rows.\n#   grouped: one cublasGemmGroupedBatchedEx "
+      "over the kept rows; padded: strided batched over the capacity "
+      "(what expert_ffn runs); dense: one GEMM of the same real rows\n");
   std::printf("#%8s %8s %7s %7s %10s %11s %11s %11s %9s %9s %9s %7s %7s\n",
               "experts", "tokens", "hidden", "ffn", "GFLOP", "min(us)",
-              "avg(us)", "max(us)", "grouped", "padded", "dense",
-              "grp/dns", "pad/dns");
+              "avg(us)", "max(us)", "grouped", "padded", "dense", "grp/dns",
+              "pad/dns");
   for (const Config &c : configs) {
     int64_t cap = c.tokens * c.topK / c.experts;
     int64_t rows = c.experts * cap;
@@ -267,7 +270,8 @@ int run(bool quick, int warmup, int iters) {
     double tf = flops / (grouped.avgUs * 1e-6) / 1e12;
     double tfPad = flops / (pad.avgUs * 1e-6) / 1e12;
     double tfDense = flops / (dense.avgUs * 1e-6) / 1e12;
-    std::printf(" %8lld %8lld %7lld %7lld %10.1f %11.1f %11.1f %11.1f %9.1f %9.1f %9.1f %7.3f %7.3f\n",
+    std::printf(" %8lld %8lld %7lld %7lld %10.1f %11.1f %11.1f %11.1f %9.1f "
+                "%9.1f %9.1f %7.3f %7.3f\n",
                 (long long)c.experts, (long long)c.tokens, (long long)c.hidden,
                 (long long)c.ffn, flops / 1e9, grouped.minUs, grouped.avgUs,
                 grouped.maxUs, tf, tfPad, tfDense, tf / tfDense,
@@ -276,8 +280,9 @@ int run(bool quick, int warmup, int iters) {
       LINA_CUDA_CHECK(cudaFree(p));
   }
 
-  std::printf("\n# Dispatch (slots + permutation) and combine vs cudaMemcpy D2D of "
-              "the [E,C,H] buffer's bytes\n");
+  std::printf(
+      "\n# Dispatch (slots + permutation) and combine vs cudaMemcpy D2D of "
+      "the [E,C,H] buffer's bytes\n");
   std::printf("#%8s %8s %7s %8s %14s %11s %11s %11s %9s %9s %7s\n", "experts",
               "tokens", "hidden", "op", "size(B)", "min(us)", "avg(us)",
               "max(us)", "GB/s", "memcpy", "ratio");
@@ -301,8 +306,8 @@ int run(bool quick, int warmup, int iters) {
     auto *kept = static_cast<int32_t *>(deviceAlloc(c.experts * 4));
     auto *err = static_cast<uint32_t *>(deviceAlloc(8));
     void *work = deviceAlloc(slotWorkspaceBytes(c.tokens, c.topK, c.experts));
-    LINA_CUDA_CHECK(cudaMemcpy(dIds, ids.data(), ids.size() * 4,
-                               cudaMemcpyHostToDevice));
+    LINA_CUDA_CHECK(
+        cudaMemcpy(dIds, ids.data(), ids.size() * 4, cudaMemcpyHostToDevice));
     LINA_CUDA_CHECK(cudaMemcpy(dW, weights.data(), weights.size() * 4,
                                cudaMemcpyHostToDevice));
     Timing mc = timeIt(stream, warmup, iters, [&] {
@@ -310,14 +315,14 @@ int run(bool quick, int warmup, int iters) {
                                       cudaMemcpyDeviceToDevice, stream));
     });
     Timing disp = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
-                  stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept,
+                  err, stream);
       dispatch(x, dIds, slots, kept, buf, type, c.tokens, c.topK, c.hidden,
                c.experts, cap, stream);
     });
     Timing comb = timeIt(stream, warmup, iters, [&] {
-      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept, err,
-                  stream);
+      assignSlots(dIds, c.tokens, c.topK, c.experts, cap, work, slots, kept,
+                  err, stream);
       combine(buf, dIds, slots, dW, y, type, c.tokens, c.topK, c.hidden,
               c.experts, cap, stream);
     });
@@ -335,8 +340,8 @@ int run(bool quick, int warmup, int iters) {
     check.expect(gotSlots == want, "slots differ from the CPU order");
     for (int64_t e = 0; e < c.experts; ++e)
       check.expect(gotKept[e] == wantKept[e],
-                   "kept[" + std::to_string(e) + "] = " +
-                       std::to_string(gotKept[e]) + ", want " +
+                   "kept[" + std::to_string(e) +
+                       "] = " + std::to_string(gotKept[e]) + ", want " +
                        std::to_string(wantKept[e]));
     std::vector<int64_t> tokenAt(c.experts * cap, -1);
     for (int64_t j = 0; j < c.topK; ++j)
@@ -351,10 +356,11 @@ int run(bool quick, int warmup, int iters) {
       if (tokenAt[row] >= 0)
         ref = fetch(static_cast<char *>(x) + tokenAt[row] * c.hidden * es,
                     c.hidden);
-      check.expect(got == ref, "dispatch row " + std::to_string(row) +
-                                   (tokenAt[row] >= 0 ? " (token " +
-                                                            std::to_string(tokenAt[row]) + ")"
-                                                      : " (unused: zeros)"));
+      check.expect(got == ref,
+                   "dispatch row " + std::to_string(row) +
+                       (tokenAt[row] >= 0
+                            ? " (token " + std::to_string(tokenAt[row]) + ")"
+                            : " (unused: zeros)"));
     }
     for (int s = 0; s < 64; ++s) {
       int64_t t = sampler() % c.tokens;
@@ -380,15 +386,16 @@ int run(bool quick, int warmup, int iters) {
     for (auto [name, t] : {std::pair<const char *, Timing>{"dispatch", disp},
                            std::pair<const char *, Timing>{"combine", comb}}) {
       double gb = bufBytes / (t.avgUs * 1e-6) / 1e9;
-      std::printf(" %8lld %8lld %7lld %8s %14lld %11.1f %11.1f %11.1f %9.1f %9.1f %7.3f\n",
+      std::printf(" %8lld %8lld %7lld %8s %14lld %11.1f %11.1f %11.1f %9.1f "
+                  "%9.1f %7.3f\n",
                   (long long)c.experts, (long long)c.tokens,
                   (long long)c.hidden, name, (long long)bufBytes, t.minUs,
                   t.avgUs, t.maxUs, gb, gbMemcpy, gb / gbMemcpy);
     }
     for (void *p : {x, y, buf, copy, work})
       LINA_CUDA_CHECK(cudaFree(p));
-    for (void *p : {(void *)dIds, (void *)dW, (void *)slots, (void *)kept,
-                    (void *)err})
+    for (void *p :
+         {(void *)dIds, (void *)dW, (void *)slots, (void *)kept, (void *)err})
       LINA_CUDA_CHECK(cudaFree(p));
   }
   LINA_CUBLAS_CHECK(cublasDestroy(blas));
@@ -412,8 +419,10 @@ int main(int argc, char **argv) {
       char *end = nullptr;
       long v = std::strtol(argv[++i], &end, 10);
       if (*end || v < min) {
-        std::fprintf(stderr, "gpu_kernels: invalid value '%s' for %s (an "
-                             "integer >= %d)\n", argv[i], a.c_str(), min);
+        std::fprintf(stderr,
+                     "gpu_kernels: invalid value '%s' for %s (an "
+                     "integer >= %d)\n",
+                     argv[i], a.c_str(), min);
         std::exit(2);
       }
       return static_cast<int>(v);
@@ -430,7 +439,8 @@ int main(int argc, char **argv) {
         std::printf("cudaGetDeviceProperties failed\n");
         return 1;
       }
-      std::printf("CUDA GPU: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+      std::printf("CUDA GPU: %s (sm_%d%d)\n", prop.name, prop.major,
+                  prop.minor);
       return 0;
     } else if (a == "--quick") {
       quick = true;

@@ -169,8 +169,7 @@ std::optional<ClusterSpec> readCluster(const json &root, std::string &error) {
   for (const char *key : {"name", "description"}) {
     auto it = root.find(key);
     if (it != root.end() && !it->is_string()) {
-      error = std::string("cluster file: field '") + key +
-              "' must be a string";
+      error = std::string("cluster file: field '") + key + "' must be a string";
       return std::nullopt;
     }
   }
@@ -394,9 +393,9 @@ PipelineChoice CostModel::choosePipeline(const ExpertWork &work, int n,
   int p0 = best.expertsPerDevice;
   for (int p = p0; p <= maxExpertsPerDevice; p *= 2) {
     double scale = static_cast<double>(p) / p0;
-    double comp = computeTime(work.flops * scale / best.chunks,
-                              (work.tokenBytes / best.chunks + work.weightBytes) *
-                                  scale);
+    double comp =
+        computeTime(work.flops * scale / best.chunks,
+                    (work.tokenBytes / best.chunks + work.weightBytes) * scale);
     best.expertsPerDevice = p;
     if (comp >= 2 * net)
       break;

@@ -84,8 +84,8 @@ std::string lina::checkPlacementShape(int numExperts, int numDevices,
   if (static_cast<long long>(numDevices) * slotsPerDevice < numExperts)
     return std::to_string(numDevices) + " devices with " +
            std::to_string(slotsPerDevice) + " expert slots each cannot hold " +
-           std::to_string(numExperts) + " experts (need devices x slots >= " +
-           "experts)";
+           std::to_string(numExperts) +
+           " experts (need devices x slots >= " + "experts)";
   return "";
 }
 
@@ -144,8 +144,9 @@ void waterFill(LayerPlacement &p, int e, double load,
     sum += r.share;
   for (Replica &r : kept)
     r.share /= sum;
-  std::sort(kept.begin(), kept.end(),
-            [](const Replica &a, const Replica &b) { return a.device < b.device; });
+  std::sort(kept.begin(), kept.end(), [](const Replica &a, const Replica &b) {
+    return a.device < b.device;
+  });
   reps = std::move(kept);
 }
 
@@ -178,8 +179,9 @@ void relabelTowardsHome(LayerPlacement &p, int perDevice) {
   for (auto &reps : p.replicas) {
     for (Replica &r : reps)
       r.device = rename[r.device];
-    std::sort(reps.begin(), reps.end(),
-              [](const Replica &a, const Replica &b) { return a.device < b.device; });
+    std::sort(reps.begin(), reps.end(), [](const Replica &a, const Replica &b) {
+      return a.device < b.device;
+    });
   }
 }
 
@@ -256,8 +258,9 @@ LayerPlacement assignReplicas(const std::vector<double> &loads,
     for (int i = first; i < count[e]; ++i)
       items.push_back({per, e});
   }
-  std::stable_sort(items.begin(), items.end(),
-                   [](const auto &a, const auto &b) { return a.first > b.first; });
+  std::stable_sort(
+      items.begin(), items.end(),
+      [](const auto &a, const auto &b) { return a.first > b.first; });
   for (const auto &[load, e] : items) {
     int best = -1;
     for (int d = 0; d < N; ++d) {
@@ -281,8 +284,9 @@ LayerPlacement assignReplicas(const std::vector<double> &loads,
   for (int e = 0; e < E; ++e) {
     for (Replica &r : p.replicas[e])
       r.share = 1.0 / static_cast<double>(p.replicas[e].size());
-    std::sort(p.replicas[e].begin(), p.replicas[e].end(),
-              [](const Replica &a, const Replica &b) { return a.device < b.device; });
+    std::sort(
+        p.replicas[e].begin(), p.replicas[e].end(),
+        [](const Replica &a, const Replica &b) { return a.device < b.device; });
   }
   balanceShares(p, loads, keepAll);
   return p;
@@ -306,10 +310,9 @@ static std::optional<double> totalLoad(const std::vector<double> &loads,
   return total;
 }
 
-std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loads,
-                                                  int numDevices,
-                                                  int slotsPerDevice,
-                                                  std::string &error) {
+std::optional<LayerPlacement>
+lina::linaPlacement(const std::vector<double> &loads, int numDevices,
+                    int slotsPerDevice, std::string &error) {
   const int E = static_cast<int>(loads.size());
   std::optional<LayerPlacement> fallback =
       staticPlacement(E, numDevices, slotsPerDevice, error);
@@ -349,10 +352,10 @@ std::optional<LayerPlacement> lina::linaPlacement(const std::vector<double> &loa
   LayerPlacement home = assignReplicas(loads, count, N, C, /*homeFirst=*/true);
   // Prefer the candidate that moves fewer weights unless the other one is
   // strictly better balanced.
-  LayerPlacement p = lpt.maxDeviceLoad(loads) <
-                             home.maxDeviceLoad(loads) * (1 - 1e-6)
-                         ? std::move(lpt)
-                         : std::move(home);
+  LayerPlacement p =
+      lpt.maxDeviceLoad(loads) < home.maxDeviceLoad(loads) * (1 - 1e-6)
+          ? std::move(lpt)
+          : std::move(home);
 
   // The guarantee: never worse than expert parallelism; and where it is
   // not strictly better (a uniform profile), keep expert parallelism, which
@@ -546,8 +549,9 @@ RowAssignment lina::splitByShares(const LayerPlacement &p,
       given += a.rows[e][i];
       remainder.push_back({exact - std::floor(exact), i});
     }
-    std::stable_sort(remainder.begin(), remainder.end(),
-                     [](const auto &x, const auto &y) { return x.first > y.first; });
+    std::stable_sort(
+        remainder.begin(), remainder.end(),
+        [](const auto &x, const auto &y) { return x.first > y.first; });
     for (size_t j = 0; given < n; j = (j + 1) % remainder.size(), ++given)
       ++a.rows[e][remainder[j].second];
   }
@@ -567,7 +571,8 @@ std::optional<RowAssignment> lina::homeRows(const LayerPlacement &p,
     });
     if (it == reps.end())
       return std::nullopt;
-    a.rows[e][it - reps.begin()] = e < static_cast<int>(rows.size()) ? rows[e] : 0;
+    a.rows[e][it - reps.begin()] =
+        e < static_cast<int>(rows.size()) ? rows[e] : 0;
   }
   sumDevices(p, a);
   return a;
@@ -617,10 +622,14 @@ LayerTime lina::layerTime(const CostModel &model, const ExpertCost &cost,
 
 const char *lina::toString(PlacementPolicy policy) {
   switch (policy) {
-  case PlacementPolicy::Static: return "static";
-  case PlacementPolicy::EplbLike: return "eplb";
-  case PlacementPolicy::Lina: return "lina";
-  case PlacementPolicy::Oracle: return "oracle";
+  case PlacementPolicy::Static:
+    return "static";
+  case PlacementPolicy::EplbLike:
+    return "eplb";
+  case PlacementPolicy::Lina:
+    return "lina";
+  case PlacementPolicy::Oracle:
+    return "oracle";
   }
   return "?";
 }
@@ -669,8 +678,9 @@ void addReplica(LayerPlacement &p, int e, int d) {
   for (Replica &r : reps)
     r.share *= 1 - share;
   reps.push_back({d, share});
-  std::sort(reps.begin(), reps.end(),
-            [](const Replica &a, const Replica &b) { return a.device < b.device; });
+  std::sort(reps.begin(), reps.end(), [](const Replica &a, const Replica &b) {
+    return a.device < b.device;
+  });
 }
 } // namespace
 
@@ -699,9 +709,8 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
     return std::nullopt;
   }
   LayerPlanner planner(options, model, cost);
-  std::optional<LayerPlacement> home =
-      staticPlacement(options.numExperts, options.numDevices,
-                      options.slotsPerDevice, error);
+  std::optional<LayerPlacement> home = staticPlacement(
+      options.numExperts, options.numDevices, options.slotsPerDevice, error);
   if (!home)
     return std::nullopt;
   planner.home = *home;
@@ -718,16 +727,14 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
   // The prior counts as one window of batches of the long-run popularity.
   planner.popularity.assign(prior.size(), 0.0);
   for (size_t e = 0; e < prior.size(); ++e)
-    planner.popularity[e] =
-        sum > 0 ? prior[e] / sum * options.window : 0.0;
+    planner.popularity[e] = sum > 0 ? prior[e] / sum * options.window : 0.0;
   if (options.policy == PlacementPolicy::EplbLike ||
       options.policy == PlacementPolicy::Lina) {
     // The initial table is deployed before serving (no move cost), as the
     // compiler's placement table is.
-    std::optional<LayerPlacement> first =
-        redundantPlacement(planner.popularity, options.numDevices,
-                           options.slotsPerDevice, options.replicaBudget,
-                           error);
+    std::optional<LayerPlacement> first = redundantPlacement(
+        planner.popularity, options.numDevices, options.slotsPerDevice,
+        options.replicaBudget, error);
     if (!first)
       return std::nullopt;
     planner.meanBatchRows = std::max(0.0, options.batchRows);
@@ -758,25 +765,24 @@ LayerPlanner::cheapest(const LayerPlacement &plan) const {
     sum += x;
   std::vector<int64_t> mean(popularity.size(), 0);
   for (size_t e = 0; e < popularity.size(); ++e)
-    mean[e] = sum > 0 ? static_cast<int64_t>(std::llround(
-                            popularity[e] / sum * meanBatchRows))
+    mean[e] = sum > 0 ? static_cast<int64_t>(
+                            std::llround(popularity[e] / sum * meanBatchRows))
                       : 0;
   auto timeOf = [&](const LayerPlacement &p) {
     return layerTime(*model, cost, p, route(p, mean)).total();
   };
   double bestTime = timeOf(current) * (1 - 1e-3);
   std::optional<LayerPlacement> best;
-  int spare = current.numDevices * current.slotsPerDevice -
-              current.numExperts();
-  int full = options.replicaBudget >= 0
-                 ? std::min(options.replicaBudget, spare)
-                 : spare;
+  int spare =
+      current.numDevices * current.slotsPerDevice - current.numExperts();
+  int full = options.replicaBudget >= 0 ? std::min(options.replicaBudget, spare)
+                                        : spare;
   for (int budget : {full, full / 2, full / 4, 0}) {
     std::optional<LayerPlacement> c =
-        budget == full ? next
-                       : redundantPlacement(popularity, options.numDevices,
-                                            options.slotsPerDevice, budget,
-                                            error);
+        budget == full
+            ? next
+            : redundantPlacement(popularity, options.numDevices,
+                                 options.slotsPerDevice, budget, error);
     if (!c)
       continue;
     double t = timeOf(*c);
@@ -791,8 +797,8 @@ LayerPlanner::cheapest(const LayerPlacement &plan) const {
 void LayerPlanner::replan() {
   std::string error;
   std::optional<LayerPlacement> next =
-      redundantPlacement(popularity, options.numDevices,
-                         options.slotsPerDevice, options.replicaBudget, error);
+      redundantPlacement(popularity, options.numDevices, options.slotsPerDevice,
+                         options.replicaBudget, error);
   if (!next)
     return;
   if (options.policy == PlacementPolicy::Lina && meanBatchRows > 0) {
@@ -819,8 +825,9 @@ void LayerPlanner::replan() {
         adds.push_back({popularity[e] / target.replicas[e].size(),
                         Pending{e, r.device, left}});
       }
-  std::stable_sort(adds.begin(), adds.end(),
-                   [](const auto &a, const auto &b) { return a.first > b.first; });
+  std::stable_sort(adds.begin(), adds.end(), [](const auto &a, const auto &b) {
+    return a.first > b.first;
+  });
   for (auto &[load, p] : adds)
     pending.push_back(p);
 }
@@ -844,9 +851,8 @@ double LayerPlanner::backgroundCopy(double budget) {
     if (!hosts(current, p.expert, p.device)) {
       // Free a slot from a replica the last re-plan dropped, if needed.
       const int E = current.numExperts();
-      for (int x = 0; x < E && slotsUsed(current, p.device) >=
-                                   current.slotsPerDevice;
-           ++x)
+      for (int x = 0;
+           x < E && slotsUsed(current, p.device) >= current.slotsPerDevice; ++x)
         if (hosts(current, x, p.device) && !hosts(target, x, p.device))
           removeReplica(current, x, p.device);
       if (slotsUsed(current, p.device) < current.slotsPerDevice)
@@ -901,8 +907,8 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
                    ? std::min(options.replicaBudget, spare)
                    : spare;
     for (int budget : {full, full / 2, full / 4})
-      if (auto p = redundantPlacement(loads, N, options.slotsPerDevice,
-                                      budget, error))
+      if (auto p = redundantPlacement(loads, N, options.slotsPerDevice, budget,
+                                      error))
         candidates.push_back(*p);
     double best = 0;
     LayerPlacement chosen;
@@ -932,7 +938,8 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     // land before the experts run (the dense block), background copies
     // also use the experts' time (the last batch's, as an estimate).
     double phase1Budget = cost.denseSeconds * cost.moveBandwidth;
-    double budget = (cost.denseSeconds + lastExpertSeconds) * cost.moveBandwidth;
+    double budget =
+        (cost.denseSeconds + lastExpertSeconds) * cost.moveBandwidth;
     // Phase 1: a predictive copy that fits behind the dense block.
     if (lina && predicted && pending.empty() && cost.weightBytes > 0 &&
         cost.weightBytes <= phase1Budget) {
@@ -982,8 +989,8 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
             device[current.replicas[e][i].device] += model->computeTime(
                 assigned.rows[e][i] * cost.flopsPerRow,
                 cost.weightBytes + assigned.rows[e][i] * cost.bytesPerRow);
-      int slow = static_cast<int>(std::max_element(device.begin(), device.end()) -
-                                  device.begin());
+      int slow = static_cast<int>(
+          std::max_element(device.begin(), device.end()) - device.begin());
       double price = moveSeconds(cost.weightBytes, 1);
       double bestGain = price;
       LayerPlacement bestPlacement;

@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -27,8 +27,8 @@ int argmax(const std::vector<double> &v) {
 }
 } // namespace
 
-std::optional<Profile> Profile::build(const RoutingTrace &trace,
-                                      int pathLength, std::string &error) {
+std::optional<Profile> Profile::build(const RoutingTrace &trace, int pathLength,
+                                      std::string &error) {
   if (pathLength < 0 || pathLength > kMaxPathLength) {
     error = "path length must be in [0, " + std::to_string(kMaxPathLength) +
             "], got " + std::to_string(pathLength);
@@ -161,10 +161,10 @@ std::string Profile::toJson() const {
   // One line per popularity row and per transition: readable and diffable.
   using ojson = nlohmann::ordered_json;
   std::ostringstream out;
-  ojson head = {{"format", "lina-profile"},    {"version", 1},
-                {"layers", numLayers},         {"experts", numExperts},
-                {"top_k", topK},               {"path_length", pathLength},
-                {"tokens", numTokens}};
+  ojson head = {
+      {"format", "lina-profile"}, {"version", 1},  {"layers", numLayers},
+      {"experts", numExperts},    {"top_k", topK}, {"path_length", pathLength},
+      {"tokens", numTokens}};
   if (smoothing > 0)
     head["smoothing"] = smoothing;
   std::string h = head.dump();
@@ -182,7 +182,7 @@ std::string Profile::toJson() const {
           shares.push_back(stats.shares[e]);
         }
       }
-      ojson t = {{"layer", l},          {"path", path},
+      ojson t = {{"layer", l},           {"path", path},
                  {"count", stats.count}, {"top1", stats.top1},
                  {"experts", experts},   {"shares", shares}};
       out << (first ? "\n  " : ",\n  ") << t.dump();
@@ -248,8 +248,8 @@ struct Reader {
     for (double x : out)
       sum += x;
     if (std::fabs(sum - 1) > 1e-6)
-      return fail("the shares of '" + name + "' sum to " +
-                  std::to_string(sum) + ", not 1");
+      return fail("the shares of '" + name + "' sum to " + std::to_string(sum) +
+                  ", not 1");
     return true;
   }
 };
@@ -356,8 +356,7 @@ std::optional<Profile> parseProfile(const std::string &text,
     auto ids = t.find("experts");
     auto shares = t.find("shares");
     if (ids == t.end() || !ids->is_array() || shares == t.end() ||
-        !shares->is_array() || ids->size() != shares->size() ||
-        ids->empty()) {
+        !shares->is_array() || ids->size() != shares->size() || ids->empty()) {
       rd.fail("fields '" + where + "experts' and '" + where +
               "shares' must be non-empty arrays of equal length");
       return std::nullopt;
@@ -459,7 +458,8 @@ void addLine(const std::string &text, const std::string &origin,
     if (at == std::string::npos ||
         error.compare(0, origin.size() + 2, origin + ": ") != 0)
       continue;
-    int64_t index = std::strtoll(error.c_str() + at + marker.size(), nullptr, 10);
+    int64_t index =
+        std::strtoll(error.c_str() + at + marker.size(), nullptr, 10);
     if (int64_t line = lineOfElement(text, key, index))
       error = origin + ":" + std::to_string(line) + error.substr(origin.size());
     return;

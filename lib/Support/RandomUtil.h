@@ -28,7 +28,9 @@ public:
   /// Uniform in [0, 1).
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   /// Uniform integer in [0, n), n > 0.
-  int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
+  int below(int n) {
+    return static_cast<int>(next() % static_cast<uint64_t>(n));
+  }
 
 private:
   uint64_t state;

@@ -102,8 +102,7 @@ bool parseRecord(const std::string &line, ParsedRecord &rec,
         return false;
       }
       if (w.get<double>() < 0 || w.get<double>() > 1) {
-        what = "weight " + w.dump() +
-               " is not a router probability in [0, 1]";
+        what = "weight " + w.dump() + " is not a router probability in [0, 1]";
         return false;
       }
       rec.weights.push_back(w.get<double>());
@@ -149,9 +148,9 @@ lina::parseRoutingTrace(std::istream &in, const std::string &origin,
       topK = k;
       firstLine = lineNo;
     } else if (k != topK) {
-      return fail("record has " + std::to_string(k) +
-                  " experts but line " + std::to_string(firstLine) + " has " +
-                  std::to_string(topK) + " (all records need the same top-k)");
+      return fail("record has " + std::to_string(k) + " experts but line " +
+                  std::to_string(firstLine) + " has " + std::to_string(topK) +
+                  " (all records need the same top-k)");
     }
     for (int e : rec.experts) {
       if (options.numExperts > 0 && e >= options.numExperts)
@@ -210,8 +209,10 @@ lina::parseRoutingTrace(std::istream &in, const std::string &origin,
         error = origin + ":" + std::to_string(layers.begin()->second.line) +
                 ": request " + std::to_string(key.first) + " token " +
                 std::to_string(key.second) + " has no record for layer " +
-                std::to_string(l) + " (every token needs one record per "
-                "layer 0.." + std::to_string(trace.numLayers - 1) + ")";
+                std::to_string(l) +
+                " (every token needs one record per "
+                "layer 0.." +
+                std::to_string(trace.numLayers - 1) + ")";
         return std::nullopt;
       }
       route.experts[l] = std::move(it->second.rec.experts);
@@ -274,8 +275,8 @@ std::string lina::validate(const SynthesisOptions &o) {
   return "";
 }
 
-std::optional<RoutingTrace>
-lina::synthesizeTrace(const SynthesisOptions &o, std::string &error) {
+std::optional<RoutingTrace> lina::synthesizeTrace(const SynthesisOptions &o,
+                                                  std::string &error) {
   error = validate(o);
   if (!error.empty())
     return std::nullopt;
@@ -365,9 +366,9 @@ bool lina::writeRoutingTrace(const RoutingTrace &trace, std::ostream &out,
   for (const TokenRoute &route : trace.tokens) {
     for (int l = 0; l < trace.numLayers; ++l) {
       nlohmann::ordered_json record = {{"request", route.request},
-                     {"token", route.token},
-                     {"layer", l},
-                     {"experts", route.experts[l]}};
+                                       {"token", route.token},
+                                       {"layer", l},
+                                       {"experts", route.experts[l]}};
       if (!route.weights[l].empty())
         record["weights"] = route.weights[l];
       out << record.dump() << '\n';

@@ -138,8 +138,8 @@ int64_t cpu::gatePinned(const float *x, const float *wg, const int32_t *pinned,
     for (int64_t j = 0; j < k; ++j) {
       if (want[j] < 0 || want[j] >= experts)
         throw PlanError("pinned expert id " + std::to_string(want[j]) +
-                        " of token " + std::to_string(t) +
-                        " is outside [0, " + std::to_string(experts) + ")");
+                        " of token " + std::to_string(t) + " is outside [0, " +
+                        std::to_string(experts) + ")");
       same = same && std::find(own.begin() + t * k, own.begin() + (t + 1) * k,
                                want[j]) != own.begin() + (t + 1) * k;
       ids[t * k + j] = want[j];
@@ -287,7 +287,8 @@ void cpu::expertFfnGrad(const float *dy, const float *in, const float *w1,
     for (int64_t i = 0; i < rows * ffn; ++i)
       dh[i] *= activateGrad(act, h[i]);
     gemm(true, false, hidden, ffn, rows, x, dh.data(), dw1 + e * hidden * ffn);
-    gemm(false, true, rows, hidden, ffn, dh.data(), W1, din + e * rows * hidden);
+    gemm(false, true, rows, hidden, ffn, dh.data(), W1,
+         din + e * rows * hidden);
   }
 }
 

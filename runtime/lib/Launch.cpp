@@ -25,8 +25,8 @@ int lina::rt::localRank() {
   MPI_Finalized(&finalized);
   if (initialized && !finalized) {
     MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0,
-                        MPI_INFO_NULL, &node);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                        &node);
     int r = 0;
     MPI_Comm_rank(node, &r);
     MPI_Comm_free(&node);

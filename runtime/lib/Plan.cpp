@@ -27,9 +27,9 @@ using lina::Limits;
 using lina::rangeWithin;
 
 const OpKindInfo lina::rt::kOpKinds[] = {
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                 \
-  {OpKind::Kind,    name,                        inputs,    outputs,            \
-   sizeof(inputs) - 1, sizeof(outputs) - 1, collective != 0},
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                  \
+  {OpKind::Kind,        name,           inputs, outputs, sizeof(inputs) - 1,   \
+   sizeof(outputs) - 1, collective != 0},
 #include "lina/rt/OpKinds.def"
 };
 
@@ -60,29 +60,42 @@ const char *lina::rt::toString(OpKind kind) { return info(kind).name; }
 
 const char *lina::rt::toString(DType type) {
   switch (type) {
-  case DType::F32: return "f32";
-  case DType::BF16: return "bf16";
-  case DType::F16: return "f16";
-  case DType::I32: return "i32";
-  case DType::I64: return "i64";
+  case DType::F32:
+    return "f32";
+  case DType::BF16:
+    return "bf16";
+  case DType::F16:
+    return "f16";
+  case DType::I32:
+    return "i32";
+  case DType::I64:
+    return "i64";
   }
   return "?";
 }
 
 const char *lina::rt::toString(Priority p) {
   switch (p) {
-  case Priority::Normal: return "normal";
-  case Priority::High: return "high";
-  case Priority::Low: return "low";
+  case Priority::Normal:
+    return "normal";
+  case Priority::High:
+    return "high";
+  case Priority::Low:
+    return "low";
   }
   return "?";
 }
 
 int64_t lina::rt::dtypeBytes(DType type) {
   switch (type) {
-  case DType::F32: case DType::I32: return 4;
-  case DType::BF16: case DType::F16: return 2;
-  case DType::I64: return 8;
+  case DType::F32:
+  case DType::I32:
+    return 4;
+  case DType::BF16:
+  case DType::F16:
+    return 2;
+  case DType::I64:
+    return 8;
   }
   return 4;
 }
@@ -137,8 +150,8 @@ const std::vector<int> &Group::instanceOf(int rank, int *indexInGroup) const {
           *indexInGroup = static_cast<int>(i);
         return list;
       }
-  throw PlanError("rank " + std::to_string(rank) + " is not in group '" +
-                  name + "'");
+  throw PlanError("rank " + std::to_string(rank) + " is not in group '" + name +
+                  "'");
 }
 
 bool lina::rt::operator==(const PlacementTable &a, const PlacementTable &b) {
@@ -156,13 +169,12 @@ bool lina::rt::operator==(const Buffer &a, const Buffer &b) {
 
 bool lina::rt::operator==(const Op &a, const Op &b) {
   auto fields = [](const Op &o) {
-    return std::tie(o.id, o.kind, o.inputs, o.outputs, o.deps, o.priority,
-                    o.group, o.holdLow, o.partitionIndex, o.partitionCount,
-                    o.chunkIndex, o.chunkCount, o.loc, o.activation,
-                    o.reduction, o.numExperts, o.topK, o.capacityFactor,
-                    o.capacity, o.maxRows, o.splitAxis, o.concatAxis,
-                    o.srcOffsets, o.dstOffsets, o.sizes, o.accumulateInto,
-                    o.placement);
+    return std::tie(
+        o.id, o.kind, o.inputs, o.outputs, o.deps, o.priority, o.group,
+        o.holdLow, o.partitionIndex, o.partitionCount, o.chunkIndex,
+        o.chunkCount, o.loc, o.activation, o.reduction, o.numExperts, o.topK,
+        o.capacityFactor, o.capacity, o.maxRows, o.splitAxis, o.concatAxis,
+        o.srcOffsets, o.dstOffsets, o.sizes, o.accumulateInto, o.placement);
   };
   return fields(a) == fields(b);
 }
@@ -208,7 +220,8 @@ public:
     return s.size() > 40 ? s.substr(0, 37) + "..." : s;
   }
 
-  [[noreturn]] void failField(const std::string &where, const std::string &field,
+  [[noreturn]] void failField(const std::string &where,
+                              const std::string &field,
                               const std::string &msg) const {
     fail(where + ": field '" + field + "' " + msg);
   }
@@ -231,9 +244,10 @@ public:
                 const std::string &where, int64_t lo, int64_t hi) const {
     if (!v.is_number_integer())
       failField(where, field,
-                "must be an integer, got " + std::string(v.type_name()) +
-                    " " + valueString(v));
-    std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+                "must be an integer, got " + std::string(v.type_name()) + " " +
+                    valueString(v));
+    std::string range =
+        "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
     if (v.is_number_unsigned() &&
         v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
       failField(where, field, "is " + valueString(v) + ", outside " + range);
@@ -260,17 +274,18 @@ public:
                                  const std::string &where, int64_t lo,
                                  int64_t hi, size_t maxLen) const {
     if (!v.is_array())
-      failField(where, field, "must be an array of integers, got " +
-                                  std::string(v.type_name()));
+      failField(where, field,
+                "must be an array of integers, got " +
+                    std::string(v.type_name()));
     if (v.size() > maxLen)
-      failField(where, field, "has " + std::to_string(v.size()) +
-                                  " entries; the limit is " +
-                                  std::to_string(maxLen));
+      failField(where, field,
+                "has " + std::to_string(v.size()) + " entries; the limit is " +
+                    std::to_string(maxLen));
     std::vector<int64_t> out;
     out.reserve(v.size());
     for (size_t i = 0; i < v.size(); ++i)
-      out.push_back(asInt(v[i], field + "[" + std::to_string(i) + "]", where,
-                          lo, hi));
+      out.push_back(
+          asInt(v[i], field + "[" + std::to_string(i) + "]", where, lo, hi));
     return out;
   }
 
@@ -328,12 +343,13 @@ public:
     const json &v = require(obj, key, where);
     std::string field = prefix + key;
     if (!v.is_array())
-      failField(where, field, "must be an array of numbers, got " +
-                                  std::string(v.type_name()));
+      failField(where, field,
+                "must be an array of numbers, got " +
+                    std::string(v.type_name()));
     if (v.size() > maxLen)
-      failField(where, field, "has " + std::to_string(v.size()) +
-                                  " entries; the limit is " +
-                                  std::to_string(maxLen));
+      failField(where, field,
+                "has " + std::to_string(v.size()) + " entries; the limit is " +
+                    std::to_string(maxLen));
     std::vector<double> out;
     out.reserve(v.size());
     for (size_t i = 0; i < v.size(); ++i) {
@@ -388,8 +404,8 @@ public:
     if (!v)
       return empty;
     if (!v->is_object())
-      failField(where, key, "must be an object, got " +
-                                std::string(v->type_name()));
+      failField(where, key,
+                "must be an object, got " + std::string(v->type_name()));
     return *v;
   }
 
@@ -400,17 +416,22 @@ public:
     if (!v)
       return empty;
     if (!v->is_array())
-      failField(where, key, "must be an array, got " +
-                                std::string(v->type_name()));
+      failField(where, key,
+                "must be an array, got " + std::string(v->type_name()));
     return *v;
   }
 
   DType parseDType(const std::string &s, const std::string &where) const {
-    if (s == "f32") return DType::F32;
-    if (s == "bf16") return DType::BF16;
-    if (s == "f16") return DType::F16;
-    if (s == "i32") return DType::I32;
-    if (s == "i64") return DType::I64;
+    if (s == "f32")
+      return DType::F32;
+    if (s == "bf16")
+      return DType::BF16;
+    if (s == "f16")
+      return DType::F16;
+    if (s == "i32")
+      return DType::I32;
+    if (s == "i64")
+      return DType::I64;
     fail(where + ": unknown dtype '" + s + "'");
   }
 
@@ -424,12 +445,14 @@ public:
     plan.version = static_cast<int>(getInt(root, "version", top, 0, INT_MAX));
     if (plan.version != kPlanVersion)
       fail("unsupported plan version " + std::to_string(plan.version) +
-           " (this runtime reads version " + std::to_string(kPlanVersion) + ")");
+           " (this runtime reads version " + std::to_string(kPlanVersion) +
+           ")");
     plan.source = getStringOr(root, "source", "", top);
     plan.function = getStringOr(root, "function", "", top);
     plan.mode = getStringOr(root, "mode", "train", top);
     if (plan.mode != "train" && plan.mode != "infer")
-      fail("field 'mode' must be \"train\" or \"infer\", got \"" + plan.mode + "\"");
+      fail("field 'mode' must be \"train\" or \"infer\", got \"" + plan.mode +
+           "\"");
     plan.worldSize =
         static_cast<int>(getInt(root, "world_size", top, 1, Limits::kMaxRanks));
     const json &grid = objectOr(root, "grid", top);
@@ -439,7 +462,8 @@ public:
       std::optional<int64_t> devices = checkedProduct(plan.gridShape);
       if (!devices || *devices != plan.worldSize)
         fail("grid shape holds " +
-             (devices ? std::to_string(*devices) : std::string("more than 2^63")) +
+             (devices ? std::to_string(*devices)
+                      : std::string("more than 2^63")) +
              " devices, but world_size is " + std::to_string(plan.worldSize));
     }
 
@@ -478,16 +502,25 @@ public:
       buf.shape = getIntList(b, "shape", where, 0, Limits::kMaxElements,
                              Limits::kMaxTensorRank);
       std::string role = getStringOr(b, "role", "temp", where);
-      if (role == "input") buf.role = Role::Input;
-      else if (role == "param") buf.role = Role::Param;
-      else if (role == "temp") buf.role = Role::Temp;
-      else if (role == "output") buf.role = Role::Output;
-      else fail(where + ": unknown role '" + role + "'");
+      if (role == "input")
+        buf.role = Role::Input;
+      else if (role == "param")
+        buf.role = Role::Param;
+      else if (role == "temp")
+        buf.role = Role::Temp;
+      else if (role == "output")
+        buf.role = Role::Output;
+      else
+        fail(where + ": unknown role '" + role + "'");
       std::string init = getStringOr(b, "init", "none", where);
-      if (init == "random") buf.init = Init::Random;
-      else if (init == "zero") buf.init = Init::Zero;
-      else if (init == "none") buf.init = Init::None;
-      else fail(where + ": unknown init '" + init + "'");
+      if (init == "random")
+        buf.init = Init::Random;
+      else if (init == "zero")
+        buf.init = Init::Zero;
+      else if (init == "none")
+        buf.init = Init::None;
+      else
+        fail(where + ": unknown init '" + init + "'");
       if (find(b, "view")) {
         const json &view = objectOr(b, "view", where);
         buf.viewBase =
@@ -514,8 +547,9 @@ public:
     where = "op " + std::to_string(op.id);
     op.loc = getStringOr(o, "loc", "", where);
     std::string kind = getString(o, "kind", where);
-    auto entry = std::find_if(kOpKinds, kOpKinds + kNumOpKinds,
-                              [&](const OpKindInfo &e) { return kind == e.name; });
+    auto entry =
+        std::find_if(kOpKinds, kOpKinds + kNumOpKinds,
+                     [&](const OpKindInfo &e) { return kind == e.name; });
     if (entry == kOpKinds + kNumOpKinds)
       fail(where + ": unknown kind '" + kind + "'");
     op.kind = entry->kind;
@@ -524,18 +558,22 @@ public:
     op.outputs = getIdList(o, "outputs", where, /*required=*/true);
     op.deps = getIdList(o, "deps", where, /*required=*/false);
     std::string prio = getStringOr(o, "priority", "normal", where);
-    if (prio == "normal") op.priority = Priority::Normal;
-    else if (prio == "high") op.priority = Priority::High;
-    else if (prio == "low") op.priority = Priority::Low;
-    else fail(where + ": unknown priority '" + prio + "'");
+    if (prio == "normal")
+      op.priority = Priority::Normal;
+    else if (prio == "high")
+      op.priority = Priority::High;
+    else if (prio == "low")
+      op.priority = Priority::Low;
+    else
+      fail(where + ": unknown priority '" + prio + "'");
     op.group = getStringOr(o, "group", "", where);
     op.holdLow = getBoolOr(o, "hold_low", false, where);
     if (find(o, "partition")) {
       const json &p = objectOr(o, "partition", where);
-      op.partitionIndex = static_cast<int>(
-          getInt(p, "index", where, 0, INT_MAX, "partition."));
-      op.partitionCount = static_cast<int>(
-          getInt(p, "count", where, 1, INT_MAX, "partition."));
+      op.partitionIndex =
+          static_cast<int>(getInt(p, "index", where, 0, INT_MAX, "partition."));
+      op.partitionCount =
+          static_cast<int>(getInt(p, "count", where, 1, INT_MAX, "partition."));
     }
     if (find(o, "chunk")) {
       const json &c = objectOr(o, "chunk", where);
@@ -547,22 +585,33 @@ public:
     const json &attrs = objectOr(o, "attrs", where);
     const std::string a = "attrs.";
     std::string act = getStringOr(attrs, "activation", "none", where, a);
-    if (act == "none") op.activation = Activation::None;
-    else if (act == "relu") op.activation = Activation::Relu;
-    else if (act == "gelu") op.activation = Activation::Gelu;
-    else if (act == "silu") op.activation = Activation::Silu;
-    else fail(where + ": unknown activation '" + act + "'");
+    if (act == "none")
+      op.activation = Activation::None;
+    else if (act == "relu")
+      op.activation = Activation::Relu;
+    else if (act == "gelu")
+      op.activation = Activation::Gelu;
+    else if (act == "silu")
+      op.activation = Activation::Silu;
+    else
+      fail(where + ": unknown activation '" + act + "'");
     std::string red = getStringOr(attrs, "reduction", "sum", where, a);
-    if (red == "sum") op.reduction = Reduction::Sum;
-    else if (red == "max") op.reduction = Reduction::Max;
-    else if (red == "min") op.reduction = Reduction::Min;
-    else if (red == "prod") op.reduction = Reduction::Prod;
-    else fail(where + ": unknown reduction '" + red + "'");
+    if (red == "sum")
+      op.reduction = Reduction::Sum;
+    else if (red == "max")
+      op.reduction = Reduction::Max;
+    else if (red == "min")
+      op.reduction = Reduction::Min;
+    else if (red == "prod")
+      op.reduction = Reduction::Prod;
+    else
+      fail(where + ": unknown reduction '" + red + "'");
     op.numExperts =
         getIntOr(attrs, "num_experts", 0, where, 0, Limits::kMaxExperts, a);
     op.topK = getIntOr(attrs, "top_k", 0, where, 0, Limits::kMaxExperts, a);
-    op.capacityFactor = getDoubleOr(attrs, "capacity_factor", 0.0, where, 0.0,
-                                    static_cast<double>(Limits::kMaxCapacity), a);
+    op.capacityFactor =
+        getDoubleOr(attrs, "capacity_factor", 0.0, where, 0.0,
+                    static_cast<double>(Limits::kMaxCapacity), a);
     op.capacity =
         getIntOr(attrs, "capacity", -1, where, 1, Limits::kMaxCapacity, a);
     op.maxRows =
@@ -571,14 +620,15 @@ public:
                             Limits::kMaxTensorRank - 1, a);
     op.concatAxis = getIntOr(attrs, "concat_axis", 0, where, 0,
                              Limits::kMaxTensorRank - 1, a);
-    op.srcOffsets = getIntListOr(attrs, "src_offsets", where, 0,
-                                 Limits::kMaxElements, Limits::kMaxTensorRank, a);
-    op.dstOffsets = getIntListOr(attrs, "dst_offsets", where, 0,
-                                 Limits::kMaxElements, Limits::kMaxTensorRank, a);
+    op.srcOffsets =
+        getIntListOr(attrs, "src_offsets", where, 0, Limits::kMaxElements,
+                     Limits::kMaxTensorRank, a);
+    op.dstOffsets =
+        getIntListOr(attrs, "dst_offsets", where, 0, Limits::kMaxElements,
+                     Limits::kMaxTensorRank, a);
     op.sizes = getIntListOr(attrs, "sizes", where, 0, Limits::kMaxElements,
                             Limits::kMaxTensorRank, a);
-    op.accumulateInto =
-        getBoolOr(attrs, "accumulate_into", false, where, a);
+    op.accumulateInto = getBoolOr(attrs, "accumulate_into", false, where, a);
     if (find(o, "placement"))
       op.placement = parsePlacement(objectOr(o, "placement", where), where);
     return op;
@@ -590,8 +640,8 @@ public:
     PlacementTable t;
     t.numDevices = static_cast<int>(
         getInt(p, "num_devices", where, 1, Limits::kMaxRanks, prefix));
-    t.slotsPerDevice = static_cast<int>(getInt(p, "slots_per_device", where, 1,
-                                               Limits::kMaxExperts, prefix));
+    t.slotsPerDevice = static_cast<int>(
+        getInt(p, "slots_per_device", where, 1, Limits::kMaxExperts, prefix));
     t.offsets = getIntList(p, "offsets", where, 0, kMaxListLength,
                            Limits::kMaxExperts + 1, prefix);
     std::vector<int64_t> devices = getIntList(
@@ -649,7 +699,8 @@ private:
             fail("group '" + name + "' names rank " + std::to_string(r) +
                  ", outside the world of " + std::to_string(plan.worldSize));
           if (!seen.insert(r).second)
-            fail("group '" + name + "' lists rank " + std::to_string(r) + " twice");
+            fail("group '" + name + "' lists rank " + std::to_string(r) +
+                 " twice");
         }
       }
       if (static_cast<int>(seen.size()) != plan.worldSize)
@@ -662,7 +713,8 @@ private:
   void checkBuffers() {
     for (size_t i = 0; i < plan.buffers.size(); ++i) {
       Buffer &b = plan.buffers[i];
-      std::string where = "buffer " + std::to_string(b.id) + " ('" + b.name + "')";
+      std::string where =
+          "buffer " + std::to_string(b.id) + " ('" + b.name + "')";
       if (b.id != static_cast<int>(i))
         fail(where + ": buffer ids must be 0, 1, 2... in order");
       for (int64_t d : b.shape)
@@ -673,8 +725,7 @@ private:
         fail(where + ": shape " + shapeString(b.shape) + " has " +
              (elements ? std::to_string(*elements)
                        : std::string("more than 2^63")) +
-             " elements; the limit is " +
-             std::to_string(Limits::kMaxElements));
+             " elements; the limit is " + std::to_string(Limits::kMaxElements));
       std::optional<int64_t> bytes = checkedMul(*elements, dtypeBytes(b.dtype));
       if (!bytes || *bytes > Limits::kMaxBytes)
         fail(where + ": shape " + shapeString(b.shape) + " of " +
@@ -687,14 +738,17 @@ private:
         totalBytes = *sum;
       }
       if (b.isView()) {
-        if (b.viewBase < 0 || b.viewBase >= static_cast<int>(plan.buffers.size()))
-          fail(where + ": view of unknown buffer " + std::to_string(b.viewBase));
+        if (b.viewBase < 0 ||
+            b.viewBase >= static_cast<int>(plan.buffers.size()))
+          fail(where + ": view of unknown buffer " +
+               std::to_string(b.viewBase));
         const Buffer &base = plan.buffers[b.viewBase];
         if (base.isView())
           fail(where + ": view of a view (buffer " + std::to_string(base.id) +
                "); views must name their base");
         if (base.dtype != b.dtype)
-          fail(where + ": dtype differs from its base buffer " + std::to_string(base.id));
+          fail(where + ": dtype differs from its base buffer " +
+               std::to_string(base.id));
         if (!rangeWithin(b.viewOffset, *elements, base.numElements()))
           fail(where + ": view of " + std::to_string(*elements) +
                " elements at offset " + std::to_string(b.viewOffset) +
@@ -810,14 +864,13 @@ private:
     if (op.kind != OpKind::Gate)
       failOp(op, "only gates carry a placement table");
     if (t.numExperts() != op.numExperts)
-      failOp(op, "its placement table has " +
-                     std::to_string(t.offsets.size()) +
+      failOp(op, "its placement table has " + std::to_string(t.offsets.size()) +
                      " offsets; a gate of " + std::to_string(op.numExperts) +
                      " experts needs " + std::to_string(op.numExperts + 1));
     if (t.devices.size() != t.shares.size())
-      failOp(op, "its placement table has " +
-                     std::to_string(t.devices.size()) + " devices but " +
-                     std::to_string(t.shares.size()) + " shares");
+      failOp(op, "its placement table has " + std::to_string(t.devices.size()) +
+                     " devices but " + std::to_string(t.shares.size()) +
+                     " shares");
     if (t.offsets.front() != 0 ||
         t.offsets.back() != static_cast<int64_t>(t.devices.size()))
       failOp(op, "the offsets of its placement table must run from 0 to the "
@@ -852,7 +905,8 @@ private:
 
   /// The per-expert buffer of a dispatch/combine (or grad) has one row
   /// per expert of the gate that produced `ids`, and `capacity` slots.
-  void checkRouting(const Op &op, int ids, const std::vector<int64_t> &bufShape) {
+  void checkRouting(const Op &op, int ids,
+                    const std::vector<int64_t> &bufShape) {
     if (op.capacity >= 0)
       eq(op, bufShape[1], op.capacity, "buffer dimension 1 vs capacity");
     if (op.numExperts > 0)
@@ -1128,7 +1182,8 @@ std::string lina::rt::dumpPlan(const Plan &plan) {
   for (const Buffer &b : plan.buffers) {
     os << "  %" << std::left << std::setw(5) << b.id << std::setw(24) << b.name
        << std::setw(5) << toString(b.dtype) << std::setw(18)
-       << shapeString(b.shape) << std::setw(7) << roles[static_cast<int>(b.role)];
+       << shapeString(b.shape) << std::setw(7)
+       << roles[static_cast<int>(b.role)];
     static const char *inits[] = {" random", " zero", ""};
     os << inits[static_cast<int>(b.init)];
     if (b.isView())

@@ -45,39 +45,54 @@ Json number(double value, const std::string &where, const char *field) {
 
 const char *toString(Role role) {
   switch (role) {
-  case Role::Input: return "input";
-  case Role::Param: return "param";
-  case Role::Temp: return "temp";
-  case Role::Output: return "output";
+  case Role::Input:
+    return "input";
+  case Role::Param:
+    return "param";
+  case Role::Temp:
+    return "temp";
+  case Role::Output:
+    return "output";
   }
   return "?";
 }
 
 const char *toString(Init init) {
   switch (init) {
-  case Init::Random: return "random";
-  case Init::Zero: return "zero";
-  case Init::None: return "none";
+  case Init::Random:
+    return "random";
+  case Init::Zero:
+    return "zero";
+  case Init::None:
+    return "none";
   }
   return "?";
 }
 
 const char *toString(Activation act) {
   switch (act) {
-  case Activation::None: return "none";
-  case Activation::Relu: return "relu";
-  case Activation::Gelu: return "gelu";
-  case Activation::Silu: return "silu";
+  case Activation::None:
+    return "none";
+  case Activation::Relu:
+    return "relu";
+  case Activation::Gelu:
+    return "gelu";
+  case Activation::Silu:
+    return "silu";
   }
   return "?";
 }
 
 const char *toString(Reduction red) {
   switch (red) {
-  case Reduction::Sum: return "sum";
-  case Reduction::Max: return "max";
-  case Reduction::Min: return "min";
-  case Reduction::Prod: return "prod";
+  case Reduction::Sum:
+    return "sum";
+  case Reduction::Max:
+    return "max";
+  case Reduction::Min:
+    return "min";
+  case Reduction::Prod:
+    return "prod";
   }
   return "?";
 }

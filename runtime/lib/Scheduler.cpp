@@ -25,9 +25,12 @@ Queue lina::rt::queueOf(const Op &op) {
 
 const char *lina::rt::toString(Queue queue) {
   switch (queue) {
-  case Queue::Compute: return "compute";
-  case Queue::High: return "high";
-  case Queue::Low: return "low";
+  case Queue::Compute:
+    return "compute";
+  case Queue::High:
+    return "high";
+  case Queue::Low:
+    return "low";
   }
   return "?";
 }
@@ -70,8 +73,12 @@ Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
     for (int out : op.outputs)
       writers[ranges[out].base].push_back({op.id, out});
     switch (queueOf(op)) {
-    case Queue::Compute: computeOrder.push_back(op.id); break;
-    case Queue::High: highOrder.push_back(op.id); break;
+    case Queue::Compute:
+      computeOrder.push_back(op.id);
+      break;
+    case Queue::High:
+      highOrder.push_back(op.id);
+      break;
     case Queue::Low:
       lowOrder.push_back(op.id);
       lowAnchor.push_back(highOrder.size());
@@ -82,13 +89,15 @@ Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
     return;
   // Position in compute order of the last compute op each op waits for,
   // directly or through collectives (-1: none).
-  std::vector<long> computePos(plan.ops.size(), -1), lastCompute(plan.ops.size(), -1);
+  std::vector<long> computePos(plan.ops.size(), -1),
+      lastCompute(plan.ops.size(), -1);
   for (size_t i = 0; i < computeOrder.size(); ++i)
     computePos[computeOrder[i]] = static_cast<long>(i);
   for (const Op &op : plan.ops)
     for (int d : deps[op.id])
-      lastCompute[op.id] = std::max(
-          lastCompute[op.id], computePos[d] >= 0 ? computePos[d] : lastCompute[d]);
+      lastCompute[op.id] =
+          std::max(lastCompute[op.id],
+                   computePos[d] >= 0 ? computePos[d] : lastCompute[d]);
   for (int h : highOrder)
     highComputeDep.push_back(lastCompute[h]);
   estimates.resize(plan.ops.size());
@@ -126,8 +135,9 @@ bool Scheduler::admits(const Op &low, size_t nextCompute, size_t nextHigh,
   // When the compute that the next high-priority collective reads is done.
   long need = highComputeDep[nextHigh];
   double computeFree =
-      runningCompute >= 0 ? std::max(now, computeStart + estimates[runningCompute])
-                          : now;
+      runningCompute >= 0
+          ? std::max(now, computeStart + estimates[runningCompute])
+          : now;
   double needAt = now;
   if (need >= static_cast<long>(nextCompute))
     needAt = computeFree + computePrefix[need + 1] - computePrefix[nextCompute];
@@ -217,16 +227,16 @@ StepStats Scheduler::run(Backend &backend) {
       // low-priority collective that the ready next high-priority one must
       // follow is issued at once: holding it would only delay the high one.
       while (lo < numLow && lowAnchor[lo] <= hi && ready(lowOrder[lo])) {
-        bool blocksHigh = hi < numHigh && highRunning == 0 &&
-                          ready(highOrder[hi]);
+        bool blocksHigh =
+            hi < numHigh && highRunning == 0 && ready(highOrder[hi]);
         if (!blocksHigh) {
           const Op &op = plan.ops[lowOrder[lo]];
           if (admission ? !admits(op, ci, hi, backend.now()) : !lowAllowed(ci))
             break;
-          if (lowRunning > 0 && (options.policy != Policy::Lina ||
-                                 options.creditBytes <= 0 ||
-                                 lowBytesInFlight + plan.collectiveBytes(op) >
-                                     options.creditBytes))
+          if (lowRunning > 0 &&
+              (options.policy != Policy::Lina || options.creditBytes <= 0 ||
+               lowBytesInFlight + plan.collectiveBytes(op) >
+                   options.creditBytes))
             break;
         }
         launch(lowOrder[lo++]);

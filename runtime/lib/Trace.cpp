@@ -9,7 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-
 using nlohmann::json;
 using namespace lina::rt;
 
@@ -18,13 +17,19 @@ void lina::rt::writeChromeTrace(
     const std::vector<std::vector<OpInterval>> &timelines) {
   json events = json::array();
   for (size_t r = 0; r < timelines.size(); ++r) {
-    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", r},
+    events.push_back({{"name", "process_name"},
+                      {"ph", "M"},
+                      {"pid", r},
                       {"args", {{"name", "rank " + std::to_string(r)}}}});
     for (Queue q : {Queue::Compute, Queue::High, Queue::Low})
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", r},
-                        {"tid", static_cast<int>(q)},
-                        {"args", {{"name", std::string(toString(q)) +
-                                               (q == Queue::Compute ? "" : " priority")}}}});
+      events.push_back(
+          {{"name", "thread_name"},
+           {"ph", "M"},
+           {"pid", r},
+           {"tid", static_cast<int>(q)},
+           {"args",
+            {{"name", std::string(toString(q)) +
+                          (q == Queue::Compute ? "" : " priority")}}}});
     for (const OpInterval &i : timelines[r]) {
       const Op &op = plan.ops[i.op];
       json args = {{"op", op.id}};
@@ -38,8 +43,8 @@ void lina::rt::writeChromeTrace(
         args["partition"] = std::to_string(op.partitionIndex) + "/" +
                             std::to_string(op.partitionCount);
       if (op.chunkIndex >= 0)
-        args["chunk"] = std::to_string(op.chunkIndex) + "/" +
-                        std::to_string(op.chunkCount);
+        args["chunk"] =
+            std::to_string(op.chunkIndex) + "/" + std::to_string(op.chunkCount);
       events.push_back({{"name", toString(op.kind)},
                         {"cat", toString(i.queue)},
                         {"ph", "X"},
@@ -50,8 +55,8 @@ void lina::rt::writeChromeTrace(
                         {"args", args}});
     }
   }
-  writeOutputFile(path,
-                  json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() +
-                      "\n",
-                  "trace");
+  writeOutputFile(
+      path,
+      json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump() + "\n",
+      "trace");
 }

@@ -29,7 +29,8 @@ using namespace mlir::lina;
 using namespace mlir::lina::import;
 
 int64_t mlir::lina::import::computeCapacity(int64_t tokens, int64_t topK,
-                                      int64_t experts, double capacityFactor) {
+                                            int64_t experts,
+                                            double capacityFactor) {
   // Same arithmetic as GateOp::getCapacity, so that the buffers built here
   // agree with the gate's own capacity.
   double perExpert = static_cast<double>(tokens) * static_cast<double>(topK) /
@@ -84,8 +85,8 @@ struct LayerRecord {
 
 class IRGenerator {
 public:
-  IRGenerator(MLIRContext &ctx, const ModelSpec &spec, const ImportOptions &opts,
-          StringRef source)
+  IRGenerator(MLIRContext &ctx, const ModelSpec &spec,
+              const ImportOptions &opts, StringRef source)
       : ctx(ctx), spec(spec), opts(opts), b(&ctx),
         loc(FileLineColLoc::get(&ctx, source, 1, 1)) {
     switch (opts.dtype) {
@@ -172,8 +173,8 @@ private:
   }
   /// Dense gradient: returns the input gradient, records the weight's.
   Value denseGrad(Value dy, Value x, int w, Activation a) {
-    auto op = b.create<DenseGradOp>(loc, x.getType(), param(w).getType(), dy,
-                                    x, param(w), activation(a));
+    auto op = b.create<DenseGradOp>(loc, x.getType(), param(w).getType(), dy, x,
+                                    param(w), activation(a));
     reduce(w, op.getWeightGrad());
     return op.getInputGrad();
   }
@@ -183,10 +184,11 @@ private:
     Param &p = params[idx];
     int64_t groupSize = p.expert ? opts.dp : opts.dp * opts.ep;
     if (groupSize > 1)
-      grad = b.create<AllReduceOp>(
-          loc, grad.getType(), grad, group(p.expert ? kExpertDpGroup : kDenseGroup),
-          ReductionAttr::get(&ctx, Reduction::sum), PriorityAttr(),
-          PartitionAttr());
+      grad =
+          b.create<AllReduceOp>(loc, grad.getType(), grad,
+                                group(p.expert ? kExpertDpGroup : kDenseGroup),
+                                ReductionAttr::get(&ctx, Reduction::sum),
+                                PriorityAttr(), PartitionAttr());
     p.grad = grad;
   }
 
@@ -224,7 +226,7 @@ private:
 };
 
 Value IRGenerator::forwardFfn(const std::string &prefix, Value h, DenseFfn &rec,
-                          int64_t intermediate) {
+                              int64_t intermediate) {
   int64_t f = spec.modelledFfnWidth(intermediate);
   rec.input = h;
   rec.w1 = addParam({spec.hidden, f}, prefix + "w1", false);
@@ -233,7 +235,8 @@ Value IRGenerator::forwardFfn(const std::string &prefix, Value h, DenseFfn &rec,
   return dense(rec.hidden, rec.w2, Activation::none);
 }
 
-Value IRGenerator::forwardMoE(const std::string &prefix, Value h, MoEBlock &rec) {
+Value IRGenerator::forwardMoE(const std::string &prefix, Value h,
+                              MoEBlock &rec) {
   int64_t e = spec.numExperts, k = spec.topK, hid = spec.hidden;
   int64_t f = spec.modelledFfnWidth(spec.expertIntermediate);
   rec.input = h;
@@ -251,14 +254,14 @@ Value IRGenerator::forwardMoE(const std::string &prefix, Value h, MoEBlock &rec)
   RankedTensorType localType = tensor({localExperts, opts.ep * capacity, hid});
   Value buf = b.create<DispatchOp>(loc, bufType, h, rec.ids);
   rec.received = b.create<AllToAllOp>(loc, localType, buf, Value(), Value(),
-                                      group(kExpertGroup), 0, 1,
-                                      PriorityAttr(), ChunkAttr());
-  Value out = b.create<ExpertFfnOp>(loc, localType, rec.received,
-                                    param(rec.w1), param(rec.w2),
-                                    activation(spec.activation), ChunkAttr());
+                                      group(kExpertGroup), 0, 1, PriorityAttr(),
+                                      ChunkAttr());
+  Value out = b.create<ExpertFfnOp>(loc, localType, rec.received, param(rec.w1),
+                                    param(rec.w2), activation(spec.activation),
+                                    ChunkAttr());
   rec.returned = b.create<AllToAllOp>(loc, bufType, out, Value(), Value(),
-                                      group(kExpertGroup), 1, 0,
-                                      PriorityAttr(), ChunkAttr());
+                                      group(kExpertGroup), 1, 0, PriorityAttr(),
+                                      ChunkAttr());
   Value y = b.create<CombineOp>(loc, act(hid), rec.returned, rec.ids,
                                 rec.gateWeights);
   if (spec.sharedIntermediate > 0) {
@@ -296,12 +299,11 @@ Value IRGenerator::forwardLatentAttention(const std::string &prefix, Value h,
   }
   sa.wkvA = addParam({hid, la.kvLoraRank + la.qkRopeHeadDim},
                      prefix + "attn.wkv_a", false);
-  sa.wkvB = addParam({la.kvLoraRank, nopeWidth + vWidth},
-                     prefix + "attn.wkv_b", false);
+  sa.wkvB = addParam({la.kvLoraRank, nopeWidth + vWidth}, prefix + "attn.wkv_b",
+                     false);
   sa.wo = addParam({vWidth, hid}, prefix + "attn.wo", false);
   Value kvA = dense(h, sa.wkvA, Activation::none);
-  sa.kvLatent =
-      la.qkRopeHeadDim > 0 ? columns(kvA, 0, la.kvLoraRank) : kvA;
+  sa.kvLatent = la.qkRopeHeadDim > 0 ? columns(kvA, 0, la.kvLoraRank) : kvA;
   Value kv = dense(sa.kvLatent, sa.wkvB, Activation::none);
   Value qPart = vWidth == qWidth ? q : columns(q, 0, vWidth);
   sa.context = add(qPart, columns(kv, nopeWidth, vWidth));
@@ -327,21 +329,20 @@ Value IRGenerator::backwardLatentAttention(const SelfAttention &sa, Value g) {
     dIn = denseGrad(dq, sa.input, sa.wqB, Activation::none);
   }
   // Key/value path: the value columns follow the no-RoPE key columns.
-  Value dkv = nopeWidth == 0 ? dContext
-                             : b.create<tensor::ConcatOp>(
-                                   loc, 1,
-                                   ValueRange{zeros(nopeWidth), dContext});
+  Value dkv = nopeWidth == 0
+                  ? dContext
+                  : b.create<tensor::ConcatOp>(
+                        loc, 1, ValueRange{zeros(nopeWidth), dContext});
   Value dkvLatent = denseGrad(dkv, sa.kvLatent, sa.wkvB, Activation::none);
   Value dkvA = la.qkRopeHeadDim > 0
                    ? b.create<tensor::ConcatOp>(
-                         loc, 1,
-                         ValueRange{dkvLatent, zeros(la.qkRopeHeadDim)})
+                         loc, 1, ValueRange{dkvLatent, zeros(la.qkRopeHeadDim)})
                    : dkvLatent;
   return add(dIn, denseGrad(dkvA, sa.input, sa.wkvA, Activation::none));
 }
 
 Value IRGenerator::forwardStack(const StackSpec &stack, Value x, Value encoder,
-                            std::vector<LayerRecord> &records) {
+                                std::vector<LayerRecord> &records) {
   int64_t hid = spec.hidden, hd = spec.headDim;
   int64_t qWidth = spec.numHeads * hd, kvWidth = spec.numKvHeads * hd;
   Value h = x;
@@ -365,7 +366,8 @@ Value IRGenerator::forwardStack(const StackSpec &stack, Value x, Value encoder,
     // Self-attention: fused QKV projection; the query columns stand in for
     // the attention context (the score computation is not modelled).
     sa.input = h;
-    sa.wqkv = addParam({hid, qWidth + 2 * kvWidth}, prefix + "attn.wqkv", false);
+    sa.wqkv =
+        addParam({hid, qWidth + 2 * kvWidth}, prefix + "attn.wqkv", false);
     sa.wo = addParam({qWidth, hid}, prefix + "attn.wo", false);
     Value qkv = dense(h, sa.wqkv, Activation::none);
     sa.context = columns(qkv, 0, qWidth);
@@ -407,12 +409,12 @@ Value IRGenerator::backwardMoE(const MoEBlock &rec, Value dy) {
   int64_t hid = spec.hidden;
   RankedTensorType bufType = tensor({spec.numExperts, capacity, hid});
   RankedTensorType localType = tensor({localExperts, opts.ep * capacity, hid});
-  auto comb = b.create<CombineGradOp>(loc, bufType, rec.gateWeights.getType(),
-                                      dy, rec.returned, rec.ids,
-                                      rec.gateWeights);
+  auto comb =
+      b.create<CombineGradOp>(loc, bufType, rec.gateWeights.getType(), dy,
+                              rec.returned, rec.ids, rec.gateWeights);
   Value dOut = b.create<AllToAllOp>(loc, localType, comb.getInputGrad(),
-                                    Value(), Value(), group(kExpertGroup), 0,
-                                    1, PriorityAttr(), ChunkAttr());
+                                    Value(), Value(), group(kExpertGroup), 0, 1,
+                                    PriorityAttr(), ChunkAttr());
   auto ffn = b.create<ExpertFfnGradOp>(
       loc, localType, param(rec.w1).getType(), param(rec.w2).getType(), dOut,
       rec.received, param(rec.w1), param(rec.w2), activation(spec.activation),
@@ -434,13 +436,14 @@ Value IRGenerator::backwardMoE(const MoEBlock &rec, Value dy) {
 }
 
 Value IRGenerator::backwardStack(std::vector<LayerRecord> &records, Value dy,
-                             Value &encoderGrad) {
+                                 Value &encoderGrad) {
   int64_t qWidth = spec.numHeads * spec.headDim;
   int64_t kvWidth = spec.numKvHeads * spec.headDim;
   Value g = dy;
   for (LayerRecord &rec : llvm::reverse(records)) {
     // h_out = h_mid + ffn(h_mid): the residual passes g through.
-    Value dFfn = rec.moe ? backwardMoE(*rec.moe, g) : backwardFfn(*rec.dense, g);
+    Value dFfn =
+        rec.moe ? backwardMoE(*rec.moe, g) : backwardFfn(*rec.dense, g);
     g = add(g, dFfn);
 
     if (rec.cross) {
@@ -482,8 +485,7 @@ OwningOpRef<ModuleOp> IRGenerator::build() {
                    b.getDictionaryAttr(groups));
 
   auto func = b.create<func::FuncOp>(
-      loc, opts.training ? "train_step" : "forward",
-      b.getFunctionType({}, {}));
+      loc, opts.training ? "train_step" : "forward", b.getFunctionType({}, {}));
   body = func.addEntryBlock();
   b.setInsertionPointToStart(body);
 
@@ -491,7 +493,8 @@ OwningOpRef<ModuleOp> IRGenerator::build() {
   SmallVector<Value> inputs;
   for (const StackSpec &stack : spec.stacks)
     if (!stack.crossAttention || !encDec)
-      inputs.push_back(addArgument(act(spec.hidden), encDec ? stack.name + ".x" : "x"));
+      inputs.push_back(
+          addArgument(act(spec.hidden), encDec ? stack.name + ".x" : "x"));
   if (encDec)
     inputs.push_back(addArgument(act(spec.hidden), "decoder.x"));
 
@@ -538,9 +541,8 @@ OwningOpRef<ModuleOp> IRGenerator::build() {
 
 } // namespace
 
-OwningOpRef<ModuleOp> mlir::lina::import::buildModel(MLIRContext &context,
-                                               const ModelSpec &spec,
-                                               const ImportOptions &options,
-                                               StringRef source) {
+OwningOpRef<ModuleOp>
+mlir::lina::import::buildModel(MLIRContext &context, const ModelSpec &spec,
+                               const ImportOptions &options, StringRef source) {
   return IRGenerator(context, spec, options, source).build();
 }

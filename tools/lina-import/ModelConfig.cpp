@@ -74,28 +74,75 @@ using ::lina::Limits;
 /// irrelevant). Numbers among them must still be finite.
 const char *const kIgnoredFields[] = {
     // Bookkeeping and tokenizer.
-    "_name_or_path", "architectures", "auto_map", "model_type", "torch_dtype",
-    "transformers_version", "bos_token_id", "eos_token_id", "pad_token_id",
-    "decoder_start_token_id", "use_cache", "initializer_range",
-    "initializer_factor", "is_decoder", "quantization_config", "ep_size",
+    "_name_or_path",
+    "architectures",
+    "auto_map",
+    "model_type",
+    "torch_dtype",
+    "transformers_version",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "decoder_start_token_id",
+    "use_cache",
+    "initializer_range",
+    "initializer_factor",
+    "is_decoder",
+    "quantization_config",
+    "ep_size",
     // Positions, normalisation constants, dropout, scaling constants.
-    "rope_theta", "rope_scaling", "max_position_embeddings", "rms_norm_eps",
-    "layer_norm_epsilon", "attention_dropout", "dropout_rate",
-    "hidden_dropout", "pretraining_tp", "relative_attention_max_distance",
-    "clip_qkv", "original_max_position_embeddings", "initial_context_length",
-    "attention_multiplier", "embedding_multiplier", "residual_multiplier",
-    "logits_scaling", "attn_scale", "attn_temperature_tuning", "floor_scale",
-    "for_llm_compressor", "swiglu_limit", "emb_pdrop", "resid_pdrop",
+    "rope_theta",
+    "rope_scaling",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "layer_norm_epsilon",
+    "attention_dropout",
+    "dropout_rate",
+    "hidden_dropout",
+    "pretraining_tp",
+    "relative_attention_max_distance",
+    "clip_qkv",
+    "original_max_position_embeddings",
+    "initial_context_length",
+    "attention_multiplier",
+    "embedding_multiplier",
+    "residual_multiplier",
+    "logits_scaling",
+    "attn_scale",
+    "attn_temperature_tuning",
+    "floor_scale",
+    "for_llm_compressor",
+    "swiglu_limit",
+    "emb_pdrop",
+    "resid_pdrop",
     "max_seq_len",
     // Router losses, noise and normalisation: same shapes and top-k.
-    "output_router_logits", "router_aux_loss_coef", "router_z_loss_coef",
-    "router_jitter_noise", "input_jitter_noise", "router_dtype",
-    "router_ignore_padding_tokens", "router_type", "add_router_probs",
-    "batch_prioritized_routing", "expert_capacity", "norm_topk_prob",
-    "aux_loss_alpha", "seq_aux", "routed_scaling_factor",
+    "output_router_logits",
+    "router_aux_loss_coef",
+    "router_z_loss_coef",
+    "router_jitter_noise",
+    "input_jitter_noise",
+    "router_dtype",
+    "router_ignore_padding_tokens",
+    "router_type",
+    "add_router_probs",
+    "batch_prioritized_routing",
+    "expert_capacity",
+    "norm_topk_prob",
+    "aux_loss_alpha",
+    "seq_aux",
+    "routed_scaling_factor",
 };
 
-enum class Kind { Integer, Number, Bool, String, IntegerList, StringList, Object };
+enum class Kind {
+  Integer,
+  Number,
+  Bool,
+  String,
+  IntegerList,
+  StringList,
+  Object
+};
 
 struct FieldSpec {
   const char *name;
@@ -105,27 +152,41 @@ struct FieldSpec {
 /// Graph fields of each family. Which of them are required is decided by
 /// the family's reader.
 const FieldSpec kLlamaStyleFields[] = {
-    {"hidden_size", Kind::Integer},       {"intermediate_size", Kind::Integer},
-    {"num_hidden_layers", Kind::Integer}, {"num_attention_heads", Kind::Integer},
-    {"num_key_value_heads", Kind::Integer}, {"head_dim", Kind::Integer},
-    {"hidden_act", Kind::String},         {"num_experts_per_tok", Kind::Integer},
-    {"capacity_factor", Kind::Number},    {"vocab_size", Kind::Integer},
-    {"tie_word_embeddings", Kind::Bool},  {"attention_bias", Kind::Bool},
-    {"sliding_window", Kind::Integer},    {"use_sliding_window", Kind::Bool},
+    {"hidden_size", Kind::Integer},
+    {"intermediate_size", Kind::Integer},
+    {"num_hidden_layers", Kind::Integer},
+    {"num_attention_heads", Kind::Integer},
+    {"num_key_value_heads", Kind::Integer},
+    {"head_dim", Kind::Integer},
+    {"hidden_act", Kind::String},
+    {"num_experts_per_tok", Kind::Integer},
+    {"capacity_factor", Kind::Number},
+    {"vocab_size", Kind::Integer},
+    {"tie_word_embeddings", Kind::Bool},
+    {"attention_bias", Kind::Bool},
+    {"sliding_window", Kind::Integer},
+    {"use_sliding_window", Kind::Bool},
     {"max_window_layers", Kind::Integer},
 };
 const FieldSpec kMixtralFields[] = {{"num_local_experts", Kind::Integer}};
 const FieldSpec kDeepSeekFields[] = {
-    {"moe_intermediate_size", Kind::Integer}, {"n_routed_experts", Kind::Integer},
-    {"n_shared_experts", Kind::Integer},      {"first_k_dense_replace", Kind::Integer},
-    {"moe_layer_freq", Kind::Integer},        {"scoring_func", Kind::String},
+    {"moe_intermediate_size", Kind::Integer},
+    {"n_routed_experts", Kind::Integer},
+    {"n_shared_experts", Kind::Integer},
+    {"first_k_dense_replace", Kind::Integer},
+    {"moe_layer_freq", Kind::Integer},
+    {"scoring_func", Kind::String},
     {"topk_method", Kind::String},
 };
 const FieldSpec kLatentFields[] = {
-    {"q_lora_rank", Kind::Integer},      {"kv_lora_rank", Kind::Integer},
-    {"qk_nope_head_dim", Kind::Integer}, {"qk_rope_head_dim", Kind::Integer},
-    {"v_head_dim", Kind::Integer},       {"n_group", Kind::Integer},
-    {"topk_group", Kind::Integer},       {"num_nextn_predict_layers", Kind::Integer},
+    {"q_lora_rank", Kind::Integer},
+    {"kv_lora_rank", Kind::Integer},
+    {"qk_nope_head_dim", Kind::Integer},
+    {"qk_rope_head_dim", Kind::Integer},
+    {"v_head_dim", Kind::Integer},
+    {"n_group", Kind::Integer},
+    {"topk_group", Kind::Integer},
+    {"num_nextn_predict_layers", Kind::Integer},
 };
 const FieldSpec kQwenFields[] = {
     {"moe_intermediate_size", Kind::Integer},
@@ -188,10 +249,10 @@ const FieldSpec kLlama4VisionFields[] = {
 const FieldSpec kPhiMoEFields[] = {{"num_local_experts", Kind::Integer},
                                    {"lm_head_bias", Kind::Bool}};
 const FieldSpec kDbrxFields[] = {
-    {"d_model", Kind::Integer},     {"n_heads", Kind::Integer},
-    {"n_layers", Kind::Integer},    {"vocab_size", Kind::Integer},
+    {"d_model", Kind::Integer},          {"n_heads", Kind::Integer},
+    {"n_layers", Kind::Integer},         {"vocab_size", Kind::Integer},
     {"tie_word_embeddings", Kind::Bool}, {"ffn_config", Kind::Object},
-    {"attn_config", Kind::Object},  {"capacity_factor", Kind::Number},
+    {"attn_config", Kind::Object},       {"capacity_factor", Kind::Number},
 };
 const FieldSpec kDbrxAttnFields[] = {
     {"kv_n_heads", Kind::Integer}, {"clip_qkv", Kind::Number},
@@ -340,8 +401,8 @@ public:
                             prefix, key, modelType));
       std::optional<double> d = root.get(key)->getAsNumber();
       if (d && !std::isfinite(*d))
-        return fail(formatv("field '{0}{1}' must be a finite number", prefix,
-                            key));
+        return fail(
+            formatv("field '{0}{1}' must be a finite number", prefix, key));
     }
     for (StringRef key : keys)
       if (kinds.count(key))
@@ -481,8 +542,8 @@ public:
 
 private:
   void missing(StringRef name) {
-    fail(formatv("missing required field '{0}{1}' for model_type '{2}'",
-                 prefix, name, modelType));
+    fail(formatv("missing required field '{0}{1}' for model_type '{2}'", prefix,
+                 name, modelType));
   }
 
   /// The value of a graph field, type-checked; null counts as absent.
@@ -654,8 +715,8 @@ void readMixtral(ConfigReader &r, ModelSpec &spec, int64_t override) {
   // layer.
   int64_t w = granite ? 0 : slidingWindow(r);
   int64_t n = layerCount(r, "num_hidden_layers", override);
-  addDecoderStack(spec, n, [](int64_t) { return true; },
-                  [=](int64_t) { return w; });
+  addDecoderStack(
+      spec, n, [](int64_t) { return true; }, [=](int64_t) { return w; });
 }
 
 void readOlmoe(ConfigReader &r, ModelSpec &spec, int64_t override) {
@@ -669,8 +730,9 @@ void readOlmoe(ConfigReader &r, ModelSpec &spec, int64_t override) {
   // OLMoE normalises the whole query and key projections.
   spec.qkNorm = QkNormKind::Full;
   int64_t n = layerCount(r, "num_hidden_layers", override);
-  addDecoderStack(spec, n, [](int64_t) { return true; },
-                  [](int64_t) { return int64_t(0); });
+  addDecoderStack(
+      spec, n, [](int64_t) { return true; },
+      [](int64_t) { return int64_t(0); });
 }
 
 void readDeepSeek(ConfigReader &r, ModelSpec &spec, int64_t override) {
@@ -725,8 +787,8 @@ void readDeepSeek(ConfigReader &r, ModelSpec &spec, int64_t override) {
     int64_t groups = r.positive("n_group", 1);
     int64_t topGroups = r.positive("topk_group", 1);
     if (!r.failed() && spec.numExperts > 0 && spec.numExperts % groups != 0)
-      r.fail(formatv("n_group ({0}) must divide n_routed_experts ({1})",
-                     groups, spec.numExperts));
+      r.fail(formatv("n_group ({0}) must divide n_routed_experts ({1})", groups,
+                     spec.numExperts));
     if (!r.failed() && topGroups > groups)
       r.fail(formatv("topk_group ({0}) must not exceed n_group ({1})",
                      topGroups, groups));
@@ -821,9 +883,9 @@ void readGptOss(ConfigReader &r, ModelSpec &spec, int64_t override) {
   std::vector<int64_t> windows;
   for (int64_t i = 0; i < configLayers; ++i) {
     // Without layer_types, gpt-oss alternates: even layers slide.
-    StringRef t = types.empty() ? (i % 2 == 0 ? "sliding_attention"
-                                              : "full_attention")
-                                : types[i];
+    StringRef t = types.empty()
+                      ? (i % 2 == 0 ? "sliding_attention" : "full_attention")
+                      : types[i];
     if (t != "sliding_attention" && t != "full_attention")
       return r.fail(formatv("layer_types[{0}] is '{1}'; expected "
                             "sliding_attention or full_attention",
@@ -831,8 +893,9 @@ void readGptOss(ConfigReader &r, ModelSpec &spec, int64_t override) {
     windows.push_back(t == "sliding_attention" ? w : 0);
   }
   int64_t n = override > 0 ? override : configLayers;
-  addDecoderStack(spec, n, [](int64_t) { return true; },
-                  [&](int64_t i) { return windows[i % configLayers]; });
+  addDecoderStack(
+      spec, n, [](int64_t) { return true; },
+      [&](int64_t i) { return windows[i % configLayers]; });
 }
 
 void readLlama4(ConfigReader &r, ModelSpec &spec, int64_t override) {
@@ -870,12 +933,11 @@ void readLlama4(ConfigReader &r, ModelSpec &spec, int64_t override) {
   // entry 1, by default all but every fourth) use chunked attention.
   bool explicitMoE = r.has("moe_layers");
   auto isMoE = [&](int64_t i) {
-    return explicitMoE ? llvm::is_contained(moeLayers, i)
-                       : (i + 1) % step == 0;
+    return explicitMoE ? llvm::is_contained(moeLayers, i) : (i + 1) % step == 0;
   };
   auto window = [&](int64_t i) -> int64_t {
-    bool rope = noRope.empty() ? (i + 1) % 4 != 0
-                               : noRope[i % configLayers] != 0;
+    bool rope =
+        noRope.empty() ? (i + 1) % 4 != 0 : noRope[i % configLayers] != 0;
     return rope ? chunk : 0;
   };
   int64_t n = override > 0 ? override : configLayers;
@@ -954,19 +1016,18 @@ void readLlama4Vision(ConfigReader &v, VisionSpec &vs) {
 /// A multimodal Llama 4 config (`llama4`, Llama4ForConditionalGeneration):
 /// the text decoder from `text_config`, read as a `llama4_text` config, and
 /// the vision encoder from `vision_config`, which only `--summary` counts.
-void readLlama4Multimodal(ConfigReader &r, ModelSpec &spec,
-                          int64_t override) {
+void readLlama4Multimodal(ConfigReader &r, ModelSpec &spec, int64_t override) {
   r.checkFields({kLlama4MultimodalFields});
   const json::Object *text = r.optObject("text_config");
   const json::Object *vision = r.optObject("vision_config");
   std::optional<bool> tie = r.optBool("tie_word_embeddings");
-  for (StringRef id : {"image_token_index", "boi_token_index",
-                       "eoi_token_index"})
+  for (StringRef id :
+       {"image_token_index", "boi_token_index", "eoi_token_index"})
     (void)r.optInt(id);
   if (r.failed())
     return;
-  for (auto [object, name] : {std::pair(text, "text_config"),
-                              std::pair(vision, "vision_config")})
+  for (auto [object, name] :
+       {std::pair(text, "text_config"), std::pair(vision, "vision_config")})
     if (!object)
       return r.fail(formatv("missing required field '{0}' for model_type "
                             "'llama4'",
@@ -1051,8 +1112,9 @@ void readDbrx(ConfigReader &r, ModelSpec &spec, int64_t override) {
     return r.fail(formatv("d_model ({0}) must be a multiple of n_heads ({1})",
                           spec.hidden, spec.numHeads));
   spec.headDim = spec.hidden / spec.numHeads;
-  addDecoderStack(spec, n, [](int64_t) { return true; },
-                  [](int64_t) { return int64_t(0); });
+  addDecoderStack(
+      spec, n, [](int64_t) { return true; },
+      [](int64_t) { return int64_t(0); });
 }
 
 /// Which layers of a Switch stack are sparse, as in Hugging Face's
@@ -1110,9 +1172,8 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
     gated = *g;
   }
   spec.gated = gated;
-  spec.activation = r.activation(r.has("dense_act_fn") ? "dense_act_fn"
-                                                       : "feed_forward_proj",
-                                 act);
+  spec.activation = r.activation(
+      r.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj", act);
 
   int64_t encLayers = r.positive("num_layers");
   int64_t decLayers = r.positive("num_decoder_layers", encLayers);
@@ -1126,7 +1187,8 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
     if (r.failed())
       return 0;
     if (s && *s < 0) {
-      r.fail(formatv("field '{0}' must not be negative, got {1}", stepField, *s));
+      r.fail(
+          formatv("field '{0}' must not be negative, got {1}", stepField, *s));
       return 0;
     }
     if (count && (*count < 0 || *count > layers)) {
@@ -1149,11 +1211,11 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
     }
     return s ? *s : derived;
   };
-  int64_t encStep = step("encoder_sparse_step", "num_sparse_encoder_layers",
-                         encLayers);
-  int64_t decStep =
-      encDec ? step("decoder_sparse_step", "num_sparse_decoder_layers", decLayers)
-             : 0;
+  int64_t encStep =
+      step("encoder_sparse_step", "num_sparse_encoder_layers", encLayers);
+  int64_t decStep = encDec ? step("decoder_sparse_step",
+                                  "num_sparse_decoder_layers", decLayers)
+                           : 0;
   if (r.failed())
     return;
   if (override > 0)
@@ -1164,7 +1226,6 @@ void readSwitch(ConfigReader &r, ModelSpec &spec, int64_t override) {
     spec.stacks.push_back(
         {"decoder", switchSparseLayers(decLayers, decStep), true, {}});
 }
-
 
 /// Picks the family from model_type, or from the fields when it is absent.
 Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
@@ -1217,8 +1278,7 @@ Expected<ModelFamily> detectFamily(StringRef path, const json::Object &root) {
 }
 
 /// Applies the size overrides of a small test model.
-Error applyOverrides(StringRef path, ModelSpec &spec,
-                     const ModelOverrides &o) {
+Error applyOverrides(StringRef path, ModelSpec &spec, const ModelOverrides &o) {
   auto bad = [&](const Twine &msg) {
     return createStringError(inconvertibleErrorCode(), path + ": " + msg);
   };
@@ -1255,9 +1315,9 @@ mlir::lina::import::parseModelConfig(StringRef path, StringRef text,
                                      const ModelOverrides &overrides) {
   Expected<json::Value> parsed = json::parse(text);
   if (!parsed)
-    return createStringError(inconvertibleErrorCode(),
-                             path + ": invalid JSON: " +
-                                 toString(parsed.takeError()));
+    return createStringError(
+        inconvertibleErrorCode(),
+        path + ": invalid JSON: " + toString(parsed.takeError()));
   const json::Object *root = parsed->getAsObject();
   if (!root)
     return createStringError(inconvertibleErrorCode(),

@@ -87,8 +87,7 @@ private:
 void ParameterCounter::selfAttention(Counter &c) {
   Count h = spec.hidden, nh = spec.numHeads;
   Count weights, biases;
-  if (const LatentAttentionSpec *la =
-          spec.latent ? &*spec.latent : nullptr) {
+  if (const LatentAttentionSpec *la = spec.latent ? &*spec.latent : nullptr) {
     Count qk = la->qkHeadDim();
     if (la->qLoraRank > 0) {
       weights += h * la->qLoraRank + Count(la->qLoraRank) * nh * qk;
@@ -99,10 +98,10 @@ void ParameterCounter::selfAttention(Counter &c) {
       weights += h * nh * qk;
     }
     Count kvA = Count(la->kvLoraRank) + la->qkRopeHeadDim;
-    weights += h * kvA +
-               Count(la->kvLoraRank) * nh * (Count(la->qkNopeHeadDim) +
-                                             la->vHeadDim) +
-               nh * la->vHeadDim * h;
+    weights +=
+        h * kvA +
+        Count(la->kvLoraRank) * nh * (Count(la->qkNopeHeadDim) + la->vHeadDim) +
+        nh * la->vHeadDim * h;
     c.add(ParamKind::Norms, la->kvLoraRank);
     if (spec.qkvBias)
       biases += kvA;
@@ -147,8 +146,7 @@ void ParameterCounter::denseFfn(Counter &c, int64_t intermediate,
 
 void ParameterCounter::moe(Counter &c) {
   Count h = spec.hidden, e = spec.numExperts;
-  Count expertWeights =
-      Count(spec.gated ? 3 : 2) * h * spec.expertIntermediate;
+  Count expertWeights = Count(spec.gated ? 3 : 2) * h * spec.expertIntermediate;
   Count expert = expertWeights;
   if (spec.expertBias)
     expert += Count(spec.gated ? 2 : 1) * spec.expertIntermediate + h;
@@ -179,8 +177,8 @@ void ParameterCounter::vision(Counter &c, const VisionSpec &v) {
   Count side = v.patchesPerSide();
   // The patch embedding is an unfold and a linear map without bias; the
   // positional embedding has a row per patch and one for the class token.
-  Count embeddings = Count(v.numChannels) * v.patchSize * v.patchSize * h +
-                     h + (side * side + 1) * h;
+  Count embeddings = Count(v.numChannels) * v.patchSize * v.patchSize * h + h +
+                     (side * side + 1) * h;
   // layernorm_pre and layernorm_post.
   Count norms = Count(2) * layerNorm;
   // The pixel-shuffle adapter MLP (no biases) and the projector to the text
@@ -350,9 +348,8 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
                   v->visionOutputDim, spec.hidden);
   os << formatv("grid: dp {0} x ep {1} = {2} ranks; {3} x {4} = {5} tokens "
                 "per rank; {6}; {7}\n",
-                opts.dp, opts.ep, opts.dp * opts.ep, opts.microBatch,
-                opts.seq, tokens, eltName,
-                opts.training ? "train" : "infer");
+                opts.dp, opts.ep, opts.dp * opts.ep, opts.microBatch, opts.seq,
+                tokens, eltName, opts.training ? "train" : "infer");
 
   // Wide enough for "vision encoder + projector".
   os << formatv("{0,-30}{1,16}{2,22}\n", "parameters", "total",
@@ -382,8 +379,8 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
   os << formatv("total without embedding and LM head: {0} ({1})\n",
                 total - embedding - lmHead,
                 human(double(total - embedding - lmHead)));
-  os << formatv("active without the input embedding: {0} ({1})\n",
-                withoutInput, human(double(withoutInput)));
+  os << formatv("active without the input embedding: {0} ({1})\n", withoutInput,
+                human(double(withoutInput)));
   os << formatv("active without embedding and LM head: {0} ({1})\n",
                 nonEmbedding, human(double(nonEmbedding)));
   if (spec.vocab == 0)
@@ -410,8 +407,7 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
       int64_t w = s.window.empty() ? 0 : s.window[i];
       // A Switch encoder attends both ways: every token sees all S.
       double keys = encoder ? double(opts.seq) * double(opts.seq)
-                            : attendedKeys(opts.seq, w,
-                                           spec.chunkedAttention);
+                            : attendedKeys(opts.seq, w, spec.chunkedAttention);
       scores += 2.0 * (qk + v) * keys / double(opts.seq);
       if (s.crossAttention)
         scores += 2.0 * (qk + v) * double(opts.seq);
@@ -435,8 +431,8 @@ Error mlir::lina::import::printSummary(raw_ostream &os, const ModelSpec &spec,
     os << formatv("all_to_all per MoE layer and rank: buffer [{0}, {1}, {2}] "
                   "{3} = {4} bytes, {5} of them to other ranks; {6} "
                   "all_to_alls per MoE layer ({7} in the step)\n",
-                  spec.numExperts, capacity, spec.hidden, eltName,
-                  bytes.get(), offRank, opts.training ? 4 : 2,
+                  spec.numExperts, capacity, spec.hidden, eltName, bytes.get(),
+                  offRank, opts.training ? 4 : 2,
                   (opts.training ? 4 : 2) * moeLayers);
   }
 

@@ -53,8 +53,7 @@ llvm::Expected<ParamCounts> countParameters(const ModelSpec &spec);
 
 /// Prints the summary of `spec` on the grid and batch of `options`.
 llvm::Error printSummary(llvm::raw_ostream &os, const ModelSpec &spec,
-                         const ImportOptions &options,
-                         llvm::StringRef source);
+                         const ImportOptions &options, llvm::StringRef source);
 
 } // namespace mlir::lina::import
 

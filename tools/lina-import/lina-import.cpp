@@ -53,19 +53,19 @@ cl::opt<std::string> configPath(cl::Positional, cl::Required,
 cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(importCategory));
-cl::opt<std::string> epOpt(
-    "ep",
-    cl::desc("Expert-parallel ranks; must divide the number of experts. "
-             "'auto': the largest that divides the experts and --world"),
-    cl::value_desc("n|auto"), cl::init("1"), cl::cat(importCategory));
+cl::opt<std::string>
+    epOpt("ep",
+          cl::desc("Expert-parallel ranks; must divide the number of experts. "
+                   "'auto': the largest that divides the experts and --world"),
+          cl::value_desc("n|auto"), cl::init("1"), cl::cat(importCategory));
 cl::opt<int64_t> dpOpt("dp",
                        cl::desc("Data-parallel replicas of each expert; the "
                                 "grid has dp * ep ranks"),
                        cl::init(1), cl::cat(importCategory));
-cl::opt<int64_t> worldOpt(
-    "world",
-    cl::desc("Ranks in the grid (dp * ep); with it --dp is derived"),
-    cl::init(0), cl::cat(importCategory));
+cl::opt<int64_t>
+    worldOpt("world",
+             cl::desc("Ranks in the grid (dp * ep); with it --dp is derived"),
+             cl::init(0), cl::cat(importCategory));
 cl::opt<bool> summaryOpt(
     "summary",
     cl::desc("Print the model's parameters, FLOPs per token, all_to_all and "
@@ -95,9 +95,10 @@ cl::opt<int64_t> layersOpt(
     cl::desc("Override the number of layers of every stack (small test "
              "models); 0 keeps the config's"),
     cl::init(0), cl::cat(importCategory));
-cl::opt<int64_t> hiddenOpt(
-    "hidden", cl::desc("Override the hidden size (small test models)"),
-    cl::init(0), cl::cat(importCategory));
+cl::opt<int64_t>
+    hiddenOpt("hidden",
+              cl::desc("Override the hidden size (small test models)"),
+              cl::init(0), cl::cat(importCategory));
 cl::opt<int64_t> headsOpt(
     "heads",
     cl::desc("Override the number of attention heads (small test models)"),
@@ -139,10 +140,10 @@ std::string divisors(int64_t n) {
 Error checkSizes(const ModelSpec &spec, const ImportOptions &opts) {
   using ::lina::Limits;
   int64_t tokens = opts.microBatch * opts.seq;
-  int64_t widest = std::max({spec.hidden,
-                             spec.modelledFfnWidth(spec.denseIntermediate),
-                             spec.modelledFfnWidth(spec.expertIntermediate),
-                             spec.modelledFfnWidth(spec.sharedIntermediate)});
+  int64_t widest =
+      std::max({spec.hidden, spec.modelledFfnWidth(spec.denseIntermediate),
+                spec.modelledFfnWidth(spec.expertIntermediate),
+                spec.modelledFfnWidth(spec.sharedIntermediate)});
   SmallVector<std::pair<std::string, SmallVector<int64_t, 4>>> shapes;
   int64_t heads = spec.numHeads + 2 * spec.numKvHeads;
   shapes.push_back({"the attention weights",
@@ -152,17 +153,16 @@ Error checkSizes(const ModelSpec &spec, const ImportOptions &opts) {
                     {tokens, heads, std::max<int64_t>(spec.headDim, 1)}});
   if (spec.latent) {
     const LatentAttentionSpec &la = *spec.latent;
-    shapes.push_back({"the latent query weights",
-                      {std::max(la.qLoraRank, spec.hidden), spec.numHeads,
-                       la.qkHeadDim()}});
-    shapes.push_back({"the latent key/value weights",
-                      {la.kvLoraRank, spec.numHeads,
-                       la.qkNopeHeadDim + la.vHeadDim}});
+    shapes.push_back(
+        {"the latent query weights",
+         {std::max(la.qLoraRank, spec.hidden), spec.numHeads, la.qkHeadDim()}});
+    shapes.push_back(
+        {"the latent key/value weights",
+         {la.kvLoraRank, spec.numHeads, la.qkNopeHeadDim + la.vHeadDim}});
   }
   if (spec.hasMoELayer()) {
-    if (std::string m = ::lina::checkLimit("the number of experts",
-                                           spec.numExperts,
-                                           Limits::kMaxExperts);
+    if (std::string m = ::lina::checkLimit(
+            "the number of experts", spec.numExperts, Limits::kMaxExperts);
         !m.empty())
       return createStringError(inconvertibleErrorCode(), m);
     double perExpert = double(tokens) * double(spec.topK) /
@@ -176,9 +176,10 @@ Error checkSizes(const ModelSpec &spec, const ImportOptions &opts) {
     int64_t c = computeCapacity(tokens, spec.topK, spec.numExperts,
                                 opts.capacityFactor);
     int64_t f = spec.modelledFfnWidth(spec.expertIntermediate);
-    shapes.push_back({"the expert weights",
-                      {spec.numExperts / opts.ep, spec.hidden, f}});
-    shapes.push_back({"the dispatch buffer", {spec.numExperts, c, spec.hidden}});
+    shapes.push_back(
+        {"the expert weights", {spec.numExperts / opts.ep, spec.hidden, f}});
+    shapes.push_back(
+        {"the dispatch buffer", {spec.numExperts, c, spec.hidden}});
     shapes.push_back({"the received tokens",
                       {spec.numExperts / opts.ep, opts.ep, c, spec.hidden}});
     shapes.push_back({"the router weights", {spec.hidden, spec.numExperts}});
@@ -229,8 +230,7 @@ int main(int argc, char **argv) {
       return fail(formatv("{0} is {1}; the limit is {2}", name, value, hi));
   }
   double cf = capacityFactorOpt;
-  if (!std::isfinite(cf) || cf < 0.0 ||
-      cf > ConfigLimits::kMaxCapacityFactor)
+  if (!std::isfinite(cf) || cf < 0.0 || cf > ConfigLimits::kMaxCapacityFactor)
     return fail(formatv("--capacity-factor must be a finite number in (0, "
                         "{0}] (or 0 for the default), got {1}",
                         format("%g", ConfigLimits::kMaxCapacityFactor),
@@ -307,8 +307,8 @@ int main(int argc, char **argv) {
   if (cf > 0.0)
     options.capacityFactor = cf;
   else
-    options.capacityFactor = spec->capacityFactor.value_or(
-        options.training ? 1.25 : 2.0);
+    options.capacityFactor =
+        spec->capacityFactor.value_or(options.training ? 1.25 : 2.0);
 
   if (Error err = checkSizes(*spec, options))
     return fail(toString(std::move(err)));

@@ -49,8 +49,7 @@ double percentile(const std::vector<double> &sorted, double q) {
 struct PolicyResult {
   std::vector<double> batchSeconds;
   std::vector<double> moeSeconds; ///< all-to-alls + experts + moves
-  double maxOverMean = 0, samples = 0, bytes = 0, phase2 = 0,
-         predictive = 0;
+  double maxOverMean = 0, samples = 0, bytes = 0, phase2 = 0, predictive = 0;
 };
 
 } // namespace
@@ -96,8 +95,8 @@ bool lina::serve::runServe(const RoutingTrace &trace, const Profile &profile,
   ExpertCost cost;
   cost.weightBytes = static_cast<double>(*weightBytes);
   cost.flopsPerRow = 2.0 * 3 * model.hidden * model.ffn;
-  cost.bytesPerRow =
-      static_cast<double>((2 * model.hidden + 3 * model.ffn) * model.dtypeBytes);
+  cost.bytesPerRow = static_cast<double>((2 * model.hidden + 3 * model.ffn) *
+                                         model.dtypeBytes);
   cost.rowBytes = static_cast<double>(model.hidden * model.dtypeBytes);
   // Attention runs data-parallel: each device has batch / N tokens.
   double tokensPerDevice = static_cast<double>(o.batch) / N;
@@ -112,8 +111,8 @@ bool lina::serve::runServe(const RoutingTrace &trace, const Profile &profile,
   cost.moveBandwidth = oneNode
                            ? cluster.intraNode.bandwidth
                            : cluster.interNode.bandwidth / cluster.gpusPerNode;
-  cost.moveLatency = oneNode ? cluster.intraNode.latency
-                             : cluster.interNode.latency;
+  cost.moveLatency =
+      oneNode ? cluster.intraNode.latency : cluster.interNode.latency;
 
   // The batches: tokens drawn uniformly (with replacement) from the trace.
   std::mt19937_64 rng(o.seed);
@@ -126,9 +125,9 @@ bool lina::serve::runServe(const RoutingTrace &trace, const Profile &profile,
               "batches=%d window=%d expert_mb=%.1f dense_us=%.1f "
               "move_gbps=%.0f\n",
               model.name.c_str(), cluster.name.c_str(), N, C, o.batch,
-              o.prefill ? " (prefill)" : "",
-              o.batches, o.window, cost.weightBytes / 1e6,
-              cost.denseSeconds * 1e6, cost.moveBandwidth * 8 / 1e9);
+              o.prefill ? " (prefill)" : "", o.batches, o.window,
+              cost.weightBytes / 1e6, cost.denseSeconds * 1e6,
+              cost.moveBandwidth * 8 / 1e9);
   double staticP95 = 0, staticMoeP95 = 0;
   std::vector<int> history(L);
   for (PlacementPolicy policy : o.policies) {

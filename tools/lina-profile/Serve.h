@@ -37,9 +37,9 @@ std::optional<ModelShape> modelShape(const std::string &name);
 
 struct ServeOptions {
   int devices = 0;
-  int slots = 0;        ///< expert slots per device; 0: ceil(E/N) + 1
+  int slots = 0; ///< expert slots per device; 0: ceil(E/N) + 1
   int replicaBudget = -1;
-  int batch = 0;        ///< tokens per batch
+  int batch = 0; ///< tokens per batch
   int batches = 200;
   int window = 16;
   int64_t context = 1024; ///< tokens of KV cache each token attends to

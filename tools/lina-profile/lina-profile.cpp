@@ -101,8 +101,8 @@ bool parseInt(const std::string &flag, const std::string &v, long long lo,
   char *end = nullptr;
   long long x = std::strtoll(v.c_str(), &end, 10);
   if (v.empty() || *end || errno || x < lo || x > (1ll << 31) - 1) {
-    error = "invalid value '" + v + "' for " + flag + " (an integer >= " +
-            std::to_string(lo) + ")";
+    error = "invalid value '" + v + "' for " + flag +
+            " (an integer >= " + std::to_string(lo) + ")";
     return false;
   }
   out = x;
@@ -150,7 +150,8 @@ bool splitHoldout(const RoutingTrace &trace, double fraction,
   size_t keep = static_cast<size_t>(
       std::floor(static_cast<double>(requests.size()) * (1 - fraction)));
   if (keep < 1 || keep >= requests.size()) {
-    error = "--holdout " + std::to_string(fraction) + " leaves no request on "
+    error = "--holdout " + std::to_string(fraction) +
+            " leaves no request on "
             "one side of the split (the trace has " +
             std::to_string(requests.size()) + " requests)";
     return false;
@@ -189,8 +190,8 @@ void reportHoldout(const Profile &p, const RoutingTrace &held, int batch) {
         if (l >= 1) {
           predictions += 1;
           hits += p.predictTop1(l, history.data()) == route.top1(l);
-          baseHits += popularityOnly.predictTop1(l, history.data()) ==
-                      route.top1(l);
+          baseHits +=
+              popularityOnly.predictTop1(l, history.data()) == route.top1(l);
         }
       }
       double total = 0, e1 = 0, e0 = 0;
@@ -218,8 +219,8 @@ void reportHoldout(const Profile &p, const RoutingTrace &held, int batch) {
 int runServeMode(const std::string &input, const std::string &profilePath,
                  const std::string &modelName, const std::string &clusterPath,
                  const std::string &policyList, long long layers,
-                 long long experts, bool skipIncomplete,
-                 serve::ServeOptions so, const std::string &synthFlag) {
+                 long long experts, bool skipIncomplete, serve::ServeOptions so,
+                 const std::string &synthFlag) {
   if (!synthFlag.empty())
     return fail(synthFlag + " is not meaningful with --serve");
   if (input.empty() || profilePath.empty() || modelName.empty() ||
@@ -231,7 +232,8 @@ int runServeMode(const std::string &input, const std::string &profilePath,
   if (!model)
     return fail("unknown --model '" + modelName +
                 "' (known: mixtral-8x7b, olmoe-1b-7b)");
-  std::optional<ClusterSpec> cluster = ClusterSpec::fromFile(clusterPath, error);
+  std::optional<ClusterSpec> cluster =
+      ClusterSpec::fromFile(clusterPath, error);
   if (!cluster)
     return fail(error);
   size_t pos = 0;
@@ -242,7 +244,8 @@ int runServeMode(const std::string &input, const std::string &profilePath,
     std::string name = policyList.substr(pos, comma - pos);
     std::optional<PlacementPolicy> policy = parsePlacementPolicy(name);
     if (!policy)
-      return fail("unknown policy '" + name + "' in --policies (known: "
+      return fail("unknown policy '" + name +
+                  "' in --policies (known: "
                   "static, eplb, lina, oracle)");
     so.policies.push_back(*policy);
     pos = comma + 1;
@@ -269,8 +272,8 @@ int main(int argc, char **argv) {
        skipIncomplete = false;
   double smoothing = 4, holdout = 0;
   long long holdoutBatch = 8;
-  std::string profilePath, modelName, clusterPath, policyList =
-      "static,eplb,lina,oracle";
+  std::string profilePath, modelName, clusterPath,
+      policyList = "static,eplb,lina,oracle";
   serve::ServeOptions so;
   std::vector<std::string> serveOnly;
   bool haveLayers = false, haveExperts = false, haveTopK = false,
@@ -295,21 +298,24 @@ int main(int argc, char **argv) {
   std::vector<std::pair<std::string, std::string>> given;
   auto valueOption = [&](const std::string &flag) {
     app.add_option_function<std::string>(
-        flag, [&given, flag](const std::string &v) {
-          given.emplace_back(flag, v);
-        });
+        flag,
+        [&given, flag](const std::string &v) { given.emplace_back(flag, v); });
   };
-  for (const char *flag :
-       {"--smoothing", "--holdout", "--holdout-batch", "--profile", "--model",
-        "--cluster", "--policies", "--devices", "--slots", "--replica-budget",
-        "--batch", "--batches", "--window", "--context", "--path-length",
-        "--layers", "--experts", "--top-k", "--requests",
-        "--tokens-per-request", "--zipf", "--stickiness", "--seed",
-        "--model-seed"})
+  for (const char *flag : {"--smoothing",     "--holdout",
+                           "--holdout-batch", "--profile",
+                           "--model",         "--cluster",
+                           "--policies",      "--devices",
+                           "--slots",         "--replica-budget",
+                           "--batch",         "--batches",
+                           "--window",        "--context",
+                           "--path-length",   "--layers",
+                           "--experts",       "--top-k",
+                           "--requests",      "--tokens-per-request",
+                           "--zipf",          "--stickiness",
+                           "--seed",          "--model-seed"})
     valueOption(flag);
-  app.add_flag_callback("--prefill", [&] {
-    given.emplace_back("--prefill", "");
-  });
+  app.add_flag_callback("--prefill",
+                        [&] { given.emplace_back("--prefill", ""); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &) {
@@ -444,11 +450,12 @@ int main(int argc, char **argv) {
   }
   if (serveMode) {
     // --seed also draws the batches of --serve.
-    auto other = std::find_if(synthOnly.begin(), synthOnly.end(),
-                              [](const std::string &f) { return f != "--seed"; });
+    auto other =
+        std::find_if(synthOnly.begin(), synthOnly.end(),
+                     [](const std::string &f) { return f != "--seed"; });
     so.seed = syn.seed;
-    return runServeMode(input, profilePath, modelName, clusterPath,
-                        policyList, layers, experts, skipIncomplete, so,
+    return runServeMode(input, profilePath, modelName, clusterPath, policyList,
+                        layers, experts, skipIncomplete, so,
                         other == synthOnly.end() ? "" : *other);
   }
   if (!serveOnly.empty())

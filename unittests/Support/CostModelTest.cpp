@@ -41,9 +41,9 @@ TEST(CostModel, ParsesClusterFile) {
 
 TEST(CostModel, BuiltInClusterIsTheShippedFile) {
   std::string error;
-  auto file = ClusterSpec::fromFile(
-      std::string(LINA_SOURCE_DIR) + "/examples/clusters/a100-ib100.json",
-      error);
+  auto file = ClusterSpec::fromFile(std::string(LINA_SOURCE_DIR) +
+                                        "/examples/clusters/a100-ib100.json",
+                                    error);
   ASSERT_TRUE(file) << error;
   ClusterSpec builtIn = ClusterSpec::a100Ib100();
   EXPECT_EQ(file->name, builtIn.name);
@@ -146,20 +146,24 @@ TEST(CostModel, OptionalFieldsHaveIdealDefaults) {
 TEST(CostModel, ComputeTimeUsesKernelClassAndLaunches) {
   std::string error;
   std::string text = kTestCluster;
-  text.replace(text.find(R"("flops": 100e12)"), 15,
-               R"("flops": 100e12, "gemm_efficiency": 0.5, "memory_efficiency": 0.5, "kernel_launch_us": 3)");
+  text.replace(
+      text.find(R"("flops": 100e12)"), 15,
+      R"("flops": 100e12, "gemm_efficiency": 0.5, "memory_efficiency": 0.5, "kernel_launch_us": 3)");
   auto spec = ClusterSpec::fromJson(text, error);
   ASSERT_TRUE(spec) << error;
   CostModel m(*spec);
   // 1e12 FLOPs at 50 TFLOP/s = 20 ms; 1e9 bytes at 500 GB/s = 2 ms.
-  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Gemm, 4), 20e-3 + 12e-6);
+  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Gemm, 4),
+                   20e-3 + 12e-6);
   // Memory-bound kernels ignore their FLOPs.
-  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Memory, 1), 2e-3 + 3e-6);
+  EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9, KernelClass::Memory, 1),
+                   2e-3 + 3e-6);
   EXPECT_DOUBLE_EQ(m.computeTime(1e12, 1e9), 20e-3 + 3e-6);
 }
 
 TEST(CostModel, ShippedClusterFilesLoad) {
-  for (const char *name : {"a100-ib100.json", "a100-ib100-x8.json", "h100-node.json"}) {
+  for (const char *name :
+       {"a100-ib100.json", "a100-ib100-x8.json", "h100-node.json"}) {
     std::string error;
     auto spec = ClusterSpec::fromFile(
         std::string(LINA_SOURCE_DIR) + "/examples/clusters/" + name, error);
@@ -172,8 +176,8 @@ TEST(CostModel, RejectsBadClusterFiles) {
   EXPECT_FALSE(ClusterSpec::fromJson("{", error));
   EXPECT_NE(error.find("not valid JSON"), std::string::npos) << error;
 
-  EXPECT_FALSE(ClusterSpec::fromJson(
-      R"({"nodes": 0, "gpus_per_node": 4})", error));
+  EXPECT_FALSE(
+      ClusterSpec::fromJson(R"({"nodes": 0, "gpus_per_node": 4})", error));
   EXPECT_NE(error.find("'nodes' must be a positive integer"), std::string::npos)
       << error;
 
@@ -232,8 +236,8 @@ TEST(CostModel, PairwiseAllToAll) {
 
 TEST(CostModel, RooflineCompute) {
   CostModel m(testCluster());
-  EXPECT_NEAR(m.computeTime(1e12, 1e6), 10e-3 + 2e-6, 1e-12);  // compute bound
-  EXPECT_NEAR(m.computeTime(1e6, 1e10), 10e-3 + 2e-6, 1e-12);  // memory bound
+  EXPECT_NEAR(m.computeTime(1e12, 1e6), 10e-3 + 2e-6, 1e-12); // compute bound
+  EXPECT_NEAR(m.computeTime(1e6, 1e10), 10e-3 + 2e-6, 1e-12); // memory bound
 }
 
 TEST(CostModel, PartitionSizeAmortisesLatency) {
@@ -273,8 +277,8 @@ TEST(CostModel, PipelineTimeFormula) {
   // Weights are read by every chunk: flops 1e9, token bytes 1e6, weights
   // 5e8. comp(4) = max(2.5 us, (0.25e6 + 5e8) / 1e12 s) + 2 us = 502.25 us;
   // net(4) = 125 us; 250 + 502.25 + 3 * 502.25 us.
-  EXPECT_NEAR(m.pipelineTime(ExpertWork{64e6, 1e9, 1e6, 5e8}, 4, 4),
-              2259e-6, 1e-9);
+  EXPECT_NEAR(m.pipelineTime(ExpertWork{64e6, 1e9, 1e6, 5e8}, 4, 4), 2259e-6,
+              1e-9);
 }
 
 TEST(CostModel, PipelineChoiceBalancesStages) {
@@ -282,8 +286,8 @@ TEST(CostModel, PipelineChoiceBalancesStages) {
   // Compute-heavy (see PipelineTimeFormula): K = 2, 4, 8, 16 give 40494,
   // 40258, 40146 and 70 + 16 * 2502 = 40102 us: 16 chunks. A chunk's FFN
   // (2502 us) already covers its all-to-alls (2 * 35 us): one expert.
-  PipelineChoice c = m.choosePipeline(ExpertWork{64e6, 4e12, 1e8, 0}, 4, 1,
-                                      16, 8);
+  PipelineChoice c =
+      m.choosePipeline(ExpertWork{64e6, 4e12, 1e8, 0}, 4, 1, 16, 8);
   EXPECT_EQ(c.chunks, 16);
   EXPECT_NEAR(c.estimatedTime, 40102e-6, 1e-9);
   EXPECT_EQ(c.expertsPerDevice, 1);

@@ -66,11 +66,9 @@ TEST(Profile, PopularityByHand) {
   // Layer 0 assignments: 0,1, 0,2, 0,3, 3,0 -> e0 4/8, e1 1/8, e2 1/8, e3 2/8.
   EXPECT_EQ(p.popularity[0], (std::vector<double>{0.5, 0.125, 0.125, 0.25}));
   // Layer 1: 1,0, 1,2, 2,3, 1,3 -> e0 1, e1 3, e2 2, e3 2.
-  EXPECT_EQ(p.popularity[1],
-            (std::vector<double>{0.125, 0.375, 0.25, 0.25}));
+  EXPECT_EQ(p.popularity[1], (std::vector<double>{0.125, 0.375, 0.25, 0.25}));
   // Layer 2: 2,3, 3,2, 2,0, 2,1 -> e0 1, e1 1, e2 4, e3 2.
-  EXPECT_EQ(p.popularity[2],
-            (std::vector<double>{0.125, 0.125, 0.5, 0.25}));
+  EXPECT_EQ(p.popularity[2], (std::vector<double>{0.125, 0.125, 0.5, 0.25}));
 }
 
 TEST(Profile, TransitionsByHand) {
@@ -165,9 +163,9 @@ TEST(Profile, RejectsBadFiles) {
       "experts": 2, "top_k": 1, "path_length": 1, "tokens": 4, )";
   expectError(head + R"("popularity": [[0.5, 0.5]], "transitions": []})",
               "one entry per layer (2)");
-  expectError(head +
-                  R"("popularity": [[0.5, 0.5], [0.9, 0.9]], "transitions": []})",
-              "popularity[1]' sum to");
+  expectError(
+      head + R"("popularity": [[0.5, 0.5], [0.9, 0.9]], "transitions": []})",
+      "popularity[1]' sum to");
   expectError(head + R"("popularity": [[0.5, 0.5], [0.5, 0.5]],
       "transitions": [{"layer": 1, "path": [2], "count": 1, "top1": 0,
                        "experts": [0], "shares": [1]}]})",
@@ -207,8 +205,8 @@ TEST(Profile, SyntheticSkewAndStickiness) {
   EXPECT_EQ(again->tokens[100].experts, t->tokens[100].experts);
   Profile p = build(*t, 1);
   for (int l = 0; l < 4; ++l) {
-    double hottest = *std::max_element(p.popularity[l].begin(),
-                                       p.popularity[l].end());
+    double hottest =
+        *std::max_element(p.popularity[l].begin(), p.popularity[l].end());
     EXPECT_GT(hottest * 16, 3.0) << "layer " << l << " is not skewed";
   }
   // Stickiness: the top-1 expert repeats at least ~40% of the time.

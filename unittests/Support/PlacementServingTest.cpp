@@ -113,15 +113,17 @@ TEST(PlacementServing, BalanceRowsIsExactOnSmallCases) {
 TEST(PlacementServing, BalanceRowsNeverWorseThanHomeOrShares) {
   std::mt19937_64 rng(7);
   for (int trial = 0; trial < 300; ++trial) {
-    int E = 4 + static_cast<int>(rng() % 29), N = 2 + static_cast<int>(rng() % 7);
+    int E = 4 + static_cast<int>(rng() % 29),
+        N = 2 + static_cast<int>(rng() % 7);
     int C = (E + N - 1) / N + static_cast<int>(rng() % 3);
     std::vector<double> prior = zipf(rng, E, 0.2 * (rng() % 8));
     std::string error;
     auto p = redundantPlacement(prior, N, C, -1, error);
     ASSERT_TRUE(p) << error;
     ASSERT_EQ(p->verify(), "");
-    std::vector<int64_t> rows = drawRows(rng, zipf(rng, E, 1.0), 1 + rng() % 64,
-                                         1 + static_cast<int>(rng() % std::min(E, 4)));
+    std::vector<int64_t> rows =
+        drawRows(rng, zipf(rng, E, 1.0), 1 + rng() % 64,
+                 1 + static_cast<int>(rng() % std::min(E, 4)));
     RowAssignment a = balanceRows(*p, rows);
     expectValid(*p, rows, a);
     std::optional<RowAssignment> home = homeRows(*p, rows);

@@ -56,8 +56,7 @@ TEST(Placement, StaticIsExpertParallelism) {
 TEST(Placement, RejectsBadShapes) {
   std::string error;
   EXPECT_FALSE(staticPlacement(8, 0, 2, error));
-  EXPECT_NE(error.find("devices must be positive"), std::string::npos)
-      << error;
+  EXPECT_NE(error.find("devices must be positive"), std::string::npos) << error;
   EXPECT_FALSE(linaPlacement(std::vector<double>(8, 1.0), 3, 2, error));
   EXPECT_NE(error.find("3 devices with 2 expert slots each cannot hold 8 "
                        "experts"),

@@ -54,30 +54,42 @@ TEST(RoutingTrace, MalformedLines) {
             "\"layer\", \"experts\"}, got array");
   EXPECT_EQ(parseError(R"({"token": 0, "layer": 0, "experts": [1]})"),
             "t.jsonl:1: missing field 'request'");
-  EXPECT_EQ(parseError(R"({"request": -1, "token": 0, "layer": 0, "experts": [1]})"),
-            "t.jsonl:1: field 'request' must be a non-negative integer, got -1");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": "a", "layer": 0, "experts": [1]})"),
-            "t.jsonl:1: field 'token' must be a non-negative integer, got \"a\"");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0.5, "experts": [1]})"),
-            "t.jsonl:1: field 'layer' must be a non-negative integer, got 0.5");
+  EXPECT_EQ(
+      parseError(R"({"request": -1, "token": 0, "layer": 0, "experts": [1]})"),
+      "t.jsonl:1: field 'request' must be a non-negative integer, got -1");
+  EXPECT_EQ(
+      parseError(R"({"request": 0, "token": "a", "layer": 0, "experts": [1]})"),
+      "t.jsonl:1: field 'token' must be a non-negative integer, got \"a\"");
+  EXPECT_EQ(
+      parseError(R"({"request": 0, "token": 0, "layer": 0.5, "experts": [1]})"),
+      "t.jsonl:1: field 'layer' must be a non-negative integer, got 0.5");
   EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0})"),
             "t.jsonl:1: missing field 'experts'");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": []})"),
-            "t.jsonl:1: field 'experts' must be a non-empty array of expert ids");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": [1, -2]})"),
-            "t.jsonl:1: expert id -2 is not a non-negative integer");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": [1, 1]})"),
+  EXPECT_EQ(
+      parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": []})"),
+      "t.jsonl:1: field 'experts' must be a non-empty array of expert ids");
+  EXPECT_EQ(
+      parseError(
+          R"({"request": 0, "token": 0, "layer": 0, "experts": [1, -2]})"),
+      "t.jsonl:1: expert id -2 is not a non-negative integer");
+  EXPECT_EQ(parseError(
+                R"({"request": 0, "token": 0, "layer": 0, "experts": [1, 1]})"),
             "t.jsonl:1: expert 1 is listed twice");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": [1, 2], "weights": [1]})"),
-            "t.jsonl:1: field 'weights' must be an array with one number per "
-            "expert (2)");
-  EXPECT_EQ(parseError(R"({"request": 0, "token": 0, "layer": 0, "experts": [1], "weights": ["x"]})"),
-            "t.jsonl:1: weight \"x\" is not a finite number");
+  EXPECT_EQ(
+      parseError(
+          R"({"request": 0, "token": 0, "layer": 0, "experts": [1, 2], "weights": [1]})"),
+      "t.jsonl:1: field 'weights' must be an array with one number per "
+      "expert (2)");
+  EXPECT_EQ(
+      parseError(
+          R"({"request": 0, "token": 0, "layer": 0, "experts": [1], "weights": ["x"]})"),
+      "t.jsonl:1: weight \"x\" is not a finite number");
 }
 
 TEST(RoutingTrace, InconsistentTopK) {
-  EXPECT_EQ(parseError(std::string(kGood) +
-                       R"({"request": 0, "token": 1, "layer": 0, "experts": [1, 2]})"),
+  EXPECT_EQ(parseError(
+                std::string(kGood) +
+                R"({"request": 0, "token": 1, "layer": 0, "experts": [1, 2]})"),
             "t.jsonl:3: record has 2 experts but line 1 has 1 (all records "
             "need the same top-k)");
 }
@@ -90,21 +102,23 @@ TEST(RoutingTrace, ExpertOrLayerOutOfRange) {
 }
 
 TEST(RoutingTrace, DuplicateAndMissingRecords) {
-  EXPECT_EQ(parseError(std::string(kGood) +
-                       R"({"request": 0, "token": 0, "layer": 1, "experts": [0]})"),
-            "t.jsonl:3: duplicate record for request 0 token 0 layer 1 (first "
-            "on line 2)");
-  EXPECT_EQ(parseError(std::string(kGood) +
-                       R"({"request": 3, "token": 4, "layer": 0, "experts": [0]})"),
-            "t.jsonl:3: request 3 token 4 has no record for layer 1 (every "
-            "token needs one record per layer 0..1)");
+  EXPECT_EQ(
+      parseError(std::string(kGood) +
+                 R"({"request": 0, "token": 0, "layer": 1, "experts": [0]})"),
+      "t.jsonl:3: duplicate record for request 0 token 0 layer 1 (first "
+      "on line 2)");
+  EXPECT_EQ(
+      parseError(std::string(kGood) +
+                 R"({"request": 3, "token": 4, "layer": 0, "experts": [0]})"),
+      "t.jsonl:3: request 3 token 4 has no record for layer 1 (every "
+      "token needs one record per layer 0..1)");
   EXPECT_EQ(parseError("\n\n"), "t.jsonl: the trace has no records");
 }
 
 TEST(RoutingTrace, MissingFile) {
   std::string error;
-  EXPECT_FALSE(readRoutingTrace("/nonexistent/trace.jsonl",
-                                TraceParseOptions(), error));
+  EXPECT_FALSE(
+      readRoutingTrace("/nonexistent/trace.jsonl", TraceParseOptions(), error));
   EXPECT_EQ(error, "cannot open routing trace '/nonexistent/trace.jsonl'");
 }
 

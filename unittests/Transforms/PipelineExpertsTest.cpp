@@ -40,8 +40,8 @@ std::string tensorType(std::initializer_list<int64_t> shape) {
 
 /// A forward chain, and optionally the backward chain that reads its
 /// received tokens, on `n` ranks with `local` experts each.
-std::string chainIR(int64_t n, int64_t local, int64_t capacity,
-                    int64_t hidden, int64_t ffn, bool backward) {
+std::string chainIR(int64_t n, int64_t local, int64_t capacity, int64_t hidden,
+                    int64_t ffn, bool backward) {
   int64_t experts = n * local;
   std::string buf = tensorType({experts, capacity, hidden});
   std::string recv = tensorType({local, n * capacity, hidden});
@@ -67,8 +67,7 @@ std::string chainIR(int64_t n, int64_t local, int64_t capacity,
        << recv << ", " << recv << ", " << w1 << ", " << w2 << ") -> (" << recv
        << ", " << w1 << ", " << w2 << ")\n"
        << "  %db = lina.all_to_all %dr " << group
-       << " split_axis = 1 concat_axis = 0 : " << recv << " -> " << buf
-       << "\n"
+       << " split_axis = 1 concat_axis = 0 : " << recv << " -> " << buf << "\n"
        << "  return %b, %db, %dw1 : " << buf << ", " << buf << ", " << w1
        << "\n}\n";
   } else {

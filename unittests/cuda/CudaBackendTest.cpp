@@ -55,13 +55,15 @@ void expectSameOutputs(const Plan &plan,
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i)
     EXPECT_LE(worstError(got[i], want[i], 1e-4, 1e-3), 1.0)
-        << "output " << i << " ('" << plan.buffers[plan.outputs[i]].name << "')";
+        << "output " << i << " ('" << plan.buffers[plan.outputs[i]].name
+        << "')";
 }
 } // namespace
 
 TEST(CudaBackend, TrainingStepMatchesCpu) {
   LINA_REQUIRE_GPU();
-  Plan plan = parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
+  Plan plan =
+      parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
   auto cpu = runPlan<CpuBackend>(plan, Policy::Fifo);
   auto gpu = runPlan<CudaBackend>(plan, Policy::Lina);
   expectSameOutputs(plan, gpu, cpu);
@@ -74,7 +76,8 @@ TEST(CudaBackend, TrainingStepMatchesCpu) {
 
 TEST(CudaBackend, FifoAndLinaPoliciesAgree) {
   LINA_REQUIRE_GPU();
-  Plan plan = parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
+  Plan plan =
+      parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
   auto lina = runPlan<CudaBackend>(plan, Policy::Lina);
   auto fifo = runPlan<CudaBackend>(plan, Policy::Fifo);
   for (size_t i = 0; i < lina.size(); ++i)
@@ -119,20 +122,35 @@ TEST(CudaBackend, Bf16StepFollowsTheF32Step) {
 
 TEST(CudaBackend, ExpertIdOutOfRangeNamesTheOp) {
   LINA_REQUIRE_GPU();
-  nlohmann::json j = {
-      {"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
-      {"groups", nlohmann::json::object()},
-      {"buffers",
-       {{{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {6, 4}},
-         {"role", "input"}, {"init", "random"}},
-        {{"id", 1}, {"name", "ids"}, {"dtype", "i32"}, {"shape", {6, 1}},
-         {"role", "input"}, {"init", "zero"}},
-        {{"id", 2}, {"name", "buf"}, {"dtype", "f32"}, {"shape", {3, 4, 4}},
-         {"role", "output"}}}},
-      {"ops",
-       {{{"id", 0}, {"kind", "dispatch"}, {"inputs", {0, 1}}, {"outputs", {2}},
-         {"loc", "bad.mlir:3:1"}}}},
-      {"outputs", {2}}};
+  nlohmann::json j = {{"format", "lina-plan"},
+                      {"version", 1},
+                      {"world_size", 1},
+                      {"groups", nlohmann::json::object()},
+                      {"buffers",
+                       {{{"id", 0},
+                         {"name", "x"},
+                         {"dtype", "f32"},
+                         {"shape", {6, 4}},
+                         {"role", "input"},
+                         {"init", "random"}},
+                        {{"id", 1},
+                         {"name", "ids"},
+                         {"dtype", "i32"},
+                         {"shape", {6, 1}},
+                         {"role", "input"},
+                         {"init", "zero"}},
+                        {{"id", 2},
+                         {"name", "buf"},
+                         {"dtype", "f32"},
+                         {"shape", {3, 4, 4}},
+                         {"role", "output"}}}},
+                      {"ops",
+                       {{{"id", 0},
+                         {"kind", "dispatch"},
+                         {"inputs", {0, 1}},
+                         {"outputs", {2}},
+                         {"loc", "bad.mlir:3:1"}}}},
+                      {"outputs", {2}}};
   Plan plan = parsePlan(j.dump(), "bad_ids");
   CudaBackend backend(plan, 0, 10.0);
   backend.initialize(1);
@@ -160,19 +178,21 @@ namespace {
 /// route a token differently on the two backends: `all` sends every token
 /// to every expert (top-k = E), `tied` zeroes the router so every token
 /// goes to experts 0 and 1; the capacity holds every token.
-nlohmann::json scaledPlan(int64_t T, int64_t H, int64_t F, int64_t E,
-                          bool all, const std::string &dtype) {
+nlohmann::json scaledPlan(int64_t T, int64_t H, int64_t F, int64_t E, bool all,
+                          const std::string &dtype) {
   nlohmann::json j = loadJson("moe_train_1rank.json");
   int64_t k = all ? E : 2, C = T;
   using S = std::vector<int64_t>;
   S TH{T, H}, HH{H, H}, HE{H, E}, TK{T, k}, ECH{E, C, H};
   std::map<std::string, S> shapes = {
-      {"x", TH},   {"wg", HE},  {"ids", TK},  {"gw", TK},   {"w1", {E, H, F}},
-      {"w2", {E, F, H}}, {"y", TH}, {"wd", HH}, {"z", TH},  {"dz", TH},
-      {"dy", TH},  {"dwd", HH}, {"dgw", TK},  {"dw1", {E, H, F}},
-      {"dw2", {E, F, H}}, {"dx1", TH}, {"dx2", TH}, {"dwg", HE}, {"dx", TH},
-      {"dwdr", HH}, {"dwgr", HE}, {"zc", {32, 32}}};
-  for (const char *n : {"buf", "bufa", "eo", "eob", "deob", "deo", "dbufa", "dbuf"})
+      {"x", TH},         {"wg", HE},         {"ids", TK},        {"gw", TK},
+      {"w1", {E, H, F}}, {"w2", {E, F, H}},  {"y", TH},          {"wd", HH},
+      {"z", TH},         {"dz", TH},         {"dy", TH},         {"dwd", HH},
+      {"dgw", TK},       {"dw1", {E, H, F}}, {"dw2", {E, F, H}}, {"dx1", TH},
+      {"dx2", TH},       {"dwg", HE},        {"dx", TH},         {"dwdr", HH},
+      {"dwgr", HE},      {"zc", {32, 32}}};
+  for (const char *n :
+       {"buf", "bufa", "eo", "eob", "deob", "deo", "dbufa", "dbuf"})
     shapes[n] = ECH;
   int64_t half = H * H / 2;
   for (auto &b : j["buffers"]) {
@@ -212,8 +232,10 @@ TEST_P(CudaBackendLarge, MatchesCpuF32Step) {
     GTEST_SKIP() << "set LINA_CUDA_LARGE=1 to run (bench/run_gpu.sh does)";
   LargeCase c = GetParam();
   const int64_t T = 4096, H = 1024, F = 1024, E = 16;
-  Plan gpuPlan = parsePlan(scaledPlan(T, H, F, E, c.all, c.dtype).dump(), "large");
-  Plan cpuPlan = parsePlan(scaledPlan(T, H, F, E, c.all, "f32").dump(), "large_f32");
+  Plan gpuPlan =
+      parsePlan(scaledPlan(T, H, F, E, c.all, c.dtype).dump(), "large");
+  Plan cpuPlan =
+      parsePlan(scaledPlan(T, H, F, E, c.all, "f32").dump(), "large_f32");
   auto gpu = runPlan<CudaBackend>(gpuPlan, Policy::Lina, 1);
   auto cpu = runPlan<CpuBackend>(cpuPlan, Policy::Fifo, 1);
   ASSERT_EQ(gpu.size(), cpu.size());
@@ -235,14 +257,14 @@ TEST_P(CudaBackendLarge, MatchesCpuF32Step) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Dtypes, CudaBackendLarge,
-    ::testing::Values(LargeCase{"f32", true, 1e-4, 1e-3},
-                      LargeCase{"f32", false, 1e-4, 1e-3},
-                      LargeCase{"bf16", true, 5e-2, 5e-2},
-                      LargeCase{"bf16", false, 5e-2, 5e-2},
-                      LargeCase{"f16", true, 1e-2, 1e-2},
-                      LargeCase{"f16", false, 1e-2, 1e-2}),
-    [](const auto &info) {
-      return std::string(info.param.dtype) + (info.param.all ? "_all" : "_tied");
-    });
+INSTANTIATE_TEST_SUITE_P(Dtypes, CudaBackendLarge,
+                         ::testing::Values(LargeCase{"f32", true, 1e-4, 1e-3},
+                                           LargeCase{"f32", false, 1e-4, 1e-3},
+                                           LargeCase{"bf16", true, 5e-2, 5e-2},
+                                           LargeCase{"bf16", false, 5e-2, 5e-2},
+                                           LargeCase{"f16", true, 1e-2, 1e-2},
+                                           LargeCase{"f16", false, 1e-2, 1e-2}),
+                         [](const auto &info) {
+                           return std::string(info.param.dtype) +
+                                  (info.param.all ? "_all" : "_tied");
+                         });

@@ -7,8 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "lina/rt/cuda/CudaBackend.h"
 #include "lina/rt/cuda/CudaCheck.h"
+#include "lina/rt/cuda/CudaBackend.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -44,7 +44,9 @@ TEST(CudaCheck, CudaMacroThrowsWithRankLocationCallAndReason) {
   };
   std::string msg = messageOf([&] { LINA_CUDA_CHECK(failing()); });
   EXPECT_EQ(calls, 1) << "the call must be evaluated exactly once";
-  EXPECT_NE(msg.find("rank 5: CUDA error at CudaCheckTest.cpp:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rank 5: CUDA error at CudaCheckTest.cpp:"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("failing() failed"), std::string::npos) << msg;
   EXPECT_NE(msg.find("invalid argument"), std::string::npos) << msg;
   EXPECT_NE(msg.find("cudaErrorInvalidValue"), std::string::npos) << msg;
@@ -69,9 +71,11 @@ TEST(CudaCheck, CublasMacro) {
   };
   std::string msg = messageOf([&] { LINA_CUBLAS_CHECK(failing()); });
   EXPECT_EQ(calls, 1);
-  EXPECT_NE(msg.find("cuBLAS error at CudaCheckTest.cpp:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cuBLAS error at CudaCheckTest.cpp:"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("failing() failed"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("CUBLAS_STATUS_NOT_INITIALIZED"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CUBLAS_STATUS_NOT_INITIALIZED"), std::string::npos)
+      << msg;
 }
 
 TEST(CudaCheck, NcclMacro) {
@@ -82,7 +86,8 @@ TEST(CudaCheck, NcclMacro) {
   };
   std::string msg = messageOf([&] { LINA_NCCL_CHECK(failing()); });
   EXPECT_EQ(calls, 1);
-  EXPECT_NE(msg.find("NCCL error at CudaCheckTest.cpp:"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("NCCL error at CudaCheckTest.cpp:"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("invalid argument"), std::string::npos) << msg;
 }
 
@@ -98,13 +103,16 @@ TEST(CudaCheck, AvailabilityComesWithAReason) {
 TEST(CudaBackendSetup, WithoutGpuTheConstructorSaysSo) {
   std::string reason;
   if (cudaAvailable(&reason))
-    GTEST_SKIP() << "a CUDA GPU is present; this test covers machines without one";
-  Plan plan = parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
+    GTEST_SKIP()
+        << "a CUDA GPU is present; this test covers machines without one";
+  Plan plan =
+      parsePlan(loadJson("moe_train_1rank.json").dump(), "moe_train_1rank");
   try {
     CudaBackend backend(plan, 0, 10.0);
     FAIL() << "constructed a cuda backend without a GPU";
   } catch (const NoGpuError &e) {
-    EXPECT_NE(std::string(e.what()).find("no CUDA GPU: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no CUDA GPU: "), std::string::npos)
+        << e.what();
   }
 }
 
@@ -118,7 +126,8 @@ TEST(CudaBackendSetup, RejectsMixedFloatTypesInOneOp) {
   } catch (const PlanError &e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("op 6 (dense"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("one floating-point dtype per op"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("one floating-point dtype per op"), std::string::npos)
+        << msg;
   }
 }
 
@@ -132,6 +141,7 @@ TEST(CudaBackendSetup, RejectsI64ExpertIds) {
   } catch (const PlanError &e) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("op 0 (gate"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("must be i32 on the cuda backend"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("must be i32 on the cuda backend"), std::string::npos)
+        << msg;
   }
 }

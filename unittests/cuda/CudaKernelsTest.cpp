@@ -98,11 +98,15 @@ std::vector<int32_t> skewedIds(int64_t t, int64_t k, int64_t e, unsigned seed) {
 
 float refAct(Activation act, float x) {
   switch (act) {
-  case Activation::None: return x;
-  case Activation::Relu: return x > 0 ? x : 0;
+  case Activation::None:
+    return x;
+  case Activation::Relu:
+    return x > 0 ? x : 0;
   case Activation::Gelu:
-    return 0.5f * x * (1 + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
-  case Activation::Silu: return x / (1 + std::exp(-x));
+    return 0.5f * x *
+           (1 + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
+  case Activation::Silu:
+    return x / (1 + std::exp(-x));
   }
   return x;
 }
@@ -115,9 +119,12 @@ double refActGrad(Activation act, float x) {
   auto f = [&](double v) {
     switch (act) {
     case Activation::Gelu:
-      return 0.5 * v * (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-    case Activation::Silu: return v / (1 + std::exp(-v));
-    default: return v;
+      return 0.5 * v *
+             (1 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    case Activation::Silu:
+      return v / (1 + std::exp(-v));
+    default:
+      return v;
     }
   };
   return (f(x + h) - f(x - h)) / (2 * h);
@@ -235,13 +242,14 @@ TEST_P(CudaSlots, MatchCpuOrderExactly) {
     for (int32_t &x : ids)
       x = static_cast<int32_t>(rng() % c.experts);
   }
-  std::vector<int32_t> want = refSlots(ids, c.tokens, c.k, c.experts, c.capacity);
+  std::vector<int32_t> want =
+      refSlots(ids, c.tokens, c.k, c.experts, c.capacity);
   void *work = mem.alloc<char>(slotWorkspaceBytes(c.tokens, c.k, c.experts));
   int32_t *slots = mem.alloc<int32_t>(c.tokens * c.k);
   int32_t *kept = mem.alloc<int32_t>(c.experts);
   uint32_t *err = mem.alloc<uint32_t>(2);
-  assignSlots(mem.upload(ids), c.tokens, c.k, c.experts, c.capacity, work, slots,
-              kept, err, stream);
+  assignSlots(mem.upload(ids), c.tokens, c.k, c.experts, c.capacity, work,
+              slots, kept, err, stream);
   EXPECT_EQ(mem.download(slots, c.tokens * c.k), want);
   EXPECT_EQ(mem.download(kept, c.experts), refKept(ids, c.experts, c.capacity));
   EXPECT_EQ(mem.download(err, 2)[0], 0xffffffffu);
@@ -358,7 +366,8 @@ TEST_F(CudaKernels, DispatchAndCombineGradSixteenByteRowsBf16) {
   std::vector<int32_t> ids = skewedIds(t, k, e, 21);
   std::vector<int32_t> slots = refSlots(ids, t, k, e, c);
   std::vector<uint16_t> x(t * h), dy(t * h);
-  std::vector<float> xf = uniform(t * h, -1, 1, 22), dyf = uniform(t * h, -1, 1, 23);
+  std::vector<float> xf = uniform(t * h, -1, 1, 22),
+                     dyf = uniform(t * h, -1, 1, 23);
   for (size_t i = 0; i < x.size(); ++i) {
     x[i] = toBf16(xf[i]);
     dy[i] = toBf16(dyf[i]);
@@ -441,7 +450,8 @@ TEST_F(CudaRouting, CombineGradF32) {
   float *dbuf = mem.alloc<float>(E * C * H), *dw = mem.alloc<float>(T * K);
   combineGrad(mem.upload(dy), mem.upload(buf), dIds, dSlots, dKept,
               mem.upload(w), dbuf, dw, DType::F32, T, K, H, E, C, stream);
-  EXPECT_LE(worstError(mem.download(dbuf, E * C * H), wantDbuf, 1e-6, 1e-6), 1.0);
+  EXPECT_LE(worstError(mem.download(dbuf, E * C * H), wantDbuf, 1e-6, 1e-6),
+            1.0);
   EXPECT_LE(worstError(mem.download(dw, T * K), wantDw, 1e-5, 1e-5), 1.0);
 }
 
@@ -459,7 +469,8 @@ TEST_F(CudaKernels, ActivationsForwardAndBackward) {
       wantA[i] = refAct(act, z[i]);
       wantDz[i] = static_cast<float>(da[i] * refActGrad(act, z[i]));
     }
-    float *dz = mem.upload(z), *a = mem.alloc<float>(n), *g = mem.alloc<float>(n);
+    float *dz = mem.upload(z), *a = mem.alloc<float>(n),
+          *g = mem.alloc<float>(n);
     activationForward(act, dz, a, DType::F32, n, stream);
     activationBackward(act, dz, mem.upload(da), g, DType::F32, n, stream);
     EXPECT_LE(worstError(mem.download(a, n), wantA, 1e-5, 1e-5), 1.0)
@@ -516,7 +527,8 @@ TEST_F(CudaKernels, CopyBoxLeavesTheRestOfTheDestination) {
 
 TEST_F(CudaKernels, GemmF32AllTransposes) {
   const int64_t m = 17, n = 23, k = 29;
-  std::vector<float> a = uniform(m * k, -1, 1, 16), b = uniform(k * n, -1, 1, 17);
+  std::vector<float> a = uniform(m * k, -1, 1, 16),
+                     b = uniform(k * n, -1, 1, 17);
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       std::vector<float> want = refGemm(ta, tb, m, n, k, a, b);
@@ -535,7 +547,8 @@ TEST_F(CudaKernels, GemmF32StridedBatchedAndAccumulate) {
                      c0 = uniform(batch * m * n, -1, 1, 20);
   std::vector<float> want(batch * m * n);
   for (int64_t i = 0; i < batch; ++i) {
-    std::vector<float> one = refGemm(false, false, m, n, k, a, b, i * m * k, i * k * n);
+    std::vector<float> one =
+        refGemm(false, false, m, n, k, a, b, i * m * k, i * k * n);
     for (int64_t x = 0; x < m * n; ++x)
       want[i * m * n + x] = one[x] + c0[i * m * n + x];
   }
@@ -558,7 +571,8 @@ TEST_F(CudaKernels, GemmBf16AgainstF32Reference) {
   // result another 2^-9, so allow 0.05 absolute + 1e-2 relative (the sums
   // have magnitude ~5 here).
   const int64_t m = 64, n = 48, k = 256;
-  std::vector<float> a = uniform(m * k, -1, 1, 21), b = uniform(k * n, -1, 1, 22);
+  std::vector<float> a = uniform(m * k, -1, 1, 21),
+                     b = uniform(k * n, -1, 1, 22);
   std::vector<uint16_t> ah(a.size()), bh(b.size());
   for (size_t i = 0; i < a.size(); ++i)
     ah[i] = toBf16(a[i]);

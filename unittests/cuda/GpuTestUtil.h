@@ -62,7 +62,8 @@ public:
   template <typename T> T *alloc(size_t n, int fillByte = 0x7f) {
     void *p = nullptr;
     LINA_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T)));
-    LINA_CUDA_CHECK(cudaMemset(p, fillByte, std::max<size_t>(n, 1) * sizeof(T)));
+    LINA_CUDA_CHECK(
+        cudaMemset(p, fillByte, std::max<size_t>(n, 1) * sizeof(T)));
     blocks.push_back(p);
     return static_cast<T *>(p);
   }
@@ -75,8 +76,8 @@ public:
   template <typename T> std::vector<T> download(const T *p, size_t n) {
     std::vector<T> host(n);
     LINA_CUDA_CHECK(cudaDeviceSynchronize());
-    LINA_CUDA_CHECK(cudaMemcpy(host.data(), p, n * sizeof(T),
-                               cudaMemcpyDeviceToHost));
+    LINA_CUDA_CHECK(
+        cudaMemcpy(host.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
     return host;
   }
 

@@ -32,7 +32,8 @@ int worldRank() {
 }
 
 Plan loadTestPlan() {
-  std::ifstream in(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np2.lina.json");
+  std::ifstream in(std::string(LINA_RUNTIME_TEST_PLANS) +
+                   "/moe2_np2.lina.json");
   std::stringstream ss;
   ss << in.rdbuf();
   return parsePlan(ss.str(), "moe2_np2");
@@ -59,9 +60,9 @@ TEST(NcclCommMpi, CreationOnOneDeviceOrNoneFailsBoundedAndNamed) {
   } catch (const CudaError &e) {
     msg = e.what();
   }
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - begin)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin)
+          .count();
   EXPECT_EQ(msg.rfind("rank " + std::to_string(rank) + ": ", 0), 0u) << msg;
   EXPECT_NE(msg.find("NCCL"), std::string::npos) << msg;
   EXPECT_LT(seconds, 25.0) << msg;
@@ -90,9 +91,9 @@ TEST(NcclCommMpi, AMissingPeerIsATimeoutNamingTheRankNotAHang) {
           << msg;
       std::printf("%s\n", msg.c_str());
     }
-    double seconds = std::chrono::duration<double>(
-                         std::chrono::steady_clock::now() - begin)
-                         .count();
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin)
+            .count();
     EXPECT_GE(seconds, 1.0);
     EXPECT_LT(seconds, 5.0);
     int go = 1;

@@ -33,10 +33,12 @@ float dot(const std::vector<float> &a, const std::vector<float> &b) {
 
 /// Checks `analytic` = d loss / d param by central differences on a few
 /// coordinates.
-void checkGradient(std::vector<float> &param, const std::vector<float> &analytic,
+void checkGradient(std::vector<float> &param,
+                   const std::vector<float> &analytic,
                    const std::function<float()> &loss, const char *what) {
   const float h = 1e-2f;
-  for (size_t i = 0; i < param.size(); i += std::max<size_t>(1, param.size() / 7)) {
+  for (size_t i = 0; i < param.size();
+       i += std::max<size_t>(1, param.size() / 7)) {
     float saved = param[i];
     param[i] = saved + h;
     float up = loss();
@@ -63,9 +65,11 @@ TEST(Kernels, GemmMatchesLoops) {
 }
 
 TEST(Kernels, DenseGradientIsCorrect) {
-  for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu, Activation::Silu}) {
+  for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu,
+                         Activation::Silu}) {
     int64_t T = 5, I = 6, O = 4;
-    auto x = randomVector(T * I, 3), w = randomVector(I * O, 4), r = randomVector(T * O, 5);
+    auto x = randomVector(T * I, 3), w = randomVector(I * O, 4),
+         r = randomVector(T * O, 5);
     std::vector<float> y(T * O), dx(T * I), dw(I * O);
     auto loss = [&] {
       dense(x.data(), w.data(), y.data(), T, I, O, act);
@@ -81,13 +85,15 @@ TEST(Kernels, ExpertFfnGradientIsCorrect) {
   int64_t E = 2, N = 3, H = 4, F = 5;
   auto in = randomVector(E * N * H, 6), w1 = randomVector(E * H * F, 7),
        w2 = randomVector(E * F * H, 8), r = randomVector(E * N * H, 9);
-  std::vector<float> out(E * N * H), din(in.size()), dw1(w1.size()), dw2(w2.size());
+  std::vector<float> out(E * N * H), din(in.size()), dw1(w1.size()),
+      dw2(w2.size());
   auto loss = [&] {
-    expertFfn(in.data(), w1.data(), w2.data(), out.data(), E, N, H, F, Activation::Gelu);
+    expertFfn(in.data(), w1.data(), w2.data(), out.data(), E, N, H, F,
+              Activation::Gelu);
     return dot(out, r);
   };
-  expertFfnGrad(r.data(), in.data(), w1.data(), w2.data(), din.data(), dw1.data(),
-                dw2.data(), E, N, H, F, Activation::Gelu);
+  expertFfnGrad(r.data(), in.data(), w1.data(), w2.data(), din.data(),
+                dw1.data(), dw2.data(), E, N, H, F, Activation::Gelu);
   checkGradient(in, din, loss, "expert_ffn din");
   checkGradient(w1, dw1, loss, "expert_ffn dw1");
   checkGradient(w2, dw2, loss, "expert_ffn dw2");
@@ -95,7 +101,8 @@ TEST(Kernels, ExpertFfnGradientIsCorrect) {
 
 TEST(Kernels, GateRoutesByProbabilityAndItsGradientIsCorrect) {
   int64_t T = 6, H = 4, E = 5, k = 2;
-  auto x = randomVector(T * H, 10), wg = randomVector(H * E, 11), r = randomVector(T * k, 12);
+  auto x = randomVector(T * H, 10), wg = randomVector(H * E, 11),
+       r = randomVector(T * k, 12);
   std::vector<int32_t> ids(T * k);
   std::vector<float> gw(T * k);
   gate(x.data(), wg.data(), ids.data(), gw.data(), T, H, E, k);
@@ -112,7 +119,8 @@ TEST(Kernels, GateRoutesByProbabilityAndItsGradientIsCorrect) {
     return dot(gw, r);
   };
   std::vector<float> dx(T * H), dwg(H * E);
-  gateGrad(r.data(), x.data(), wg.data(), ids.data(), dx.data(), dwg.data(), T, H, E, k);
+  gateGrad(r.data(), x.data(), wg.data(), ids.data(), dx.data(), dwg.data(), T,
+           H, E, k);
   checkGradient(x, dx, loss, "gate dx");
   checkGradient(wg, dwg, loss, "gate dwg");
 }
@@ -130,8 +138,9 @@ TEST(Kernels, SlotsFollowChoiceThenTokenOrderAndDropBeyondCapacity) {
   // 4 tokens, top-2, 3 experts, capacity 2.
   std::vector<int32_t> ids = {0, 1, 0, 2, 0, 1, 1, 0};
   auto slots = assignSlots(ids.data(), 4, 2, 3, 2);
-  // Choice 0: tokens 0,1,2 -> expert 0 slots 0,1, dropped; token 3 -> e1 slot 0.
-  // Choice 1: t0 -> e1 slot 1; t1 -> e2 slot 0; t2 -> e1 dropped; t3 -> e0 dropped.
+  // Choice 0: tokens 0,1,2 -> expert 0 slots 0,1, dropped; token 3 -> e1 slot
+  // 0. Choice 1: t0 -> e1 slot 1; t1 -> e2 slot 0; t2 -> e1 dropped; t3 -> e0
+  // dropped.
   EXPECT_EQ(slots, (std::vector<int64_t>{0, 1, 1, 0, -1, -1, 0, -1}));
   std::vector<int32_t> bad = {0, 3};
   EXPECT_THROW(assignSlots(bad.data(), 2, 1, 3, 2), PlanError);
@@ -154,14 +163,16 @@ TEST(Kernels, DispatchAndItsGradientAreAdjoint) {
 
 TEST(Kernels, CombineGradientIsCorrect) {
   int64_t T = 5, k = 2, H = 3, E = 3, C = 3;
-  auto buf = randomVector(E * C * H, 16), w = randomVector(T * k, 17), r = randomVector(T * H, 18);
+  auto buf = randomVector(E * C * H, 16), w = randomVector(T * k, 17),
+       r = randomVector(T * H, 18);
   std::vector<int32_t> ids = {0, 1, 1, 2, 0, 2, 0, 1, 2, 0};
   std::vector<float> y(T * H), dbuf(buf.size()), dw(w.size());
   auto loss = [&] {
     combine(buf.data(), ids.data(), w.data(), y.data(), T, k, H, E, C);
     return dot(y, r);
   };
-  combineGrad(r.data(), buf.data(), ids.data(), w.data(), dbuf.data(), dw.data(), T, k, H, E, C);
+  combineGrad(r.data(), buf.data(), ids.data(), w.data(), dbuf.data(),
+              dw.data(), T, k, H, E, C);
   checkGradient(buf, dbuf, loss, "combine dbuf");
   checkGradient(w, dw, loss, "combine dweights");
 }
@@ -190,7 +201,8 @@ TEST(Kernels, CopyBoxMovesAStridedBlock) {
   for (int i = 0; i < 24; ++i)
     src[i] = float(i);
   copyBox(reinterpret_cast<const char *>(src.data()), {2, 4, 3}, {0, 1, 0},
-          reinterpret_cast<char *>(dst.data()), {2, 5, 3}, {0, 3, 0}, {2, 2, 3}, 4);
+          reinterpret_cast<char *>(dst.data()), {2, 5, 3}, {0, 3, 0}, {2, 2, 3},
+          4);
   for (int a = 0; a < 2; ++a)
     for (int b = 0; b < 5; ++b)
       for (int c = 0; c < 3; ++c) {

@@ -29,8 +29,8 @@ class TempDir {
 public:
   TempDir() {
     const char *base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") +
-                       "/lina-output-test.XXXXXX";
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/lina-output-test.XXXXXX";
     std::vector<char> name(tmpl.begin(), tmpl.end());
     name.push_back('\0');
     if (!mkdtemp(name.data()))
@@ -89,15 +89,16 @@ TEST(OutputFile, AFullDeviceIsAnError) {
 TEST(OutputFile, AMissingDirectoryIsAnError) {
   TempDir dir;
   std::string file = dir.path + "/none/out.json";
-  EXPECT_EQ(errorOf(file, "data"),
-            "cannot write trace '" + file +
-                "': creating a temporary file in '" + dir.path +
-                "/none': No such file or directory");
+  EXPECT_EQ(errorOf(file, "data"), "cannot write trace '" + file +
+                                       "': creating a temporary file in '" +
+                                       dir.path +
+                                       "/none': No such file or directory");
 }
 
 TEST(OutputFile, ADirectoryIsNotAFile) {
   TempDir dir;
-  EXPECT_NE(errorOf(dir.path, "data").find("Is a directory"), std::string::npos);
+  EXPECT_NE(errorOf(dir.path, "data").find("Is a directory"),
+            std::string::npos);
 }
 
 TEST(OutputFile, AFailedWriteLeavesTheOldFileIntact) {
@@ -114,7 +115,8 @@ TEST(OutputFile, AFailedWriteLeavesTheOldFileIntact) {
   std::string error = errorOf(file, std::string(4096, 'x'));
   setrlimit(RLIMIT_FSIZE, &saved);
   std::signal(SIGXFSZ, old);
-  EXPECT_EQ(error, "cannot write trace '" + file + "': writing: File too large");
+  EXPECT_EQ(error,
+            "cannot write trace '" + file + "': writing: File too large");
   EXPECT_EQ(readAll(file), "previous\n");
   EXPECT_EQ(dir.files(), std::vector<std::string>{"out.json"});
 }

@@ -22,7 +22,10 @@ using nlohmann::json;
 namespace {
 json buffer(int id, const char *name, json shape, const char *role = "temp",
             const char *dtype = "f32") {
-  json b = {{"id", id}, {"name", name}, {"dtype", dtype}, {"shape", shape},
+  json b = {{"id", id},
+            {"name", name},
+            {"dtype", dtype},
+            {"shape", shape},
             {"role", role}};
   if (std::string(role) == "input")
     b["init"] = "random";
@@ -38,21 +41,33 @@ json smallPlan() {
       buffer(3, "out", {8, 4}, "output"),
   });
   auto copy = [](int id, int row) {
-    return json{{"id", id}, {"kind", "copy"}, {"inputs", {2}},
-                {"outputs", {3}}, {"loc", "m.mlir:" + std::to_string(id + 1) + ":3"},
-                {"attrs", {{"src_offsets", {row, 0}}, {"dst_offsets", {row, 0}},
-                           {"sizes", {4, 4}}}}};
+    return json{{"id", id},
+                {"kind", "copy"},
+                {"inputs", {2}},
+                {"outputs", {3}},
+                {"loc", "m.mlir:" + std::to_string(id + 1) + ":3"},
+                {"attrs",
+                 {{"src_offsets", {row, 0}},
+                  {"dst_offsets", {row, 0}},
+                  {"sizes", {4, 4}}}}};
   };
   json ops = json::array({
-      {{"id", 0}, {"kind", "add"}, {"inputs", {0, 1}}, {"outputs", {2}},
+      {{"id", 0},
+       {"kind", "add"},
+       {"inputs", {0, 1}},
+       {"outputs", {2}},
        {"loc", "m.mlir:1:3"}},
       copy(1, 0),
       copy(2, 4),
   });
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 2},
+  return {{"format", "lina-plan"},
+          {"version", 1},
+          {"world_size", 2},
           {"grid", {{"shape", {2}}}},
           {"groups", {{"ep", {{"members", {{0, 1}}}}}}},
-          {"buffers", buffers}, {"ops", ops}, {"outputs", {3}}};
+          {"buffers", buffers},
+          {"ops", ops},
+          {"outputs", {3}}};
 }
 
 std::string errorOf(const std::string &text) {
@@ -90,7 +105,8 @@ TEST(PlanStrict, IntegersMustBeJsonIntegers) {
   EXPECT_ERROR(p, "field 'world_size' must be an integer, got string \"2\"");
   p = smallPlan();
   p["buffers"][1]["shape"] = {8, 4.5};
-  EXPECT_ERROR(p, "buffer 1: field 'shape[1]' must be an integer, got number 4.5");
+  EXPECT_ERROR(p,
+               "buffer 1: field 'shape[1]' must be an integer, got number 4.5");
   p = smallPlan();
   p["ops"][1]["attrs"]["sizes"] = {4, false};
   EXPECT_ERROR(p, "op 1 (copy at m.mlir:2:3): field 'attrs.sizes[1]' must be "
@@ -181,7 +197,8 @@ TEST(PlanStrict, GridProductIsChecked) {
   p["grid"]["shape"] = {3037000500LL, 3037000500LL};
   EXPECT_ERROR(p, "field 'grid.shape[0]' is 3037000500, outside [1, 1048576]");
   p["grid"]["shape"] = {1048576, 1048576, 1048576, 1048576};
-  EXPECT_ERROR(p, "grid shape holds more than 2^63 devices, but world_size is 2");
+  EXPECT_ERROR(p,
+               "grid shape holds more than 2^63 devices, but world_size is 2");
   p["grid"]["shape"] = {1024, 1024};
   EXPECT_ERROR(p, "grid shape holds 1048576 devices, but world_size is 2");
 }
@@ -196,8 +213,9 @@ TEST(PlanStrict, CopyBoundsDoNotOverflow) {
   // Within the limit but beyond the buffer.
   p = smallPlan();
   p["ops"][2]["attrs"]["dst_offsets"] = {5, 0};
-  EXPECT_ERROR(p, "op 2 (copy at m.mlir:3:3): copy box out of bounds in "
-                  "dimension 0: destination offset 5 + size 4 exceeds extent 8");
+  EXPECT_ERROR(p,
+               "op 2 (copy at m.mlir:3:3): copy box out of bounds in "
+               "dimension 0: destination offset 5 + size 4 exceeds extent 8");
   p = smallPlan();
   p["ops"][1]["attrs"]["src_offsets"] = {int64_t(1) << 48, 0};
   EXPECT_ERROR(p, "copy box out of bounds in dimension 0: source offset "
@@ -220,13 +238,15 @@ TEST(PlanStrict, ViewBoundsDoNotOverflow) {
   EXPECT_ERROR(p, "buffer 4 ('v'): view of 8 elements at offset "
                   "281474976710652 does not fit in buffer 2 of 32 elements");
   p["buffers"][4]["view"]["offset"] = INT64_MAX;
-  EXPECT_ERROR(p, "buffer 4: field 'view.offset' is 9223372036854775807, outside");
+  EXPECT_ERROR(p,
+               "buffer 4: field 'view.offset' is 9223372036854775807, outside");
 }
 
 TEST(PlanStrict, RoutingAttributesHaveLimits) {
   json p = smallPlan();
   p["ops"][0]["attrs"] = {{"num_experts", int64_t(1) << 40}};
-  EXPECT_ERROR(p, "field 'attrs.num_experts' is 1099511627776, outside [0, 1048576]");
+  EXPECT_ERROR(
+      p, "field 'attrs.num_experts' is 1099511627776, outside [0, 1048576]");
   p["ops"][0]["attrs"] = {{"capacity", 0}};
   EXPECT_ERROR(p, "field 'attrs.capacity' is 0, outside [1, 1099511627776]");
   p["ops"][0]["attrs"] = {{"split_axis", 16}};

@@ -38,12 +38,14 @@ TEST(Plan, LoadsAValidPlan) {
 }
 
 TEST(Plan, RejectsBadPlansNamingTheProblem) {
-  EXPECT_NE(errorOf(json::parse("[1, 2]")).find("must be a JSON object"), std::string::npos);
+  EXPECT_NE(errorOf(json::parse("[1, 2]")).find("must be a JSON object"),
+            std::string::npos);
   try {
     parsePlan("{", "broken.json");
     FAIL();
   } catch (const PlanError &e) {
-    EXPECT_NE(std::string(e.what()).find("broken.json: not valid JSON"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("broken.json: not valid JSON"),
+              std::string::npos);
   }
 
   json p = test::smallPlan();
@@ -52,20 +54,24 @@ TEST(Plan, RejectsBadPlansNamingTheProblem) {
 
   p = test::smallPlan();
   p["ops"][1]["kind"] = "teleport";
-  EXPECT_NE(errorOf(p).find("op 1: unknown kind 'teleport'"), std::string::npos);
-
-  p = test::smallPlan();
-  p["ops"][1]["group"] = "tp";
-  EXPECT_NE(errorOf(p).find("op 1 (all_to_all): unknown group 'tp'"), std::string::npos);
-
-  p = test::smallPlan();
-  p["buffers"][1]["shape"] = {7, 8};
-  EXPECT_NE(errorOf(p).find("op 0 (dense): input columns vs weight rows: 8 != 7"),
+  EXPECT_NE(errorOf(p).find("op 1: unknown kind 'teleport'"),
             std::string::npos);
 
   p = test::smallPlan();
+  p["ops"][1]["group"] = "tp";
+  EXPECT_NE(errorOf(p).find("op 1 (all_to_all): unknown group 'tp'"),
+            std::string::npos);
+
+  p = test::smallPlan();
+  p["buffers"][1]["shape"] = {7, 8};
+  EXPECT_NE(
+      errorOf(p).find("op 0 (dense): input columns vs weight rows: 8 != 7"),
+      std::string::npos);
+
+  p = test::smallPlan();
   p["ops"][2]["deps"] = {3};
-  EXPECT_NE(errorOf(p).find("op 2 (dense): depends on op 3, which is not an earlier op"),
+  EXPECT_NE(errorOf(p).find(
+                "op 2 (dense): depends on op 3, which is not an earlier op"),
             std::string::npos);
 
   p = test::smallPlan();
@@ -79,22 +85,26 @@ TEST(Plan, RejectsBadPlansNamingTheProblem) {
 
   p = test::smallPlan();
   p["world_size"] = 2;
-  EXPECT_NE(errorOf(p).find("group 'dp' does not cover every rank of the world (1 of 2)"),
+  EXPECT_NE(errorOf(p).find(
+                "group 'dp' does not cover every rank of the world (1 of 2)"),
             std::string::npos);
 
   p = test::smallPlan();
   p["ops"][2]["outputs"] = {3};
-  EXPECT_NE(errorOf(p).find("op 2 (dense): writes buffer 3, already written by op 1"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf(p).find("op 2 (dense): writes buffer 3, already written by op 1"),
+      std::string::npos);
 
   p = test::smallPlan();
   p["ops"][0]["outputs"] = {1};
-  EXPECT_NE(errorOf(p).find("which is an input or parameter"), std::string::npos);
+  EXPECT_NE(errorOf(p).find("which is an input or parameter"),
+            std::string::npos);
 
   p = test::smallPlan();
   p["ops"][0]["loc"] = "model.mlir:3:5";
   p["ops"][0]["attrs"] = {{"activation", "swish"}};
-  EXPECT_NE(errorOf(p).find("op 0 (dense at model.mlir:3:5): unknown activation 'swish'"),
+  EXPECT_NE(errorOf(p).find(
+                "op 0 (dense at model.mlir:3:5): unknown activation 'swish'"),
             std::string::npos);
 
   EXPECT_THROW(loadPlan("/nonexistent/plan.json"), PlanError);
@@ -121,7 +131,8 @@ TEST(Plan, SingleRankRunComputesTheDenseChain) {
   backend.initialize(7);
   Scheduler scheduler(plan, {});
   scheduler.run(backend);
-  std::vector<float> x = backend.read(0), w = backend.read(1), z = backend.read(3);
+  std::vector<float> x = backend.read(0), w = backend.read(1),
+                     z = backend.read(3);
   // With one rank the all_to_all is the identity: z = x * w.
   for (int t = 0; t < 8; ++t)
     for (int o = 0; o < 8; ++o) {

@@ -19,7 +19,10 @@ using nlohmann::json;
 namespace {
 json buffer(int id, const char *name, const char *dtype, json shape,
             const char *role = "temp") {
-  json b = {{"id", id}, {"name", name}, {"dtype", dtype}, {"shape", shape},
+  json b = {{"id", id},
+            {"name", name},
+            {"dtype", dtype},
+            {"shape", shape},
             {"role", role}};
   if (std::string(role) == "input" || std::string(role) == "param")
     b["init"] = "random";
@@ -39,26 +42,47 @@ json routedPlan() {
       buffer(6, "cat", "f32", {8, 8}, "output"),
   });
   auto copy = [](int id, int dstCol) {
-    return json{{"id", id}, {"kind", "copy"}, {"inputs", {5}}, {"outputs", {6}},
+    return json{{"id", id},
+                {"kind", "copy"},
+                {"inputs", {5}},
+                {"outputs", {6}},
                 {"loc", "m.mlir:" + std::to_string(id + 1) + ":3"},
-                {"attrs", {{"src_offsets", {0, 0}}, {"dst_offsets", {0, dstCol}},
-                           {"sizes", {8, 4}}, {"accumulate_into", true}}}};
+                {"attrs",
+                 {{"src_offsets", {0, 0}},
+                  {"dst_offsets", {0, dstCol}},
+                  {"sizes", {8, 4}},
+                  {"accumulate_into", true}}}};
   };
   json ops = json::array({
-      {{"id", 0}, {"kind", "gate"}, {"inputs", {0, 1}}, {"outputs", {2, 3}},
+      {{"id", 0},
+       {"kind", "gate"},
+       {"inputs", {0, 1}},
+       {"outputs", {2, 3}},
        {"loc", "m.mlir:1:3"},
        {"attrs", {{"num_experts", 4}, {"top_k", 1}, {"capacity_factor", 1.5}}}},
-      {{"id", 1}, {"kind", "dispatch"}, {"inputs", {0, 2}}, {"outputs", {4}},
-       {"loc", "m.mlir:2:3"}, {"attrs", {{"capacity", 3}}}},
-      {{"id", 2}, {"kind", "combine"}, {"inputs", {4, 2, 3}}, {"outputs", {5}},
-       {"loc", "m.mlir:3:3"}, {"attrs", {{"capacity", 3}}}},
+      {{"id", 1},
+       {"kind", "dispatch"},
+       {"inputs", {0, 2}},
+       {"outputs", {4}},
+       {"loc", "m.mlir:2:3"},
+       {"attrs", {{"capacity", 3}}}},
+      {{"id", 2},
+       {"kind", "combine"},
+       {"inputs", {4, 2, 3}},
+       {"outputs", {5}},
+       {"loc", "m.mlir:3:3"},
+       {"attrs", {{"capacity", 3}}}},
       copy(3, 0),
       copy(4, 4),
   });
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 2},
+  return {{"format", "lina-plan"},
+          {"version", 1},
+          {"world_size", 2},
           {"grid", {{"shape", {2}}}},
           {"groups", {{"ep", {{"members", {{0, 1}}}}}}},
-          {"buffers", buffers}, {"ops", ops}, {"outputs", {6}},
+          {"buffers", buffers},
+          {"ops", ops},
+          {"outputs", {6}},
           {"placement", nullptr}};
 }
 
@@ -145,11 +169,19 @@ TEST(PlanValidation, ViewsOfOneBaseMustNotOverlapWhenWritten) {
   o2["view"] = {{"base", 7}, {"offset", 12}};
   for (json b : {v1, v2, o1, o2})
     p["buffers"].push_back(b);
-  p["ops"].push_back({{"id", 5}, {"kind", "all_reduce"}, {"inputs", {8}},
-                      {"outputs", {10}}, {"group", "dp"}, {"priority", "low"},
+  p["ops"].push_back({{"id", 5},
+                      {"kind", "all_reduce"},
+                      {"inputs", {8}},
+                      {"outputs", {10}},
+                      {"group", "dp"},
+                      {"priority", "low"},
                       {"partition", {{"index", 0}, {"count", 2}}}});
-  p["ops"].push_back({{"id", 6}, {"kind", "all_reduce"}, {"inputs", {9}},
-                      {"outputs", {11}}, {"group", "dp"}, {"priority", "low"},
+  p["ops"].push_back({{"id", 6},
+                      {"kind", "all_reduce"},
+                      {"inputs", {9}},
+                      {"outputs", {11}},
+                      {"group", "dp"},
+                      {"priority", "low"},
                       {"partition", {{"index", 1}, {"count", 2}}},
                       {"loc", "m.mlir:9:3"}});
   EXPECT_ERROR(p, "op 6 (all_reduce at m.mlir:9:3): writes buffer 11 ('r1'), "
@@ -170,8 +202,11 @@ TEST(PlanValidation, AllToAllVResultHasMaxRows) {
   p["buffers"].push_back(buffer(7, "sc", "i64", {2}, "input"));
   p["buffers"].push_back(buffer(8, "rc", "i64", {2}, "input"));
   p["buffers"].push_back(buffer(9, "recv", "f32", {12, 4}, "output"));
-  p["ops"].push_back({{"id", 5}, {"kind", "all_to_all_v"},
-                      {"inputs", {5, 7, 8}}, {"outputs", {9}}, {"group", "ep"},
+  p["ops"].push_back({{"id", 5},
+                      {"kind", "all_to_all_v"},
+                      {"inputs", {5, 7, 8}},
+                      {"outputs", {9}},
+                      {"group", "ep"},
                       {"attrs", {{"max_rows", 16}}}});
   EXPECT_ERROR(p, "op 5 (all_to_all_v): result rows vs max_rows: 12 != 16");
   p["ops"][5]["attrs"]["max_rows"] = 12;
@@ -182,8 +217,12 @@ TEST(PlanValidation, AllToAllSplitMustDivideByTheGroupSize) {
   json p = routedPlan();
   p["buffers"].push_back(buffer(7, "out", "f32", {3, 8}, "output"));
   p["buffers"][5]["shape"] = {8, 4};
-  p["ops"].push_back({{"id", 5}, {"kind", "all_to_all"}, {"inputs", {4}},
-                      {"outputs", {7}}, {"group", "ep"}, {"loc", "m.mlir:6:1"},
+  p["ops"].push_back({{"id", 5},
+                      {"kind", "all_to_all"},
+                      {"inputs", {4}},
+                      {"outputs", {7}},
+                      {"group", "ep"},
+                      {"loc", "m.mlir:6:1"},
                       {"attrs", {{"split_axis", 2}, {"concat_axis", 0}}}});
   p["buffers"][4]["shape"] = {4, 3, 3};
   p["buffers"][0]["shape"] = {8, 3};

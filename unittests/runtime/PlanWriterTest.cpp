@@ -25,20 +25,64 @@ namespace {
 /// dense op with a chunk, hold_low, a priority and a location.
 json fullPlan() {
   json buffers = json::array({
-      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 8}}, {"role", "input"}, {"init", "random"}},
-      {{"id", 1}, {"name", "wg"}, {"dtype", "f32"}, {"shape", {8, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 0},
+       {"name", "x"},
+       {"dtype", "f32"},
+       {"shape", {4, 8}},
+       {"role", "input"},
+       {"init", "random"}},
+      {{"id", 1},
+       {"name", "wg"},
+       {"dtype", "f32"},
+       {"shape", {8, 4}},
+       {"role", "param"},
+       {"init", "random"}},
       {{"id", 2}, {"name", "ids"}, {"dtype", "i32"}, {"shape", {4, 1}}},
       {{"id", 3}, {"name", "gw"}, {"dtype", "f32"}, {"shape", {4, 1}}},
       {{"id", 4}, {"dtype", "f32"}, {"shape", {4, 2, 8}}},
       {{"id", 5}, {"name", "recv"}, {"dtype", "f32"}, {"shape", {4, 2, 8}}},
-      {{"id", 6}, {"name", "acc"}, {"dtype", "f32"}, {"shape", {4, 2, 8}}, {"init", "zero"}},
-      {{"id", 7}, {"name", "flat"}, {"dtype", "f32"}, {"shape", {64}}, {"view", {{"base", 6}, {"offset", 0}}}},
-      {{"id", 8}, {"name", "red"}, {"dtype", "f32"}, {"shape", {64}}, {"role", "output"}},
-      {{"id", 9}, {"name", "send"}, {"dtype", "i64"}, {"shape", {2}}, {"role", "input"}, {"init", "zero"}},
-      {{"id", 10}, {"name", "recvc"}, {"dtype", "i64"}, {"shape", {2}}, {"role", "input"}, {"init", "zero"}},
-      {{"id", 11}, {"name", "rows"}, {"dtype", "f32"}, {"shape", {6, 8}}, {"role", "output"}},
-      {{"id", 12}, {"name", "y"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "output"}},
-      {{"id", 13}, {"name", "half"}, {"dtype", "bf16"}, {"shape", {3}}, {"role", "input"}},
+      {{"id", 6},
+       {"name", "acc"},
+       {"dtype", "f32"},
+       {"shape", {4, 2, 8}},
+       {"init", "zero"}},
+      {{"id", 7},
+       {"name", "flat"},
+       {"dtype", "f32"},
+       {"shape", {64}},
+       {"view", {{"base", 6}, {"offset", 0}}}},
+      {{"id", 8},
+       {"name", "red"},
+       {"dtype", "f32"},
+       {"shape", {64}},
+       {"role", "output"}},
+      {{"id", 9},
+       {"name", "send"},
+       {"dtype", "i64"},
+       {"shape", {2}},
+       {"role", "input"},
+       {"init", "zero"}},
+      {{"id", 10},
+       {"name", "recvc"},
+       {"dtype", "i64"},
+       {"shape", {2}},
+       {"role", "input"},
+       {"init", "zero"}},
+      {{"id", 11},
+       {"name", "rows"},
+       {"dtype", "f32"},
+       {"shape", {6, 8}},
+       {"role", "output"}},
+      {{"id", 12},
+       {"name", "y"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "output"}},
+      {{"id", 13},
+       {"name", "half"},
+       {"dtype", "bf16"},
+       {"shape", {3}},
+       {"role", "input"}},
   });
   json placement = {{"num_devices", 2},
                     {"slots_per_device", 3},
@@ -46,31 +90,73 @@ json fullPlan() {
                     {"devices", {0, 1, 1, 0, 1}},
                     {"shares", {1.0 / 3, 2.0 / 3, 1, 1, 1}}};
   json ops = json::array({
-      {{"id", 0}, {"kind", "gate"}, {"inputs", {0, 1}}, {"outputs", {2, 3}},
+      {{"id", 0},
+       {"kind", "gate"},
+       {"inputs", {0, 1}},
+       {"outputs", {2, 3}},
        {"attrs", {{"num_experts", 4}, {"top_k", 1}, {"capacity_factor", 0.1}}},
-       {"loc", "m.mlir:1:2"}, {"placement", placement}},
-      {{"id", 1}, {"kind", "dispatch"}, {"inputs", {0, 2}}, {"outputs", {4}}, {"deps", {0}},
+       {"loc", "m.mlir:1:2"},
+       {"placement", placement}},
+      {{"id", 1},
+       {"kind", "dispatch"},
+       {"inputs", {0, 2}},
+       {"outputs", {4}},
+       {"deps", {0}},
        {"attrs", {{"num_experts", 4}, {"capacity", 2}}}},
-      {{"id", 2}, {"kind", "all_to_all"}, {"inputs", {4}}, {"outputs", {5}}, {"group", "ep"},
-       {"priority", "high"}, {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}},
+      {{"id", 2},
+       {"kind", "all_to_all"},
+       {"inputs", {4}},
+       {"outputs", {5}},
+       {"group", "ep"},
+       {"priority", "high"},
+       {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}},
        {"chunk", {{"index", 0}, {"count", 1}}}},
-      {{"id", 3}, {"kind", "copy"}, {"inputs", {5}}, {"outputs", {6}},
-       {"attrs", {{"src_offsets", {0, 0, 0}}, {"dst_offsets", {0, 0, 0}}, {"sizes", {4, 2, 8}},
-                  {"accumulate_into", true}}}},
-      {{"id", 4}, {"kind", "all_reduce"}, {"inputs", {7}}, {"outputs", {8}}, {"group", "ep"},
-       {"priority", "low"}, {"attrs", {{"reduction", "max"}}},
+      {{"id", 3},
+       {"kind", "copy"},
+       {"inputs", {5}},
+       {"outputs", {6}},
+       {"attrs",
+        {{"src_offsets", {0, 0, 0}},
+         {"dst_offsets", {0, 0, 0}},
+         {"sizes", {4, 2, 8}},
+         {"accumulate_into", true}}}},
+      {{"id", 4},
+       {"kind", "all_reduce"},
+       {"inputs", {7}},
+       {"outputs", {8}},
+       {"group", "ep"},
+       {"priority", "low"},
+       {"attrs", {{"reduction", "max"}}},
        {"partition", {{"index", 0}, {"count", 1}}}},
-      {{"id", 5}, {"kind", "all_to_all_v"}, {"inputs", {0, 9, 10}}, {"outputs", {11}},
-       {"group", "ep"}, {"attrs", {{"split_axis", 0}, {"concat_axis", 0}, {"max_rows", 6}}}},
-      {{"id", 6}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {12}}, {"priority", "low"},
-       {"hold_low", true}, {"chunk", {{"index", 1}, {"count", 2}}}, {"loc", "m.mlir:3:5"},
+      {{"id", 5},
+       {"kind", "all_to_all_v"},
+       {"inputs", {0, 9, 10}},
+       {"outputs", {11}},
+       {"group", "ep"},
+       {"attrs", {{"split_axis", 0}, {"concat_axis", 0}, {"max_rows", 6}}}},
+      {{"id", 6},
+       {"kind", "dense"},
+       {"inputs", {0, 1}},
+       {"outputs", {12}},
+       {"priority", "low"},
+       {"hold_low", true},
+       {"chunk", {{"index", 1}, {"count", 2}}},
+       {"loc", "m.mlir:3:5"},
        {"attrs", {{"activation", "gelu"}}}},
   });
-  return {{"format", "lina-plan"}, {"version", 1}, {"source", "m.mlir"},
-          {"function", "forward"}, {"mode", "infer"}, {"world_size", 2},
-          {"grid", {{"shape", {2}}}},
-          {"groups", {{"ep", {{"members", {{1, 0}}}}}, {"dp", {{"members", {{0}, {1}}}}}}},
-          {"buffers", buffers}, {"ops", ops}, {"outputs", {8, 11, 12}}};
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"source", "m.mlir"},
+      {"function", "forward"},
+      {"mode", "infer"},
+      {"world_size", 2},
+      {"grid", {{"shape", {2}}}},
+      {"groups",
+       {{"ep", {{"members", {{1, 0}}}}}, {"dp", {{"members", {{0}, {1}}}}}}},
+      {"buffers", buffers},
+      {"ops", ops},
+      {"outputs", {8, 11, 12}}};
 }
 
 std::string errorOf(const json &plan) {
@@ -114,7 +200,8 @@ TEST(PlanWriter, KeepsTheFieldsItRead) {
   EXPECT_EQ(plan.ops[6].activation, Activation::Gelu);
   EXPECT_EQ(plan.buffers[4].name, "buf4");
   EXPECT_EQ(plan.buffers[13].dtype, DType::BF16);
-  EXPECT_EQ(plan.groups.at("ep").members, (std::vector<std::vector<int>>{{1, 0}}));
+  EXPECT_EQ(plan.groups.at("ep").members,
+            (std::vector<std::vector<int>>{{1, 0}}));
   EXPECT_EQ(plan.gridShape, (std::vector<int64_t>{2}));
   EXPECT_EQ(plan.mode, "infer");
   EXPECT_EQ(plan.function, "forward");
@@ -193,18 +280,24 @@ TEST(PlanWriter, WritesKindAttributesAndIntegralNumbers) {
   plan.ops[0].capacityFactor = 2;
   std::string text = writePlan(plan);
   // Attributes by name, the gate's always; an integral double as an integer.
-  EXPECT_NE(text.find(R"("attrs":{"capacity_factor":2,"num_experts":4,"top_k":1})"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(R"("attrs":{"capacity_factor":2,"num_experts":4,"top_k":1})"),
+      std::string::npos)
       << text;
   // Defaults the kind states anyway: axes of all_to_all, the activation.
-  EXPECT_NE(text.find(R"("attrs":{"concat_axis":0,"split_axis":0})"), std::string::npos);
+  EXPECT_NE(text.find(R"("attrs":{"concat_axis":0,"split_axis":0})"),
+            std::string::npos);
   EXPECT_NE(text.find(R"("placement":{"devices":[0,1,1,0,1],"num_devices":2,)"),
             std::string::npos);
   // A priority off a collective is kept; none is written for an op without.
-  EXPECT_NE(text.find(R"("priority":"low","chunk":{"index":1,"count":2},"hold_low":true)"),
-            std::string::npos);
-  EXPECT_NE(text.find(R"("kind":"dispatch","inputs":[0,2],"outputs":[4],"deps":[0],"attrs":{"capacity":2,"num_experts":4}})"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          R"("priority":"low","chunk":{"index":1,"count":2},"hold_low":true)"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find(
+          R"("kind":"dispatch","inputs":[0,2],"outputs":[4],"deps":[0],"attrs":{"capacity":2,"num_experts":4}})"),
+      std::string::npos);
 }
 
 TEST(PlanWriter, RefusesNumbersJsonCannotHold) {
@@ -214,7 +307,8 @@ TEST(PlanWriter, RefusesNumbersJsonCannotHold) {
     writePlan(plan);
     FAIL() << "an infinite capacity_factor was written";
   } catch (const PlanError &e) {
-    EXPECT_NE(std::string(e.what()).find("op 0: field 'attrs.capacity_factor' is inf"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "op 0: field 'attrs.capacity_factor' is inf"),
               std::string::npos)
         << e.what();
   }
@@ -228,19 +322,23 @@ TEST(PlanWriter, LoaderChecksPlacementTablesAndAccumulateInto) {
 
   json p = fullPlan();
   p["ops"][1]["placement"] = p["ops"][0]["placement"];
-  EXPECT_NE(errorOf(p).find("op 1 (dispatch): only gates carry a placement table"),
-            std::string::npos)
+  EXPECT_NE(
+      errorOf(p).find("op 1 (dispatch): only gates carry a placement table"),
+      std::string::npos)
       << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"]["offsets"] = {0, 2, 3, 5};
-  EXPECT_NE(errorOf(p).find("its placement table has 4 offsets; a gate of 4 experts needs 5"),
-            std::string::npos)
+  EXPECT_NE(
+      errorOf(p).find(
+          "its placement table has 4 offsets; a gate of 4 experts needs 5"),
+      std::string::npos)
       << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"]["offsets"] = {0, 2, 2, 4, 5};
-  EXPECT_NE(errorOf(p).find("expert 1 has no replica"), std::string::npos) << errorOf(p);
+  EXPECT_NE(errorOf(p).find("expert 1 has no replica"), std::string::npos)
+      << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"]["offsets"] = {0, 2, 3, 4, 6};
@@ -250,11 +348,13 @@ TEST(PlanWriter, LoaderChecksPlacementTablesAndAccumulateInto) {
 
   p = fullPlan();
   p["ops"][0]["placement"]["shares"] = {0.5, 0.5, 1, 1};
-  EXPECT_NE(errorOf(p).find("has 5 devices but 4 shares"), std::string::npos) << errorOf(p);
+  EXPECT_NE(errorOf(p).find("has 5 devices but 4 shares"), std::string::npos)
+      << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"]["devices"] = {0, 1, 1, 0, 2};
-  EXPECT_NE(errorOf(p).find("names device 2 of 2"), std::string::npos) << errorOf(p);
+  EXPECT_NE(errorOf(p).find("names device 2 of 2"), std::string::npos)
+      << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"]["shares"][0] = 0;
@@ -264,18 +364,21 @@ TEST(PlanWriter, LoaderChecksPlacementTablesAndAccumulateInto) {
 
   p = fullPlan();
   p["ops"][0]["placement"]["slots_per_device"] = 1.5;
-  EXPECT_NE(errorOf(p).find("field 'placement.slots_per_device' must be an integer"),
-            std::string::npos)
+  EXPECT_NE(
+      errorOf(p).find("field 'placement.slots_per_device' must be an integer"),
+      std::string::npos)
       << errorOf(p);
 
   p = fullPlan();
   p["ops"][0]["placement"].erase("devices");
-  EXPECT_NE(errorOf(p).find("missing field 'devices'"), std::string::npos) << errorOf(p);
+  EXPECT_NE(errorOf(p).find("missing field 'devices'"), std::string::npos)
+      << errorOf(p);
 
   p = fullPlan();
   p["ops"][3]["attrs"]["accumulate_into"] = 1;
-  EXPECT_NE(errorOf(p).find("field 'attrs.accumulate_into' must be true or false"),
-            std::string::npos)
+  EXPECT_NE(
+      errorOf(p).find("field 'attrs.accumulate_into' must be true or false"),
+      std::string::npos)
       << errorOf(p);
 }
 

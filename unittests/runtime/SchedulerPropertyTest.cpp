@@ -88,11 +88,18 @@ private:
 
 /// A random single-rank plan of `n` ops over [4, 4] f32 buffers.
 json randomPlan(std::mt19937 &rng, int n) {
-  json buffers = json::array(
-      {{{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}},
-        {"role", "input"}, {"init", "random"}},
-       {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}},
-        {"role", "param"}, {"init", "random"}}});
+  json buffers = json::array({{{"id", 0},
+                               {"name", "x"},
+                               {"dtype", "f32"},
+                               {"shape", {4, 4}},
+                               {"role", "input"},
+                               {"init", "random"}},
+                              {{"id", 1},
+                               {"name", "w"},
+                               {"dtype", "f32"},
+                               {"shape", {4, 4}},
+                               {"role", "param"},
+                               {"init", "random"}}});
   json ops = json::array();
   std::vector<int> readable = {0, 1};
   auto pick = [&](const std::vector<int> &v) {
@@ -100,8 +107,10 @@ json randomPlan(std::mt19937 &rng, int n) {
   };
   for (int i = 0; i < n; ++i) {
     int out = static_cast<int>(buffers.size());
-    buffers.push_back({{"id", out}, {"name", "t" + std::to_string(out)},
-                       {"dtype", "f32"}, {"shape", {4, 4}}});
+    buffers.push_back({{"id", out},
+                       {"name", "t" + std::to_string(out)},
+                       {"dtype", "f32"},
+                       {"shape", {4, 4}}});
     int kind = std::uniform_int_distribution<int>(0, 2)(rng);
     json op = {{"id", i}, {"outputs", {out}}};
     if (kind == 0) {
@@ -127,15 +136,18 @@ json randomPlan(std::mt19937 &rng, int n) {
     ops.push_back(op);
     readable.push_back(out);
   }
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
-          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
-          {"buffers", buffers}, {"ops", ops}};
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 1},
+      {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+      {"buffers", buffers},
+      {"ops", ops}};
 }
 
 void checkInvariants(const Plan &plan, const Scheduler &sched,
                      const std::vector<Event> &log, Policy policy,
-                     int64_t credit, int *lowBesideHigh,
-                     int *linaChecked) {
+                     int64_t credit, int *lowBesideHigh, int *linaChecked) {
   size_t n = plan.ops.size();
   std::vector<char> started(n, 0), done(n, 0);
   std::set<int> running;
@@ -156,9 +168,11 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
     for (int d : sched.dependencies()[e.op])
       EXPECT_TRUE(done[d]) << "op " << e.op << " started before dep " << d;
     for (int d : op.deps)
-      EXPECT_TRUE(done[d]) << "op " << e.op << " started before explicit dep " << d;
+      EXPECT_TRUE(done[d]) << "op " << e.op << " started before explicit dep "
+                           << d;
     ASSERT_LT(nextInQueue[q], order[q].size());
-    EXPECT_EQ(order[q][nextInQueue[q]], e.op) << "out of order in queue " << toString(q);
+    EXPECT_EQ(order[q][nextInQueue[q]], e.op)
+        << "out of order in queue " << toString(q);
     ++nextInQueue[q];
     bool computeRunning = false, highRunning = false, holdRunning = false;
     int64_t lowBytes = 0;
@@ -192,12 +206,14 @@ void checkInvariants(const Plan &plan, const Scheduler &sched,
       if (policy == Policy::Lina && !running.empty() && !forced) {
         ++*linaChecked;
         EXPECT_FALSE(highRunning) << "low op " << e.op << " beside a high one";
-        EXPECT_FALSE(holdRunning) << "low op " << e.op << " beside hold_low compute";
+        EXPECT_FALSE(holdRunning)
+            << "low op " << e.op << " beside hold_low compute";
         const auto &compute = order[Queue::Compute];
         size_t ci = nextInQueue[Queue::Compute];
         if (ci < compute.size()) {
           EXPECT_FALSE(plan.ops[compute[ci]].holdLow)
-              << "low op " << e.op << " while hold_low op " << compute[ci] << " is next";
+              << "low op " << e.op << " while hold_low op " << compute[ci]
+              << " is next";
         }
         if (credit > 0 && lowBytes > 0) {
           EXPECT_LE(lowBytes + plan.collectiveBytes(op), credit);
@@ -222,8 +238,8 @@ TEST(SchedulerProperty, InvariantsHoldOnRandomPlans) {
         LoggingBackend backend(rng);
         sched.run(backend);
         int lowBesideHigh = 0;
-        checkInvariants(plan, sched, backend.log, policy, credit, &lowBesideHigh,
-                        &linaChecked);
+        checkInvariants(plan, sched, backend.log, policy, credit,
+                        &lowBesideHigh, &linaChecked);
         if (policy == Policy::Fifo)
           lowBesideHighFifo += lowBesideHigh;
         if (::testing::Test::HasFailure())

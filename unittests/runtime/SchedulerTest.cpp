@@ -56,30 +56,65 @@ private:
 /// all_reduce ops over parameters that are ready from the start.
 json contentionPlan(int lows, int64_t elems = 64) {
   json buffers = json::array({
-      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "input"}, {"init", "random"}},
-      {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 0},
+       {"name", "x"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "input"},
+       {"init", "random"}},
+      {{"id", 1},
+       {"name", "w"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "param"},
+       {"init", "random"}},
       {{"id", 2}, {"name", "a"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 3}, {"name", "b"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 4}, {"name", "c"}, {"dtype", "f32"}, {"shape", {4, 4}}},
   });
   json ops = json::array({
-      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}, {"hold_low", true}},
-      {{"id", 1}, {"kind", "all_to_all"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "ep"},
+      {{"id", 0},
+       {"kind", "dense"},
+       {"inputs", {0, 1}},
+       {"outputs", {2}},
+       {"hold_low", true}},
+      {{"id", 1},
+       {"kind", "all_to_all"},
+       {"inputs", {2}},
+       {"outputs", {3}},
+       {"group", "ep"},
        {"priority", "high"}},
   });
   for (int i = 0; i < lows; ++i) {
     int in = 5 + 2 * i;
-    buffers.push_back({{"id", in}, {"name", "g" + std::to_string(i)}, {"dtype", "f32"},
-                       {"shape", {elems}}, {"role", "param"}, {"init", "random"}});
-    buffers.push_back({{"id", in + 1}, {"name", "r" + std::to_string(i)}, {"dtype", "f32"},
+    buffers.push_back({{"id", in},
+                       {"name", "g" + std::to_string(i)},
+                       {"dtype", "f32"},
+                       {"shape", {elems}},
+                       {"role", "param"},
+                       {"init", "random"}});
+    buffers.push_back({{"id", in + 1},
+                       {"name", "r" + std::to_string(i)},
+                       {"dtype", "f32"},
                        {"shape", {elems}}});
-    ops.push_back({{"id", 2 + i}, {"kind", "all_reduce"}, {"inputs", {in}},
-                   {"outputs", {in + 1}}, {"group", "dp"}, {"priority", "low"}});
+    ops.push_back({{"id", 2 + i},
+                   {"kind", "all_reduce"},
+                   {"inputs", {in}},
+                   {"outputs", {in + 1}},
+                   {"group", "dp"},
+                   {"priority", "low"}});
   }
-  ops.push_back({{"id", 2 + lows}, {"kind", "dense"}, {"inputs", {3, 1}}, {"outputs", {4}}});
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
-          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
-          {"buffers", buffers}, {"ops", ops}};
+  ops.push_back({{"id", 2 + lows},
+                 {"kind", "dense"},
+                 {"inputs", {3, 1}},
+                 {"outputs", {4}}});
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 1},
+      {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+      {"buffers", buffers},
+      {"ops", ops}};
 }
 
 const OpInterval &intervalOf(const StepStats &s, int op) {
@@ -92,7 +127,8 @@ const OpInterval &intervalOf(const StepStats &s, int op) {
 void expectDependenciesRespected(const Scheduler &sched, const StepStats &s) {
   for (const OpInterval &i : s.timeline)
     for (int d : sched.dependencies()[i.op])
-      EXPECT_GE(i.start, intervalOf(s, d).end) << "op " << i.op << " before dep " << d;
+      EXPECT_GE(i.start, intervalOf(s, d).end)
+          << "op " << i.op << " before dep " << d;
 }
 
 TEST(Scheduler, LinaHoldsLowPriorityWhileAllToAllIsQueuedOrRunning) {
@@ -133,7 +169,8 @@ TEST(Scheduler, FifoStartsLowPriorityRightAway) {
 TEST(Scheduler, EachQueueRunsOneCollectiveAtATime) {
   for (Policy policy : {Policy::Lina, Policy::Fifo}) {
     Plan plan = parsePlan(contentionPlan(4).dump());
-    FakeBackend backend({{0, 1}, {1, 2}, {2, 3}, {3, 3}, {4, 3}, {5, 3}, {6, 1}});
+    FakeBackend backend(
+        {{0, 1}, {1, 2}, {2, 3}, {3, 3}, {4, 3}, {5, 3}, {6, 1}});
     Scheduler sched(plan, {policy, 0});
     StepStats s = sched.run(backend);
     for (int a : {2, 3, 4, 5})
@@ -195,8 +232,10 @@ TEST(Scheduler, ViewsMakeReadersWaitForEveryOverlappingWriter) {
   // Partition outputs are views of one buffer: a reader of the whole
   // buffer depends on all of them.
   json p = test::smallPlan(4);
-  p["buffers"].push_back({{"id", 14}, {"name", "s"}, {"dtype", "f32"}, {"shape", {8, 8}}});
-  p["ops"].push_back({{"id", 7}, {"kind", "add"}, {"inputs", {5, 5}}, {"outputs", {14}}});
+  p["buffers"].push_back(
+      {{"id", 14}, {"name", "s"}, {"dtype", "f32"}, {"shape", {8, 8}}});
+  p["ops"].push_back(
+      {{"id", 7}, {"kind", "add"}, {"inputs", {5, 5}}, {"outputs", {14}}});
   Plan plan = parsePlan(p.dump());
   Scheduler sched(plan, {});
   EXPECT_EQ(sched.dependencies()[7], (std::vector<int>{3, 4, 5, 6}));
@@ -209,22 +248,44 @@ TEST(Scheduler, ViewsMakeReadersWaitForEveryOverlappingWriter) {
 /// first, so no rank may issue the all_to_all before it.
 json crossQueuePlan() {
   json buffers = json::array({
-      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "input"}, {"init", "random"}},
-      {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 0},
+       {"name", "x"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "input"},
+       {"init", "random"}},
+      {{"id", 1},
+       {"name", "w"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "param"},
+       {"init", "random"}},
       {{"id", 2}, {"name", "g"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 3}, {"name", "r"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 4}, {"name", "y"}, {"dtype", "f32"}, {"shape", {4, 4}}},
   });
   json ops = json::array({
       {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}},
-      {{"id", 1}, {"kind", "all_reduce"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "dp"},
+      {{"id", 1},
+       {"kind", "all_reduce"},
+       {"inputs", {2}},
+       {"outputs", {3}},
+       {"group", "dp"},
        {"priority", "low"}},
-      {{"id", 2}, {"kind", "all_to_all"}, {"inputs", {1}}, {"outputs", {4}}, {"group", "ep"},
+      {{"id", 2},
+       {"kind", "all_to_all"},
+       {"inputs", {1}},
+       {"outputs", {4}},
+       {"group", "ep"},
        {"priority", "high"}},
   });
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
-          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
-          {"buffers", buffers}, {"ops", ops}};
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 1},
+      {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+      {"buffers", buffers},
+      {"ops", ops}};
 }
 
 TEST(Scheduler, HighPriorityWaitsForAnEarlierLowPriorityIssue) {
@@ -263,8 +324,18 @@ TEST(Scheduler, LowPriorityWaitsForAnEarlierHighPriorityIssue) {
 /// it produces the next all_to_all's input) -> all_to_all.
 json admissionPlan() {
   json buffers = json::array({
-      {{"id", 0}, {"name", "x"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "input"}, {"init", "random"}},
-      {{"id", 1}, {"name", "w"}, {"dtype", "f32"}, {"shape", {4, 4}}, {"role", "param"}, {"init", "random"}},
+      {{"id", 0},
+       {"name", "x"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "input"},
+       {"init", "random"}},
+      {{"id", 1},
+       {"name", "w"},
+       {"dtype", "f32"},
+       {"shape", {4, 4}},
+       {"role", "param"},
+       {"init", "random"}},
       {{"id", 2}, {"name", "a"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 3}, {"name", "b"}, {"dtype", "f32"}, {"shape", {4, 4}}},
       {{"id", 4}, {"name", "r"}, {"dtype", "f32"}, {"shape", {4, 4}}},
@@ -272,18 +343,42 @@ json admissionPlan() {
       {{"id", 6}, {"name", "d"}, {"dtype", "f32"}, {"shape", {4, 4}}},
   });
   json ops = json::array({
-      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}, {"hold_low", true}},
-      {{"id", 1}, {"kind", "all_to_all"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "ep"},
+      {{"id", 0},
+       {"kind", "dense"},
+       {"inputs", {0, 1}},
+       {"outputs", {2}},
+       {"hold_low", true}},
+      {{"id", 1},
+       {"kind", "all_to_all"},
+       {"inputs", {2}},
+       {"outputs", {3}},
+       {"group", "ep"},
        {"priority", "high"}},
-      {{"id", 2}, {"kind", "all_reduce"}, {"inputs", {1}}, {"outputs", {4}}, {"group", "dp"},
+      {{"id", 2},
+       {"kind", "all_reduce"},
+       {"inputs", {1}},
+       {"outputs", {4}},
+       {"group", "dp"},
        {"priority", "low"}},
-      {{"id", 3}, {"kind", "dense"}, {"inputs", {3, 1}}, {"outputs", {5}}, {"hold_low", true}},
-      {{"id", 4}, {"kind", "all_to_all"}, {"inputs", {5}}, {"outputs", {6}}, {"group", "ep"},
+      {{"id", 3},
+       {"kind", "dense"},
+       {"inputs", {3, 1}},
+       {"outputs", {5}},
+       {"hold_low", true}},
+      {{"id", 4},
+       {"kind", "all_to_all"},
+       {"inputs", {5}},
+       {"outputs", {6}},
+       {"group", "ep"},
        {"priority", "high"}},
   });
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", 1},
-          {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
-          {"buffers", buffers}, {"ops", ops}};
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 1},
+      {"groups", {{"ep", {{"members", {{0}}}}}, {"dp", {{"members", {{0}}}}}}},
+      {"buffers", buffers},
+      {"ops", ops}};
 }
 
 TEST(Scheduler, AdmissionRuleUsesComputeThatFeedsNoImminentAllToAll) {
@@ -298,7 +393,8 @@ TEST(Scheduler, AdmissionRuleUsesComputeThatFeedsNoImminentAllToAll) {
   EXPECT_DOUBLE_EQ(intervalOf(hold, 4).start, 15.0);
   // Admission: 4 s of all_reduce fit in the 10 s dense: it starts when the
   // first all_to_all ends and is done before the second needs the network.
-  SchedulerOptions options{Policy::Lina, 0, [&](const Op &op) { return t[op.id]; }};
+  SchedulerOptions options{Policy::Lina, 0,
+                           [&](const Op &op) { return t[op.id]; }};
   FakeBackend admitBackend(t);
   StepStats admit = Scheduler(plan, options).run(admitBackend);
   EXPECT_DOUBLE_EQ(intervalOf(admit, 2).start, 5.0);

@@ -24,14 +24,16 @@ using nlohmann::json;
 
 namespace {
 json buffer(int id, int64_t rows, int64_t cols, const char *role) {
-  return {{"id", id}, {"name", "b" + std::to_string(id)}, {"dtype", "f32"},
-          {"shape", {rows, cols}}, {"role", role}, {"init", "random"}};
+  return {{"id", id},       {"name", "b" + std::to_string(id)},
+          {"dtype", "f32"}, {"shape", {rows, cols}},
+          {"role", role},   {"init", "random"}};
 }
 
 /// Groups of `world` ranks: all of them, consecutive pairs, two halves.
 json groupsOf(int world) {
   std::vector<int> all;
-  json pairs = json::array(), halves = json::array({json::array(), json::array()});
+  json pairs = json::array(),
+       halves = json::array({json::array(), json::array()});
   for (int r = 0; r < world; ++r) {
     all.push_back(r);
     if (r % 2 == 0)
@@ -45,9 +47,12 @@ json groupsOf(int world) {
 
 /// A random plan of `n` ops on `world` ranks over [s, s] f32 buffers.
 Plan randomPlan(std::mt19937 &rng, int world, int n) {
-  auto pick = [&](int k) { return std::uniform_int_distribution<int>(0, k - 1)(rng); };
+  auto pick = [&](int k) {
+    return std::uniform_int_distribution<int>(0, k - 1)(rng);
+  };
   int64_t s = 24 * (1 + pick(24)); // divisible by every group size (<= 8)
-  json buffers = json::array({buffer(0, s, s, "input"), buffer(1, s, s, "param")});
+  json buffers =
+      json::array({buffer(0, s, s, "input"), buffer(1, s, s, "param")});
   json ops = json::array();
   std::vector<int> values = {0};
   const char *groups[] = {"world", "pairs", "halves"};
@@ -86,9 +91,13 @@ Plan randomPlan(std::mt19937 &rng, int world, int n) {
     ops.push_back(op);
     values.push_back(out);
   }
-  return parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", world},
-                        {"groups", groupsOf(world)}, {"buffers", buffers}, {"ops", ops}}
-                       .dump());
+  return parsePlan(json{
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", world},
+      {"groups", groupsOf(world)},
+      {"buffers", buffers},
+      {"ops", ops}}.dump());
 }
 
 ClusterSpec randomCluster(std::mt19937 &rng, int world) {
@@ -118,13 +127,15 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
       linkBinds = 0;
   for (int iter = 0; iter < 200; ++iter) {
     int world = 2 * std::uniform_int_distribution<int>(1, 4)(rng);
-    Plan plan = randomPlan(rng, world, std::uniform_int_distribution<int>(1, 24)(rng));
+    Plan plan =
+        randomPlan(rng, world, std::uniform_int_distribution<int>(1, 24)(rng));
     ClusterSpec cluster = randomCluster(rng, world);
     SimBound bound = lowerBound(plan, cluster);
     ASSERT_GT(bound.step, 0) << "iteration " << iter;
-    EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.compute, bound.criticalPath,
-                                    bound.streamPath, bound.computeSchedule,
-                                    bound.highQueueSchedule, bound.linkSchedule}));
+    EXPECT_EQ(bound.step,
+              std::max({bound.linkCut, bound.compute, bound.criticalPath,
+                        bound.streamPath, bound.computeSchedule,
+                        bound.highQueueSchedule, bound.linkSchedule}));
     EXPECT_GE(bound.linkSchedule, bound.linkCut * (1 - 1e-12));
     linkBinds += bound.linkSchedule >
                  std::max({bound.linkCut, bound.compute, bound.criticalPath,
@@ -135,10 +146,12 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
                    std::max({bound.linkCut, bound.compute, bound.criticalPath,
                              bound.computeSchedule, bound.highQueueSchedule});
     EXPECT_GE(bound.computeSchedule, bound.compute * (1 - 1e-12));
-    scheduleBinds += std::max(bound.computeSchedule, bound.highQueueSchedule) >
-                     std::max({bound.linkCut, bound.compute, bound.criticalPath});
-    highBinds += bound.highQueueSchedule >
-                 std::max({bound.linkCut, bound.computeSchedule, bound.criticalPath});
+    scheduleBinds +=
+        std::max(bound.computeSchedule, bound.highQueueSchedule) >
+        std::max({bound.linkCut, bound.compute, bound.criticalPath});
+    highBinds +=
+        bound.highQueueSchedule >
+        std::max({bound.linkCut, bound.computeSchedule, bound.criticalPath});
     int64_t credit = std::uniform_int_distribution<int64_t>(0, 1 << 20)(rng);
     for (Policy policy : {Policy::Lina, Policy::Fifo})
       for (int64_t c : {int64_t(0), credit})
@@ -149,10 +162,9 @@ TEST(SimulatorBound, NoSimulatedScheduleBeatsTheBound) {
               << (policy == Policy::Lina ? "lina" : "fifo") << " credit " << c
               << " link priority " << linkPriority << ": link cut "
               << bound.linkCut << " compute " << bound.compute
-              << " critical path " << bound.criticalPath
-              << " compute schedule " << bound.computeSchedule
-              << " high-queue schedule " << bound.highQueueSchedule
-              << " stream path " << bound.streamPath
+              << " critical path " << bound.criticalPath << " compute schedule "
+              << bound.computeSchedule << " high-queue schedule "
+              << bound.highQueueSchedule << " stream path " << bound.streamPath
               << " link schedule " << bound.linkSchedule;
           ++checked;
         }
@@ -170,18 +182,27 @@ TEST(SimulatorBound, ChainIsTight) {
   // dense -> all_reduce -> dense on 2 ranks of one node: nothing overlaps,
   // so the simulated step equals the critical path.
   std::mt19937 rng(1);
-  json buffers = json::array({buffer(0, 64, 64, "input"), buffer(1, 64, 64, "param"),
-                              buffer(2, 64, 64, "temp"), buffer(3, 64, 64, "temp"),
-                              buffer(4, 64, 64, "temp")});
+  json buffers =
+      json::array({buffer(0, 64, 64, "input"), buffer(1, 64, 64, "param"),
+                   buffer(2, 64, 64, "temp"), buffer(3, 64, 64, "temp"),
+                   buffer(4, 64, 64, "temp")});
   json ops = json::array({
       {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}},
-      {{"id", 1}, {"kind", "all_reduce"}, {"inputs", {2}}, {"outputs", {3}},
-       {"group", "world"}, {"priority", "low"}},
+      {{"id", 1},
+       {"kind", "all_reduce"},
+       {"inputs", {2}},
+       {"outputs", {3}},
+       {"group", "world"},
+       {"priority", "low"}},
       {{"id", 2}, {"kind", "dense"}, {"inputs", {3, 1}}, {"outputs", {4}}},
   });
-  Plan plan = parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 2},
-                             {"groups", groupsOf(2)}, {"buffers", buffers}, {"ops", ops}}
-                            .dump());
+  Plan plan = parsePlan(json{
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 2},
+      {"groups", groupsOf(2)},
+      {"buffers", buffers},
+      {"ops", ops}}.dump());
   ClusterSpec cluster = randomCluster(rng, 2);
   SimBound bound = lowerBound(plan, cluster);
   SimResult r = simulate(plan, cluster, {});
@@ -196,29 +217,45 @@ TEST(SimulatorBound, ComputeScheduleCountsTheIdleStream) {
   std::mt19937 rng(7);
   json buffers = json::array();
   for (int i = 0; i < 8; ++i)
-    buffers.push_back(buffer(i, 64, 64, i == 0 ? "input" : i == 1 ? "param" : "temp"));
+    buffers.push_back(buffer(i, 64, 64,
+                             i == 0   ? "input"
+                             : i == 1 ? "param"
+                                      : "temp"));
   json ops = json::array({
       {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}},
       {{"id", 1}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {3}}},
-      {{"id", 2}, {"kind", "all_reduce"}, {"inputs", {2}}, {"outputs", {4}},
-       {"group", "world"}, {"priority", "low"}},
-      {{"id", 3}, {"kind", "all_reduce"}, {"inputs", {3}}, {"outputs", {5}},
-       {"group", "world"}, {"priority", "low"}},
+      {{"id", 2},
+       {"kind", "all_reduce"},
+       {"inputs", {2}},
+       {"outputs", {4}},
+       {"group", "world"},
+       {"priority", "low"}},
+      {{"id", 3},
+       {"kind", "all_reduce"},
+       {"inputs", {3}},
+       {"outputs", {5}},
+       {"group", "world"},
+       {"priority", "low"}},
       {{"id", 4}, {"kind", "dense"}, {"inputs", {4, 1}}, {"outputs", {6}}},
       {{"id", 5}, {"kind", "dense"}, {"inputs", {5, 1}}, {"outputs", {7}}},
   });
-  Plan plan = parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 2},
-                             {"groups", groupsOf(2)}, {"buffers", buffers}, {"ops", ops}}
-                            .dump());
+  Plan plan = parsePlan(json{
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 2},
+      {"groups", groupsOf(2)},
+      {"buffers", buffers},
+      {"ops", ops}}.dump());
   ClusterSpec cluster = randomCluster(rng, 2);
   SimBound bound = lowerBound(plan, cluster);
   double t = bound.compute / 4;
   ASSERT_GT(t, 0);
-  EXPECT_NEAR(bound.computeSchedule, bound.criticalPath + t, 1e-12 + 1e-9 * bound.step);
+  EXPECT_NEAR(bound.computeSchedule, bound.criticalPath + t,
+              1e-12 + 1e-9 * bound.step);
   EXPECT_GT(bound.computeSchedule, bound.compute);
-  EXPECT_EQ(bound.step, std::max({bound.linkCut, bound.streamPath,
-                                  bound.computeSchedule, bound.highQueueSchedule,
-                                  bound.linkSchedule}));
+  EXPECT_EQ(bound.step,
+            std::max({bound.linkCut, bound.streamPath, bound.computeSchedule,
+                      bound.highQueueSchedule, bound.linkSchedule}));
   for (Policy policy : {Policy::Lina, Policy::Fifo}) {
     SimResult r = simulate(plan, cluster, {{policy, 0}, false});
     EXPECT_GE(r.stepTime, bound.step * (1 - 1e-9));

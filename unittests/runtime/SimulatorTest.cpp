@@ -32,17 +32,22 @@ ClusterSpec node() {
 }
 
 json buffer(int id, std::vector<int64_t> shape, const char *role = "temp") {
-  return {{"id", id}, {"name", "b" + std::to_string(id)}, {"dtype", "f32"},
-          {"shape", shape}, {"role", role}, {"init", "random"}};
+  return {{"id", id},       {"name", "b" + std::to_string(id)},
+          {"dtype", "f32"}, {"shape", shape},
+          {"role", role},   {"init", "random"}};
 }
 
 json plan2(json buffers, json ops, int world = 2) {
   std::vector<int> all;
   for (int r = 0; r < world; ++r)
     all.push_back(r);
-  return {{"format", "lina-plan"}, {"version", 1}, {"world_size", world},
-          {"groups", {{"dp", {{"members", {all}}}}, {"ep", {{"members", {all}}}}}},
-          {"buffers", buffers}, {"ops", ops}};
+  return {
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", world},
+      {"groups", {{"dp", {{"members", {all}}}}, {"ep", {{"members", {all}}}}}},
+      {"buffers", buffers},
+      {"ops", ops}};
 }
 
 /// `count` all_reduce ops of `elems` f32 each over 2 ranks, all ready at once.
@@ -51,8 +56,12 @@ Plan allReduces(int count, int64_t elems) {
   for (int i = 0; i < count; ++i) {
     buffers.push_back(buffer(2 * i, {elems}, "param"));
     buffers.push_back(buffer(2 * i + 1, {elems}));
-    ops.push_back({{"id", i}, {"kind", "all_reduce"}, {"inputs", {2 * i}},
-                   {"outputs", {2 * i + 1}}, {"group", "dp"}, {"priority", "low"}});
+    ops.push_back({{"id", i},
+                   {"kind", "all_reduce"},
+                   {"inputs", {2 * i}},
+                   {"outputs", {2 * i + 1}},
+                   {"group", "dp"},
+                   {"priority", "low"}});
   }
   return parsePlan(plan2(buffers, ops).dump());
 }
@@ -90,10 +99,16 @@ TEST(Simulator, TwoEqualFlowsOnOneLinkTakeTwiceAsLong) {
 TEST(Simulator, InterNodeFlowsUseTheSharedInterface) {
   // 8 ranks over 2 nodes; all_to_all of 80 MB per rank: inter part
   // (8 - 4) / 8 * 8e7 * 4 / 1e10 = 16 ms dominates; latency 7 * 5 us.
-  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000})});
-  json ops = json::array({{{"id", 0}, {"kind", "all_to_all"}, {"inputs", {0}},
-                           {"outputs", {1}}, {"group", "ep"}, {"priority", "high"},
-                           {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}}}});
+  json buffers = json::array(
+      {buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000})});
+  json ops =
+      json::array({{{"id", 0},
+                    {"kind", "all_to_all"},
+                    {"inputs", {0}},
+                    {"outputs", {1}},
+                    {"group", "ep"},
+                    {"priority", "high"},
+                    {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}}}});
   Plan plan = parsePlan(plan2(buffers, ops, 8).dump());
   SimResult r = simulate(plan, node(), {});
   EXPECT_NEAR(r.stepTime, 16e-3 + 35e-6, 1e-9);
@@ -102,22 +117,39 @@ TEST(Simulator, InterNodeFlowsUseTheSharedInterface) {
 /// dense -> all_to_all (high) -> dense, plus `parts` low all_reduce
 /// partitions of `elems` each, ready from the start.
 Plan contention(int parts, int64_t elems) {
-  json buffers = json::array({buffer(0, {4096, 4096}, "input"), buffer(1, {4096, 4096}, "param"),
-                              buffer(2, {4096, 4096}), buffer(3, {4096, 4096}),
-                              buffer(4, {4096, 4096})});
+  json buffers =
+      json::array({buffer(0, {4096, 4096}, "input"),
+                   buffer(1, {4096, 4096}, "param"), buffer(2, {4096, 4096}),
+                   buffer(3, {4096, 4096}), buffer(4, {4096, 4096})});
   json ops = json::array({
-      {{"id", 0}, {"kind", "dense"}, {"inputs", {0, 1}}, {"outputs", {2}}, {"hold_low", true}},
-      {{"id", 1}, {"kind", "all_to_all"}, {"inputs", {2}}, {"outputs", {3}}, {"group", "ep"},
-       {"priority", "high"}, {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}}},
+      {{"id", 0},
+       {"kind", "dense"},
+       {"inputs", {0, 1}},
+       {"outputs", {2}},
+       {"hold_low", true}},
+      {{"id", 1},
+       {"kind", "all_to_all"},
+       {"inputs", {2}},
+       {"outputs", {3}},
+       {"group", "ep"},
+       {"priority", "high"},
+       {"attrs", {{"split_axis", 0}, {"concat_axis", 0}}}},
   });
   for (int i = 0; i < parts; ++i) {
     int b = 5 + 2 * i;
     buffers.push_back(buffer(b, {elems}, "param"));
     buffers.push_back(buffer(b + 1, {elems}));
-    ops.push_back({{"id", 2 + i}, {"kind", "all_reduce"}, {"inputs", {b}}, {"outputs", {b + 1}},
-                   {"group", "dp"}, {"priority", "low"}});
+    ops.push_back({{"id", 2 + i},
+                   {"kind", "all_reduce"},
+                   {"inputs", {b}},
+                   {"outputs", {b + 1}},
+                   {"group", "dp"},
+                   {"priority", "low"}});
   }
-  ops.push_back({{"id", 2 + parts}, {"kind", "dense"}, {"inputs", {3, 1}}, {"outputs", {4}}});
+  ops.push_back({{"id", 2 + parts},
+                 {"kind", "dense"},
+                 {"inputs", {3, 1}},
+                 {"outputs", {4}}});
   return parsePlan(plan2(buffers, ops).dump());
 }
 
@@ -146,8 +178,11 @@ TEST(Simulator, PartitionedAllReduceYieldsToAllToAll) {
 
 TEST(Simulator, RejectsPlansLargerThanTheCluster) {
   json buffers = json::array({buffer(0, {4}, "param"), buffer(1, {4})});
-  json ops = json::array({{{"id", 0}, {"kind", "all_reduce"}, {"inputs", {0}},
-                           {"outputs", {1}}, {"group", "dp"}}});
+  json ops = json::array({{{"id", 0},
+                           {"kind", "all_reduce"},
+                           {"inputs", {0}},
+                           {"outputs", {1}},
+                           {"group", "dp"}}});
   Plan plan = parsePlan(plan2(buffers, ops, 16).dump());
   EXPECT_THROW(simulate(plan, node(), {}), PlanError);
 }
@@ -176,8 +211,8 @@ TEST(Simulator, ComputeEfficiencyAndKernelLaunches) {
   add.kind = OpKind::Add;
   add.inputs = {0, 1};
   add.outputs = {2};
-  EXPECT_NEAR(computeTime(plan, add, model), 3 * 4096.0 * 4096 * 4 / 8e11 + 10e-6,
-              1e-12);
+  EXPECT_NEAR(computeTime(plan, add, model),
+              3 * 4096.0 * 4096 * 4 / 8e11 + 10e-6, 1e-12);
 }
 
 TEST(Simulator, ComputeTakesItsRooflineTime) {
@@ -213,8 +248,8 @@ TEST(MaxMin, AFlowLimitedElsewhereGivesItsShareBack) {
 
 TEST(MaxMin, BottlenecksFillInOrder) {
   // Link 0 (1/2 per flow) saturates first; link 1 then splits 2 - 1/2.
-  std::vector<double> r = maxMinRates(
-      {1, 2}, {{0, -1, 1}, {0, 1, 1}, {1, -1, 1}, {1, -1, 1}});
+  std::vector<double> r =
+      maxMinRates({1, 2}, {{0, -1, 1}, {0, 1, 1}, {1, -1, 1}, {1, -1, 1}});
   EXPECT_DOUBLE_EQ(r[0], 0.5);
   EXPECT_DOUBLE_EQ(r[1], 0.5);
   EXPECT_DOUBLE_EQ(r[2], 0.75);
@@ -239,7 +274,8 @@ TEST(MaxMin, RejectsBadFlows) {
 //===----------------------------------------------------------------------===//
 
 /// Like node() but with no latencies: pure bandwidth answers.
-ClusterSpec pureBandwidth(const char *extra = "", int nodes = 2, int perNode = 4) {
+ClusterSpec pureBandwidth(const char *extra = "", int nodes = 2,
+                          int perNode = 4) {
   std::string error;
   std::string text = std::string(R"({"name": "bw", "nodes": )") +
                      std::to_string(nodes) + R"(, "gpus_per_node": )" +
@@ -247,7 +283,8 @@ ClusterSpec pureBandwidth(const char *extra = "", int nodes = 2, int perNode = 4
     "intra_node": {"bandwidth_gbps": 800, "latency_us": 0},
     "inter_node": {"bandwidth_gbps": 80, "latency_us": 0},
     "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000},
-    "launch_latency_us": 0)" + extra + "}";
+    "launch_latency_us": 0)" +
+                     extra + "}";
   auto spec = ClusterSpec::fromJson(text, error);
   EXPECT_TRUE(spec) << error;
   return *spec;
@@ -261,17 +298,21 @@ json groups8() {
 
 json collective(int id, const char *kind, int in, int out, const char *group,
                 const char *priority) {
-  json op = {{"id", id}, {"kind", kind}, {"inputs", {in}}, {"outputs", {out}},
-             {"group", group}, {"priority", priority}};
+  json op = {{"id", id},         {"kind", kind},   {"inputs", {in}},
+             {"outputs", {out}}, {"group", group}, {"priority", priority}};
   if (std::string(kind) == "all_to_all")
     op["attrs"] = {{"split_axis", 0}, {"concat_axis", 0}};
   return op;
 }
 
 Plan plan8(json buffers, json ops) {
-  return parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 8},
-                        {"groups", groups8()}, {"buffers", buffers}, {"ops", ops}}
-                       .dump());
+  return parsePlan(json{
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 8},
+      {"groups", groups8()},
+      {"buffers", buffers},
+      {"ops", ops}}.dump());
 }
 
 double duration(const SimResult &r, int rank, int op) {
@@ -288,8 +329,9 @@ TEST(SimulatorFlows, NetworkTrafficDoesNotUseNvlink) {
   // in-node pairs (3 x 10 MB per port) share the ports with the ring for
   // 0.4 ms at 1/4 each; its network pairs never touch NVLink, so it is not
   // slowed, and the ring loses only 0.3 ms.
-  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
-                              buffer(2, {100'000'000}, "param"), buffer(3, {100'000'000})});
+  json buffers = json::array(
+      {buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
+       buffer(2, {100'000'000}, "param"), buffer(3, {100'000'000})});
   json ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high"),
                           collective(1, "all_reduce", 2, 3, "node", "low")});
   Plan plan = plan8(buffers, ops);
@@ -302,21 +344,24 @@ TEST(SimulatorFlows, NetworkTrafficDoesNotUseNvlink) {
 
 TEST(SimulatorFlows, AllToAllInsideANodeUsesEveryPort) {
   // 4e8 bytes per rank: each port up carries 3/4 of it at 100 GB/s.
-  json buffers = json::array({buffer(0, {4, 25'000'000}, "input"), buffer(1, {4, 25'000'000})});
+  json buffers = json::array(
+      {buffer(0, {4, 25'000'000}, "input"), buffer(1, {4, 25'000'000})});
   json ops = json::array({collective(0, "all_to_all", 0, 1, "node", "high")});
   SimResult r = simulate(plan8(buffers, ops), pureBandwidth(), {});
   EXPECT_NEAR(r.stepTime, 3e-3, 1e-9);
   // Across both nodes each rank sends 4/8 of its bytes out of the node: 16
   // pairs x 5e7 over one 10 GB/s interface, 80 ms.
   ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high")});
-  json buffers8 = json::array({buffer(0, {8, 12'500'000}, "input"), buffer(1, {8, 12'500'000})});
+  json buffers8 = json::array(
+      {buffer(0, {8, 12'500'000}, "input"), buffer(1, {8, 12'500'000})});
   r = simulate(plan8(buffers8, ops), pureBandwidth(), {});
   EXPECT_NEAR(r.stepTime, 80e-3, 1e-9);
 }
 
 TEST(SimulatorFlows, AllReduceAcrossNodesRingAndTree) {
   // 4e8 bytes over 2 nodes of 4.
-  json buffers = json::array({buffer(0, {100'000'000}, "param"), buffer(1, {100'000'000})});
+  json buffers = json::array(
+      {buffer(0, {100'000'000}, "param"), buffer(1, {100'000'000})});
   json ops = json::array({collective(0, "all_reduce", 0, 1, "world", "low")});
   Plan plan = plan8(buffers, ops);
   // Ring: every hop carries 2*7/8 B; the two node crossings go through the
@@ -341,8 +386,9 @@ TEST(SimulatorFlows, SharingPerCollective) {
   // a world all-reduce of 1e8 bytes (crossing each interface once with
   // 1.75e8 bytes) started with it. Per pair, the all_to_all's 16 sub-flows
   // take 16/17 of each interface; per collective, each takes half.
-  json buffers = json::array({buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
-                              buffer(2, {25'000'000}, "param"), buffer(3, {25'000'000})});
+  json buffers = json::array(
+      {buffer(0, {8, 2'500'000}, "input"), buffer(1, {8, 2'500'000}),
+       buffer(2, {25'000'000}, "param"), buffer(3, {25'000'000})});
   json ops = json::array({collective(0, "all_to_all", 0, 1, "world", "high"),
                           collective(1, "all_reduce", 2, 3, "world", "low")});
   Plan plan = plan8(buffers, ops);
@@ -369,7 +415,8 @@ TEST(SimulatorFlows, TreeAllReduceHasLogarithmicLatency) {
           "intra_node": {"bandwidth_gbps": 800, "latency_us": 1},
           "inter_node": {"bandwidth_gbps": 80, "latency_us": 5},
           "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000},
-          "launch_latency_us": 0, "all_reduce_algorithm": ")") + algo + "\"}",
+          "launch_latency_us": 0, "all_reduce_algorithm": ")") +
+            algo + "\"}",
         error);
     EXPECT_TRUE(spec) << error;
     return *spec;
@@ -399,9 +446,11 @@ ClusterSpec extreme(const char *flops, const char *intraGbps) {
   std::string error;
   auto spec = ClusterSpec::fromJson(
       std::string(R"({"name": "x", "nodes": 1, "gpus_per_node": 2,
-        "intra_node": {"bandwidth_gbps": )") + intraGbps + R"(, "latency_us": 1},
+        "intra_node": {"bandwidth_gbps": )") +
+          intraGbps + R"(, "latency_us": 1},
         "inter_node": {"bandwidth_gbps": 80, "latency_us": 5},
-        "gpu": {"flops": )" + flops + R"(, "memory_bandwidth_gbps": 8000},
+        "gpu": {"flops": )" +
+          flops + R"(, "memory_bandwidth_gbps": 8000},
         "launch_latency_us": 0})",
       error);
   EXPECT_TRUE(spec) << error;
@@ -426,14 +475,17 @@ TEST(SimulatorTermination, AbsurdTimesAreErrors) {
     simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-20"), {});
     FAIL() << "expected an error";
   } catch (const PlanError &e) {
-    EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("beyond the limit"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("beyond the limit"), std::string::npos)
+        << e.what();
   }
 }
 
 TEST(SimulatorTermination, TinyBandwidthEnds) {
   // 1e-6 Gb/s = 125 B/s: 1e8 bytes take 8e5 s.
-  SimResult r = simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-6"), {});
+  SimResult r =
+      simulate(allReduces(1, 25'000'000), extreme("1e14", "1e-6"), {});
   EXPECT_NEAR(r.stepTime, 8e5 + 2e-6, 1e-3);
 }
 
@@ -445,8 +497,9 @@ TEST(SimulatorTermination, InfiniteTimeNamesTheOp) {
   } catch (const PlanError &e) {
     EXPECT_NE(std::string(e.what()).find("op 0 (all_reduce"), std::string::npos)
         << e.what();
-    EXPECT_NE(std::string(e.what()).find("infinity, beyond the limit of 1e+12 s"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("infinity, beyond the limit of 1e+12 s"),
+        std::string::npos)
         << e.what();
   }
 }
@@ -464,16 +517,21 @@ TEST(SimulatorScale, ManyRanksAreDeterministic) {
       m.push_back(16 * g + i);
     ep.push_back(m);
   }
-  json buffers = json::array({buffer(0, {16, 4096}, "input"), buffer(1, {16, 4096}),
-                              buffer(2, {1'000'000}, "param"), buffer(3, {1'000'000}),
-                              buffer(4, {16, 4096})});
+  json buffers =
+      json::array({buffer(0, {16, 4096}, "input"), buffer(1, {16, 4096}),
+                   buffer(2, {1'000'000}, "param"), buffer(3, {1'000'000}),
+                   buffer(4, {16, 4096})});
   json ops = json::array({collective(0, "all_to_all", 0, 1, "ep", "high"),
                           collective(1, "all_reduce", 2, 3, "world", "low"),
                           collective(2, "all_to_all", 1, 4, "ep", "high")});
-  Plan plan = parsePlan(json{{"format", "lina-plan"}, {"version", 1}, {"world_size", 256},
-                             {"groups", {{"world", {{"members", {world}}}}, {"ep", {{"members", ep}}}}},
-                             {"buffers", buffers}, {"ops", ops}}
-                            .dump());
+  Plan plan = parsePlan(json{
+      {"format", "lina-plan"},
+      {"version", 1},
+      {"world_size", 256},
+      {"groups",
+       {{"world", {{"members", {world}}}}, {"ep", {{"members", ep}}}}},
+      {"buffers", buffers},
+      {"ops", ops}}.dump());
   ClusterSpec cluster = ClusterSpec::a100Ib100();
   cluster.nodes = 32;
   SimResult a = simulate(plan, cluster, {{Policy::Fifo, 0}, false});

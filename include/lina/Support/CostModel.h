@@ -127,8 +127,7 @@ public:
   /// `2 net + comp + (chunks - 1) max(2 net, comp)`, with `net` the
   /// all-to-all time and `comp` the FFN time of one chunk (the weights are
   /// read by every chunk).
-  double pipelineTime(const ExpertWork &work, int groupSize,
-                      int chunks) const;
+  double pipelineTime(const ExpertWork &work, int groupSize, int chunks) const;
 
   /// Chooses the micro-chunks K (powers of two up to `maxChunks`) that
   /// minimise pipelineTime, then the experts per device (powers of two from

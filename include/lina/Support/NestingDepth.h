@@ -91,8 +91,8 @@ inline std::string describeExcessiveNesting(std::string_view bufferName,
                                             const NestingViolation &v,
                                             int64_t limit = kMaxMlirNesting) {
   return std::string(bufferName) + ":" + std::to_string(v.line) + ":" +
-         std::to_string(v.column) +
-         ": error: brackets nest more than " + std::to_string(limit) +
+         std::to_string(v.column) + ": error: brackets nest more than " +
+         std::to_string(limit) +
          " levels deep; the MLIR parser would exhaust its stack (the limit "
          "is lina::kMaxMlirNesting, docs/LIMITS.md)";
 }

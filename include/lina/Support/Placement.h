@@ -98,11 +98,9 @@ std::optional<LayerPlacement> linaPlacement(const std::vector<double> &loads,
 /// shares of replicated experts are water-filled. Unlike linaPlacement no
 /// replica is ever dropped, so routing every token to its expert's home is
 /// always possible: the static assignment stays feasible.
-std::optional<LayerPlacement> redundantPlacement(const std::vector<double> &loads,
-                                                 int numDevices,
-                                                 int slotsPerDevice,
-                                                 int replicaBudget,
-                                                 std::string &error);
+std::optional<LayerPlacement>
+redundantPlacement(const std::vector<double> &loads, int numDevices,
+                   int slotsPerDevice, int replicaBudget, std::string &error);
 
 /// Whole rows of one batch and layer on the replicas of a placement.
 struct RowAssignment {
@@ -133,11 +131,11 @@ RowAssignment balanceRows(const LayerPlacement &p,
 
 /// What one expert costs, per row and per replica, for the latency model.
 struct ExpertCost {
-  double weightBytes = 0; ///< one expert's weights (read once per batch)
-  double flopsPerRow = 0; ///< FFN FLOPs of one row
-  double bytesPerRow = 0; ///< FFN activation traffic of one row
-  double rowBytes = 0;    ///< bytes of one row on the network
-  double denseSeconds = 0; ///< the layer's dense block (moves overlap it)
+  double weightBytes = 0;   ///< one expert's weights (read once per batch)
+  double flopsPerRow = 0;   ///< FFN FLOPs of one row
+  double bytesPerRow = 0;   ///< FFN activation traffic of one row
+  double rowBytes = 0;      ///< bytes of one row on the network
+  double denseSeconds = 0;  ///< the layer's dense block (moves overlap it)
   double moveBandwidth = 0; ///< bytes/s of a device-to-device weight move
   double moveLatency = 0;   ///< s per move
 };
@@ -183,8 +181,8 @@ struct BatchOutcome {
   LayerTime time;
   int64_t maxRows = 0;
   double meanRows = 0;
-  double bytesMoved = 0;  ///< weights moved for this batch (any phase)
-  bool phase2 = false;    ///< lina moved weights after the gate
+  double bytesMoved = 0;       ///< weights moved for this batch (any phase)
+  bool phase2 = false;         ///< lina moved weights after the gate
   bool predictiveMove = false; ///< lina moved weights before the gate
 };
 
@@ -214,10 +212,11 @@ struct BatchOutcome {
 ///    each batch, moves free: a reference, not a policy and not a bound.
 class LayerPlanner {
 public:
-  static std::optional<LayerPlanner>
-  create(const PlannerOptions &options, const CostModel &model,
-         const ExpertCost &cost, const std::vector<double> &prior,
-         std::string &error);
+  static std::optional<LayerPlanner> create(const PlannerOptions &options,
+                                            const CostModel &model,
+                                            const ExpertCost &cost,
+                                            const std::vector<double> &prior,
+                                            std::string &error);
 
   /// Serves one batch: rows[e] = rows routed to expert e. `predicted`
   /// (optional, lina phase 1) = the expected rows per expert.
@@ -227,8 +226,7 @@ public:
   const LayerPlacement &placement() const { return current; }
 
 private:
-  LayerPlanner(const PlannerOptions &o, const CostModel &m,
-               const ExpertCost &c)
+  LayerPlanner(const PlannerOptions &o, const CostModel &m, const ExpertCost &c)
       : options(o), model(&m), cost(c) {}
   void replan();
   /// Of `plan` (the re-plan with the full replica budget) and the re-plans
@@ -252,7 +250,7 @@ private:
   std::vector<Pending> pending; ///< background copies, in order
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
-  double meanBatchRows = 0; ///< rows per batch, running mean
+  double meanBatchRows = 0;     ///< rows per batch, running mean
   double lastExpertSeconds = 0; ///< the last batch's expert time
 };
 

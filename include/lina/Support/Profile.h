@@ -35,8 +35,8 @@ namespace lina {
 
 /// What follows one path: the next layer's assignments.
 struct PathStats {
-  int64_t count = 0;   ///< tokens that followed the path
-  int top1 = 0;        ///< most frequent next top-1 expert (ties: lower id)
+  int64_t count = 0; ///< tokens that followed the path
+  int top1 = 0;      ///< most frequent next top-1 expert (ties: lower id)
   std::vector<double> shares; ///< per expert, share of the assignments (sum 1)
 };
 
@@ -61,8 +61,8 @@ public:
 
   /// Builds the profile of `trace` for paths of up to `pathLength` layers
   /// (>= 0; 0 keeps only the popularity).
-  static std::optional<Profile> build(const RoutingTrace &trace,
-                                      int pathLength, std::string &error);
+  static std::optional<Profile> build(const RoutingTrace &trace, int pathLength,
+                                      std::string &error);
 
   /// Reads a profile written by toJson(); every field is validated and a
   /// problem is reported with the field's name.

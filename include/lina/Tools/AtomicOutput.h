@@ -1,4 +1,5 @@
-//===- AtomicOutput.h - Replace a tool's -o file only on success -*- C++ -*-===//
+//===- AtomicOutput.h - Replace a tool's -o file only on success -*- C++
+//-*-===//
 //
 // Part of the Lina project, under the Apache License v2.0 with LLVM
 // Exceptions.
@@ -89,8 +90,8 @@ inline int runWithAtomicOutput(int argc, char **argv,
   // rename is atomic (same file system).
   int fd = -1;
   llvm::SmallString<256> temp;
-  if (std::error_code ec = llvm::sys::fs::createUniqueFile(
-          target + ".tmp-%%%%%%%%", fd, temp)) {
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueFile(target + ".tmp-%%%%%%%%", fd, temp)) {
     llvm::errs() << "error: cannot write the output file '" << target
                  << "': " << ec.message() << "\n";
     return 1;

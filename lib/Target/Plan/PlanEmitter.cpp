@@ -369,8 +369,8 @@ FailureOr<int> Emitter::planInt(Operation *op, StringRef what, int64_t value,
                          << "; a plan holds 0 to " << limit;
 }
 
-LogicalResult Emitter::addOp(Operation *op, rt::Op info,
-                             ArrayRef<Value> inputs, ArrayRef<int> outputs) {
+LogicalResult Emitter::addOp(Operation *op, rt::Op info, ArrayRef<Value> inputs,
+                             ArrayRef<int> outputs) {
   int id = static_cast<int>(plan.ops.size());
   info.id = id;
   std::set<int> deps;
@@ -412,13 +412,14 @@ LogicalResult Emitter::addOp(Operation *op, rt::Op info,
   if (auto c = op->getAttrOfType<ChunkAttr>("chunk"))
     if (failed(setChunk(op, info, c)))
       return failure();
-  if (auto p = op->getAttrOfType<PlacementAttr>(
-          LinaDialect::kPlacementAttrName)) {
+  if (auto p =
+          op->getAttrOfType<PlacementAttr>(LinaDialect::kPlacementAttrName)) {
     // The attribute verifier requires devices in [0, num_devices) and
     // positive finite shares.
     rt::PlacementTable table;
-    FailureOr<int> devices = planInt(op, "the placement's num_devices",
-                                     p.getNumDevices(), ::lina::Limits::kMaxRanks);
+    FailureOr<int> devices =
+        planInt(op, "the placement's num_devices", p.getNumDevices(),
+                ::lina::Limits::kMaxRanks);
     FailureOr<int> slots =
         planInt(op, "the placement's slots_per_device", p.getSlotsPerDevice(),
                 ::lina::Limits::kMaxExperts);
@@ -584,8 +585,7 @@ LogicalResult Emitter::emitOp(Operation *op) {
             return o.emitError()
                    << "lina-to-plan: slice [" << offs[i] << ", " << offs[i]
                    << " + " << sizes[i] << ") of dimension " << i
-                   << " is outside the source's size "
-                   << srcType.getDimSize(i);
+                   << " is outside the source's size " << srcType.getDimSize(i);
         if (isContiguous(srcType.getShape(), sizes)) {
           SmallVector<int64_t> strides = *stridesOf(srcType.getShape());
           int64_t offset = 0;
@@ -826,8 +826,8 @@ LogicalResult Emitter::run(llvm::raw_ostream &os) {
   int64_t world = grids.front().getNumRanks();
   if (world < 1 || world > ::lina::Limits::kMaxRanks)
     return grids.front().emitError()
-           << "lina-to-plan: the grid has " << world
-           << " ranks; the limit is " << ::lina::Limits::kMaxRanks;
+           << "lina-to-plan: the grid has " << world << " ranks; the limit is "
+           << ::lina::Limits::kMaxRanks;
   computeGroups(grids.front());
   if (failed(emitArguments(*func)))
     return failure();

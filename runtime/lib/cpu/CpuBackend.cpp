@@ -46,8 +46,9 @@ CpuBackend::CpuBackend(const Plan &plan, int rank, double timeoutSeconds)
 #ifdef LINA_HAVE_MPI
     comm = std::make_unique<MpiComm>(plan, rank, timeout);
 #else
-    throw PlanError("this plan has collectives over several ranks, but lina-run "
-                    "was built without MPI");
+    throw PlanError(
+        "this plan has collectives over several ranks, but lina-run "
+        "was built without MPI");
 #endif
   }
 }
@@ -100,10 +101,18 @@ std::vector<float> CpuBackend::read(int id) const {
   const char *p = data(id);
   for (int64_t i = 0; i < n; ++i) {
     switch (b.dtype) {
-    case DType::F32: out[i] = reinterpret_cast<const float *>(p)[i]; break;
-    case DType::I32: out[i] = static_cast<float>(reinterpret_cast<const int32_t *>(p)[i]); break;
-    case DType::I64: out[i] = static_cast<float>(reinterpret_cast<const int64_t *>(p)[i]); break;
-    default: out[i] = 0; break;
+    case DType::F32:
+      out[i] = reinterpret_cast<const float *>(p)[i];
+      break;
+    case DType::I32:
+      out[i] = static_cast<float>(reinterpret_cast<const int32_t *>(p)[i]);
+      break;
+    case DType::I64:
+      out[i] = static_cast<float>(reinterpret_cast<const int64_t *>(p)[i]);
+      break;
+    default:
+      out[i] = 0;
+      break;
     }
   }
   return out;

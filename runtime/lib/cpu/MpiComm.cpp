@@ -6,10 +6,10 @@
 
 #include "MpiComm.h"
 
+#include "lina/Support/CheckedMath.h"
 #include "lina/rt/Kernels.h"
 #include "lina/rt/MpiWait.h"
 #include "lina/rt/Scheduler.h"
-#include "lina/Support/CheckedMath.h"
 
 #include <algorithm>
 #include <climits>
@@ -21,19 +21,27 @@ using namespace lina::rt;
 namespace {
 MPI_Datatype mpiType(DType t) {
   switch (t) {
-  case DType::F32: return MPI_FLOAT;
-  case DType::I32: return MPI_INT32_T;
-  case DType::I64: return MPI_INT64_T;
-  default: return MPI_DATATYPE_NULL;
+  case DType::F32:
+    return MPI_FLOAT;
+  case DType::I32:
+    return MPI_INT32_T;
+  case DType::I64:
+    return MPI_INT64_T;
+  default:
+    return MPI_DATATYPE_NULL;
   }
 }
 
 MPI_Op mpiOp(Reduction r) {
   switch (r) {
-  case Reduction::Sum: return MPI_SUM;
-  case Reduction::Max: return MPI_MAX;
-  case Reduction::Min: return MPI_MIN;
-  case Reduction::Prod: return MPI_PROD;
+  case Reduction::Sum:
+    return MPI_SUM;
+  case Reduction::Max:
+    return MPI_MAX;
+  case Reduction::Min:
+    return MPI_MIN;
+  case Reduction::Prod:
+    return MPI_PROD;
   }
   return MPI_SUM;
 }
@@ -146,11 +154,11 @@ void MpiComm::start(const Op &op) {
       received += rc[i];
     }
     if (!fits)
-      throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
-                      ": counts need " + std::to_string(sendRows) + " rows to send and " +
-                      std::to_string(recvRows) + " to receive; buffers hold " +
-                      std::to_string(in.shape[0]) + " and " +
-                      std::to_string(out.shape[0]));
+      throw PlanError(
+          "rank " + std::to_string(rank) + ": " + op.describe() +
+          ": counts need " + std::to_string(sendRows) + " rows to send and " +
+          std::to_string(recvRows) + " to receive; buffers hold " +
+          std::to_string(in.shape[0]) + " and " + std::to_string(out.shape[0]));
     std::memset(data(out.id), 0, out.numBytes());
   }
   std::lock_guard<std::mutex> lock(mutex);
@@ -171,8 +179,8 @@ void MpiComm::issue(Pending &p) {
     int pieceBytes = toInt(in.numBytes() / n, op);
     char *send = p.send.empty() ? data(in.id) : p.send.data();
     char *recv = p.recv.empty() ? data(out.id) : p.recv.data();
-    MPI_Ialltoall(send, pieceBytes, MPI_BYTE, recv, pieceBytes, MPI_BYTE, p.comm,
-                  &p.request);
+    MPI_Ialltoall(send, pieceBytes, MPI_BYTE, recv, pieceBytes, MPI_BYTE,
+                  p.comm, &p.request);
     break;
   }
   case OpKind::AllToAllV:
@@ -218,9 +226,8 @@ void MpiComm::loop() {
     {
       std::unique_lock<std::mutex> lock(mutex);
       if (active.empty())
-        inboxReady.wait_for(lock, std::chrono::milliseconds(50), [&] {
-          return stopping || !inbox.empty();
-        });
+        inboxReady.wait_for(lock, std::chrono::milliseconds(50),
+                            [&] { return stopping || !inbox.empty(); });
       if (stopping && inbox.empty() && active.empty())
         return;
       bool issued = !inbox.empty();

@@ -11,13 +11,13 @@
 
 #include <mpi.h>
 
+#include "lina/rt/MpiWait.h"
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
-#include "lina/rt/MpiWait.h"
 
 #include <memory>
 #include <mutex>

@@ -192,8 +192,8 @@ bool lina::rt::waitAllFor(MPI_Request *requests, int count,
 }
 
 void lina::rt::waitAllOrAbort(MPI_Request *requests, int count,
-                              double timeoutSeconds, int rank,
-                              const char *what, const Arrival *arrival) {
+                              double timeoutSeconds, int rank, const char *what,
+                              const Arrival *arrival) {
   if (waitAllFor(requests, count, timeoutSeconds))
     return;
   std::string missing;

@@ -108,8 +108,8 @@ void SteadyWaitClock::pause(Pause pause) {
 
 CommWatch::CommWatch(int rank, CommDriver &driver, WaitClock &clock,
                      double timeoutSeconds)
-    : rank(rank), driver(driver), clock(clock),
-      timeoutSeconds(timeoutSeconds) {}
+    : rank(rank), driver(driver), clock(clock), timeoutSeconds(timeoutSeconds) {
+}
 
 size_t CommWatch::add(std::string name) {
   names.push_back(std::move(name));
@@ -178,8 +178,8 @@ void CommWatch::waitUntil(const std::function<bool()> &done, double deadline,
 
 void CommWatch::settle(size_t comm, const std::string &what) {
   if (!alive.at(comm))
-    fail(what, "the NCCL communicator of " + names[comm] +
-                   " was already aborted");
+    fail(what,
+         "the NCCL communicator of " + names[comm] + " was already aborted");
   double deadline = clock.now() + timeoutSeconds;
   std::string reason;
   waitUntil(

@@ -7,8 +7,8 @@
 #include "lina/rt/cuda/CudaBackend.h"
 #include "lina/rt/Init.h"
 #include "lina/rt/Launch.h"
-#include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CommWatch.h"
+#include "lina/rt/cuda/CudaCheck.h"
 #include "lina/rt/cuda/CudaKernels.h"
 #include "lina/rt/cuda/NcclComm.h"
 
@@ -26,16 +26,17 @@ struct DeviceState {
   int device = 0;
   cudaStream_t compute = nullptr, high = nullptr, low = nullptr, aux = nullptr;
   cublasHandle_t blas = nullptr;
-  std::vector<char *> storage;      ///< per base buffer id
-  std::vector<cudaEvent_t> events;  ///< per op: completion
-  std::vector<double> startedAt;    ///< per op
-  std::vector<int> inFlight;        ///< collectives and the last compute op
-  std::vector<int> unchecked;       ///< compute ops reported early, in order
+  std::vector<char *> storage;     ///< per base buffer id
+  std::vector<cudaEvent_t> events; ///< per op: completion
+  std::vector<double> startedAt;   ///< per op
+  std::vector<int> inFlight;       ///< collectives and the last compute op
+  std::vector<int> unchecked;      ///< compute ops reported early, in order
   size_t uncheckedHead = 0;
   cudaEvent_t countsReady = nullptr; ///< all_to_all_v counts on the host
-  char *workspace = nullptr;        ///< compute-stream scratch
+  char *workspace = nullptr;         ///< compute-stream scratch
   size_t workspaceBytes = 0;
-  char *staging[2][2] = {{nullptr, nullptr}, {nullptr, nullptr}}; ///< [low][send/recv]
+  char *staging[2][2] = {{nullptr, nullptr},
+                         {nullptr, nullptr}}; ///< [low][send/recv]
   size_t stagingBytes[2][2] = {{0, 0}, {0, 0}};
   uint32_t *deviceErrors = nullptr; ///< 2 per op (assignSlots)
   uint32_t *hostErrors = nullptr;   ///< pinned copy
@@ -94,10 +95,10 @@ CudaBackend::CudaBackend(const Plan &plan, int rank, double timeoutSeconds)
   LINA_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
   LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->compute,
                                                cudaStreamNonBlocking, least));
-  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->high,
-                                               cudaStreamNonBlocking, greatest));
-  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(&dev->low,
-                                               cudaStreamNonBlocking, least));
+  LINA_CUDA_CHECK(cudaStreamCreateWithPriority(
+      &dev->high, cudaStreamNonBlocking, greatest));
+  LINA_CUDA_CHECK(
+      cudaStreamCreateWithPriority(&dev->low, cudaStreamNonBlocking, least));
   LINA_CUDA_CHECK(cudaStreamCreateWithFlags(&dev->aux, cudaStreamNonBlocking));
   LINA_CUBLAS_CHECK(cublasCreate(&dev->blas));
   LINA_CUBLAS_CHECK(cublasSetStream(dev->blas, dev->compute));
@@ -165,7 +166,8 @@ void CudaBackend::checkPlan() const {
       const Buffer &first = plan.buffers[main[0]];
       if (!isFloatType(b.dtype))
         fail("buffer " + std::to_string(id) + " ('" + b.name + "') is " +
-             toString(b.dtype) + "; the cuda backend computes on f32, bf16 or f16");
+             toString(b.dtype) +
+             "; the cuda backend computes on f32, bf16 or f16");
       if (b.dtype != first.dtype)
         fail("the cuda backend needs one floating-point dtype per op: buffer " +
              std::to_string(first.id) + " is " + toString(first.dtype) +
@@ -189,8 +191,11 @@ void CudaBackend::checkPlan() const {
         plan.buffers[op.inputs[0]].shape.size() > 8)
       fail("the cuda backend exchanges tensors of at most 8 dimensions");
     if (usesSlots(op.kind)) {
-      int b = op.kind == OpKind::Dispatch ? -1 : op.kind == OpKind::CombineGrad ? 1 : 0;
-      const Buffer &buf = b < 0 ? plan.buffers[op.outputs[0]] : plan.buffers[op.inputs[b]];
+      int b = op.kind == OpKind::Dispatch      ? -1
+              : op.kind == OpKind::CombineGrad ? 1
+                                               : 0;
+      const Buffer &buf =
+          b < 0 ? plan.buffers[op.outputs[0]] : plan.buffers[op.inputs[b]];
       if (buf.shape[0] > 12288)
         fail("the cuda backend supports at most 12288 experts");
     }
@@ -336,11 +341,11 @@ void CudaBackend::initialize(uint64_t seed) {
       continue;
     int q = queueOf(op) == Queue::Low ? 1 : 0;
     if (op.splitAxis != 0)
-      d.stagingBytes[q][0] = std::max<size_t>(d.stagingBytes[q][0],
-                                              plan.buffers[op.inputs[0]].numBytes());
+      d.stagingBytes[q][0] = std::max<size_t>(
+          d.stagingBytes[q][0], plan.buffers[op.inputs[0]].numBytes());
     if (op.concatAxis != 0)
-      d.stagingBytes[q][1] = std::max<size_t>(d.stagingBytes[q][1],
-                                              plan.buffers[op.outputs[0]].numBytes());
+      d.stagingBytes[q][1] = std::max<size_t>(
+          d.stagingBytes[q][1], plan.buffers[op.outputs[0]].numBytes());
   }
   for (int q = 0; q < 2; ++q)
     for (int s = 0; s < 2; ++s) {
@@ -403,9 +408,11 @@ void CudaBackend::write(int id, const std::vector<float> &values) {
   std::vector<char> host(b.numBytes());
   for (size_t i = 0; i < n; ++i) {
     if (b.dtype == DType::I32)
-      reinterpret_cast<int32_t *>(host.data())[i] = static_cast<int32_t>(values[i]);
+      reinterpret_cast<int32_t *>(host.data())[i] =
+          static_cast<int32_t>(values[i]);
     else
-      reinterpret_cast<int64_t *>(host.data())[i] = static_cast<int64_t>(values[i]);
+      reinterpret_cast<int64_t *>(host.data())[i] =
+          static_cast<int64_t>(values[i]);
   }
   LINA_CUDA_CHECK(cudaMemcpyAsync(dst, host.data(), host.size(),
                                   cudaMemcpyHostToDevice, dev->aux));
@@ -433,9 +440,10 @@ std::vector<float> CudaBackend::read(int id) const {
                                   cudaMemcpyDeviceToHost, dev->aux));
   LINA_CUDA_CHECK(cudaStreamSynchronize(dev->aux));
   for (size_t i = 0; i < n; ++i)
-    out[i] = b.dtype == DType::I32
-                 ? static_cast<float>(reinterpret_cast<int32_t *>(host.data())[i])
-                 : static_cast<float>(reinterpret_cast<int64_t *>(host.data())[i]);
+    out[i] =
+        b.dtype == DType::I32
+            ? static_cast<float>(reinterpret_cast<int32_t *>(host.data())[i])
+            : static_cast<float>(reinterpret_cast<int64_t *>(host.data())[i]);
   return out;
 }
 
@@ -486,9 +494,9 @@ std::vector<int> CudaBackend::waitAny() {
 void CudaBackend::startOp(const Op &op) {
   if (dev->storage.empty())
     throw PlanError("cuda backend: start() before initialize()");
-  cudaStream_t stream = !op.isCollective()              ? dev->compute
+  cudaStream_t stream = !op.isCollective()          ? dev->compute
                         : queueOf(op) == Queue::Low ? dev->low
-                                                        : dev->high;
+                                                    : dev->high;
   // The scheduler starts an op only after its dependencies were reported
   // complete. Collectives are reported when the device finished them, but
   // compute ops as soon as they are enqueued: these waits are what orders a
@@ -734,11 +742,11 @@ void CudaBackend::runCollective(const Op &op) {
     // dependencies on the side stream and wait, bounded, for the copy.
     waitForDependencies(op, d.aux);
     LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts, devicePointer(op.inputs[1]),
-                                    n * sizeof(int64_t),
-                                    cudaMemcpyDeviceToHost, d.aux));
-    LINA_CUDA_CHECK(cudaMemcpyAsync(d.hostCounts + n, devicePointer(op.inputs[2]),
-                                    n * sizeof(int64_t),
-                                    cudaMemcpyDeviceToHost, d.aux));
+                                    n * sizeof(int64_t), cudaMemcpyDeviceToHost,
+                                    d.aux));
+    LINA_CUDA_CHECK(
+        cudaMemcpyAsync(d.hostCounts + n, devicePointer(op.inputs[2]),
+                        n * sizeof(int64_t), cudaMemcpyDeviceToHost, d.aux));
     LINA_CUDA_CHECK(cudaEventRecord(d.countsReady, d.aux));
     comms->watch().waitUntil(
         [&] {
@@ -765,18 +773,17 @@ void CudaBackend::runCollective(const Op &op) {
       recvRows += rc[i];
     }
     if (sendRows > in.shape[0] || recvRows > out.shape[0])
-      throw PlanError("counts need " + std::to_string(sendRows) +
-                      " rows to send and " + std::to_string(recvRows) +
-                      " to receive; buffers hold " + std::to_string(in.shape[0]) +
-                      " and " + std::to_string(out.shape[0]));
+      throw PlanError(
+          "counts need " + std::to_string(sendRows) + " rows to send and " +
+          std::to_string(recvRows) + " to receive; buffers hold " +
+          std::to_string(in.shape[0]) + " and " + std::to_string(out.shape[0]));
     if (n == 1 && sendRows != recvRows)
       throw PlanError("inconsistent counts for one rank");
     // Only the rows past the received total need zeros.
     size_t tail = static_cast<size_t>(out.shape[0] - recvRows) * rowBytes;
     if (tail)
-      LINA_CUDA_CHECK(cudaMemsetAsync(static_cast<char *>(dst) +
-                                          recvRows * rowBytes,
-                                      0, tail, s));
+      LINA_CUDA_CHECK(cudaMemsetAsync(
+          static_cast<char *>(dst) + recvRows * rowBytes, 0, tail, s));
     if (n == 1)
       LINA_CUDA_CHECK(cudaMemcpyAsync(dst, src, sendRows * rowBytes,
                                       cudaMemcpyDeviceToDevice, s));
@@ -811,8 +818,8 @@ void CudaBackend::runCollective(const Op &op) {
     for (int i = 0; i < n; ++i) {
       std::vector<int64_t> offs(piece.size(), 0);
       offs[op.splitAxis] = i * piece[op.splitAxis];
-      copyBox(src, in.shape, offs, d.staging[q][0] + i * pieceBytes, piece, zero,
-              piece, es, s);
+      copyBox(src, in.shape, offs, d.staging[q][0] + i * pieceBytes, piece,
+              zero, piece, es, s);
     }
     send = d.staging[q][0];
   }
@@ -824,8 +831,8 @@ void CudaBackend::runCollective(const Op &op) {
     for (int j = 0; j < n; ++j) {
       std::vector<int64_t> offs(piece.size(), 0);
       offs[op.concatAxis] = j * piece[op.concatAxis];
-      copyBox(d.staging[q][1] + j * pieceBytes, piece, zero, dst, out.shape, offs,
-              piece, es, s);
+      copyBox(d.staging[q][1] + j * pieceBytes, piece, zero, dst, out.shape,
+              offs, piece, es, s);
     }
   }
 }
@@ -837,14 +844,14 @@ void CudaBackend::checkCompleted(const Op &op) {
   if (err[0] == 0xffffffffu)
     return;
   int64_t tokens = plan.buffers[op.buffersWithRole('i')[0]].shape[0];
-  int bufId = op.kind == OpKind::Dispatch ? op.outputs[0]
+  int bufId = op.kind == OpKind::Dispatch      ? op.outputs[0]
               : op.kind == OpKind::CombineGrad ? op.inputs[1]
                                                : op.inputs[0];
-  throw PlanError("rank " + std::to_string(rank) + ": " + op.describe() +
-                  ": token " + std::to_string(err[0] % tokens) +
-                  " is routed to expert " +
-                  std::to_string(static_cast<int32_t>(err[1])) + ", outside [0, " +
-                  std::to_string(plan.buffers[bufId].shape[0]) + ")");
+  throw PlanError(
+      "rank " + std::to_string(rank) + ": " + op.describe() + ": token " +
+      std::to_string(err[0] % tokens) + " is routed to expert " +
+      std::to_string(static_cast<int32_t>(err[1])) + ", outside [0, " +
+      std::to_string(plan.buffers[bufId].shape[0]) + ")");
 }
 
 void CudaBackend::drainCompute(bool all) {
@@ -858,8 +865,8 @@ void CudaBackend::drainCompute(bool all) {
         return;
       if (state != cudaSuccess)
         throw CudaError("rank " + std::to_string(rank) + ": " +
-                        plan.ops[id].describe() + " failed on the device: " +
-                        describe(state));
+                        plan.ops[id].describe() +
+                        " failed on the device: " + describe(state));
     }
     ++d.uncheckedHead;
     checkCompleted(plan.ops[id]);

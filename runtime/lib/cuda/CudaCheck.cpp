@@ -35,8 +35,8 @@ void lina::rt::cuda::setErrorRank(int rank) { rankSlot() = rank; }
 int lina::rt::cuda::errorRank() { return rankSlot(); }
 
 void lina::rt::cuda::throwCallError(const char *library, const char *call,
-                                    const std::string &detail,
-                                    const char *file, int line) {
+                                    const std::string &detail, const char *file,
+                                    int line) {
   throw CudaError("rank " + std::to_string(errorRank()) + ": " + library +
                   " error at " + baseName(file) + ":" + std::to_string(line) +
                   ": " + call + " failed: " + detail);
@@ -76,13 +76,13 @@ bool lina::rt::cuda::cudaAvailable(std::string *reason) {
       int driver = 0, runtime = 0;
       cudaDriverGetVersion(&driver);
       cudaRuntimeGetVersion(&runtime);
-      why += driver == 0 ? "; no NVIDIA driver is installed"
-                         : "; the driver supports CUDA " +
-                               std::to_string(driver / 1000) + "." +
-                               std::to_string(driver % 1000 / 10) +
-                               ", this build needs " +
-                               std::to_string(runtime / 1000) + "." +
-                               std::to_string(runtime % 1000 / 10);
+      why += driver == 0
+                 ? "; no NVIDIA driver is installed"
+                 : "; the driver supports CUDA " +
+                       std::to_string(driver / 1000) + "." +
+                       std::to_string(driver % 1000 / 10) +
+                       ", this build needs " + std::to_string(runtime / 1000) +
+                       "." + std::to_string(runtime % 1000 / 10);
     }
     return fail(why);
   }

@@ -20,10 +20,14 @@ using namespace lina::rt::cuda;
 namespace {
 cudaDataType_t cudaType(DType type) {
   switch (type) {
-  case DType::F32: return CUDA_R_32F;
-  case DType::BF16: return CUDA_R_16BF;
-  case DType::F16: return CUDA_R_16F;
-  default: break;
+  case DType::F32:
+    return CUDA_R_32F;
+  case DType::BF16:
+    return CUDA_R_16BF;
+  case DType::F16:
+    return CUDA_R_16F;
+  default:
+    break;
   }
   throw CudaError(std::string("gemm: ") + toString(type) +
                   " is not a floating-point type");
@@ -45,8 +49,9 @@ void lina::rt::cuda::gemm(cublasHandle_t handle, bool transA, bool transB,
   if (m == 0 || n == 0 || batch == 0)
     return;
   if (cType != abType && cType != DType::F32)
-    throw CudaError(std::string("gemm: ") + toString(abType) + " inputs with a " +
-                    toString(cType) + " result are not supported");
+    throw CudaError(std::string("gemm: ") + toString(abType) +
+                    " inputs with a " + toString(cType) +
+                    " result are not supported");
   if (k == 0) {
     // cuBLAS leaves C alone for k == 0; the plan's semantics want zeros.
     if (!accumulate) {
@@ -57,8 +62,9 @@ void lina::rt::cuda::gemm(cublasHandle_t handle, bool transA, bool transB,
         LINA_CUDA_CHECK(cudaMemsetAsync(c, 0, batch * m * n * bytes, stream));
       else
         for (int64_t i = 0; i < batch; ++i)
-          LINA_CUDA_CHECK(cudaMemsetAsync(static_cast<char *>(c) + i * strideC * bytes,
-                                          0, m * n * bytes, stream));
+          LINA_CUDA_CHECK(
+              cudaMemsetAsync(static_cast<char *>(c) + i * strideC * bytes, 0,
+                              m * n * bytes, stream));
     }
     return;
   }
@@ -124,9 +130,8 @@ void lina::rt::cuda::groupedGemm(cublasHandle_t handle,
     cudaStream_t stream = nullptr;
     LINA_CUBLAS_CHECK(cublasGetStream(handle, &stream));
     for (size_t i = 0; i < out.size(); ++i)
-      LINA_CUDA_CHECK(cudaMemsetAsync(out[i], 0,
-                                      static_cast<size_t>(ns[i]) * n * es,
-                                      stream));
+      LINA_CUDA_CHECK(cudaMemsetAsync(
+          out[i], 0, static_cast<size_t>(ns[i]) * n * es, stream));
     return;
   }
   // The operand pointers must be in device memory (the shapes, scalars and
@@ -149,6 +154,6 @@ void lina::rt::cuda::groupedGemm(cublasHandle_t handle,
   LINA_CUBLAS_CHECK(cublasGemmGroupedBatchedEx(
       handle, ops.data(), ops.data(), ms.data(), ns.data(), ks.data(),
       alpha.data(), dev, t, lda.data(), dev + groups, t, ldb.data(),
-      beta.data(), dev + 2 * groups,
-      t, ldc.data(), groups, sizes.data(), CUBLAS_COMPUTE_32F));
+      beta.data(), dev + 2 * groups, t, ldc.data(), groups, sizes.data(),
+      CUBLAS_COMPUTE_32F));
 }

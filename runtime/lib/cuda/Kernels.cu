@@ -76,7 +76,8 @@ constexpr int kThreads = 256;
 
 unsigned blocksFor(int64_t n, int threads = kThreads) {
   int64_t b = (n + threads - 1) / threads;
-  return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(b, 1), 65535LL * 16));
+  return static_cast<unsigned>(
+      std::min<int64_t>(std::max<int64_t>(b, 1), 65535LL * 16));
 }
 
 //===----------------------------------------------------------------------===//
@@ -183,10 +184,9 @@ __global__ void gateTopKKernel(const float *logits, int32_t *ids,
   }
 }
 
-__global__ void gateGradLogitsKernel(const float *logits,
-                                     const float *dweights, const int32_t *ids,
-                                     float *dlogits, int64_t tokens,
-                                     int experts, int k) {
+__global__ void gateGradLogitsKernel(const float *logits, const float *dweights,
+                                     const int32_t *ids, float *dlogits,
+                                     int64_t tokens, int experts, int k) {
   int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
   if (t >= tokens)
     return;
@@ -269,8 +269,8 @@ __global__ void slotKeptKernel(const int32_t *chunkCounts,
   if (e >= experts)
     return;
   int64_t first = e * numChunks, last = first + numChunks - 1;
-  int64_t total = static_cast<int64_t>(offsets[last]) + chunkCounts[last] -
-                  offsets[first];
+  int64_t total =
+      static_cast<int64_t>(offsets[last]) + chunkCounts[last] - offsets[first];
   kept[e] = static_cast<int32_t>(total < capacity ? total : capacity);
 }
 
@@ -279,8 +279,8 @@ __global__ void slotKeptKernel(const int32_t *chunkCounts,
 /// of an assignment is the number of earlier assignments to its expert.
 __global__ void slotAssignKernel(const int32_t *ids, int64_t tokens, int k,
                                  int experts, int64_t capacity,
-                                 int64_t numChunks,
-                                 const int32_t *offsets, int32_t *slots) {
+                                 int64_t numChunks, const int32_t *offsets,
+                                 int32_t *slots) {
   extern __shared__ int32_t shared[];
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int64_t chunk = blockIdx.x * (int64_t)(blockDim.x / 32) + warp;
@@ -329,7 +329,8 @@ __device__ __forceinline__ void copyRow(char *dst, const char *src,
                    static_cast<uintptr_t>(bytes);
   if ((bits & 15) == 0) {
     for (int64_t i = threadIdx.x; i < bytes / 16; i += blockDim.x)
-      reinterpret_cast<uint4 *>(dst)[i] = reinterpret_cast<const uint4 *>(src)[i];
+      reinterpret_cast<uint4 *>(dst)[i] =
+          reinterpret_cast<const uint4 *>(src)[i];
   } else if ((bits & 3) == 0) {
     for (int64_t i = threadIdx.x; i < bytes / 4; i += blockDim.x)
       reinterpret_cast<uint32_t *>(dst)[i] =
@@ -343,9 +344,8 @@ __device__ __forceinline__ void copyRow(char *dst, const char *src,
 
 /// One block per assignment.
 __global__ void dispatchKernel(const char *x, const int32_t *ids,
-                               const int32_t *slots, char *buf,
-                               int64_t tokens, int k, int64_t rowBytes,
-                               int64_t capacity) {
+                               const int32_t *slots, char *buf, int64_t tokens,
+                               int k, int64_t rowBytes, int64_t capacity) {
   int64_t a = blockIdx.x;
   int32_t pos = slots[a];
   if (pos < 0)
@@ -358,16 +358,15 @@ __global__ void dispatchKernel(const char *x, const int32_t *ids,
 /// Zeroes the rows [kept[e], capacity) of every expert of buf[E, C, row]:
 /// the rows below kept[e] are written by the op itself, so every byte of
 /// the buffer is written once.
-__global__ void zeroTailKernel(char *buf, const int32_t *kept,
-                               int64_t experts, int64_t capacity,
-                               int64_t rowBytes) {
+__global__ void zeroTailKernel(char *buf, const int32_t *kept, int64_t experts,
+                               int64_t capacity, int64_t rowBytes) {
   for (int64_t r = blockIdx.x; r < experts * capacity; r += gridDim.x) {
     int64_t e = r / capacity, c = r % capacity;
     if (c < kept[e])
       continue;
     char *dst = buf + r * rowBytes;
-    uintptr_t bits = reinterpret_cast<uintptr_t>(dst) |
-                     static_cast<uintptr_t>(rowBytes);
+    uintptr_t bits =
+        reinterpret_cast<uintptr_t>(dst) | static_cast<uintptr_t>(rowBytes);
     if ((bits & 15) == 0) {
       for (int64_t i = threadIdx.x; i < rowBytes / 16; i += blockDim.x)
         reinterpret_cast<uint4 *>(dst)[i] = make_uint4(0, 0, 0, 0);
@@ -385,8 +384,8 @@ __global__ void zeroTailKernel(char *buf, const int32_t *kept,
 /// (weight 1 for dispatch_grad).
 template <typename T, bool Weighted>
 __global__ void combineKernel(const T *buf, const int32_t *ids,
-                              const int32_t *slots, const float *weights,
-                              T *y, int64_t tokens, int k, int64_t hidden,
+                              const int32_t *slots, const float *weights, T *y,
+                              int64_t tokens, int k, int64_t hidden,
                               int64_t capacity) {
   extern __shared__ int64_t rowOf[]; // k row offsets, then k weights
   float *w = reinterpret_cast<float *>(rowOf + k);
@@ -415,11 +414,10 @@ __global__ void combineKernel(const T *buf, const int32_t *ids,
 
 /// One block per assignment.
 template <typename T>
-__global__ void combineGradKernel(const T *dy, const T *buf,
-                                  const int32_t *ids, const int32_t *slots,
-                                  const float *weights, T *dbuf,
-                                  float *dweights, int64_t tokens, int k,
-                                  int64_t hidden, int64_t capacity) {
+__global__ void combineGradKernel(const T *dy, const T *buf, const int32_t *ids,
+                                  const int32_t *slots, const float *weights,
+                                  T *dbuf, float *dweights, int64_t tokens,
+                                  int k, int64_t hidden, int64_t capacity) {
   __shared__ float partial[32];
   int64_t a = blockIdx.x;
   int64_t j = a / tokens, t = a % tokens;
@@ -470,9 +468,10 @@ void lina::rt::cuda::activationForward(Activation act, const void *z, void *a,
                                        cudaStream_t stream) {
   if (n == 0 || (act == Activation::None && z == a))
     return;
-  LINA_FLOAT_SWITCH(type, T,
-                    activationForwardKernel<T><<<blocksFor(n), kThreads, 0, stream>>>(
-                        act, static_cast<const T *>(z), static_cast<T *>(a), n));
+  LINA_FLOAT_SWITCH(
+      type, T,
+      activationForwardKernel<T><<<blocksFor(n), kThreads, 0, stream>>>(
+          act, static_cast<const T *>(z), static_cast<T *>(a), n));
   LINA_LAUNCH_CHECK();
 }
 
@@ -482,7 +481,8 @@ void lina::rt::cuda::activationBackward(Activation act, const void *z,
   if (n == 0)
     return;
   LINA_FLOAT_SWITCH(type, T,
-                    activationBackwardKernel<T><<<blocksFor(n), kThreads, 0, stream>>>(
+                    activationBackwardKernel<T>
+                    <<<blocksFor(n), kThreads, 0, stream>>>(
                         act, static_cast<const T *>(z),
                         static_cast<const T *>(da), static_cast<T *>(dz), n));
   LINA_LAUNCH_CHECK();
@@ -509,11 +509,12 @@ void lina::rt::cuda::convert(const void *src, DType srcType, void *dst,
                                       cudaMemcpyDeviceToDevice, stream));
     return;
   }
-  LINA_FLOAT_SWITCH(
-      srcType, S,
-      LINA_FLOAT_SWITCH(dstType, D,
-                        convertKernel<S, D><<<blocksFor(n), kThreads, 0, stream>>>(
-                            static_cast<const S *>(src), static_cast<D *>(dst), n)));
+  LINA_FLOAT_SWITCH(srcType, S,
+                    LINA_FLOAT_SWITCH(dstType, D,
+                                      convertKernel<S, D>
+                                      <<<blocksFor(n), kThreads, 0, stream>>>(
+                                          static_cast<const S *>(src),
+                                          static_cast<D *>(dst), n)));
   LINA_LAUNCH_CHECK();
 }
 
@@ -570,16 +571,16 @@ void lina::rt::cuda::copyBox(const void *src,
   LINA_LAUNCH_CHECK();
 }
 
-void lina::rt::cuda::gateTopK(const float *logits, int32_t *ids,
-                              float *weights, int64_t tokens, int64_t experts,
-                              int64_t k, cudaStream_t stream) {
+void lina::rt::cuda::gateTopK(const float *logits, int32_t *ids, float *weights,
+                              int64_t tokens, int64_t experts, int64_t k,
+                              cudaStream_t stream) {
   if (tokens == 0)
     return;
   if (experts < 1 || k < 1 || k > experts || experts > INT_MAX)
     throw CudaError("gateTopK: needs 1 <= k <= experts");
-  gateTopKKernel<<<static_cast<unsigned>((tokens + 127) / 128), 128, 0, stream>>>(
-      logits, ids, weights, tokens, static_cast<int>(experts),
-      static_cast<int>(k));
+  gateTopKKernel<<<static_cast<unsigned>((tokens + 127) / 128), 128, 0,
+                   stream>>>(logits, ids, weights, tokens,
+                             static_cast<int>(experts), static_cast<int>(k));
   LINA_LAUNCH_CHECK();
 }
 
@@ -590,9 +591,9 @@ void lina::rt::cuda::gateGradLogits(const float *logits, const float *dweights,
   if (tokens == 0)
     return;
   gateGradLogitsKernel<<<static_cast<unsigned>((tokens + 127) / 128), 128, 0,
-                         stream>>>(
-      logits, dweights, ids, dlogits, tokens, static_cast<int>(experts),
-      static_cast<int>(k));
+                         stream>>>(logits, dweights, ids, dlogits, tokens,
+                                   static_cast<int>(experts),
+                                   static_cast<int>(k));
   LINA_LAUNCH_CHECK();
 }
 
@@ -632,9 +633,8 @@ size_t lina::rt::cuda::slotWorkspaceBytes(int64_t tokens, int64_t k,
 
 void lina::rt::cuda::assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
                                  int64_t experts, int64_t capacity,
-                                 void *workspace, int32_t *slots,
-                                 int32_t *kept, uint32_t *error,
-                                 cudaStream_t stream) {
+                                 void *workspace, int32_t *slots, int32_t *kept,
+                                 uint32_t *error, cudaStream_t stream) {
   checkSizes(tokens, k, "assignSlots");
   if (experts < 1 || experts > kSlotSharedInts)
     throw CudaError("assignSlots: " + std::to_string(experts) +
@@ -659,8 +659,8 @@ void lina::rt::cuda::assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
   void *scanTemp = base + 2 * layout.countBytes;
   size_t scanBytes = layout.scanBytes;
   int e = static_cast<int>(experts), kk = static_cast<int>(k);
-  slotCountKernel<<<blocks, warps * 32, shared, stream>>>(ids, tokens, kk, e,
-                                                          chunks, counts, error);
+  slotCountKernel<<<blocks, warps * 32, shared, stream>>>(
+      ids, tokens, kk, e, chunks, counts, error);
   LINA_LAUNCH_CHECK();
   // One flat exclusive scan over the expert-major counts (the sum of all
   // counts is at most 2^31 - 1 assignments, so int32 does not overflow).
@@ -679,8 +679,8 @@ void lina::rt::cuda::assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
 }
 
 namespace {
-void zeroTail(void *buf, const int32_t *kept, int64_t experts,
-              int64_t capacity, int64_t rowBytes, cudaStream_t stream) {
+void zeroTail(void *buf, const int32_t *kept, int64_t experts, int64_t capacity,
+              int64_t rowBytes, cudaStream_t stream) {
   int64_t rows = experts * capacity;
   if (rows == 0 || rowBytes == 0)
     return;
@@ -717,12 +717,12 @@ void lina::rt::cuda::dispatchGrad(const void *dbuf, const int32_t *ids,
   if (tokens == 0 || hidden == 0)
     return;
   size_t shared = static_cast<size_t>(k) * (sizeof(int64_t) + sizeof(float));
-  LINA_FLOAT_SWITCH(type, T,
-                    combineKernel<T, false><<<static_cast<unsigned>(tokens), kThreads,
-                                              shared, stream>>>(
-                        static_cast<const T *>(dbuf), ids, slots, nullptr,
-                        static_cast<T *>(dx), tokens, static_cast<int>(k),
-                        hidden, capacity));
+  LINA_FLOAT_SWITCH(
+      type, T,
+      combineKernel<T, false>
+      <<<static_cast<unsigned>(tokens), kThreads, shared, stream>>>(
+          static_cast<const T *>(dbuf), ids, slots, nullptr,
+          static_cast<T *>(dx), tokens, static_cast<int>(k), hidden, capacity));
   LINA_LAUNCH_CHECK();
 }
 
@@ -736,12 +736,12 @@ void lina::rt::cuda::combine(const void *buf, const int32_t *ids,
   if (tokens == 0 || hidden == 0)
     return;
   size_t shared = static_cast<size_t>(k) * (sizeof(int64_t) + sizeof(float));
-  LINA_FLOAT_SWITCH(type, T,
-                    combineKernel<T, true><<<static_cast<unsigned>(tokens), kThreads,
-                                             shared, stream>>>(
-                        static_cast<const T *>(buf), ids, slots, weights,
-                        static_cast<T *>(y), tokens, static_cast<int>(k),
-                        hidden, capacity));
+  LINA_FLOAT_SWITCH(
+      type, T,
+      combineKernel<T, true>
+      <<<static_cast<unsigned>(tokens), kThreads, shared, stream>>>(
+          static_cast<const T *>(buf), ids, slots, weights, static_cast<T *>(y),
+          tokens, static_cast<int>(k), hidden, capacity));
   LINA_LAUNCH_CHECK();
 }
 
@@ -756,11 +756,12 @@ void lina::rt::cuda::combineGrad(const void *dy, const void *buf,
   zeroTail(dbuf, kept, experts, capacity, hidden * dtypeBytes(type), stream);
   if (tokens * k == 0)
     return;
-  LINA_FLOAT_SWITCH(type, T,
-                    combineGradKernel<T><<<static_cast<unsigned>(tokens * k),
-                                           kThreads, 0, stream>>>(
-                        static_cast<const T *>(dy), static_cast<const T *>(buf),
-                        ids, slots, weights, static_cast<T *>(dbuf), dweights,
-                        tokens, static_cast<int>(k), hidden, capacity));
+  LINA_FLOAT_SWITCH(
+      type, T,
+      combineGradKernel<T>
+      <<<static_cast<unsigned>(tokens * k), kThreads, 0, stream>>>(
+          static_cast<const T *>(dy), static_cast<const T *>(buf), ids, slots,
+          weights, static_cast<T *>(dbuf), dweights, tokens,
+          static_cast<int>(k), hidden, capacity));
   LINA_LAUNCH_CHECK();
 }

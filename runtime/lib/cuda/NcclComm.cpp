@@ -208,9 +208,9 @@ void NcclComms::exchangeIds(std::vector<ncclUniqueId> &ids) {
                 &requests.back());
     }
   }
-  bool ok = requests.empty() ||
-            waitAllFor(requests.data(), static_cast<int>(requests.size()),
-                       timeout);
+  bool ok =
+      requests.empty() ||
+      waitAllFor(requests.data(), static_cast<int>(requests.size()), timeout);
   if (!ok) {
     // Leave the requests and the communicator to MPI_Abort.
     throw timedOut("exchanging the NCCL ids");
@@ -304,10 +304,10 @@ void NcclComms::warmUp(cudaStream_t high, cudaStream_t low) {
 void NcclComms::allReduce(size_t comm, const void *send, void *recv,
                           size_t count, ncclDataType_t type, ncclRedOp_t op,
                           cudaStream_t stream, const std::string &what) {
-  settle(comm,
-         ncclAllReduce(send, recv, count, type, op, driver.comms.at(comm),
-                       stream),
-         "ncclAllReduce", what);
+  settle(
+      comm,
+      ncclAllReduce(send, recv, count, type, op, driver.comms.at(comm), stream),
+      "ncclAllReduce", what);
 }
 
 void NcclComms::allToAll(size_t comm, const void *send, void *recv,
@@ -338,7 +338,9 @@ void NcclComms::allToAllV(size_t comm, const void *send,
   settle(comm, ncclGroupStart(), "ncclGroupStart", what);
   ncclResult_t posted = ncclSuccess;
   const char *failedCall = nullptr;
-  auto ok = [](ncclResult_t r) { return r == ncclSuccess || r == ncclInProgress; };
+  auto ok = [](ncclResult_t r) {
+    return r == ncclSuccess || r == ncclInProgress;
+  };
   for (size_t i = 0; i < n && ok(posted); ++i) {
     int peer = static_cast<int>(i);
     if (sendBytes[i]) {
@@ -361,21 +363,30 @@ void NcclComms::allToAllV(size_t comm, const void *send,
 
 ncclDataType_t lina::rt::cuda::ncclType(DType type) {
   switch (type) {
-  case DType::F32: return ncclFloat32;
-  case DType::BF16: return ncclBfloat16;
-  case DType::F16: return ncclFloat16;
-  case DType::I32: return ncclInt32;
-  case DType::I64: return ncclInt64;
+  case DType::F32:
+    return ncclFloat32;
+  case DType::BF16:
+    return ncclBfloat16;
+  case DType::F16:
+    return ncclFloat16;
+  case DType::I32:
+    return ncclInt32;
+  case DType::I64:
+    return ncclInt64;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t lina::rt::cuda::ncclOp(Reduction reduction) {
   switch (reduction) {
-  case Reduction::Sum: return ncclSum;
-  case Reduction::Max: return ncclMax;
-  case Reduction::Min: return ncclMin;
-  case Reduction::Prod: return ncclProd;
+  case Reduction::Sum:
+    return ncclSum;
+  case Reduction::Max:
+    return ncclMax;
+  case Reduction::Min:
+    return ncclMin;
+  case Reduction::Prod:
+    return ncclProd;
   }
   return ncclSum;
 }

@@ -98,8 +98,7 @@ void InferComm::allgather(const int64_t *mine, int count, int64_t *all,
 #ifdef LINA_HAVE_MPI
   if (n > 1) {
     MPI_Request r;
-    MPI_Iallgather(mine, count, MPI_INT64_T, all, count, MPI_INT64_T, comm,
-                   &r);
+    MPI_Iallgather(mine, count, MPI_INT64_T, all, count, MPI_INT64_T, comm, &r);
     wait(&r, 1, what);
     return;
   }
@@ -113,8 +112,7 @@ void InferComm::alltoall(const int64_t *send, int count, int64_t *recv,
 #ifdef LINA_HAVE_MPI
   if (n > 1) {
     MPI_Request r;
-    MPI_Ialltoall(send, count, MPI_INT64_T, recv, count, MPI_INT64_T, comm,
-                  &r);
+    MPI_Ialltoall(send, count, MPI_INT64_T, recv, count, MPI_INT64_T, comm, &r);
     wait(&r, 1, what);
     return;
   }
@@ -125,8 +123,8 @@ void InferComm::alltoall(const int64_t *send, int count, int64_t *recv,
 
 void InferComm::alltoallv(const float *send,
                           const std::vector<int64_t> &sendRows, float *recv,
-                          const std::vector<int64_t> &recvRows,
-                          int64_t rowLen, const char *what) {
+                          const std::vector<int64_t> &recvRows, int64_t rowLen,
+                          const char *what) {
 #ifdef LINA_HAVE_MPI
   if (n > 1) {
     std::vector<int> sc(n), sd(n), rc(n), rd(n);
@@ -154,8 +152,8 @@ void InferComm::alltoallv(const float *send,
 void InferComm::postSend(const float *data, int64_t count, int peer, int tag) {
 #ifdef LINA_HAVE_MPI
   transfers.emplace_back();
-  MPI_Isend(data, toInt(count, "sending expert weights"), MPI_FLOAT, peer,
-            tag, comm, &transfers.back());
+  MPI_Isend(data, toInt(count, "sending expert weights"), MPI_FLOAT, peer, tag,
+            comm, &transfers.back());
 #else
   (void)data, (void)count, (void)peer, (void)tag;
   throw PlanError("expert weights cannot move without MPI");

@@ -42,9 +42,12 @@ using lina::RoutingTrace;
 
 const char *lina::rt::infer::toString(PlacementMode mode) {
   switch (mode) {
-  case PlacementMode::Static: return "static";
-  case PlacementMode::Lina: return "lina";
-  case PlacementMode::Oracle: return "oracle";
+  case PlacementMode::Static:
+    return "static";
+  case PlacementMode::Lina:
+    return "lina";
+  case PlacementMode::Oracle:
+    return "oracle";
   }
   return "?";
 }
@@ -53,8 +56,7 @@ namespace {
 
 /// One MoE layer of the plan: the op chain and its shapes.
 struct MoeLayer {
-  int gate = -1, dispatch = -1, a2aIn = -1, ffn = -1, a2aOut = -1,
-      combine = -1;
+  int gate = -1, dispatch = -1, a2aIn = -1, ffn = -1, a2aOut = -1, combine = -1;
   int x = -1, wg = -1, w1 = -1, w2 = -1, out = -1; ///< buffer ids
   int64_t tokens = 0, hidden = 0, ffnDim = 0, experts = 0, topK = 0,
           localExperts = 0;
@@ -125,8 +127,7 @@ public:
     for (const Buffer &b : plan.buffers)
       if (!b.isView() && b.init == Init::Random && b.dtype == DType::F32)
         fillRandom(b, comm.rank(), o.seed, f32(b.id));
-    held.assign(layers.size(),
-                std::vector<std::set<int>>(comm.size()));
+    held.assign(layers.size(), std::vector<std::set<int>>(comm.size()));
     cache.assign(layers.size(), {});
     current.assign(layers.size(), LayerPlacement());
     estimate.assign(layers.size(), {});
@@ -388,8 +389,8 @@ void Executor::runMoe(int l, RunStats &stats) {
   // the replicas in place, whole rows) deviate from the estimate by more
   // than the threshold.
   if (mode == PlacementMode::Lina && total > 0) {
-    double expected = profile ? current[l].maxDeviceLoad(estimate[l])
-                              : total / N;
+    double expected =
+        profile ? current[l].maxDeviceLoad(estimate[l]) : total / N;
     double measured =
         static_cast<double>(lina::balanceRows(current[l], rows).maxRows());
     if (expected > 0 &&
@@ -503,8 +504,8 @@ void Executor::runMoe(int l, RunStats &stats) {
                   count * H * sizeof(float));
     });
     cpu::expertFfn(in.data(), expertWeights(l, e, false),
-                   expertWeights(l, e, true), out.data(), 1, rows, H,
-                   m.ffnDim, m.act);
+                   expertWeights(l, e, true), out.data(), 1, rows, H, m.ffnDim,
+                   m.act);
     forEachBlock([&](int64_t start, int64_t count, int64_t at) {
       std::memcpy(result.data() + start * H, out.data() + at * H,
                   count * H * sizeof(float));
@@ -573,9 +574,11 @@ std::vector<MoeLayer> findLayers(const Plan &plan, int worldSize,
     if (gate.kind != OpKind::Gate)
       continue;
     auto bad = [&](const std::string &what) {
-      return PlanError(gate.describe() + ": --mode infer needs each MoE layer "
+      return PlanError(gate.describe() +
+                       ": --mode infer needs each MoE layer "
                        "as the chain gate -> dispatch -> all_to_all -> "
-                       "expert_ffn -> all_to_all -> combine (" + what + ")");
+                       "expert_ffn -> all_to_all -> combine (" +
+                       what + ")");
     };
     MoeLayer m;
     m.gate = gate.id;
@@ -600,8 +603,10 @@ std::vector<MoeLayer> findLayers(const Plan &plan, int worldSize,
     const Group &group = plan.groups.at(plan.ops[m.a2aIn].group);
     if (group.size() != worldSize)
       throw bad("its all_to_all group '" + group.name + "' has " +
-                std::to_string(group.size()) + " ranks; inference places "
-                "experts over all " + std::to_string(worldSize) + " ranks");
+                std::to_string(group.size()) +
+                " ranks; inference places "
+                "experts over all " +
+                std::to_string(worldSize) + " ranks");
     for (size_t i = 0; i < group.members[0].size(); ++i)
       if (group.members[0][i] != static_cast<int>(i))
         throw bad("group '" + group.name + "' must list the ranks in order");
@@ -619,20 +624,19 @@ std::vector<MoeLayer> findLayers(const Plan &plan, int worldSize,
     m.ffnDim = plan.buffers[m.w1].shape[2];
     if (m.localExperts * worldSize != m.experts)
       throw bad(std::to_string(m.localExperts) + " local experts x " +
-                std::to_string(worldSize) + " ranks != " +
-                std::to_string(m.experts) + " experts");
+                std::to_string(worldSize) +
+                " ranks != " + std::to_string(m.experts) + " experts");
     if (plan.buffers[m.w1].shape[1] != m.hidden)
       throw bad("expert_ffn hidden size differs from the gate's input");
     auto table = tables.find(gate.id);
     if (table != tables.end()) {
       if (table->second.numExperts() != m.experts ||
           table->second.numDevices != worldSize)
-        throw PlanError(gate.describe() + ": its placement table is for " +
-                        std::to_string(table->second.numExperts()) +
-                        " experts on " +
-                        std::to_string(table->second.numDevices) +
-                        " devices, not " + std::to_string(m.experts) +
-                        " on " + std::to_string(worldSize));
+        throw PlanError(
+            gate.describe() + ": its placement table is for " +
+            std::to_string(table->second.numExperts()) + " experts on " +
+            std::to_string(table->second.numDevices) + " devices, not " +
+            std::to_string(m.experts) + " on " + std::to_string(worldSize));
       m.table = table->second;
     }
     for (int id : {m.gate, m.dispatch, m.a2aIn, m.ffn, m.a2aOut, m.combine})
@@ -640,10 +644,10 @@ std::vector<MoeLayer> findLayers(const Plan &plan, int worldSize,
     layers.push_back(m);
   }
   for (const Op &op : plan.ops)
-    if (!inChain[op.id] && op.kind != OpKind::Dense &&
-        op.kind != OpKind::Add && op.kind != OpKind::Copy)
+    if (!inChain[op.id] && op.kind != OpKind::Dense && op.kind != OpKind::Add &&
+        op.kind != OpKind::Copy)
       throw PlanError(op.describe() + ": --mode infer runs dense, add and "
-                      "copy ops besides the MoE chains");
+                                      "copy ops besides the MoE chains");
   for (const Buffer &b : plan.buffers)
     if (b.dtype != DType::F32 && b.dtype != DType::I32)
       throw PlanError("buffer " + std::to_string(b.id) + " ('" + b.name +
@@ -684,8 +688,10 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
   if (plan.worldSize != worldSize)
     throw PlanError("the plan '" + o.plan + "' is for " +
                     std::to_string(plan.worldSize) + " ranks, but " +
-                    std::to_string(worldSize) + " were launched (use mpirun "
-                    "-np " + std::to_string(plan.worldSize) + ")");
+                    std::to_string(worldSize) +
+                    " were launched (use mpirun "
+                    "-np " +
+                    std::to_string(plan.worldSize) + ")");
   std::map<int, LayerPlacement> tables = planTables(plan);
   layers = findLayers(plan, worldSize, tables);
   const MoeLayer &first = layers.front();
@@ -698,18 +704,23 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
     throw PlanError(error);
   if (trace->numLayers < static_cast<int>(layers.size()))
     throw PlanError("the routing trace '" + o.routing + "' has " +
-                    std::to_string(trace->numLayers) + " layers but the plan "
-                    "has " + std::to_string(layers.size()) + " MoE layers");
+                    std::to_string(trace->numLayers) +
+                    " layers but the plan "
+                    "has " +
+                    std::to_string(layers.size()) + " MoE layers");
   for (size_t l = 0; l < layers.size(); ++l) {
     if (layers[l].experts != trace->numExperts)
       throw PlanError(plan.ops[layers[l].gate].describe() + ": " +
-                      std::to_string(layers[l].experts) + " experts, but the "
+                      std::to_string(layers[l].experts) +
+                      " experts, but the "
                       "routing trace is for " +
                       std::to_string(trace->numExperts));
     if (layers[l].topK != trace->topK)
       throw PlanError(plan.ops[layers[l].gate].describe() + ": top_k " +
-                      std::to_string(layers[l].topK) + ", but the routing "
-                      "trace has top-" + std::to_string(trace->topK));
+                      std::to_string(layers[l].topK) +
+                      ", but the routing "
+                      "trace has top-" +
+                      std::to_string(trace->topK));
   }
   if (!o.profile.empty()) {
     profile = Profile::fromFile(o.profile, error);
@@ -719,16 +730,18 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
         profile->numExperts != first.experts)
       throw PlanError("the profile '" + o.profile + "' (" +
                       std::to_string(profile->numLayers) + " layers, " +
-                      std::to_string(profile->numExperts) + " experts) does "
-                      "not match the plan (" + std::to_string(layers.size()) +
-                      " MoE layers, " + std::to_string(first.experts) +
-                      " experts)");
+                      std::to_string(profile->numExperts) +
+                      " experts) does "
+                      "not match the plan (" +
+                      std::to_string(layers.size()) + " MoE layers, " +
+                      std::to_string(first.experts) + " experts)");
   }
   if (o.placement == PlacementMode::Lina && !profile)
     for (const MoeLayer &m : layers)
       if (!m.table)
-        throw PlanError("--placement lina needs --profile, or a plan whose "
-                        "gates carry placement tables (--lina-build-placement)");
+        throw PlanError(
+            "--placement lina needs --profile, or a plan whose "
+            "gates carry placement tables (--lina-build-placement)");
 
   slots = o.slotsPerDevice;
   if (!slots)
@@ -762,19 +775,20 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
     if (per > first.tokens)
       throw PlanError("a batch of " + std::to_string(o.batch) +
                       " requests has " + std::to_string(batches.back().size()) +
-                      " tokens, " + std::to_string(per) + " per rank, but the "
-                      "plan holds " + std::to_string(first.tokens) +
+                      " tokens, " + std::to_string(per) +
+                      " per rank, but the "
+                      "plan holds " +
+                      std::to_string(first.tokens) +
                       " tokens per rank (lower --batch)");
   }
-
 
   // Memory: the plan's buffers plus, per MoE layer, the copies of non-home
   // experts a device may hold (w1 and w2 of each extra slot, f32).
   int64_t need = plan.allocatedBytes();
   for (const MoeLayer &m : layers) {
-    std::optional<int64_t> copies = lina::checkedProduct(
-        {std::max<int64_t>(0, slots - m.localExperts), 2, m.hidden, m.ffnDim,
-         int64_t(sizeof(float))});
+    std::optional<int64_t> copies =
+        lina::checkedProduct({std::max<int64_t>(0, slots - m.localExperts), 2,
+                              m.hidden, m.ffnDim, int64_t(sizeof(float))});
     std::optional<int64_t> sum =
         copies ? lina::checkedAdd(need, *copies) : std::nullopt;
     if (!sum)
@@ -800,8 +814,8 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
   int slots = 0;
   InferStartup startup;
   try {
-    prepareInference(o, worldSize, plan, layers, trace, profile, batches,
-                     slots, startup);
+    prepareInference(o, worldSize, plan, layers, trace, profile, batches, slots,
+                     startup);
   } catch (const std::bad_alloc &) {
     startup.error = "out of memory while reading the inputs of --mode infer";
   } catch (const std::length_error &) {
@@ -833,14 +847,15 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
   if (rank == 0 && !o.quiet)
     std::printf("infer: %s, %d ranks, placement %s, %zu MoE layers, %d "
                 "requests in %zu batches of %d, %d expert slots per device\n",
-                o.plan.c_str(), worldSize, toString(o.placement),
-                layers.size(), o.requests, batches.size(), o.batch, slots);
+                o.plan.c_str(), worldSize, toString(o.placement), layers.size(),
+                o.requests, batches.size(), o.batch, slots);
   RunStats stats;
   serve(o.placement, stats, o.check, o.warmup);
 
-  double sums[] = {stats.phase2,    stats.layerBatches,  stats.predicted,
-                   stats.predictedRight, stats.loadError,
-                   stats.loadErrorSamples, stats.imbalance};
+  double sums[] = {stats.phase2,    stats.layerBatches,
+                   stats.predicted, stats.predictedRight,
+                   stats.loadError, stats.loadErrorSamples,
+                   stats.imbalance};
   comm.sum(sums, 7, "exchanging statistics");
   if (rank == 0) {
     if (!o.quiet)
@@ -891,8 +906,8 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
   for (size_t i = 0; i < stats.outputs.size(); ++i)
     for (size_t j = 0; j < stats.outputs[i].size(); ++j) {
       double a = stats.outputs[i][j], b = base.outputs[i][j];
-      double err = std::isfinite(a) && std::isfinite(b) ? std::fabs(a - b)
-                                                        : INFINITY;
+      double err =
+          std::isfinite(a) && std::isfinite(b) ? std::fabs(a - b) : INFINITY;
       maxAbs = std::max(maxAbs, err);
       worst = std::max(worst, err / (1e-5 + o.tolerance * std::fabs(b)));
     }

@@ -21,8 +21,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Simulator.h"
-#include "lina/rt/OpKinds.h"
 #include "lina/Support/CheckedMath.h"
+#include "lina/rt/OpKinds.h"
 
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -79,9 +79,11 @@ struct Topology {
   }
   std::string name(int l) const {
     if (l < 2 * gpus)
-      return "GPU " + std::to_string(l / 2) + (l % 2 ? " NVLink down" : " NVLink up");
+      return "GPU " + std::to_string(l / 2) +
+             (l % 2 ? " NVLink down" : " NVLink up");
     int k = (l - 2 * gpus) / 2;
-    return "node " + std::to_string(k) + (l % 2 ? " network down" : " network up");
+    return "node " + std::to_string(k) +
+           (l % 2 ? " network down" : " network up");
   }
 };
 
@@ -151,8 +153,8 @@ void collectivePhases(const Plan &plan, const Op &op,
         for (int i : node)
           for (int j : node)
             if (i != j)
-              p.flows.push_back(flow(t.gpuUp(i), t.gpuDown(j), 1.0, per,
-                                     node.size() - 1.0));
+              p.flows.push_back(
+                  flow(t.gpuUp(i), t.gpuDown(j), 1.0, per, node.size() - 1.0));
       for (const auto &from : byNode)
         for (const auto &to : byNode)
           if (&from != &to)
@@ -176,7 +178,8 @@ void collectivePhases(const Plan &plan, const Op &op,
         continue;
       double b = factor * (g - 1.0) / g * bytes;
       for (size_t i = 0; i < g; ++i)
-        p.flows.push_back(flow(t.gpuUp(node[i]), t.gpuDown(node[(i + 1) % g]), 1.0, b, 1.0));
+        p.flows.push_back(
+            flow(t.gpuUp(node[i]), t.gpuDown(node[(i + 1) % g]), 1.0, b, 1.0));
     }
     return p;
   };
@@ -185,7 +188,8 @@ void collectivePhases(const Plan &plan, const Op &op,
     // 2(n-1)/n B, inside a node over NVLink, across nodes through the
     // interfaces.
     PhaseSpec p;
-    p.latency = c.launchLatency + 2 * (gmax - 1.0) * inLat + 2 * (m - 1.0) * outLat;
+    p.latency =
+        c.launchLatency + 2 * (gmax - 1.0) * inLat + 2 * (m - 1.0) * outLat;
     double each = 2.0 * (n - 1) / n * bytes;
     if (each > 0)
       for (int i = 0; i < n; ++i) {
@@ -213,8 +217,8 @@ void collectivePhases(const Plan &plan, const Op &op,
     for (int k = 0; k < m; ++k) {
       double g = static_cast<double>(byNode[k].size());
       net.flows.push_back(flow(t.nicUp(t.nodeOf(byNode[k].front())),
-                               t.nicDown(t.nodeOf(byNode[(k + 1) % m].front())), g,
-                               2.0 * (m - 1) / m * bytes / g, 1.0));
+                               t.nicDown(t.nodeOf(byNode[(k + 1) % m].front())),
+                               g, 2.0 * (m - 1) / m * bytes / g, 1.0));
     }
   phases.push_back(std::move(net));
   if (intra)
@@ -233,7 +237,8 @@ double aloneTime(const std::vector<PhaseSpec> &phases, const Topology &t,
     double worst = 0;
     for (const FlowSpec &f : p.flows)
       for (int l : {f.a, f.b})
-        worst = std::max(worst, (load[l] += f.weight * f.bytes) / t.capacity(l));
+        worst =
+            std::max(worst, (load[l] += f.weight * f.bytes) / t.capacity(l));
     total += p.latency + worst;
   }
   return total;
@@ -264,7 +269,8 @@ struct GroupIndex {
   int groupOf(const Op &op) const {
     auto it = byName.find(op.group);
     if (it == byName.end())
-      throw PlanError(op.describe() + " uses the unknown group '" + op.group + "'");
+      throw PlanError(op.describe() + " uses the unknown group '" + op.group +
+                      "'");
     return it->second;
   }
   const std::vector<int> &members(int g, int rank, const Op &op) const {
@@ -321,7 +327,8 @@ public:
         if (l >= 0)
           adjacency[linkStart[l] + linkCount[l]++] = i;
 
-    using Key = std::pair<double, std::pair<int, int>>; // share, (link, version)
+    using Key =
+        std::pair<double, std::pair<int, int>>; // share, (link, version)
     std::priority_queue<Key, std::vector<Key>, std::greater<Key>> shares;
     for (int l : touched)
       shares.push({residual[l] / weightSum[l], {l, version[l]}});
@@ -422,9 +429,11 @@ __asm__(".text\n"
 // Every switch is also announced to ASan (start/finish_switch_fiber), so
 // that it tracks which stack is live.
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
 #include <sanitizer/asan_interface.h>
-static void unpoisonStack(void *p, size_t n) { __asan_unpoison_memory_region(p, n); }
+#include <sanitizer/common_interface_defs.h>
+static void unpoisonStack(void *p, size_t n) {
+  __asan_unpoison_memory_region(p, n);
+}
 static void startSwitch(void **fake, const void *bottom, size_t size) {
   __sanitizer_start_switch_fiber(fake, bottom, size);
 }
@@ -571,10 +580,11 @@ struct RankState {
 
 class Engine {
 public:
-  Engine(const Plan &plan, const ClusterSpec &cluster, const SimOptions &options)
-      : plan(plan), model(cluster), options(options), topo(plan.worldSize, cluster),
-        groups(plan), prototype(plan, options.scheduler),
-        filler(topo.numLinks()) {
+  Engine(const Plan &plan, const ClusterSpec &cluster,
+         const SimOptions &options)
+      : plan(plan), model(cluster), options(options),
+        topo(plan.worldSize, cluster), groups(plan),
+        prototype(plan, options.scheduler), filler(topo.numLinks()) {
     opGroup.assign(plan.ops.size(), -1);
     opTime.assign(plan.ops.size(), 0.0);
     for (const Op &op : plan.ops) {
@@ -725,13 +735,15 @@ void Engine::start(int rank, const Op &op) {
   int q = static_cast<int>(queueOf(op));
   int channel = groups.channelBase[g] + 3 * instance + q;
   int k = r.seq[3 * g + q]++;
-  uint64_t key = (static_cast<uint64_t>(channel) << 32) | static_cast<uint32_t>(k);
+  uint64_t key =
+      (static_cast<uint64_t>(channel) << 32) | static_cast<uint32_t>(k);
   Pending &p = pending[key];
   if (p.issued == 0)
     p.op = op.id;
   else if (p.op != op.id)
     throw PlanError("ranks issue different collectives on group '" + op.group +
-                    "': " + plan.ops[p.op].describe() + " and " + op.describe());
+                    "': " + plan.ops[p.op].describe() + " and " +
+                    op.describe());
   if (++p.issued < static_cast<int>(members.size()))
     return;
   pending.erase(key);
@@ -917,7 +929,8 @@ SimResult Engine::run() {
         fillRates();
         dirty = false;
       }
-      double next = std::min(minFinish, heap.empty() ? INFINITY : heap.top().time);
+      double next =
+          std::min(minFinish, heap.empty() ? INFINITY : heap.top().time);
       if (flows.empty() && heap.empty())
         fail(deadlockMessage());
       if (!(next <= kMaxSimulatedTime)) {
@@ -1245,10 +1258,11 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
   };
   std::vector<Job> jobs;
   auto jackson = [&jobs]() {
-    std::sort(jobs.begin(), jobs.end(), [](const Job &a, const Job &b) {
-      return a.release < b.release;
-    });
-    auto byTail = [&](size_t a, size_t b) { return jobs[a].tail < jobs[b].tail; };
+    std::sort(jobs.begin(), jobs.end(),
+              [](const Job &a, const Job &b) { return a.release < b.release; });
+    auto byTail = [&](size_t a, size_t b) {
+      return jobs[a].tail < jobs[b].tail;
+    };
     std::priority_queue<size_t, std::vector<size_t>, decltype(byTail)> ready(
         byTail);
     double clock = 0, worst = 0;
@@ -1284,8 +1298,7 @@ SimBound lina::rt::lowerBound(const Plan &plan, const ClusterSpec &cluster) {
       for (const Instance &inst : instances[op.id])
         for (int m : *inst.members)
           if (inst.alone > 0)
-            high[m].push_back({start[op.id][m], inst.alone,
-                               tail[op.id][m]});
+            high[m].push_back({start[op.id][m], inst.alone, tail[op.id][m]});
   for (int r = 0; r < n; ++r) {
     jobs = std::move(high[r]);
     bound.highQueueSchedule = std::max(bound.highQueueSchedule, jackson());

@@ -141,7 +141,8 @@ int main(int argc, char **argv) {
 
   // Memory bandwidth: a large copy (read + write).
   std::vector<char> src(64 << 20, 1), dst(64 << 20);
-  double tCopy = timeIt(5, [&] { std::memcpy(dst.data(), src.data(), src.size()); });
+  double tCopy =
+      timeIt(5, [&] { std::memcpy(dst.data(), src.data(), src.size()); });
   double memBw = 2.0 * src.size() / tCopy;
 
   // Link latency: tiny all-to-alls; bandwidth: large ones. The cost model

@@ -106,7 +106,8 @@ std::unique_ptr<RunBackend> makeBackend(const std::string &name,
                                         double timeout) {
 #ifdef LINA_HAVE_CUDA
   if (name == "cuda")
-    return std::make_unique<RunBackendOf<cuda::CudaBackend>>(plan, rank, timeout);
+    return std::make_unique<RunBackendOf<cuda::CudaBackend>>(plan, rank,
+                                                             timeout);
 #endif
   if (name == "cpu")
     return std::make_unique<RunBackendOf<CpuBackend>>(plan, rank, timeout);
@@ -195,7 +196,8 @@ std::string hex(uint64_t v) {
 
 std::string gib(int64_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(bytes) / (1 << 30));
+  std::snprintf(buf, sizeof buf, "%.2f",
+                static_cast<double>(bytes) / (1 << 30));
   return buf;
 }
 
@@ -321,7 +323,8 @@ void copyText(char *dst, size_t size, const std::string &src) {
 
 /// Decides, identically on every rank, whether the ranks can run together;
 /// returns the error (empty if they can).
-std::string agreementError(const std::vector<StartupStatus> &all, int launched) {
+std::string agreementError(const std::vector<StartupStatus> &all,
+                           int launched) {
   std::string out;
   auto add = [&](const std::string &line) {
     out += (out.empty() ? "" : "\n") + line;
@@ -354,7 +357,8 @@ std::string agreementError(const std::vector<StartupStatus> &all, int launched) 
           "): every rank must run the same plan");
     else if (s.flagsHash != ref.flagsHash)
       add("rank " + std::to_string(r) + " was launched with '" + s.flags +
-          "', rank 0 with '" + ref.flags + "': every rank needs the same flags");
+          "', rank 0 with '" + ref.flags +
+          "': every rank needs the same flags");
   }
   if (!out.empty())
     return out;
@@ -367,17 +371,19 @@ std::string agreementError(const std::vector<StartupStatus> &all, int launched) 
 }
 
 /// Gathers every rank's timeline on rank 0.
-std::vector<std::vector<OpInterval>> gather(World &w,
-                                            const std::vector<OpInterval> &mine) {
+std::vector<std::vector<OpInterval>>
+gather(World &w, const std::vector<OpInterval> &mine) {
   std::vector<std::vector<OpInterval>> all(w.size);
 #ifdef LINA_HAVE_MPI
   std::vector<double> flat;
   for (const OpInterval &i : mine)
-    flat.insert(flat.end(), {double(i.op), double(int(i.queue)), i.start, i.end});
+    flat.insert(flat.end(),
+                {double(i.op), double(int(i.queue)), i.start, i.end});
   int n = static_cast<int>(flat.size());
   std::vector<int> counts(w.size), displs(w.size);
   MPI_Request req;
-  MPI_Igather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD, &req);
+  MPI_Igather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD,
+              &req);
   w.wait(req, "gathering the trace");
   std::vector<double> recv;
   if (w.rank == 0) {
@@ -394,8 +400,8 @@ std::vector<std::vector<OpInterval>> gather(World &w,
   if (w.rank == 0)
     for (int r = 0; r < w.size; ++r)
       for (int i = displs[r]; i < displs[r] + counts[r]; i += 4)
-        all[r].push_back({int(recv[i]), Queue(int(recv[i + 1])), recv[i + 2],
-                          recv[i + 3]});
+        all[r].push_back(
+            {int(recv[i]), Queue(int(recv[i + 1])), recv[i + 2], recv[i + 3]});
 #else
   all[0] = mine;
 #endif
@@ -545,7 +551,8 @@ int runSimulated(World &w, const CommandLine &cl, const Plan &plan) {
                   "path %.3f ms, stream path %.3f ms, compute schedule %.3f "
                   "ms, high-queue schedule %.3f ms, link schedule %.3f ms\n",
                   o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
-                  b.linkCut * 1e3, b.link.empty() ? "no traffic" : b.link.c_str(),
+                  b.linkCut * 1e3,
+                  b.link.empty() ? "no traffic" : b.link.c_str(),
                   b.compute * 1e3, b.criticalPath * 1e3, b.streamPath * 1e3,
                   b.computeSchedule * 1e3, b.highQueueSchedule * 1e3,
                   b.linkSchedule * 1e3);
@@ -558,16 +565,15 @@ int runSimulated(World &w, const CommandLine &cl, const Plan &plan) {
                 b.computeSchedule * 1e3, b.highQueueSchedule * 1e3,
                 b.linkSchedule * 1e3);
     if (!cl.json.empty()) {
-      results["bound"] = {
-          {"step_ms", b.step * 1e3},
-          {"link_cut_ms", b.linkCut * 1e3},
-          {"link", b.link},
-          {"compute_ms", b.compute * 1e3},
-          {"critical_path_ms", b.criticalPath * 1e3},
-          {"stream_path_ms", b.streamPath * 1e3},
-          {"compute_schedule_ms", b.computeSchedule * 1e3},
-          {"high_queue_schedule_ms", b.highQueueSchedule * 1e3},
-          {"link_schedule_ms", b.linkSchedule * 1e3}};
+      results["bound"] = {{"step_ms", b.step * 1e3},
+                          {"link_cut_ms", b.linkCut * 1e3},
+                          {"link", b.link},
+                          {"compute_ms", b.compute * 1e3},
+                          {"critical_path_ms", b.criticalPath * 1e3},
+                          {"stream_path_ms", b.streamPath * 1e3},
+                          {"compute_schedule_ms", b.computeSchedule * 1e3},
+                          {"high_queue_schedule_ms", b.highQueueSchedule * 1e3},
+                          {"link_schedule_ms", b.linkSchedule * 1e3}};
       json summary = results["bound"];
       summary.erase("link");
       summary["bound"] = 1;
@@ -659,9 +665,11 @@ StartupStatus loadOnThisRank(World &w, const CommandLine &cl,
       preflightMemory(plans, o.backend, w.rank);
     status.ok = 1;
   } catch (const std::bad_alloc &) {
-    copyText(status.error, sizeof status.error, "out of memory while " + w.stage);
+    copyText(status.error, sizeof status.error,
+             "out of memory while " + w.stage);
   } catch (const std::length_error &) {
-    copyText(status.error, sizeof status.error, "out of memory while " + w.stage);
+    copyText(status.error, sizeof status.error,
+             "out of memory while " + w.stage);
   } catch (const std::exception &e) {
     copyText(status.error, sizeof status.error, e.what());
   }
@@ -687,8 +695,7 @@ void exchangeStartup(World &w, const StartupStatus &mine) {
     w.setStage("at start-up");
     MPI_Request r;
     MPI_Iallgather(const_cast<StartupStatus *>(&mine), sizeof mine, MPI_BYTE,
-                   all.data(), sizeof mine,
-                   MPI_BYTE, MPI_COMM_WORLD, &r);
+                   all.data(), sizeof mine, MPI_BYTE, MPI_COMM_WORLD, &r);
     w.wait(r, "waiting for the other ranks to load the plan");
   } else {
     all[0] = mine;
@@ -727,8 +734,8 @@ void reportRanks(World &w, const std::string &backend, bool quiet) {
 #ifdef LINA_HAVE_MPI
   if (w.size > 1) {
     MPI_Request r;
-    MPI_Igather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine,
-                MPI_BYTE, 0, MPI_COMM_WORLD, &r);
+    MPI_Igather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE,
+                0, MPI_COMM_WORLD, &r);
     w.wait(r, "gathering the ranks' hosts and devices");
   } else {
     all[0] = mine;
@@ -853,9 +860,11 @@ struct Fault {
     char *end = nullptr;
     long r = std::strtol(text.c_str(), &end, 10);
     if (colon == std::string::npos || end != text.c_str() + colon || r < 0 ||
-        (text.substr(colon + 1) != "stall" && text.substr(colon + 1) != "error"))
+        (text.substr(colon + 1) != "stall" &&
+         text.substr(colon + 1) != "error"))
       throw PlanError("LINA_RUN_INJECT_FAULT must be RANK:stall or RANK:error, "
-                      "got '" + text + "'");
+                      "got '" +
+                      text + "'");
     f.rank = static_cast<int>(r);
     f.kind = text.substr(colon + 1);
     return f;
@@ -1049,7 +1058,8 @@ int runTraining(World &w, const CommandLine &cl) {
     v = w.sum(mineIsWorst ? v : 0.0) /
         std::max(1.0, w.sum(mineIsWorst ? 1.0 : 0.0));
   bool pass = bad == 0 && worst <= 1.0;
-  std::string baselineName = o.baseline.empty() ? "the fifo policy" : o.baseline;
+  std::string baselineName =
+      o.baseline.empty() ? "the fifo policy" : o.baseline;
   if (o.baselineBackend != o.backend)
     baselineName += " on backend " + o.baselineBackend;
   if (w.rank == 0) {
@@ -1065,17 +1075,15 @@ int runTraining(World &w, const CommandLine &cl) {
       std::printf("check: FAIL: %s\n", problem.c_str());
     std::printf("check: %zu outputs vs %s: max abs error %.3g "
                 "(tolerance %.0e relative + 1e-05 absolute): %s\n",
-                mine.size(),
-                baselineName.c_str(),
-                maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
+                mine.size(), baselineName.c_str(), maxAbs, o.tolerance,
+                pass ? "PASS" : "FAIL");
     if (!pass && worstOutput >= 0) {
       int id = plan.outputs[static_cast<size_t>(worstOutput)];
       std::printf("check: the worst output is output %.0f (buffer %d '%s' "
                   "of %s): %.9g where the baseline has %.9g (largest "
                   "|baseline| in that output: %.4g)\n",
-                  worstOutput, id, plan.buffer(id).name.c_str(),
-                  o.plan.c_str(), worstValues[0], worstValues[1],
-                  worstValues[2]);
+                  worstOutput, id, plan.buffer(id).name.c_str(), o.plan.c_str(),
+                  worstValues[0], worstValues[1], worstValues[2]);
     }
     if (!cl.json.empty())
       results["check"] = {{"pass", pass},

@@ -101,8 +101,8 @@ struct Watched : ::testing::Test {
 //===----------------------------------------------------------------------===//
 
 TEST(CommOrder, EveryRankWalksTheSameCommunicatorsInPlanOrder) {
-  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                                 "/moe2_np4.lina.json"));
+  Plan plan = parsePlan(
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np4.lina.json"));
   std::vector<std::string> first;
   for (int rank = 0; rank < 4; ++rank) {
     std::vector<CommSpec> order = communicatorOrder(plan, rank);
@@ -124,8 +124,8 @@ TEST(CommOrder, EveryRankWalksTheSameCommunicatorsInPlanOrder) {
 }
 
 TEST(CommOrder, SeveralInstancesHaveTheirOwnLeader) {
-  std::string text = readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                              "/moe2_np4.lina.json");
+  std::string text =
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np4.lina.json");
   // dp as two instances {0,2} and {1,3}; all_reduce shapes do not depend
   // on the group size.
   std::string from = "\"dp\": {\"members\": [[0, 1, 2, 3]]}";
@@ -151,8 +151,8 @@ TEST(CommOrder, SeveralInstancesHaveTheirOwnLeader) {
 }
 
 TEST(CommOrder, OneRankGroupsNeedNoCommunicator) {
-  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                                 "/moe2_np1.lina.json"));
+  Plan plan = parsePlan(
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np1.lina.json"));
   EXPECT_TRUE(communicatorOrder(plan, 0).empty());
 }
 
@@ -161,15 +161,16 @@ TEST(CommOrder, OneRankGroupsNeedNoCommunicator) {
 //===----------------------------------------------------------------------===//
 
 TEST(StreamOrder, EveryOpWaitsForItsDependenciesOnOtherStreams) {
-  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                                 "/moe2_np2.lina.json"));
+  Plan plan = parsePlan(
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np2.lina.json"));
   std::vector<std::vector<int>> deps = Scheduler(plan, {}).dependencies();
   int checkedCollectives = 0;
   for (const Op &op : plan.ops) {
     Queue mine = queueOf(op);
     std::vector<int> waits = eventsToWait(plan, deps, op, false);
     std::set<int> got(waits.begin(), waits.end());
-    EXPECT_EQ(got.size(), waits.size()) << "op " << op.id << ": a repeated wait";
+    EXPECT_EQ(got.size(), waits.size())
+        << "op " << op.id << ": a repeated wait";
     int lastCompute = -1;
     for (int d : deps[op.id]) {
       Queue theirs = queueOf(plan.ops[d]);
@@ -206,8 +207,8 @@ TEST(StreamOrder, EveryOpWaitsForItsDependenciesOnOtherStreams) {
 }
 
 TEST(StreamOrder, TheSideStreamWaitsForEveryOtherQueue) {
-  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                                 "/moe2_np2.lina.json"));
+  Plan plan = parsePlan(
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np2.lina.json"));
   std::vector<std::vector<int>> deps = Scheduler(plan, {}).dependencies();
   for (const Op &op : plan.ops) {
     std::vector<int> side = eventsToWait(plan, deps, op, true);
@@ -227,8 +228,8 @@ TEST(StreamOrder, TheSideStreamWaitsForEveryOtherQueue) {
 }
 
 TEST(StreamOrder, TheLastComputeOpEndsTheStep) {
-  Plan plan = parsePlan(readFile(std::string(LINA_RUNTIME_TEST_PLANS) +
-                                 "/moe2_np2.lina.json"));
+  Plan plan = parsePlan(
+      readFile(std::string(LINA_RUNTIME_TEST_PLANS) + "/moe2_np2.lina.json"));
   int last = lastComputeOp(plan);
   ASSERT_GE(last, 0);
   EXPECT_EQ(queueOf(plan.ops[last]), Queue::Compute);
@@ -264,9 +265,9 @@ TEST_F(Watched, BackoffSpinsThenYields) {
 
 TEST_F(Watched, TimeoutAbortsEveryCommunicatorAndNamesRankAndOp) {
   try {
-    watch.waitUntil([] { return false; }, clock.now() + 0.5,
-                    [] { return std::string("op 12 (all_to_all at x.mlir:3)"); },
-                    8);
+    watch.waitUntil(
+        [] { return false; }, clock.now() + 0.5,
+        [] { return std::string("op 12 (all_to_all at x.mlir:3)"); }, 8);
     FAIL() << "expected CommFailure";
   } catch (const CommFailure &e) {
     std::string msg = e.what();
@@ -279,8 +280,8 @@ TEST_F(Watched, TimeoutAbortsEveryCommunicatorAndNamesRankAndOp) {
   // The deadline, not much later: checks happen every 8 polls of 1 ms.
   EXPECT_LE(clock.now(), 100.0 + 0.5 + 0.01);
   EXPECT_TRUE(watch.aborted());
-  EXPECT_EQ(driver.log, (std::vector<std::string>{"abort 0", "abort 1",
-                                                  "abort 2"}));
+  EXPECT_EQ(driver.log,
+            (std::vector<std::string>{"abort 0", "abort 1", "abort 2"}));
 }
 
 TEST_F(Watched, AsyncErrorOfAnyCommunicatorAbortsAllAtOnce) {
@@ -308,12 +309,11 @@ TEST_F(Watched, AsyncErrorOfAnyCommunicatorAbortsAllAtOnce) {
 }
 
 TEST_F(Watched, AnErrorFromThePolledConditionAbortsAndPropagates) {
-  EXPECT_THROW(watch.waitUntil(
-                   []() -> bool {
-                     throw std::runtime_error("cudaEventQuery failed");
-                   },
-                   clock.now() + 1, [] { return std::string("op 1"); }),
-               std::runtime_error);
+  EXPECT_THROW(
+      watch.waitUntil(
+          []() -> bool { throw std::runtime_error("cudaEventQuery failed"); },
+          clock.now() + 1, [] { return std::string("op 1"); }),
+      std::runtime_error);
   EXPECT_TRUE(watch.aborted());
   EXPECT_EQ(count(driver.log, "abort"), 3);
 }
@@ -368,8 +368,8 @@ TEST_F(Watched, AbortHappensOncePerCommunicator) {
   watch.abortAll();
   watch.abortAll();
   watch.shutdown(false);
-  EXPECT_EQ(driver.log, (std::vector<std::string>{"abort 0", "abort 1",
-                                                  "abort 2"}));
+  EXPECT_EQ(driver.log,
+            (std::vector<std::string>{"abort 0", "abort 1", "abort 2"}));
   for (size_t i = 0; i < 3; ++i)
     EXPECT_FALSE(watch.live(i));
 }

@@ -51,14 +51,14 @@ LogicalResult LinaDialect::verifyOperationAttribute(Operation *op,
   if (name == kPlacementAttrName) {
     auto table = dyn_cast<PlacementAttr>(value);
     if (!table)
-      return op->emitError() << "'" << name
-                             << "' must be a #lina.placement<...> table, got "
-                             << value;
+      return op->emitError()
+             << "'" << name << "' must be a #lina.placement<...> table, got "
+             << value;
     auto gate = dyn_cast<GateOp>(op);
     if (!gate)
-      return op->emitError() << "'" << name
-                             << "' is only valid on lina.gate, not on '"
-                             << op->getName() << "'";
+      return op->emitError()
+             << "'" << name << "' is only valid on lina.gate, not on '"
+             << op->getName() << "'";
     if (table.getNumExperts() != static_cast<int64_t>(gate.getNumExperts()))
       return op->emitError()
              << "'" << name << "' places " << table.getNumExperts()
@@ -67,29 +67,27 @@ LogicalResult LinaDialect::verifyOperationAttribute(Operation *op,
   }
   if (name == kHoldLowAttrName) {
     if (!isa<UnitAttr>(value))
-      return op->emitError() << "'" << name
-                             << "' must be a unit attribute (no value), got "
-                             << value;
+      return op->emitError()
+             << "'" << name << "' must be a unit attribute (no value), got "
+             << value;
     return success();
   }
   if (name == kSuggestedExpertsPerDeviceAttrName) {
     auto count = dyn_cast<IntegerAttr>(value);
     if (!count || !count.getType().isSignlessInteger(64) ||
         count.getInt() < 1 || count.getInt() > ::lina::Limits::kMaxExperts)
-      return op->emitError() << "'" << name
-                             << "' must be an i64 in [1, "
-                             << ::lina::Limits::kMaxExperts << "], got "
-                             << value;
+      return op->emitError()
+             << "'" << name << "' must be an i64 in [1, "
+             << ::lina::Limits::kMaxExperts << "], got " << value;
     return success();
   }
   if (name == kBucketAttrName) {
     auto count = dyn_cast<IntegerAttr>(value);
     if (!isa<AllReduceOp>(op))
-      return op->emitError() << "'" << name
-                             << "' is only valid on lina.all_reduce, not on '"
-                             << op->getName() << "'";
-    if (!count || !count.getType().isSignlessInteger(64) ||
-        count.getInt() < 1)
+      return op->emitError()
+             << "'" << name << "' is only valid on lina.all_reduce, not on '"
+             << op->getName() << "'";
+    if (!count || !count.getType().isSignlessInteger(64) || count.getInt() < 1)
       return op->emitError() << "'" << name
                              << "' must be a positive i64 (the number of "
                                 "gradients merged), got "
@@ -114,17 +112,17 @@ LogicalResult LinaDialect::verifyRegionArgAttribute(Operation *op,
   if (name == kInitAttrName) {
     auto init = dyn_cast<StringAttr>(value);
     if (!init || (init.getValue() != "random" && init.getValue() != "zero"))
-      return op->emitError() << "argument " << argIndex << " has '" << name
-                             << " = " << value
-                             << "'; expected \"random\" or \"zero\"";
+      return op->emitError()
+             << "argument " << argIndex << " has '" << name << " = " << value
+             << "'; expected \"random\" or \"zero\"";
     return success();
   }
   if (name == kNameAttrName) {
     auto str = dyn_cast<StringAttr>(value);
     if (!str || str.getValue().empty())
-      return op->emitError() << "argument " << argIndex << " has '" << name
-                             << " = " << value
-                             << "'; expected a non-empty string";
+      return op->emitError()
+             << "argument " << argIndex << " has '" << name << " = " << value
+             << "'; expected a non-empty string";
     return success();
   }
   return op->emitError() << "argument " << argIndex
@@ -144,8 +142,8 @@ PartitionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (count < 1)
     return emitError() << "partition count must be positive, got " << count;
   if (index < 0 || index >= count)
-    return emitError() << "partition index " << index
-                       << " is out of range [0, " << count << ")";
+    return emitError() << "partition index " << index << " is out of range [0, "
+                       << count << ")";
   if (original < 1)
     return emitError() << "partition original size must be positive, got "
                        << original;

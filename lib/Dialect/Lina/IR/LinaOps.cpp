@@ -28,7 +28,8 @@ using namespace mlir::lina;
 
 using ::lina::Limits;
 
-std::optional<int64_t> mlir::lina::getCheckedTensorBytes(RankedTensorType type) {
+std::optional<int64_t>
+mlir::lina::getCheckedTensorBytes(RankedTensorType type) {
   if (!type.hasStaticShape())
     return std::nullopt;
   std::optional<int64_t> elements = ::lina::checkedProduct(type.getShape());
@@ -65,7 +66,8 @@ mlir::lina::checkTensorLimits(RankedTensorType type) {
   if (!bytes)
     return "size in bytes overflows a 64-bit integer; the limit is " +
            std::to_string(Limits::kMaxBytes);
-  if (!(message = ::lina::checkLimit("size in bytes", *bytes, Limits::kMaxBytes))
+  if (!(message =
+            ::lina::checkLimit("size in bytes", *bytes, Limits::kMaxBytes))
            .empty())
     return message;
   return std::nullopt;
@@ -73,8 +75,7 @@ mlir::lina::checkTensorLimits(RankedTensorType type) {
 
 LogicalResult
 mlir::OpTrait::lina::detail::verifyTensorsWithinLimits(Operation *op) {
-  auto check = [&](StringRef what, unsigned index,
-                   Type type) -> LogicalResult {
+  auto check = [&](StringRef what, unsigned index, Type type) -> LogicalResult {
     auto tensor = dyn_cast<RankedTensorType>(type);
     if (!tensor)
       return success();
@@ -124,18 +125,18 @@ public:
     auto shaped = cast<ShapedType>(type);
     if (shaped.getRank() == expected)
       return success();
-    return opPtr->emitOpError() << what << " must have rank " << expected
-                             << ", got " << type;
+    return opPtr->emitOpError()
+           << what << " must have rank " << expected << ", got " << type;
   }
 
-  LogicalResult dim(StringRef what, Type type, unsigned idx, const Twine &otherWhat,
-                    int64_t expected) {
+  LogicalResult dim(StringRef what, Type type, unsigned idx,
+                    const Twine &otherWhat, int64_t expected) {
     int64_t actual = cast<ShapedType>(type).getDimSize(idx);
     if (actual == expected)
       return success();
-    return opPtr->emitOpError() << what << " dimension " << idx << " (" << actual
-                             << ") must equal " << otherWhat << " ("
-                             << expected << ")";
+    return opPtr->emitOpError()
+           << what << " dimension " << idx << " (" << actual << ") must equal "
+           << otherWhat << " (" << expected << ")";
   }
 
   LogicalResult sameType(StringRef what, Type type, const Twine &otherWhat,
@@ -143,17 +144,18 @@ public:
     if (type == expected)
       return success();
     return opPtr->emitOpError() << what << " type " << type << " must equal "
-                             << otherWhat << " type " << expected;
+                                << otherWhat << " type " << expected;
   }
 
-  LogicalResult sameElementType(StringRef what, Type type, const Twine &otherWhat,
-                                Type other) {
+  LogicalResult sameElementType(StringRef what, Type type,
+                                const Twine &otherWhat, Type other) {
     Type a = cast<ShapedType>(type).getElementType();
     Type b = cast<ShapedType>(other).getElementType();
     if (a == b)
       return success();
-    return opPtr->emitOpError() << what << " element type " << a << " must equal "
-                             << otherWhat << " element type " << b;
+    return opPtr->emitOpError()
+           << what << " element type " << a << " must equal " << otherWhat
+           << " element type " << b;
   }
 
   Operation *op() const { return opPtr; }
@@ -208,10 +210,9 @@ LogicalResult GridOp::verify() {
     llvm::SmallSet<int64_t, 4> seen;
     for (int64_t axis : axes.asArrayRef()) {
       if (axis < 0 || axis >= static_cast<int64_t>(shape.size()))
-        return emitOpError() << "group '" << group.getName().getValue()
-                             << "' names axis " << axis
-                             << ", but the grid has " << shape.size()
-                             << " axes";
+        return emitOpError()
+               << "group '" << group.getName().getValue() << "' names axis "
+               << axis << ", but the grid has " << shape.size() << " axes";
       if (!seen.insert(axis).second)
         return emitOpError() << "group '" << group.getName().getValue()
                              << "' names axis " << axis << " twice";
@@ -264,9 +265,9 @@ static FailureOr<int64_t> resolveGroup(Operation *op, GroupAttr group,
            << group.getName().getValue() << "'";
   FailureOr<int64_t> size = grid.getGroupSize(group.getName().getValue());
   if (failed(size))
-    return op->emitOpError() << "group '" << group.getName().getValue()
-                             << "' of grid " << group.getGrid()
-                             << " has an invalid size (see the grid's errors)";
+    return op->emitOpError()
+           << "group '" << group.getName().getValue() << "' of grid "
+           << group.getGrid() << " has an invalid size (see the grid's errors)";
   return size;
 }
 
@@ -315,8 +316,7 @@ LogicalResult AllToAllOp::verify() {
   return success();
 }
 
-LogicalResult
-AllToAllOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+LogicalResult AllToAllOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
   FailureOr<int64_t> n = resolveGroup(*this, getGroup(), &symbolTable);
   if (failed(n))
     return failure();
@@ -333,8 +333,8 @@ AllToAllOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
     if (numCounts != *n)
       return emitOpError() << "has " << numCounts
                            << " counts per direction, but group '"
-                           << getGroup().getName().getValue() << "' has "
-                           << *n << " ranks";
+                           << getGroup().getName().getValue() << "' has " << *n
+                           << " ranks";
     return success();
   }
   int64_t split = getSplitAxis(), concat = getConcatAxis();
@@ -364,7 +364,9 @@ int64_t AllToAllOp::getGroupSize() {
   return *resolveGroup(*this, getGroup(), nullptr);
 }
 
-int64_t AllToAllOp::getNumBytes() { return getTensorBytes(getInput().getType()); }
+int64_t AllToAllOp::getNumBytes() {
+  return getTensorBytes(getInput().getType());
+}
 
 //===----------------------------------------------------------------------===//
 // AllReduceOp
@@ -427,8 +429,8 @@ static LogicalResult verifyPartitionCoverage(AllReduceOp op) {
   });
   // The first partition in program order is the reference the others
   // must agree with.
-  AllReduceOp first = *llvm::min_element(
-      siblings, [](AllReduceOp a, AllReduceOp b) {
+  AllReduceOp first =
+      *llvm::min_element(siblings, [](AllReduceOp a, AllReduceOp b) {
         return a != b && a->isBeforeInBlock(b);
       });
   PartitionAttr part = first.getPartitionAttr();
@@ -466,19 +468,18 @@ static LogicalResult verifyPartitionCoverage(AllReduceOp op) {
     if (p.getIndex() != static_cast<int64_t>(index))
       return byIndex[index > 0 ? index - 1 : 0].emitOpError()
              << "partition " << index << " of " << part.getCount()
-             << " is missing: elements from " << covered
-             << " of the original " << part.getOriginal()
-             << " are not reduced";
+             << " is missing: elements from " << covered << " of the original "
+             << part.getOriginal() << " are not reduced";
     int64_t numel = piece.getInput().getType().getNumElements();
     if (p.getOffset() > covered)
       return piece.emitOpError()
-             << "partition " << index << " starts at element "
-             << p.getOffset() << ", leaving a gap [" << covered << ", "
-             << p.getOffset() << ") of the original tensor unreduced";
+             << "partition " << index << " starts at element " << p.getOffset()
+             << ", leaving a gap [" << covered << ", " << p.getOffset()
+             << ") of the original tensor unreduced";
     if (p.getOffset() < covered)
       return piece.emitOpError()
-             << "partition " << index << " starts at element "
-             << p.getOffset() << ", overlapping the previous partition, "
+             << "partition " << index << " starts at element " << p.getOffset()
+             << ", overlapping the previous partition, "
              << "which ends at " << covered;
     covered = p.getOffset() + numel; // rangeWithin checked it per op.
   }
@@ -504,9 +505,8 @@ LogicalResult AllReduceOp::verify() {
     return emitOpError() << "partition " << part.getIndex()
                          << " must reduce at least one element";
   if (!::lina::rangeWithin(part.getOffset(), numel, part.getOriginal()))
-    return emitOpError() << "partition of " << numel
-                         << " elements at offset " << part.getOffset()
-                         << " does not fit in the original "
+    return emitOpError() << "partition of " << numel << " elements at offset "
+                         << part.getOffset() << " does not fit in the original "
                          << part.getOriginal() << " elements";
   // A partition read from a 1-D slice must name the slice's own position.
   if (auto slice = getInput().getDefiningOp<tensor::ExtractSliceOp>()) {
@@ -514,8 +514,7 @@ LogicalResult AllReduceOp::verify() {
     if (source.getRank() == 1 && source.hasStaticShape() &&
         !ShapedType::isDynamic(slice.getStaticOffsets()[0])) {
       if (source.getNumElements() != part.getOriginal())
-        return emitOpError() << "partition original size "
-                             << part.getOriginal()
+        return emitOpError() << "partition original size " << part.getOriginal()
                              << " differs from the size of the sliced tensor "
                              << source.getNumElements();
       if (slice.getStaticOffsets()[0] != part.getOffset())
@@ -550,9 +549,12 @@ LogicalResult DenseOp::verify() {
        y = getResult().getType();
   if (failed(check.rank("input", x, 2)) || failed(check.rank("weight", w, 2)) ||
       failed(check.rank("result", y, 2)) ||
-      failed(check.dim("weight", w, 0, "input dimension 1", dimOf(getInput(), 1))) ||
-      failed(check.dim("result", y, 0, "input dimension 0", dimOf(getInput(), 0))) ||
-      failed(check.dim("result", y, 1, "weight dimension 1", dimOf(getWeight(), 1))) ||
+      failed(check.dim("weight", w, 0, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
+      failed(check.dim("result", y, 0, "input dimension 0",
+                       dimOf(getInput(), 0))) ||
+      failed(check.dim("result", y, 1, "weight dimension 1",
+                       dimOf(getWeight(), 1))) ||
       failed(check.sameElementType("weight", w, "input", x)) ||
       failed(check.sameElementType("result", y, "input", x)))
     return failure();
@@ -576,18 +578,19 @@ LogicalResult GateOp::verify() {
       failed(check.rank("expert_ids", ids, 2)))
     return failure();
   int64_t tokens = dimOf(getInput(), 0);
-  if (failed(check.dim("weight", w, 0, "input dimension 1", dimOf(getInput(), 1))) ||
+  if (failed(check.dim("weight", w, 0, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
       failed(check.dim("weight", w, 1, "num_experts", experts)) ||
       failed(check.dim("expert_ids", ids, 0, "the number of tokens", tokens)) ||
       failed(check.dim("expert_ids", ids, 1, "top_k", k)) ||
-      failed(check.sameType("gate_weights", gw, "expected",
-                            RankedTensorType::get({tokens, k},
-                                                  cast<ShapedType>(x).getElementType()))))
+      failed(check.sameType(
+          "gate_weights", gw, "expected",
+          RankedTensorType::get({tokens, k},
+                                cast<ShapedType>(x).getElementType()))))
     return failure();
-  double capacity = std::ceil(static_cast<double>(tokens) *
-                              static_cast<double>(k) /
-                              static_cast<double>(experts) *
-                              getCapacityFactor().convertToDouble());
+  double capacity = std::ceil(
+      static_cast<double>(tokens) * static_cast<double>(k) /
+      static_cast<double>(experts) * getCapacityFactor().convertToDouble());
   if (!(capacity <= static_cast<double>(Limits::kMaxCapacity)))
     return emitOpError() << "capacity_factor "
                          << formatNumber(getCapacityFactor().convertToDouble())
@@ -650,10 +653,10 @@ static LogicalResult verifyRouting(ShapeChecker &check, StringRef bufName,
   if (capacity != gate.getCapacity())
     return check.op()->emitOpError()
            << bufName << " dimension 1 (" << capacity
-           << ") must equal the capacity its gate implies (" << gate.getCapacity()
-           << " = ceil(" << dimOf(tokens, 0) << " tokens * top_k "
-           << gate.getTopK() << " / " << gate.getNumExperts()
-           << " experts * capacity_factor "
+           << ") must equal the capacity its gate implies ("
+           << gate.getCapacity() << " = ceil(" << dimOf(tokens, 0)
+           << " tokens * top_k " << gate.getTopK() << " / "
+           << gate.getNumExperts() << " experts * capacity_factor "
            << formatNumber(gate.getCapacityFactor().convertToDouble()) << "))";
   if (gateWeights) {
     auto weightsGate = gateWeights.getDefiningOp<GateOp>();
@@ -687,9 +690,12 @@ static LogicalResult verifyExperts(ShapeChecker &check, Value in, Value w1,
                        dimOf(in, 0))) ||
       failed(check.dim("w2", w2.getType(), 0, "the number of local experts",
                        dimOf(in, 0))) ||
-      failed(check.dim("w1", w1.getType(), 1, "input dimension 2", dimOf(in, 2))) ||
-      failed(check.dim("w2", w2.getType(), 1, "w1 dimension 2", dimOf(w1, 2))) ||
-      failed(check.dim("w2", w2.getType(), 2, "input dimension 2", dimOf(in, 2))) ||
+      failed(check.dim("w1", w1.getType(), 1, "input dimension 2",
+                       dimOf(in, 2))) ||
+      failed(
+          check.dim("w2", w2.getType(), 1, "w1 dimension 2", dimOf(w1, 2))) ||
+      failed(check.dim("w2", w2.getType(), 2, "input dimension 2",
+                       dimOf(in, 2))) ||
       failed(check.sameElementType("w1", w1.getType(), "input", t)) ||
       failed(check.sameElementType("w2", w2.getType(), "input", t)))
     return failure();
@@ -714,12 +720,17 @@ LogicalResult DenseGradOp::verify() {
        w = getWeight().getType();
   if (failed(check.rank("input", x, 2)) || failed(check.rank("weight", w, 2)) ||
       failed(check.rank("grad", dy, 2)) ||
-      failed(check.dim("weight", w, 0, "input dimension 1", dimOf(getInput(), 1))) ||
-      failed(check.dim("grad", dy, 0, "input dimension 0", dimOf(getInput(), 0))) ||
-      failed(check.dim("grad", dy, 1, "weight dimension 1", dimOf(getWeight(), 1))) ||
+      failed(check.dim("weight", w, 0, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
+      failed(check.dim("grad", dy, 0, "input dimension 0",
+                       dimOf(getInput(), 0))) ||
+      failed(check.dim("grad", dy, 1, "weight dimension 1",
+                       dimOf(getWeight(), 1))) ||
       failed(check.sameElementType("grad", dy, "input", x)) ||
-      failed(check.sameType("input_grad", getInputGrad().getType(), "input", x)) ||
-      failed(check.sameType("weight_grad", getWeightGrad().getType(), "weight", w)))
+      failed(
+          check.sameType("input_grad", getInputGrad().getType(), "input", x)) ||
+      failed(check.sameType("weight_grad", getWeightGrad().getType(), "weight",
+                            w)))
     return failure();
   return success();
 }
@@ -732,17 +743,22 @@ LogicalResult GateGradOp::verify() {
       failed(check.rank("expert_ids", ids, 2)))
     return failure();
   if (dimOf(getExpertIds(), 1) > dimOf(getWeight(), 1))
-    return emitOpError() << "expert_ids dimension 1 (" << dimOf(getExpertIds(), 1)
+    return emitOpError() << "expert_ids dimension 1 ("
+                         << dimOf(getExpertIds(), 1)
                          << ") must not exceed the number of experts ("
                          << dimOf(getWeight(), 1) << ")";
-  if (
-      failed(check.dim("weight", w, 0, "input dimension 1", dimOf(getInput(), 1))) ||
-      failed(check.dim("expert_ids", ids, 0, "input dimension 0", dimOf(getInput(), 0))) ||
-      failed(check.sameType("grad", dgw, "expected",
-                            RankedTensorType::get(cast<ShapedType>(ids).getShape(),
-                                                  cast<ShapedType>(x).getElementType()))) ||
-      failed(check.sameType("input_grad", getInputGrad().getType(), "input", x)) ||
-      failed(check.sameType("weight_grad", getWeightGrad().getType(), "weight", w)))
+  if (failed(check.dim("weight", w, 0, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
+      failed(check.dim("expert_ids", ids, 0, "input dimension 0",
+                       dimOf(getInput(), 0))) ||
+      failed(check.sameType(
+          "grad", dgw, "expected",
+          RankedTensorType::get(cast<ShapedType>(ids).getShape(),
+                                cast<ShapedType>(x).getElementType()))) ||
+      failed(
+          check.sameType("input_grad", getInputGrad().getType(), "input", x)) ||
+      failed(check.sameType("weight_grad", getWeightGrad().getType(), "weight",
+                            w)))
     return failure();
   return success();
 }
@@ -774,9 +790,8 @@ LogicalResult CombineGradOp::verify() {
                            getExpertIds(), getGateWeights())) ||
       failed(check.sameType("input_grad", getInputGrad().getType(), "input",
                             getInput().getType())) ||
-      failed(check.sameType("gate_weights_grad",
-                            getGateWeightsGrad().getType(), "gate_weights",
-                            getGateWeights().getType())))
+      failed(check.sameType("gate_weights_grad", getGateWeightsGrad().getType(),
+                            "gate_weights", getGateWeights().getType())))
     return failure();
   return success();
 }

@@ -39,9 +39,8 @@ static std::string formatShare(double x) {
   return s;
 }
 
-ParseResult
-PlacementAttr::parseShares(AsmParser &parser,
-                           DenseF64ArrayAttr &shares) {
+ParseResult PlacementAttr::parseShares(AsmParser &parser,
+                                       DenseF64ArrayAttr &shares) {
   SmallVector<double> values;
   if (parser.parseCommaSeparatedList([&]() -> ParseResult {
         double v = 0;
@@ -55,10 +54,10 @@ PlacementAttr::parseShares(AsmParser &parser,
   return success();
 }
 
-void PlacementAttr::printShares(AsmPrinter &printer,
-                                DenseF64ArrayAttr shares) {
-  llvm::interleaveComma(shares.asArrayRef(), printer.getStream(),
-                        [&](double x) { printer.getStream() << formatShare(x); });
+void PlacementAttr::printShares(AsmPrinter &printer, DenseF64ArrayAttr shares) {
+  llvm::interleaveComma(
+      shares.asArrayRef(), printer.getStream(),
+      [&](double x) { printer.getStream() << formatShare(x); });
 }
 
 LogicalResult

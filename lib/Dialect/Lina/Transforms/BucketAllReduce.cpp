@@ -69,9 +69,9 @@ struct LinaBucketAllReducePass
     numBuckets += buckets;
     numMerged += merged;
     if (report)
-      emitRemark(func.getLoc()) << "lina-bucket-allreduce: merged " << merged
-                                << " all_reduce ops into " << buckets
-                                << " buckets";
+      emitRemark(func.getLoc())
+          << "lina-bucket-allreduce: merged " << merged
+          << " all_reduce ops into " << buckets << " buckets";
   }
 
   LogicalResult runOnBlock(Block &block, int64_t &buckets, int64_t &merged) {
@@ -112,14 +112,13 @@ struct LinaBucketAllReducePass
           (ar.getInput().getType().getElementTypeBitWidth() + 7) / 8);
       if (!bytes)
         return ar.emitOpError() << "has a size that overflows 64 bits";
-      if (!current.empty() &&
-          (!compatible(current.front(), ar) ||
-           currentFirstUse <= position.lookup(&op) ||
-           currentBytes >= bucketBytes))
+      if (!current.empty() && (!compatible(current.front(), ar) ||
+                               currentFirstUse <= position.lookup(&op) ||
+                               currentBytes >= bucketBytes))
         close();
       current.push_back(ar);
-      currentBytes = ::lina::checkedAdd(currentBytes, *bytes).value_or(
-          std::numeric_limits<int64_t>::max());
+      currentBytes = ::lina::checkedAdd(currentBytes, *bytes)
+                         .value_or(std::numeric_limits<int64_t>::max());
       currentFirstUse = std::min(currentFirstUse, firstUse(ar));
     }
     close();
@@ -152,14 +151,13 @@ struct LinaBucketAllReducePass
       flat.push_back(flatten(b, loc, op.getInput()));
     }
     Value cat = b.create<tensor::ConcatOp>(loc, /*dim=*/0, flat);
-    auto bucket = b.create<AllReduceOp>(loc, cat.getType(), cat,
-                                        last.getGroupAttr(),
-                                        last.getReductionAttr(),
-                                        last.getPriorityAttr(), nullptr);
+    auto bucket = b.create<AllReduceOp>(
+        loc, cat.getType(), cat, last.getGroupAttr(), last.getReductionAttr(),
+        last.getPriorityAttr(), nullptr);
     bucket->setAttr(LinaDialect::kBucketAttrName,
                     b.getI64IntegerAttr(static_cast<int64_t>(group.size())));
-    LLVM_DEBUG(llvm::dbgs() << "bucket of " << group.size() << " ops, "
-                            << total << " elements\n");
+    LLVM_DEBUG(llvm::dbgs() << "bucket of " << group.size() << " ops, " << total
+                            << " elements\n");
     int64_t offset = 0;
     for (auto [index, numel] : llvm::enumerate(sizes)) {
       AllReduceOp op = group[index];
@@ -193,7 +191,8 @@ struct LinaBucketAllReducePass
     if (type.getRank() == 1)
       return value;
     return b.create<tensor::CollapseShapeOp>(
-        loc, RankedTensorType::get({type.getNumElements()}, type.getElementType()),
+        loc,
+        RankedTensorType::get({type.getNumElements()}, type.getElementType()),
         value, fullReassociation(type));
   }
 };

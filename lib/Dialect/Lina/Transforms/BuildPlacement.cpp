@@ -151,8 +151,8 @@ struct BuildPlacementPass
       if (static_cast<int64_t>(gate.getTopK()) != profile->topK) {
         gate.emitError() << "lina-build-placement: MoE layer " << layer
                          << ": the profile was recorded with top-k "
-                         << profile->topK << " but this gate has top_k = "
-                         << gate.getTopK();
+                         << profile->topK
+                         << " but this gate has top_k = " << gate.getTopK();
         return signalPassFailure();
       }
       if (std::optional<IrGrid> grid = findIrGrid(gate)) {
@@ -172,8 +172,8 @@ struct BuildPlacementPass
         if (slots && grid->ffn && *slots < grid->expertsPerDevice) {
           InFlightDiagnostic diag = gate.emitError();
           diag << "lina-build-placement: experts-per-device=" << *slots
-               << " disagrees with the IR: MoE layer " << layer
-               << " holds " << grid->expertsPerDevice
+               << " disagrees with the IR: MoE layer " << layer << " holds "
+               << grid->expertsPerDevice
                << " experts on each device (the lina.expert_ffn weights); "
                   "experts-per-device counts expert slots, at least "
                << grid->expertsPerDevice;
@@ -184,14 +184,12 @@ struct BuildPlacementPass
       }
       int64_t perDevice =
           slots ? *slots : (experts + *numDevices - 1) / *numDevices;
-      std::optional<::lina::LayerPlacement> placement =
-          ::lina::linaPlacement(profile->popularity[layer],
-                                static_cast<int>(*numDevices),
-                                static_cast<int>(perDevice), error);
+      std::optional<::lina::LayerPlacement> placement = ::lina::linaPlacement(
+          profile->popularity[layer], static_cast<int>(*numDevices),
+          static_cast<int>(perDevice), error);
       if (!placement) {
-        gate.emitError() << "lina-build-placement: MoE layer " << layer
-                         << ": " << error
-                         << "; raise experts-per-device or devices";
+        gate.emitError() << "lina-build-placement: MoE layer " << layer << ": "
+                         << error << "; raise experts-per-device or devices";
         return signalPassFailure();
       }
       SmallVector<int64_t> offsets{0}, devs;
@@ -203,9 +201,7 @@ struct BuildPlacementPass
         }
         offsets.push_back(static_cast<int64_t>(devs.size()));
       }
-      auto emitError = [&]() -> InFlightDiagnostic {
-        return gate.emitError();
-      };
+      auto emitError = [&]() -> InFlightDiagnostic { return gate.emitError(); };
       PlacementAttr attr = PlacementAttr::getChecked(
           llvm::function_ref<InFlightDiagnostic()>(emitError), &getContext(),
           *numDevices, perDevice, ArrayRef<int64_t>(offsets),
@@ -228,10 +224,10 @@ struct BuildPlacementPass
       if (report) {
         std::string text;
         llvm::raw_string_ostream os(text);
-        os << "lina-build-placement: MoE layer " << layer << ": "
-           << devs.size() << " replicas of " << experts
-           << " experts, max device load " << llvm::format("%.4f", lina)
-           << " (static " << llvm::format("%.4f", baseline) << ")"
+        os << "lina-build-placement: MoE layer " << layer << ": " << devs.size()
+           << " replicas of " << experts << " experts, max device load "
+           << llvm::format("%.4f", lina) << " (static "
+           << llvm::format("%.4f", baseline) << ")"
            << (placement->usedStatic ? ", static placement" : "");
         gate.emitRemark() << os.str();
       }

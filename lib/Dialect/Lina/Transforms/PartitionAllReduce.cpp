@@ -63,9 +63,9 @@ struct LinaPartitionAllReducePass
     numSplit += split;
     numPartitions += parts;
     if (report)
-      emitRemark(func.getLoc()) << "lina-partition-allreduce: split " << split
-                                << " all_reduce ops into " << parts
-                                << " partitions";
+      emitRemark(func.getLoc())
+          << "lina-partition-allreduce: split " << split
+          << " all_reduce ops into " << parts << " partitions";
   }
 
   /// Replaces `op` by its partitions of at most `limit` bytes; returns their
@@ -83,9 +83,9 @@ struct LinaPartitionAllReducePass
     int64_t elementBytes = (type.getElementTypeBitWidth() + 7) / 8;
     int64_t perPart = limit / elementBytes;
     if (perPart == 0)
-      return op->emitOpError() << "cannot be partitioned: partition-bytes="
-                              << limit << " is smaller than one element ("
-                              << elementBytes << " bytes)";
+      return op->emitOpError()
+             << "cannot be partitioned: partition-bytes=" << limit
+             << " is smaller than one element (" << elementBytes << " bytes)";
     int64_t numel = type.getNumElements();
     int64_t count = (numel + perPart - 1) / perPart;
     LLVM_DEBUG(llvm::dbgs() << "splitting " << op << " into " << count
@@ -123,7 +123,8 @@ struct LinaPartitionAllReducePass
     }
     Value joined = b.create<tensor::ConcatOp>(loc, /*dim=*/0, parts);
     if (type.getRank() != 1)
-      joined = b.create<tensor::ExpandShapeOp>(loc, type, joined, reassociation);
+      joined =
+          b.create<tensor::ExpandShapeOp>(loc, type, joined, reassociation);
     op.replaceAllUsesWith(joined);
     op.erase();
     return count;

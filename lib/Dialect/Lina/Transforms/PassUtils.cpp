@@ -13,9 +13,8 @@
 using namespace mlir;
 using namespace mlir::lina;
 
-std::optional<int64_t> mlir::lina::parseSizeOption(Operation *op,
-                                                   StringRef option,
-                                                   StringRef value) {
+std::optional<int64_t>
+mlir::lina::parseSizeOption(Operation *op, StringRef option, StringRef value) {
   if (value == "auto")
     return 0;
   int64_t parsed = 0;
@@ -37,7 +36,8 @@ std::optional<int64_t> mlir::lina::parseSizeOption(Operation *op,
 std::unique_ptr<::lina::CostModel>
 mlir::lina::loadCostModel(Operation *op, StringRef clusterFile) {
   if (clusterFile.empty())
-    return std::make_unique<::lina::CostModel>(::lina::ClusterSpec::a100Ib100());
+    return std::make_unique<::lina::CostModel>(
+        ::lina::ClusterSpec::a100Ib100());
   std::string error;
   auto spec = ::lina::ClusterSpec::fromFile(clusterFile.str(), error);
   if (!spec) {
@@ -52,10 +52,10 @@ LogicalResult mlir::lina::checkGroupFits(Operation *op, int64_t groupSize,
   const ::lina::ClusterSpec &cluster = model.cluster();
   if (groupSize <= cluster.numGpus())
     return success();
-  return op->emitOpError() << "has a group of " << groupSize
-                           << " ranks, more than the " << cluster.numGpus()
-                           << " GPUs of cluster '" << cluster.name
-                           << "'; pass a cluster file that fits with cluster=FILE";
+  return op->emitOpError()
+         << "has a group of " << groupSize << " ranks, more than the "
+         << cluster.numGpus() << " GPUs of cluster '" << cluster.name
+         << "'; pass a cluster file that fits with cluster=FILE";
 }
 
 void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
@@ -64,9 +64,9 @@ void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
   fpm.addPass(createLinaPartitionAllReducePass(
       {options.partitionBytes.getValue(), options.cluster.getValue(),
        options.report.getValue()}));
-  fpm.addPass(createLinaPipelineExpertsPass(
-      {options.chunks.getValue(), options.cluster.getValue(),
-       options.report.getValue()}));
+  fpm.addPass(createLinaPipelineExpertsPass({options.chunks.getValue(),
+                                             options.cluster.getValue(),
+                                             options.report.getValue()}));
   fpm.addPass(createLinaPrioritizeAllToAllPass(
       {ScheduleMode::Lina, options.report.getValue()}));
 }

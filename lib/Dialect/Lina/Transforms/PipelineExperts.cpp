@@ -78,11 +78,10 @@ std::optional<Chain> matchChain(AllToAllOp in) {
   // has the chunk there, and the whole tensor exists only after the last
   // chunk arrives, so another operand reading it (`expert_ffn %r, %r, %r`)
   // could not be given a value that dominates the chunk.
-  unsigned chunked = isa<ExpertFfnOp>(compute)
-                         ? cast<ExpertFfnOp>(compute).getInputMutable()
-                               .getOperandNumber()
-                         : cast<ExpertFfnGradOp>(compute).getGradMutable()
-                               .getOperandNumber();
+  unsigned chunked =
+      isa<ExpertFfnOp>(compute)
+          ? cast<ExpertFfnOp>(compute).getInputMutable().getOperandNumber()
+          : cast<ExpertFfnGradOp>(compute).getGradMutable().getOperandNumber();
   for (OpOperand &operand : compute->getOpOperands())
     if (operand.get() == in.getResult() &&
         operand.getOperandNumber() != chunked) {
@@ -193,14 +192,13 @@ struct LinaPipelineExpertsPass
       emitRemark(func.getLoc()) << "lina-pipeline-experts: split " << chains
                                 << " chains into " << pieces << " chunks";
     if (suggested)
-      func->setAttr(LinaDialect::kSuggestedExpertsPerDeviceAttrName,
-                    IntegerAttr::get(IntegerType::get(&getContext(), 64),
-                                     suggested));
+      func->setAttr(
+          LinaDialect::kSuggestedExpertsPerDeviceAttrName,
+          IntegerAttr::get(IntegerType::get(&getContext(), 64), suggested));
   }
 
   /// Asks the cost model for K and the experts per device of `chain`.
-  ::lina::PipelineChoice choose(Chain chain,
-                                const ::lina::CostModel &model) {
+  ::lina::PipelineChoice choose(Chain chain, const ::lina::CostModel &model) {
     RankedTensorType buf = chain.in.getInput().getType();
     RankedTensorType local = chain.in.getResult().getType();
     Value w1 = chain.compute->getOperand(chain.isBackward() ? 2 : 1);
@@ -219,8 +217,8 @@ struct LinaPipelineExpertsPass
     // the weights and the tokens, writes the result. Backward: twice the
     // GEMMs (input and weight gradients); reads the weights, the gradient
     // and the saved tokens, writes the input and the weight gradients.
-    work.flops = (chain.isBackward() ? 8.0 : 4.0) * experts * rows * hidden *
-                 ffn;
+    work.flops =
+        (chain.isBackward() ? 8.0 : 4.0) * experts * rows * hidden * ffn;
     work.tokenBytes = (chain.isBackward() ? 3 : 2) * activationBytes;
     work.weightBytes = (chain.isBackward() ? 2 : 1) * weightBytes;
     int maxChunks = static_cast<int>(std::min<int64_t>(16, buf.getDimSize(1)));
@@ -239,9 +237,9 @@ struct LinaPipelineExpertsPass
     SmallVector<ReassociationIndices> reassociation{{0}, {1, 2}, {3}};
     SmallVector<Value> pieces;
     for (auto [chunk, size] : llvm::zip(chunks, sizes)) {
-      auto type = RankedTensorType::get({localType.getDimSize(0), groupSize,
-                                         size, localType.getDimSize(2)},
-                                        localType.getElementType());
+      auto type = RankedTensorType::get(
+          {localType.getDimSize(0), groupSize, size, localType.getDimSize(2)},
+          localType.getElementType());
       pieces.push_back(
           b.create<tensor::ExpandShapeOp>(loc, type, chunk, reassociation));
       record.ops.push_back(pieces.back().getDefiningOp());
@@ -260,9 +258,9 @@ struct LinaPipelineExpertsPass
     auto type = cast<RankedTensorType>(tokens.getType());
     return b.create<tensor::ExpandShapeOp>(
         loc,
-        RankedTensorType::get({type.getDimSize(0), groupSize, capacity,
-                               type.getDimSize(2)},
-                              type.getElementType()),
+        RankedTensorType::get(
+            {type.getDimSize(0), groupSize, capacity, type.getDimSize(2)},
+            type.getElementType()),
         tokens, SmallVector<ReassociationIndices>{{0}, {1, 2}, {3}});
   }
 
@@ -316,19 +314,18 @@ struct LinaPipelineExpertsPass
       off += size;
     }
     auto sendChunk = [&](int64_t i) -> Value {
-      SmallVector<OpFoldResult> offs{b.getIndexAttr(0),
-                                     b.getIndexAttr(offsets[i]),
-                                     b.getIndexAttr(0)};
+      SmallVector<OpFoldResult> offs{
+          b.getIndexAttr(0), b.getIndexAttr(offsets[i]), b.getIndexAttr(0)};
       SmallVector<OpFoldResult> szs{b.getIndexAttr(bufType.getDimSize(0)),
                                     b.getIndexAttr(sizes[i]),
                                     b.getIndexAttr(bufType.getDimSize(2))};
       SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
       Value slice =
           b.create<tensor::ExtractSliceOp>(loc, buf, offs, szs, strides);
-      auto resultType = RankedTensorType::get({localType.getDimSize(0),
-                                               groupSize * sizes[i],
-                                               localType.getDimSize(2)},
-                                              localType.getElementType());
+      auto resultType =
+          RankedTensorType::get({localType.getDimSize(0), groupSize * sizes[i],
+                                 localType.getDimSize(2)},
+                                localType.getElementType());
       return b.create<AllToAllOp>(
           chain.in.getLoc(), resultType, slice, Value(), Value(),
           chain.in.getGroupAttr(), chain.in.getSplitAxisAttr(),
@@ -362,12 +359,12 @@ struct LinaPipelineExpertsPass
               expandTokens(b, loc, grad.getInput(), groupSize, capacity);
         tokens = sliceTokens(b, loc, tokenGrid, offsets[i], sizes[i]);
       }
-      return b.create<ExpertFfnGradOp>(
-          grad.getLoc(),
-          TypeRange{rows.getType(), grad.getW1Grad().getType(),
-                    grad.getW2Grad().getType()},
-          rows, tokens, grad.getW1(), grad.getW2(), grad.getActivationAttr(),
-          chunk);
+      return b.create<ExpertFfnGradOp>(grad.getLoc(),
+                                       TypeRange{rows.getType(),
+                                                 grad.getW1Grad().getType(),
+                                                 grad.getW2Grad().getType()},
+                                       rows, tokens, grad.getW1(), grad.getW2(),
+                                       grad.getActivationAttr(), chunk);
     };
 
     SmallVector<Value> receivedChunks(pieces), returned(pieces);
@@ -382,8 +379,8 @@ struct LinaPipelineExpertsPass
           {bufType.getDimSize(0), sizes[i], bufType.getDimSize(2)},
           bufType.getElementType());
       returned[i] = b.create<AllToAllOp>(
-          chain.out.getLoc(), backType, compute->getResult(0), Value(),
-          Value(), chain.out.getGroupAttr(), chain.out.getSplitAxisAttr(),
+          chain.out.getLoc(), backType, compute->getResult(0), Value(), Value(),
+          chain.out.getGroupAttr(), chain.out.getSplitAxisAttr(),
           chain.out.getConcatAxisAttr(), chain.out.getPriorityAttr(),
           ChunkAttr::get(ctx, i, pieces));
       // Weight gradients: running sums of the chunks' partial sums.
@@ -392,7 +389,8 @@ struct LinaPipelineExpertsPass
         if (i == 0)
           weightGrads.push_back(partial);
         else
-          weightGrads[j] = b.create<arith::AddFOp>(loc, weightGrads[j], partial);
+          weightGrads[j] =
+              b.create<arith::AddFOp>(loc, weightGrads[j], partial);
       }
     }
     Value joined = b.create<tensor::ConcatOp>(loc, /*dim=*/1, returned);

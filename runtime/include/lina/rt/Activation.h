@@ -32,11 +32,14 @@ LINA_HOST_DEVICE float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 /// act(x); GELU is the tanh approximation.
 LINA_HOST_DEVICE float apply(Activation act, float x) {
   switch (act) {
-  case Activation::None: return x;
-  case Activation::Relu: return x > 0 ? x : 0.0f;
+  case Activation::None:
+    return x;
+  case Activation::Relu:
+    return x > 0 ? x : 0.0f;
   case Activation::Gelu:
     return 0.5f * x * (1.0f + tanhf(kGeluC * (x + kGeluA * x * x * x)));
-  case Activation::Silu: return x * sigmoid(x);
+  case Activation::Silu:
+    return x * sigmoid(x);
   }
   return x;
 }
@@ -44,8 +47,10 @@ LINA_HOST_DEVICE float apply(Activation act, float x) {
 /// d act(x) / dx.
 LINA_HOST_DEVICE float derivative(Activation act, float x) {
   switch (act) {
-  case Activation::None: return 1.0f;
-  case Activation::Relu: return x > 0 ? 1.0f : 0.0f;
+  case Activation::None:
+    return 1.0f;
+  case Activation::Relu:
+    return x > 0 ? 1.0f : 0.0f;
   case Activation::Gelu: {
     float t = tanhf(kGeluC * (x + kGeluA * x * x * x));
     return 0.5f * (1.0f + t) +

@@ -40,10 +40,10 @@ const char *toString(PlacementMode mode);
 /// The options of `lina-run --mode infer` (lina-run parses them).
 struct InferOptions {
   std::string plan;
-  std::string routing;  ///< routing trace (JSONL), required
-  std::string profile;  ///< routing profile (JSON), optional
-  int requests = 0;     ///< requests to serve, required
-  int batch = 0;        ///< requests per batch, required
+  std::string routing; ///< routing trace (JSONL), required
+  std::string profile; ///< routing profile (JSON), optional
+  int requests = 0;    ///< requests to serve, required
+  int batch = 0;       ///< requests per batch, required
   PlacementMode placement = PlacementMode::Lina;
   double phase2Threshold = 0.2;
   int slotsPerDevice = 0; ///< 0: the plan's table, else 2 x local experts

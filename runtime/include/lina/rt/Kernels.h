@@ -47,8 +47,8 @@ float activate(Activation act, float x);
 /// d act(x) / dx.
 float activateGrad(Activation act, float x);
 
-void dense(const float *x, const float *w, float *y, int64_t tokens,
-           int64_t in, int64_t out, Activation act);
+void dense(const float *x, const float *w, float *y, int64_t tokens, int64_t in,
+           int64_t out, Activation act);
 void denseGrad(const float *dy, const float *x, const float *w, float *dx,
                float *dw, int64_t tokens, int64_t in, int64_t out,
                Activation act);
@@ -62,8 +62,8 @@ void gate(const float *x, const float *wg, int32_t *ids, float *weights,
 /// from the pinned one (decisions that rounding flipped). Throws PlanError
 /// for a pinned id outside [0, experts).
 int64_t gatePinned(const float *x, const float *wg, const int32_t *pinned,
-                   int32_t *ids, float *weights, int64_t tokens,
-                   int64_t hidden, int64_t experts, int64_t k);
+                   int32_t *ids, float *weights, int64_t tokens, int64_t hidden,
+                   int64_t experts, int64_t k);
 void gateGrad(const float *dweights, const float *x, const float *wg,
               const int32_t *ids, float *dx, float *dwg, int64_t tokens,
               int64_t hidden, int64_t experts, int64_t k);

@@ -17,8 +17,8 @@ namespace lina::rt {
 
 /// The roofline inputs of one op.
 struct OpCost {
-  double flops = 0; ///< floating-point operations
-  double bytes = 0; ///< bytes read and written (every input and output)
+  double flops = 0;  ///< floating-point operations
+  double bytes = 0;  ///< bytes read and written (every input and output)
   bool gemm = false; ///< GEMM kernels (else memory-bound ones)
   int kernels = 1;   ///< kernels launched
 };

@@ -76,8 +76,8 @@ struct Buffer {
   std::vector<int64_t> shape;
   Role role = Role::Temp;
   Init init = Init::None;
-  int viewBase = -1;       ///< base buffer id if this is a view, else -1
-  int64_t viewOffset = 0;  ///< element offset into the base
+  int viewBase = -1;      ///< base buffer id if this is a view, else -1
+  int64_t viewOffset = 0; ///< element offset into the base
 
   /// Element and byte counts; throw PlanError on overflow (a validated plan
   /// keeps them within lina::Limits).
@@ -142,7 +142,9 @@ struct Group {
   std::vector<std::vector<int>> members; ///< a partition of the ranks
   /// The members list containing `rank`, and the rank's index in it.
   const std::vector<int> &instanceOf(int rank, int *indexInGroup) const;
-  int size() const { return members.empty() ? 0 : static_cast<int>(members[0].size()); }
+  int size() const {
+    return members.empty() ? 0 : static_cast<int>(members[0].size());
+  }
 };
 
 struct Plan {

@@ -1,4 +1,5 @@
-//===- Scheduler.h - Lina's issue policy, shared by every backend -*- C++ -*-===//
+//===- Scheduler.h - Lina's issue policy, shared by every backend -*- C++
+//-*-===//
 //
 // Part of the Lina project.
 //
@@ -87,7 +88,8 @@ struct SchedulerOptions {
 
 /// The estimator of the cost model of `cluster` (roofline compute, ring
 /// all-reduce, pairwise all-to-all; docs/COST_MODEL.md).
-Estimator costModelEstimator(const Plan &plan, const ::lina::ClusterSpec &cluster);
+Estimator costModelEstimator(const Plan &plan,
+                             const ::lina::ClusterSpec &cluster);
 
 struct OpInterval {
   int op = 0;
@@ -96,10 +98,10 @@ struct OpInterval {
 };
 
 struct StepStats {
-  double stepTime = 0;      ///< first start to last completion
+  double stepTime = 0;        ///< first start to last completion
   double allToAllBlocked = 0; ///< compute idle, waiting on a high collective
-  double allToAllTime = 0;  ///< wall time with an all_to_all in flight
-  double allReduceTime = 0; ///< wall time with an all_reduce in flight
+  double allToAllTime = 0;    ///< wall time with an all_to_all in flight
+  double allReduceTime = 0;   ///< wall time with an all_reduce in flight
   std::vector<OpInterval> timeline;
 };
 

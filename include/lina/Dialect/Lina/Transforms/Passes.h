@@ -44,10 +44,9 @@ struct TrainingPipelineOptions
       *this, "cluster",
       llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),
       llvm::cl::init("")};
-  Option<bool> report{
-      *this, "report",
-      llvm::cl::desc("Emit a remark with each pass's counters"),
-      llvm::cl::init(false)};
+  Option<bool> report{*this, "report",
+                      llvm::cl::desc("Emit a remark with each pass's counters"),
+                      llvm::cl::init(false)};
 };
 
 /// Options of the --lina-baseline-pipeline pass pipeline.
@@ -65,10 +64,9 @@ struct BaselinePipelineOptions
       *this, "bucket-bytes",
       llvm::cl::desc("Gradient bucket size in bytes for mode=ds"),
       llvm::cl::init(26214400)};
-  Option<bool> report{
-      *this, "report",
-      llvm::cl::desc("Emit a remark with each pass's counters"),
-      llvm::cl::init(false)};
+  Option<bool> report{*this, "report",
+                      llvm::cl::desc("Emit a remark with each pass's counters"),
+                      llvm::cl::init(false)};
 };
 
 /// Adds the passes of a named baseline schedule to `pm`.

@@ -1,4 +1,5 @@
-//===- CommWatch.h - Bounded waits and teardown of communicators -*- C++ -*-===//
+//===- CommWatch.h - Bounded waits and teardown of communicators -*- C++
+//-*-===//
 //
 // Part of the Lina project.
 //

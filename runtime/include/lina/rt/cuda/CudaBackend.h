@@ -81,7 +81,7 @@ private:
   void runCompute(const Op &op);
   struct ComputeArgs;
   // The kernel of each compute op kind (OpKinds.def).
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                     \
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
   void run##Kind(ComputeArgs &args);
 #include "lina/rt/OpKinds.def"
   void runSlots(ComputeArgs &args); ///< dispatch, combine and their grads
@@ -103,7 +103,7 @@ private:
   std::unique_ptr<DeviceState> dev;
   std::unique_ptr<NcclComms> comms;
   std::vector<std::vector<int>> deps; ///< the Scheduler's, per op
-  int lastCompute = -1;         ///< the last compute op in program order
+  int lastCompute = -1;               ///< the last compute op in program order
   bool hasFailed = false;
 };
 

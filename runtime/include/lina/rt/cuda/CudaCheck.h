@@ -62,27 +62,27 @@ bool cudaAvailable(std::string *reason = nullptr);
   do {                                                                         \
     cudaError_t linaCudaErr_ = (call);                                         \
     if (linaCudaErr_ != cudaSuccess)                                           \
-      ::lina::rt::cuda::throwCallError("CUDA", #call,                          \
-                                       ::lina::rt::cuda::describe(linaCudaErr_), \
-                                       __FILE__, __LINE__);                    \
+      ::lina::rt::cuda::throwCallError(                                        \
+          "CUDA", #call, ::lina::rt::cuda::describe(linaCudaErr_), __FILE__,   \
+          __LINE__);                                                           \
   } while (0)
 
 #define LINA_CUBLAS_CHECK(call)                                                \
   do {                                                                         \
     cublasStatus_t linaBlasErr_ = (call);                                      \
     if (linaBlasErr_ != CUBLAS_STATUS_SUCCESS)                                 \
-      ::lina::rt::cuda::throwCallError("cuBLAS", #call,                        \
-                                       ::lina::rt::cuda::describe(linaBlasErr_), \
-                                       __FILE__, __LINE__);                    \
+      ::lina::rt::cuda::throwCallError(                                        \
+          "cuBLAS", #call, ::lina::rt::cuda::describe(linaBlasErr_), __FILE__, \
+          __LINE__);                                                           \
   } while (0)
 
 #define LINA_NCCL_CHECK(call)                                                  \
   do {                                                                         \
     ncclResult_t linaNcclErr_ = (call);                                        \
     if (linaNcclErr_ != ncclSuccess)                                           \
-      ::lina::rt::cuda::throwCallError("NCCL", #call,                          \
-                                       ::lina::rt::cuda::describe(linaNcclErr_), \
-                                       __FILE__, __LINE__);                    \
+      ::lina::rt::cuda::throwCallError(                                        \
+          "NCCL", #call, ::lina::rt::cuda::describe(linaNcclErr_), __FILE__,   \
+          __LINE__);                                                           \
   } while (0)
 
 #endif // LINA_RT_CUDA_CUDACHECK_H

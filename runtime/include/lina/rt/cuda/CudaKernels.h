@@ -1,4 +1,5 @@
-//===- CudaKernels.h - CUDA kernels and cuBLAS GEMMs of the plan's ops -*- C++ -*-===//
+//===- CudaKernels.h - CUDA kernels and cuBLAS GEMMs of the plan's ops -*- C++
+//-*-===//
 //
 // Part of the Lina project.
 //
@@ -37,9 +38,9 @@ bool isFloatType(DType type);
 /// B_b is stored [k,n] ([n,k] if transB); strides in elements. A and B are
 /// of type `abType`, C of `cType` (the same, or f32 for bf16/f16 inputs).
 /// Enqueued on the handle's stream.
-void gemm(cublasHandle_t handle, bool transA, bool transB, int64_t m,
-          int64_t n, int64_t k, const void *a, const void *b, DType abType,
-          void *c, DType cType, int64_t batch = 1, int64_t strideA = 0,
+void gemm(cublasHandle_t handle, bool transA, bool transB, int64_t m, int64_t n,
+          int64_t k, const void *a, const void *b, DType abType, void *c,
+          DType cType, int64_t batch = 1, int64_t strideA = 0,
           int64_t strideB = 0, int64_t strideC = 0, bool accumulate = false);
 
 /// Grouped GEMM over experts with their real row counts (cuBLAS
@@ -62,8 +63,8 @@ void groupedGemm(cublasHandle_t handle, const std::vector<int64_t> &rows,
 void activationForward(Activation act, const void *z, void *a, DType type,
                        int64_t n, cudaStream_t stream);
 /// dz = da * act'(z) elementwise (`dz` may be `da`).
-void activationBackward(Activation act, const void *z, const void *da,
-                        void *dz, DType type, int64_t n, cudaStream_t stream);
+void activationBackward(Activation act, const void *z, const void *da, void *dz,
+                        DType type, int64_t n, cudaStream_t stream);
 /// y = a + b elementwise.
 void add(const void *a, const void *b, void *y, DType type, int64_t n,
          cudaStream_t stream);
@@ -80,8 +81,8 @@ void copyBox(const void *src, const std::vector<int64_t> &srcShape,
 
 /// Router: p = softmax(logits[T,E]) per row, ids[T,k] = top-k experts by p
 /// descending (ties to the lower expert id), weights[T,k] = their p.
-void gateTopK(const float *logits, int32_t *ids, float *weights,
-              int64_t tokens, int64_t experts, int64_t k, cudaStream_t stream);
+void gateTopK(const float *logits, int32_t *ids, float *weights, int64_t tokens,
+              int64_t experts, int64_t k, cudaStream_t stream);
 /// dlogits[T,E] = p * (dp - sum_e dp*p) with p = softmax(logits) and
 /// dp[t,e] = sum of dweights[t,j] over the j with ids[t,j] == e.
 void gateGradLogits(const float *logits, const float *dweights,
@@ -99,10 +100,9 @@ size_t slotWorkspaceBytes(int64_t tokens, int64_t k, int64_t experts);
 /// [0, experts) (0xffffffff if none), error[1] = that id. The start of each
 /// chunk of assignments within its expert comes from one cub::DeviceScan.
 /// Throws CudaError for more than 12288 experts or 2^31 assignments.
-void assignSlots(const int32_t *ids, int64_t tokens, int64_t k,
-                 int64_t experts, int64_t capacity, void *workspace,
-                 int32_t *slots, int32_t *kept, uint32_t *error,
-                 cudaStream_t stream);
+void assignSlots(const int32_t *ids, int64_t tokens, int64_t k, int64_t experts,
+                 int64_t capacity, void *workspace, int32_t *slots,
+                 int32_t *kept, uint32_t *error, cudaStream_t stream);
 
 /// buf[E,C,H]: buf[e,pos,:] = x[t,:] for every kept assignment and zero in
 /// the unused rows [kept[e], C) of each expert (each byte written once;
@@ -126,10 +126,9 @@ void combine(const void *buf, const int32_t *ids, const int32_t *slots,
 /// dropped).
 void combineGrad(const void *dy, const void *buf, const int32_t *ids,
                  const int32_t *slots, const int32_t *kept,
-                 const float *weights, void *dbuf,
-                 float *dweights, DType type, int64_t tokens, int64_t k,
-                 int64_t hidden, int64_t experts, int64_t capacity,
-                 cudaStream_t stream);
+                 const float *weights, void *dbuf, float *dweights, DType type,
+                 int64_t tokens, int64_t k, int64_t hidden, int64_t experts,
+                 int64_t capacity, cudaStream_t stream);
 
 } // namespace lina::rt::cuda
 
