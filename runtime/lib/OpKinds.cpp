@@ -33,28 +33,27 @@ int experts(const Plan &plan, const Op &op, int input) {
 /// Everything else is one memory-bound kernel.
 OpCost memoryBound(const Plan &, const Op &) { return {0, 0, false, 1}; }
 
+/// `factor` x T x I x O FLOPs of GEMMs on token input `x` [T, I] and
+/// weight `w` [I, O], in `kernels` GEMM kernels.
+OpCost gemmCost(const Plan &p, int x, int w, double factor, int kernels) {
+  return {factor * dim(p, x, 0) * dim(p, x, 1) * dim(p, w, 1), 0, true,
+          kernels};
+}
+
 // A dense layer is one GEMM (2 T I O), its gradient three (recompute, dx,
 // dw); the gate a GEMM and a top-k, its gradient three; an expert FFN two
 // GEMMs and an activation per local expert, its gradient eight.
 OpCost costDense(const Plan &p, const Op &op) {
-  return {2 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
-              dim(p, op.inputs[1], 1),
-          0, true, 1};
+  return gemmCost(p, op.inputs[0], op.inputs[1], 2, 1);
 }
 OpCost costDenseGrad(const Plan &p, const Op &op) {
-  return {6 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
-              dim(p, op.inputs[2], 1),
-          0, true, 3};
+  return gemmCost(p, op.inputs[1], op.inputs[2], 6, 3);
 }
 OpCost costGate(const Plan &p, const Op &op) {
-  return {2 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
-              dim(p, op.inputs[1], 1),
-          0, true, 2};
+  return gemmCost(p, op.inputs[0], op.inputs[1], 2, 2);
 }
 OpCost costGateGrad(const Plan &p, const Op &op) {
-  return {6 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
-              dim(p, op.inputs[2], 1),
-          0, true, 3};
+  return gemmCost(p, op.inputs[1], op.inputs[2], 6, 3);
 }
 OpCost costExpertFfn(const Plan &p, const Op &op) {
   return {4 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
