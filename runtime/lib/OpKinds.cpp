@@ -86,7 +86,8 @@ OpCost costAllReduce(const Plan &p, const Op &op) { return memoryBound(p, op); }
 OpCost lina::rt::opCost(const Plan &plan, const Op &op) {
   using CostFn = OpCost (*)(const Plan &, const Op &);
   static constexpr CostFn kCosts[] = {
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) &cost##Kind,
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective, attrs)           \
+  &cost##Kind,
 #include "lina/rt/OpKinds.def"
   };
   OpCost cost = kCosts[static_cast<int>(op.kind)](plan, op);

@@ -27,11 +27,29 @@ using lina::Limits;
 using lina::rangeWithin;
 
 const OpKindInfo lina::rt::kOpKinds[] = {
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                  \
-  {OpKind::Kind,        name,           inputs, outputs, sizeof(inputs) - 1,   \
-   sizeof(outputs) - 1, collective != 0},
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective, attrs)           \
+  {OpKind::Kind,                                                               \
+   name,                                                                       \
+   inputs,                                                                     \
+   outputs,                                                                    \
+   sizeof(inputs) - 1,                                                         \
+   sizeof(outputs) - 1,                                                        \
+   collective != 0,                                                            \
+   attrs},
 #include "lina/rt/OpKinds.def"
 };
+
+bool lina::rt::OpKindInfo::alwaysStates(std::string_view attr) const {
+  std::string_view rest = statedAttrs;
+  while (!rest.empty()) {
+    size_t space = rest.find(' ');
+    if (rest.substr(0, space) == attr)
+      return true;
+    rest = space == std::string_view::npos ? std::string_view()
+                                           : rest.substr(space + 1);
+  }
+  return false;
+}
 
 std::vector<int> lina::rt::Op::buffersWithRole(char role) const {
   const OpKindInfo &kind = info(this->kind);
@@ -929,7 +947,7 @@ private:
     arity(op, kind.inputs, kind.outputs);
     using Check = void (Validator::*)(const Op &);
     static constexpr Check kChecks[] = {
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective)                  \
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective, attrs)           \
   &Validator::check##Kind,
 #include "lina/rt/OpKinds.def"
     };

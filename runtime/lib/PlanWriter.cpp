@@ -97,76 +97,39 @@ const char *toString(Reduction red) {
   return "?";
 }
 
-/// The attributes an op kind always states, even at their default value
-/// (docs/PLAN.md, Op kinds). Any other attribute is written only when it
-/// differs from its default.
-enum KindAttr : unsigned {
-  kActivation = 1u << 0,
-  kReduction = 1u << 1,
-  kGateAttrs = 1u << 2,  ///< num_experts, top_k, capacity_factor
-  kNumExperts = 1u << 3, ///< num_experts alone
-  kAxes = 1u << 4,       ///< split_axis, concat_axis
-  kBox = 1u << 5,        ///< src_offsets, dst_offsets, sizes
-};
-
-unsigned kindAttrs(OpKind kind) {
-  switch (kind) {
-  case OpKind::Dense:
-  case OpKind::DenseGrad:
-  case OpKind::ExpertFfn:
-  case OpKind::ExpertFfnGrad:
-    return kActivation;
-  case OpKind::Gate:
-    return kGateAttrs | kNumExperts;
-  case OpKind::Dispatch:
-    return kNumExperts;
-  case OpKind::AllToAll:
-  case OpKind::AllToAllV:
-    return kAxes;
-  case OpKind::AllReduce:
-    return kReduction;
-  case OpKind::Copy:
-    return kBox;
-  case OpKind::GateGrad:
-  case OpKind::DispatchGrad:
-  case OpKind::Combine:
-  case OpKind::CombineGrad:
-  case OpKind::Add:
-    return 0;
-  }
-  return 0;
-}
-
 /// The "attrs" object of `op`, its fields by name.
 Json attrsOf(const Op &op, const std::string &where) {
-  unsigned always = kindAttrs(op.kind);
+  // An attribute is written when the kind always states it (OpKinds.def)
+  // or when it differs from its default.
+  const OpKindInfo &kind = info(op.kind);
+  auto always = [&](std::string_view attr) { return kind.alwaysStates(attr); };
   Json attrs = Json::object();
   if (op.accumulateInto)
     attrs["accumulate_into"] = true;
-  if ((always & kActivation) || op.activation != Activation::None)
+  if (always("activation") || op.activation != Activation::None)
     attrs["activation"] = toString(op.activation);
   if (op.capacity >= 0)
     attrs["capacity"] = op.capacity;
-  if ((always & kGateAttrs) || op.capacityFactor != 0)
+  if (always("capacity_factor") || op.capacityFactor != 0)
     attrs["capacity_factor"] =
         number(op.capacityFactor, where, "attrs.capacity_factor");
-  if ((always & kAxes) || op.concatAxis != 0)
+  if (always("concat_axis") || op.concatAxis != 0)
     attrs["concat_axis"] = op.concatAxis;
-  if ((always & kBox) || !op.dstOffsets.empty())
+  if (always("dst_offsets") || !op.dstOffsets.empty())
     attrs["dst_offsets"] = op.dstOffsets;
   if (op.maxRows >= 0)
     attrs["max_rows"] = op.maxRows;
-  if ((always & kNumExperts) || op.numExperts != 0)
+  if (always("num_experts") || op.numExperts != 0)
     attrs["num_experts"] = op.numExperts;
-  if ((always & kReduction) || op.reduction != Reduction::Sum)
+  if (always("reduction") || op.reduction != Reduction::Sum)
     attrs["reduction"] = toString(op.reduction);
-  if ((always & kBox) || !op.sizes.empty())
+  if (always("sizes") || !op.sizes.empty())
     attrs["sizes"] = op.sizes;
-  if ((always & kAxes) || op.splitAxis != 0)
+  if (always("split_axis") || op.splitAxis != 0)
     attrs["split_axis"] = op.splitAxis;
-  if ((always & kBox) || !op.srcOffsets.empty())
+  if (always("src_offsets") || !op.srcOffsets.empty())
     attrs["src_offsets"] = op.srcOffsets;
-  if ((always & kGateAttrs) || op.topK != 0)
+  if (always("top_k") || op.topK != 0)
     attrs["top_k"] = op.topK;
   return attrs;
 }

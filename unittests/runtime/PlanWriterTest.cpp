@@ -383,3 +383,32 @@ TEST(PlanWriter, LoaderChecksPlacementTablesAndAccumulateInto) {
 }
 
 } // namespace
+
+TEST(PlanWriter, WritesEveryAttributeTheOpTableStates) {
+  // OpKinds.def names, per kind, the attributes a plan always states; an op
+  // of that kind at its defaults must still carry each of them, and no
+  // other attribute.
+  for (int k = 0; k < kNumOpKinds; ++k) {
+    const OpKindInfo &kind = kOpKinds[k];
+    Plan plan;
+    plan.worldSize = 1;
+    Op op;
+    op.kind = kind.kind;
+    plan.ops.push_back(op);
+    nlohmann::json written = nlohmann::json::parse(writePlan(plan));
+    const nlohmann::json &attrs = written["ops"][0]["attrs"];
+    std::string stated = kind.statedAttrs;
+    size_t words = 0;
+    for (size_t at = 0; at < stated.size();) {
+      size_t space = std::min(stated.find(' ', at), stated.size());
+      std::string attr = stated.substr(at, space - at);
+      EXPECT_TRUE(attrs.contains(attr)) << kind.name << ": " << attr;
+      EXPECT_TRUE(kind.alwaysStates(attr));
+      ++words;
+      at = space + 1;
+    }
+    EXPECT_EQ(attrs.size(), words) << kind.name << ": " << attrs.dump();
+    EXPECT_FALSE(kind.alwaysStates("no_such_attribute"));
+    EXPECT_FALSE(kind.alwaysStates(""));
+  }
+}

@@ -196,9 +196,9 @@ void CpuBackend::runCompute(const Op &op) {
   // One kernel per compute kind of OpKinds.def; collectives have none here.
   using Kernel = void (CpuBackend::*)(const Op &);
   static constexpr Kernel kKernels[] = {
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs, attrs)               \
   &CpuBackend::run##Kind,
-#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs, attrs) nullptr,
 #include "lina/rt/OpKinds.def"
   };
   Kernel kernel = kKernels[static_cast<int>(op.kind)];

@@ -295,8 +295,9 @@ void workspaceCopy(const Plan &, const Op &, Bump &) {}
 size_t computeWorkspace(const Plan &plan, const Op &op) {
   using WorkspaceFn = void (*)(const Plan &, const Op &, Bump &);
   static constexpr WorkspaceFn kWorkspaces[] = {
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs) &workspace##Kind,
-#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs, attrs)               \
+  &workspace##Kind,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs, attrs) nullptr,
 #include "lina/rt/OpKinds.def"
   };
   Bump bump(nullptr, 0);
@@ -562,9 +563,9 @@ void CudaBackend::runCompute(const Op &op) {
   // One kernel per compute kind of OpKinds.def; collectives have none here.
   using Kernel = void (CudaBackend::*)(ComputeArgs &);
   static constexpr Kernel kKernels[] = {
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs, attrs)               \
   &CudaBackend::run##Kind,
-#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs) nullptr,
+#define LINA_COLLECTIVE_OP_KIND(Kind, name, inputs, outputs, attrs) nullptr,
 #include "lina/rt/OpKinds.def"
   };
   Kernel kernel = kKernels[static_cast<int>(op.kind)];

@@ -75,7 +75,7 @@ private:
   void runCompute(const Op &op);
   struct OpArgs;
   // The kernel of each compute op kind (OpKinds.def).
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs, attrs)               \
   void run##Kind(const Op &op);
 #include "lina/rt/OpKinds.def"
   void runLocalCollective(const Op &op);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace lina::rt {
@@ -37,7 +38,7 @@ enum class Priority { Normal, High, Low };
 
 /// The op kinds of a plan, from the one list in OpKinds.def.
 enum class OpKind {
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) Kind,
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective, attrs) Kind,
 #include "lina/rt/OpKinds.def"
 };
 
@@ -49,12 +50,18 @@ struct OpKindInfo {
   const char *outputRoles; ///< one letter per output
   int inputs, outputs;
   bool collective;
+  /// The attributes the plan always states for this kind, separated by
+  /// spaces (OpKinds.def).
+  const char *statedAttrs;
+
+  /// Whether `attr` is one of statedAttrs.
+  bool alwaysStates(std::string_view attr) const;
 };
 
 /// Every op kind, in the order of OpKinds.def (indexed by the enumerator).
 extern const OpKindInfo kOpKinds[];
 inline constexpr int kNumOpKinds = 0
-#define LINA_OP_KIND(Kind, name, inputs, outputs, collective) +1
+#define LINA_OP_KIND(Kind, name, inputs, outputs, collective, attrs) +1
 #include "lina/rt/OpKinds.def"
     ;
 inline const OpKindInfo &info(OpKind kind) {

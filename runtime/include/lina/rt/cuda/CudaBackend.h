@@ -81,7 +81,7 @@ private:
   void runCompute(const Op &op);
   struct ComputeArgs;
   // The kernel of each compute op kind (OpKinds.def).
-#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs)                      \
+#define LINA_COMPUTE_OP_KIND(Kind, name, inputs, outputs, attrs)               \
   void run##Kind(ComputeArgs &args);
 #include "lina/rt/OpKinds.def"
   void runSlots(ComputeArgs &args); ///< dispatch, combine and their grads
