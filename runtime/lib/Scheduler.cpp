@@ -106,6 +106,9 @@ Scheduler::Scheduler(const Plan &plan, SchedulerOptions options)
   computePrefix.assign(computeOrder.size() + 1, 0.0);
   for (size_t i = 0; i < computeOrder.size(); ++i)
     computePrefix[i + 1] = computePrefix[i] + estimates[computeOrder[i]];
+  lowSuffix.assign(lowOrder.size() + 1, 0.0);
+  for (size_t i = lowOrder.size(); i-- > 0;)
+    lowSuffix[i] = lowSuffix[i + 1] + estimates[lowOrder[i]];
 }
 
 Estimator lina::rt::costModelEstimator(const Plan &plan,
@@ -126,18 +129,25 @@ Estimator lina::rt::costModelEstimator(const Plan &plan,
   };
 }
 
-bool Scheduler::admits(const Op &low, size_t nextCompute, size_t nextHigh,
-                       double now) const {
+bool Scheduler::admits(const Op &low, size_t nextLow, size_t nextCompute,
+                       size_t nextHigh, double now) const {
+  double computeFree =
+      runningCompute >= 0
+          ? std::max(now, computeStart + estimates[runningCompute])
+          : now;
+  // The low queue is the critical resource: the low-priority collectives
+  // left need more network time than the compute left, so the step ends
+  // with them and holding one back only makes the step longer.
+  double computeLeft =
+      computeFree - now + computePrefix.back() - computePrefix[nextCompute];
+  if (lowSuffix[nextLow] >= computeLeft)
+    return true;
   if (highRunning > 0)
     return false;
   if (nextHigh >= highOrder.size())
     return true; // no all_to_all is coming
   // When the compute that the next high-priority collective reads is done.
   long need = highComputeDep[nextHigh];
-  double computeFree =
-      runningCompute >= 0
-          ? std::max(now, computeStart + estimates[runningCompute])
-          : now;
   double needAt = now;
   if (need >= static_cast<long>(nextCompute))
     needAt = computeFree + computePrefix[need + 1] - computePrefix[nextCompute];
@@ -231,7 +241,7 @@ StepStats Scheduler::run(Backend &backend) {
             hi < numHigh && highRunning == 0 && ready(highOrder[hi]);
         if (!blocksHigh) {
           const Op &op = plan.ops[lowOrder[lo]];
-          if (admission ? !admits(op, ci, hi, backend.now()) : !lowAllowed(ci))
+          if (admission ? !admits(op, lo, ci, hi, backend.now()) : !lowAllowed(ci))
             break;
           if (lowRunning > 0 &&
               (options.policy != Policy::Lina || options.creditBytes <= 0 ||

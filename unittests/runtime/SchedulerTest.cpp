@@ -400,11 +400,27 @@ TEST(Scheduler, AdmissionRuleUsesComputeThatFeedsNoImminentAllToAll) {
   EXPECT_DOUBLE_EQ(intervalOf(admit, 2).start, 5.0);
   EXPECT_LE(intervalOf(admit, 2).end, intervalOf(admit, 4).start);
   EXPECT_DOUBLE_EQ(admit.stepTime, 18.0);
-  // A 12 s all_reduce does not fit: it is held until the second all_to_all
-  // is ready, then issued first (program order) -- never reordered.
+  // A 12 s all_reduce does not fit, but it is more than the 10 s of compute
+  // left: the low queue is the critical resource and ends the step anyway,
+  // so it is not held: it is issued right after the first all_to_all and
+  // shares the network with it (held, the step would take 27 s).
   t[2] = 12;
+  FakeBackend criticalBackend(t);
+  StepStats critical = Scheduler(plan, options).run(criticalBackend);
+  EXPECT_DOUBLE_EQ(intervalOf(critical, 2).start, 2.0);
+  EXPECT_DOUBLE_EQ(critical.stepTime, 18.0);
+  // With 20 s more compute after the second all_to_all it is not critical:
+  // it is held until the second all_to_all is ready, then issued first
+  // (program order) -- never reordered.
+  json withTail = admissionPlan();
+  withTail["buffers"].push_back(
+      {{"id", 7}, {"name", "e"}, {"dtype", "f32"}, {"shape", {4, 4}}});
+  withTail["ops"].push_back(
+      {{"id", 5}, {"kind", "dense"}, {"inputs", {6, 1}}, {"outputs", {7}}});
+  Plan tailPlan = parsePlan(withTail.dump());
+  t[5] = 20;
   FakeBackend bigBackend(t);
-  StepStats big = Scheduler(plan, options).run(bigBackend);
+  StepStats big = Scheduler(tailPlan, options).run(bigBackend);
   EXPECT_DOUBLE_EQ(intervalOf(big, 2).start, 15.0);
   EXPECT_DOUBLE_EQ(intervalOf(big, 4).start, 15.0);
 }

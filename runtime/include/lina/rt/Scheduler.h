@@ -121,8 +121,8 @@ private:
   /// The admission rule (policy lina with an estimator): may `low` start
   /// now, with the next compute op `nextCompute` and the next
   /// high-priority collective `nextHigh`?
-  bool admits(const Op &low, size_t nextCompute, size_t nextHigh,
-              double now) const;
+  bool admits(const Op &low, size_t nextLow, size_t nextCompute,
+              size_t nextHigh, double now) const;
 
   const Plan &plan;
   SchedulerOptions options;
@@ -136,6 +136,9 @@ private:
   /// compute ops' in compute order, and for each high-priority collective
   /// the position in compute order of the last compute op it reads.
   std::vector<double> estimates, computePrefix;
+  /// With an estimator: the predicted time of the low-priority collectives
+  /// from each position of lowOrder to its end.
+  std::vector<double> lowSuffix;
   std::vector<long> highComputeDep;
   double computeStart = 0, lowBusyUntil = 0;
   // Run state.
