@@ -105,8 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   pm.enableVerifier(false);
   pm.addInstrumentation(std::make_unique<VerifyAfterEachPass>());
   mlir::lina::TrainingPipelineOptions options;
-  options.partitionBytes = "1048576";
-  options.chunks = "2";
+  options.partitionBytes = mlir::lina::SizeOption(1048576);
+  options.chunks = mlir::lina::SizeOption(2);
   mlir::lina::buildTrainingPipeline(pm, options);
   (void)pm.run(*module);
   return 0;

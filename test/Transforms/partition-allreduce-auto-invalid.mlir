@@ -2,8 +2,8 @@
 // RUN: not lina-opt %s --lina-partition-allreduce="partition-bytes=auto cluster=%S" 2>&1 | FileCheck %s --check-prefix=DIR
 // RUN: not lina-opt %s --lina-partition-allreduce="partition-bytes=auto cluster=%lina_src/examples/switch_train_ep8.mlir" 2>&1 | FileCheck %s --check-prefix=NOTJSON
 
-// DIR: error: cluster file '{{.*}}Transforms' is a directory
-// NOTJSON: error: {{.*}}switch_train_ep8.mlir: cluster file: not valid JSON
+// DIR: <unknown>:0: error: lina-partition-allreduce: cluster file '{{.*}}Transforms' is a directory
+// NOTJSON: <unknown>:0: error: lina-partition-allreduce: {{.*}}switch_train_ep8.mlir: cluster file: not valid JSON
 
 // A group larger than the cluster cannot be costed.
 lina.grid @world shape = [32] groups = {dp = array<i64: 0>}

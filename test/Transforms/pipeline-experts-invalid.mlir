@@ -6,11 +6,11 @@
 // RUN: not lina-opt %s --lina-pipeline-experts="chunks=auto cluster=%S/does-not-exist.json" 2>&1 | FileCheck %s --check-prefix=MISSING
 // RUN: not lina-opt %s --lina-training-pipeline="chunks=auto cluster=%lina_src/examples/clusters/h100-node.json" 2>&1 | FileCheck %s --check-prefix=TOOBIG
 
-// ZERO: error: invalid value '0' for option 'chunks': must be positive
-// TEXT: error: invalid value 'many' for option 'chunks': expected a positive integer or 'auto'
-// CLUSTER: error: {{.*}}pipeline-experts-invalid.mlir: cluster file: not valid JSON
-// NEG: error: invalid value '-2' for option 'chunks': must be positive
-// MISSING: error: cannot open cluster file '{{.*}}does-not-exist.json'
+// ZERO: for the --chunks option: invalid value '0': expected a positive integer or 'auto'
+// TEXT: for the --chunks option: invalid value 'many': expected a positive integer or 'auto'
+// CLUSTER: <unknown>:0: error: lina-pipeline-experts: {{.*}}pipeline-experts-invalid.mlir: cluster file: not valid JSON
+// NEG: for the --chunks option: invalid value '-2': expected a positive integer or 'auto'
+// MISSING: <unknown>:0: error: lina-pipeline-experts: cannot open cluster file '{{.*}}does-not-exist.json'
 // TOOBIG: error: 'lina.all_to_all' op has a group of 16 ranks, more than the 8 GPUs of cluster 'h100-node'
 
 lina.grid @world shape = [4] groups = {ep = array<i64: 0>}

@@ -3,6 +3,8 @@
 // RUN: FileCheck %s --check-prefix=REPORT < %t.remarks
 // RUN: lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline | FileCheck %s --check-prefix=DEFAULT
 // RUN: not lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="chunks=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="partition-bytes=big" 2>&1 | FileCheck %s --check-prefix=BADBYTES
+// RUN: not lina-opt %lina_src/examples/switch_train_ep8.mlir --lina-training-pipeline="partition-bytes=auto cluster=%t.none.json" 2>&1 | FileCheck %s --check-prefix=NOCLUSTER
 
 // REPORT: remark: lina-partition-allreduce: split 2 all_reduce ops into 8 partitions
 // REPORT: remark: lina-pipeline-experts: split 4 chains into 16 chunks
@@ -24,4 +26,9 @@
 // DEFAULT-NOT: partition =
 // DEFAULT: lina.all_reduce {{.*}}priority = #lina.priority<low>
 
-// BAD: error: invalid value '0' for option 'chunks': must be positive
+// BAD: for the --chunks option: invalid value '0': expected a positive integer or 'auto'
+// BADBYTES: for the --partition-bytes option: invalid value 'big': expected a positive integer or 'auto'
+// The pipeline forwards cluster= to both passes; only the pass with an
+// 'auto' option reads it.
+// NOCLUSTER: <unknown>:0: error: lina-partition-allreduce: cannot open cluster file '{{.*}}none.json'
+// NOCLUSTER-NOT: lina-pipeline-experts

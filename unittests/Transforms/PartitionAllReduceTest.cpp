@@ -47,7 +47,7 @@ protected:
   LogicalResult partition(ModuleOp module, int64_t bytes) {
     PassManager pm(&context);
     LinaPartitionAllReducePassOptions options;
-    options.partitionBytes = std::to_string(bytes);
+    options.partitionBytes = SizeOption(bytes);
     pm.nest<func::FuncOp>().addPass(createLinaPartitionAllReducePass(options));
     return pm.run(module);
   }

@@ -101,7 +101,7 @@ TEST(PipelineExperts, RandomChainsAreChunkedInOrder) {
     ASSERT_TRUE(module);
     PassManager pm(&context);
     LinaPipelineExpertsPassOptions options;
-    options.chunks = std::to_string(k);
+    options.chunks = SizeOption(k);
     pm.nest<func::FuncOp>().addPass(createLinaPipelineExpertsPass(options));
     ASSERT_TRUE(succeeded(pm.run(*module)));
     ASSERT_TRUE(succeeded(verify(*module)));

@@ -20,8 +20,7 @@
 #include "llvm/Support/Debug.h"
 #include "llvm/Support/Format.h"
 
-#include <cerrno>
-#include <cstdlib>
+#include <memory>
 
 #define DEBUG_TYPE "lina-build-placement"
 
@@ -36,19 +35,22 @@ using namespace mlir::lina;
 static constexpr llvm::StringLiteral kPlacementAttr =
     LinaDialect::kPlacementAttrName;
 
-/// Parses a positive integer option; emits an error naming it otherwise.
-static std::optional<int64_t> parsePositive(Operation *op, StringRef name,
-                                            StringRef value) {
-  std::string text = value.str();
-  errno = 0;
-  char *end = nullptr;
-  long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end || errno || v < 1 || v > (1 << 20)) {
-    op->emitError() << "lina-build-placement: " << name
-                    << " must be a positive integer, got '" << value << "'";
-    return std::nullopt;
-  }
-  return v;
+/// The largest `devices` and `experts-per-device` accepted.
+static constexpr int64_t kMaxCount = int64_t(1) << 20;
+
+/// Checks a positive integer option (0: not given); emits an error naming it
+/// otherwise.
+static LogicalResult checkCount(MLIRContext *context, StringRef name,
+                                int64_t value) {
+  if (value < 0)
+    return emitError(UnknownLoc::get(context))
+           << "lina-build-placement: " << name
+           << " must be a positive integer, got '" << value << "'";
+  if (value > kMaxCount)
+    return emitError(UnknownLoc::get(context))
+           << "lina-build-placement: " << name << " must be at most "
+           << kMaxCount << ", got '" << value << "'";
+  return success();
 }
 
 namespace {
@@ -94,6 +96,27 @@ struct BuildPlacementPass
     : public mlir::lina::impl::LinaBuildPlacementPassBase<BuildPlacementPass> {
   using LinaBuildPlacementPassBase::LinaBuildPlacementPassBase;
 
+  /// Checks the numeric options and reads the profile once (not once per
+  /// function). Missing options are reported by runOnOperation, on the
+  /// first function that has gates.
+  LogicalResult initialize(MLIRContext *context) override {
+    profile.reset();
+    if (failed(checkCount(context, "devices", devices)) ||
+        failed(checkCount(context, "experts-per-device", expertsPerDevice)))
+      return failure();
+    if (profileFile.empty())
+      return success();
+    std::string error;
+    std::optional<::lina::Profile> loaded =
+        ::lina::Profile::fromFile(profileFile, error);
+    if (!loaded)
+      // Profile::fromFile's errors name the file.
+      return emitError(UnknownLoc::get(context))
+             << "lina-build-placement: " << error;
+    profile = std::make_shared<const ::lina::Profile>(std::move(*loaded));
+    return success();
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     SmallVector<GateOp> gates;
@@ -107,28 +130,19 @@ struct BuildPlacementPass
                           "lina-profile)";
       return signalPassFailure();
     }
-    if (devices.empty()) {
+    if (devices == 0) {
       func.emitError() << "lina-build-placement: devices=N is required (the "
-                          "number of devices of the expert-parallel group)";
+                          "number of devices of the expert-parallel group, a "
+                          "positive integer)";
       return signalPassFailure();
     }
-    std::optional<int64_t> numDevices = parsePositive(func, "devices", devices);
-    if (!numDevices)
-      return signalPassFailure();
+    assert(profile && "initialize loads the profile");
+    int64_t numDevices = devices;
     std::optional<int64_t> slots;
-    if (!expertsPerDevice.empty()) {
-      slots = parsePositive(func, "experts-per-device", expertsPerDevice);
-      if (!slots)
-        return signalPassFailure();
-    }
+    if (expertsPerDevice != 0)
+      slots = expertsPerDevice;
 
     std::string error;
-    std::optional<::lina::Profile> profile =
-        ::lina::Profile::fromFile(profileFile, error);
-    if (!profile) {
-      func.emitError() << "lina-build-placement: " << error;
-      return signalPassFailure();
-    }
     if (profile->numLayers != static_cast<int>(gates.size())) {
       func.emitError() << "lina-build-placement: the profile '" << profileFile
                        << "' describes " << profile->numLayers
@@ -156,9 +170,9 @@ struct BuildPlacementPass
         return signalPassFailure();
       }
       if (std::optional<IrGrid> grid = findIrGrid(gate)) {
-        if (grid->devices != *numDevices) {
+        if (grid->devices != numDevices) {
           InFlightDiagnostic diag = gate.emitError();
-          diag << "lina-build-placement: devices=" << *numDevices
+          diag << "lina-build-placement: devices=" << numDevices
                << " disagrees with the IR: MoE layer " << layer
                << " exchanges its experts over " << grid->devices
                << " devices (the group of its lina.all_to_all); pass "
@@ -183,9 +197,9 @@ struct BuildPlacementPass
         }
       }
       int64_t perDevice =
-          slots ? *slots : (experts + *numDevices - 1) / *numDevices;
+          slots ? *slots : (experts + numDevices - 1) / numDevices;
       std::optional<::lina::LayerPlacement> placement = ::lina::linaPlacement(
-          profile->popularity[layer], static_cast<int>(*numDevices),
+          profile->popularity[layer], static_cast<int>(numDevices),
           static_cast<int>(perDevice), error);
       if (!placement) {
         gate.emitError() << "lina-build-placement: MoE layer " << layer << ": "
@@ -204,7 +218,7 @@ struct BuildPlacementPass
       auto emitError = [&]() -> InFlightDiagnostic { return gate.emitError(); };
       PlacementAttr attr = PlacementAttr::getChecked(
           llvm::function_ref<InFlightDiagnostic()>(emitError), &getContext(),
-          *numDevices, perDevice, ArrayRef<int64_t>(offsets),
+          numDevices, perDevice, ArrayRef<int64_t>(offsets),
           ArrayRef<int64_t>(devs),
           DenseF64ArrayAttr::get(&getContext(), shares));
       if (!attr)
@@ -216,7 +230,7 @@ struct BuildPlacementPass
         ++numStatic;
       double lina = placement->maxDeviceLoad(profile->popularity[layer]);
       std::optional<::lina::LayerPlacement> base = ::lina::staticPlacement(
-          static_cast<int>(experts), static_cast<int>(*numDevices),
+          static_cast<int>(experts), static_cast<int>(numDevices),
           static_cast<int>(perDevice), error);
       double baseline = base->maxDeviceLoad(profile->popularity[layer]);
       LLVM_DEBUG(llvm::dbgs() << "layer " << layer << ": max device load "
@@ -233,5 +247,9 @@ struct BuildPlacementPass
       }
     }
   }
+
+  /// The routing profile, read by `initialize`; shared by the copies of
+  /// this pass that run on other threads.
+  std::shared_ptr<const ::lina::Profile> profile;
 };
 } // namespace

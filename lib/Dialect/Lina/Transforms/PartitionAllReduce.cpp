@@ -32,25 +32,30 @@ struct LinaPartitionAllReducePass
           LinaPartitionAllReducePass> {
   using Base::Base;
 
+  /// Reads the cluster file once (not once per function) for
+  /// partition-bytes=auto.
+  LogicalResult initialize(MLIRContext *context) override {
+    model.reset();
+    if (partitionBytes.isAuto() &&
+        !(model = loadCostModel(context, getArgument(), clusterFile)))
+      return failure();
+    return success();
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
-    std::optional<int64_t> limit =
-        parseSizeOption(func, "partition-bytes", partitionBytes);
-    if (!limit)
-      return signalPassFailure();
-    std::unique_ptr<::lina::CostModel> model;
-    if (*limit == 0 && !(model = loadCostModel(func, clusterFile)))
-      return signalPassFailure();
-
     SmallVector<AllReduceOp> ops;
     func.walk([&](AllReduceOp op) { ops.push_back(op); });
     int64_t split = 0, parts = 0;
     for (AllReduceOp op : ops) {
-      int64_t bytes = *limit;
-      if (!bytes) {
+      int64_t bytes;
+      if (partitionBytes.isAuto()) {
+        assert(model && "initialize loads the cost model for 'auto'");
         if (failed(checkGroupFits(op, op.getGroupSize(), *model)))
           return signalPassFailure();
         bytes = model->choosePartitionBytes(op.getGroupSize());
+      } else {
+        bytes = partitionBytes.getNumber();
       }
       FailureOr<int64_t> count = partition(op, bytes);
       if (failed(count))
@@ -129,5 +134,9 @@ struct LinaPartitionAllReducePass
     op.erase();
     return count;
   }
+
+  /// The cost model of partition-bytes=auto, loaded by `initialize`; shared
+  /// by the copies of this pass that run on other threads.
+  std::shared_ptr<const ::lina::CostModel> model;
 };
 } // namespace

@@ -1,4 +1,4 @@
-//===- PassUtils.cpp - Option parsing, cost model and pipelines -----------===//
+//===- PassUtils.cpp - Cost model loading and pass pipelines --------------===//
 //
 // Part of the Lina project.
 //
@@ -13,38 +13,20 @@
 using namespace mlir;
 using namespace mlir::lina;
 
-std::optional<int64_t>
-mlir::lina::parseSizeOption(Operation *op, StringRef option, StringRef value) {
-  if (value == "auto")
-    return 0;
-  int64_t parsed = 0;
-  // getAsInteger accepts a leading minus sign for signed types, so negative
-  // values are reported as such rather than as garbage.
-  if (value.getAsInteger(10, parsed)) {
-    op->emitError() << "invalid value '" << value << "' for option '" << option
-                    << "': expected a positive integer or 'auto'";
-    return std::nullopt;
-  }
-  if (parsed <= 0) {
-    op->emitError() << "invalid value '" << value << "' for option '" << option
-                    << "': must be positive";
-    return std::nullopt;
-  }
-  return parsed;
-}
-
-std::unique_ptr<::lina::CostModel>
-mlir::lina::loadCostModel(Operation *op, StringRef clusterFile) {
+std::shared_ptr<const ::lina::CostModel>
+mlir::lina::loadCostModel(MLIRContext *context, StringRef passName,
+                          StringRef clusterFile) {
   if (clusterFile.empty())
-    return std::make_unique<::lina::CostModel>(
+    return std::make_shared<const ::lina::CostModel>(
         ::lina::ClusterSpec::a100Ib100());
   std::string error;
   auto spec = ::lina::ClusterSpec::fromFile(clusterFile.str(), error);
   if (!spec) {
-    op->emitError() << error;
+    // ClusterSpec::fromFile's errors name the file.
+    emitError(UnknownLoc::get(context)) << passName << ": " << error;
     return nullptr;
   }
-  return std::make_unique<::lina::CostModel>(std::move(*spec));
+  return std::make_shared<const ::lina::CostModel>(std::move(*spec));
 }
 
 LogicalResult mlir::lina::checkGroupFits(Operation *op, int64_t groupSize,

@@ -142,14 +142,17 @@ struct LinaPipelineExpertsPass
           LinaPipelineExpertsPass> {
   using Base::Base;
 
+  /// Reads the cluster file once (not once per function) for chunks=auto.
+  LogicalResult initialize(MLIRContext *context) override {
+    model.reset();
+    if (chunks.isAuto() &&
+        !(model = loadCostModel(context, getArgument(), clusterFile)))
+      return failure();
+    return success();
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
-    std::optional<int64_t> k = parseSizeOption(func, "chunks", chunks);
-    if (!k)
-      return signalPassFailure();
-    std::unique_ptr<::lina::CostModel> model;
-    if (*k == 0 && !(model = loadCostModel(func, clusterFile)))
-      return signalPassFailure();
 
     // Program order: forward chains are split before the backward chains
     // that read their received tokens.
@@ -160,8 +163,9 @@ struct LinaPipelineExpertsPass
     });
     int64_t suggested = 0, chains = 0, pieces = 0;
     for (Chain &chain : found) {
-      int64_t count = *k;
-      if (count == 0) {
+      int64_t count;
+      if (chunks.isAuto()) {
+        assert(model && "initialize loads the cost model for 'auto'");
         if (failed(checkGroupFits(chain.in, chain.in.getGroupSize(), *model)))
           return signalPassFailure();
         ::lina::PipelineChoice choice = choose(chain, *model);
@@ -171,6 +175,8 @@ struct LinaPipelineExpertsPass
                                 << choice.expertsPerDevice
                                 << " experts per device, estimated "
                                 << choice.estimatedTime << " s\n");
+      } else {
+        count = chunks.getNumber();
       }
       if (failed(split(chain, count)))
         return signalPassFailure();
@@ -418,5 +424,9 @@ struct LinaPipelineExpertsPass
   /// Received-token chunks of the forward chains split in this run, by the
   /// reassembled value that replaced the original all_to_all result.
   llvm::DenseMap<Value, ReceivedChunks> received;
+
+  /// The cost model of chunks=auto, loaded by `initialize`; shared by the
+  /// copies of this pass that run on other threads.
+  std::shared_ptr<const ::lina::CostModel> model;
 };
 } // namespace

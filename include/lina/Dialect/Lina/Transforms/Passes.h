@@ -8,10 +8,11 @@
 #define LINA_DIALECT_LINA_TRANSFORMS_PASSES_H
 
 #include "lina/Dialect/Lina/IR/LinaOps.h"
+#include "lina/Dialect/Lina/Transforms/SizeOption.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 
-#include <optional>
+#include <memory>
 #include <string>
 
 namespace lina {
@@ -32,14 +33,16 @@ enum class ScheduleMode { Lina, Ds, Serial };
 /// Options of the --lina-training-pipeline pass pipeline.
 struct TrainingPipelineOptions
     : public PassPipelineOptions<TrainingPipelineOptions> {
-  Option<std::string> partitionBytes{
+  Option<SizeOption> partitionBytes{
       *this, "partition-bytes",
-      llvm::cl::desc("Largest all_reduce partition in bytes, or 'auto'"),
-      llvm::cl::init("31457280")};
-  Option<std::string> chunks{
+      llvm::cl::desc("Largest all_reduce partition in bytes (a positive "
+                     "integer), or 'auto'"),
+      llvm::cl::init(SizeOption(31457280))};
+  Option<SizeOption> chunks{
       *this, "chunks",
-      llvm::cl::desc("Expert pipeline micro-chunks, or 'auto'"),
-      llvm::cl::init("2")};
+      llvm::cl::desc("Expert pipeline micro-chunks (a positive integer), or "
+                     "'auto'"),
+      llvm::cl::init(SizeOption(2))};
   Option<std::string> cluster{
       *this, "cluster",
       llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),
@@ -80,15 +83,13 @@ void buildTrainingPipeline(OpPassManager &pm,
 /// Registers the passes and the --lina-training-pipeline pipeline.
 void registerLinaPassesAndPipelines();
 
-/// Parses a positive integer pass option; `auto` gives 0. On a bad value
-/// emits an error on `op` naming `option` and returns nullopt.
-std::optional<int64_t> parseSizeOption(Operation *op, llvm::StringRef option,
-                                       llvm::StringRef value);
-
-/// Loads the cost model of `clusterFile` (or the built-in default when
-/// empty); on failure emits an error on `op` and returns nullptr.
-std::unique_ptr<::lina::CostModel> loadCostModel(Operation *op,
-                                                 llvm::StringRef clusterFile);
+/// Loads the cost model of `clusterFile` (or of the built-in a100-ib100
+/// cluster when empty). Meant for a pass's `initialize`: on failure emits an
+/// error at an unknown location, prefixed with `passName` and naming the
+/// file, and returns nullptr.
+std::shared_ptr<const ::lina::CostModel>
+loadCostModel(MLIRContext *context, llvm::StringRef passName,
+              llvm::StringRef clusterFile);
 
 /// Checks that a group of `groupSize` ranks fits the cluster of `model`;
 /// otherwise emits an error on `op` and fails.

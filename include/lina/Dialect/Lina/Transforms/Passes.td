@@ -18,10 +18,11 @@ def LinaPartitionAllReducePass
 
     `partition-bytes=auto` takes N from the cost model for the op's group
     size on the cluster given by `cluster=FILE` (or the built-in a100-ib100
-    cluster).
+    cluster). The cluster file is read once, when the pass is initialized.
   }];
   let options = [
-    Option<"partitionBytes", "partition-bytes", "std::string", "\"31457280\"",
+    Option<"partitionBytes", "partition-bytes", "::mlir::lina::SizeOption",
+           "::mlir::lina::SizeOption(31457280)",
            "Largest partition in bytes (a positive integer, default 30 MiB), or 'auto'">,
     Option<"clusterFile", "cluster", "std::string", "\"\"",
            "Cluster description (JSON) used by partition-bytes=auto">,
@@ -125,10 +126,12 @@ def LinaPipelineExpertsPass
     `chunks=auto` asks the cost model (on `cluster=FILE` or the built-in
     a100-ib100 cluster) for K and for the number of experts per device that
     balances FFN and all-to-all pieces; the latter is recorded on the
-    function as `lina.suggested_experts_per_device`.
+    function as `lina.suggested_experts_per_device`. The cluster file is
+    read once, when the pass is initialized.
   }];
   let options = [
-    Option<"chunks", "chunks", "std::string", "\"2\"",
+    Option<"chunks", "chunks", "::mlir::lina::SizeOption",
+           "::mlir::lina::SizeOption(2)",
            "Number of micro-chunks (a positive integer, at most the capacity), "
            "or 'auto'">,
     Option<"clusterFile", "cluster", "std::string", "\"\"",
@@ -163,18 +166,19 @@ def LinaBuildPlacementPass
     batch.
 
     The profile must match the model: as many layers as the function has
-    gates, and each gate's `num_experts` and `top_k`.
+    gates, and each gate's `num_experts` and `top_k`. It is read once, when
+    the pass is initialized.
   }];
   let options = [
     Option<"profileFile", "profile", "std::string", "\"\"",
            "Routing profile (JSON from lina-profile); required">,
-    Option<"devices", "devices", "std::string", "\"\"",
+    Option<"devices", "devices", "int64_t", "0",
            "Number of devices of the expert-parallel group (a positive "
-           "integer); required">,
-    Option<"expertsPerDevice", "experts-per-device", "std::string", "\"\"",
+           "integer); required (0: not given)">,
+    Option<"expertsPerDevice", "experts-per-device", "int64_t", "0",
            "Expert slots per device (a positive integer, devices x slots >= "
-           "experts); default: ceil(experts / devices), i.e. no room for "
-           "replicas">,
+           "experts); 0 (the default): ceil(experts / devices), i.e. no room "
+           "for replicas">,
     Option<"report", "report", "bool", "false",
            "Emit a remark on each gate with its placement's balance">
   ];
