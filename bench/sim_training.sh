@@ -39,10 +39,12 @@ done
 EFFICIENCY=${EFFICIENCY:-0.5}
 PARTITION_BYTES=${PARTITION_BYTES:-auto}
 CHUNKS=${CHUNKS:-2}
+MICROBATCHES=${MICROBATCHES:-1}
 CREDIT_BYTES=${CREDIT_BYTES:-0}
 TUNE=${TUNE:-0}
 TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto 16777216 67108864}
 TUNE_CHUNKS=${TUNE_CHUNKS:-1 2 4}
+TUNE_MICROBATCHES=${TUNE_MICROBATCHES:-1 2}
 mkdir -p "$OUT"
 
 GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
@@ -115,16 +117,18 @@ for name in transformer-xl bert-large mixtral; do
       c=$(cluster "$gpus" "$gbps")
       # partition-bytes=auto sizes partitions for this cluster's links;
       # TUNE=1 lets lina-tune choose by simulated step time instead.
-      pb=$PARTITION_BYTES ck=$CHUNKS
+      pb=$PARTITION_BYTES ck=$CHUNKS mb=$MICROBATCHES
       if [ "$TUNE" = 1 ]; then
         chosen=$(LINA_BIN="$BIN" tools/lina-tune/lina-tune "$ir" --cluster "$c" \
-          --partition-bytes "$TUNE_PARTITION_BYTES" --chunks "$TUNE_CHUNKS" --quiet)
+          --partition-bytes "$TUNE_PARTITION_BYTES" --chunks "$TUNE_CHUNKS" \
+          --microbatches "$TUNE_MICROBATCHES" --quiet)
         pb=$(echo "$chosen" | sed -E 's/.*partition-bytes=([^ ]+).*/\1/')
         ck=$(echo "$chosen" | sed -E 's/.* chunks=([^ ]+).*/\1/')
-        echo "$name-$gpus-$gbps partition-bytes=$pb chunks=$ck" >> "$OUT/tuned.txt"
+        mb=$(echo "$chosen" | sed -E 's/.* microbatches=([^ ]+).*/\1/')
+        echo "$name-$gpus-$gbps partition-bytes=$pb chunks=$ck microbatches=$mb" >> "$OUT/tuned.txt"
       fi
       "$BIN/lina-opt" "$ir" \
-        --lina-training-pipeline="partition-bytes=$pb chunks=$ck cluster=$c" \
+        --lina-training-pipeline="partition-bytes=$pb chunks=$ck microbatches=$mb cluster=$c" \
         | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
       s=$(sim "$base.serial.json" "$c" fifo)
       d=$(sim "$base.ds.json" "$c" fifo)

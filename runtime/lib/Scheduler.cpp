@@ -241,7 +241,8 @@ StepStats Scheduler::run(Backend &backend) {
             hi < numHigh && highRunning == 0 && ready(highOrder[hi]);
         if (!blocksHigh) {
           const Op &op = plan.ops[lowOrder[lo]];
-          if (admission ? !admits(op, lo, ci, hi, backend.now()) : !lowAllowed(ci))
+          if (admission ? !admits(op, lo, ci, hi, backend.now())
+                        : !lowAllowed(ci))
             break;
           if (lowRunning > 0 &&
               (options.policy != Policy::Lina || options.creditBytes <= 0 ||

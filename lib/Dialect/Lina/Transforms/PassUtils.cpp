@@ -43,6 +43,9 @@ LogicalResult mlir::lina::checkGroupFits(Operation *op, int64_t groupSize,
 void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
                                        const TrainingPipelineOptions &options) {
   OpPassManager &fpm = pm.nest<func::FuncOp>();
+  if (options.microbatches != 1)
+    fpm.addPass(
+        createLinaOverlapMicrobatchesPass({options.microbatches.getValue()}));
   fpm.addPass(createLinaPartitionAllReducePass(
       {options.partitionBytes.getValue(), options.cluster.getValue(),
        options.report.getValue()}));

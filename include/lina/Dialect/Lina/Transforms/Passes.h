@@ -43,6 +43,11 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Expert pipeline micro-chunks (a positive integer), or "
                      "'auto'"),
       llvm::cl::init(SizeOption(2))};
+  Option<int64_t> microbatches{
+      *this, "microbatches",
+      llvm::cl::desc("Micro-batches interleaved at every all_to_all "
+                     "(--lina-overlap-microbatches; 1: none)"),
+      llvm::cl::init(1)};
   Option<std::string> cluster{
       *this, "cluster",
       llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),

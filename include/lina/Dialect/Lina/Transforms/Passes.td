@@ -37,6 +37,47 @@ def LinaPartitionAllReducePass
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 
+def LinaOverlapMicrobatchesPass
+    : Pass<"lina-overlap-microbatches", "::mlir::func::FuncOp"> {
+  let summary = "Interleaves micro-batches so that all_to_all overlaps compute";
+  let description = [{
+    Splits the step's tokens into `microbatches` = M micro-batches and
+    interleaves their computations at every `lina.all_to_all`: each
+    micro-batch's ops are cut into segments ending with an all_to_all, and
+    the segments are issued round-robin (segment i of micro-batch 0, 1, ...,
+    M-1, then segment i + 1), so that one micro-batch's all_to_all is in
+    flight while the next one computes (the two-micro-batch overlap of
+    DualPipe and of two-batch-overlap inference, decided by the compiler).
+
+    Token arguments (read as tokens by a lina op, or added to a token value)
+    are sliced along dimension 0 with `tensor.extract_slice`; every op that
+    reads a token value is cloned per micro-batch with its result types
+    recomputed (the gate's capacity is per micro-batch); token results are
+    reassembled with `tensor.concat`; weight gradients (dense_grad and
+    gate_grad result 1, expert_ffn_grad results 1 and 2) are summed with
+    `arith.addf` before their first use; ops that read no token value (the
+    gradient all_reduce ops) are kept once, issued as soon as their
+    operands exist. When no expert overflows its per-micro-batch capacity,
+    the results equal the unsplit step's up to floating-point
+    reassociation of the weight gradients.
+
+    Runs before --lina-partition-allreduce and --lina-pipeline-experts.
+    `microbatches=1` leaves the function alone. The number of tokens must
+    be a multiple of M; ops outside the lina dialect that read token values
+    (other than arith.addf) are rejected.
+  }];
+  let options = [
+    Option<"microbatches", "microbatches", "int64_t", "2",
+           "Number of micro-batches (a positive integer dividing the tokens; "
+           "1: no split)">
+  ];
+  let statistics = [
+    Statistic<"numCloned", "ops-cloned", "Per-micro-batch copies of ops made">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 def LinaPrioritizeAllToAllPass
     : Pass<"lina-prioritize-alltoall", "::mlir::func::FuncOp"> {
   let summary = "Gives all_to_all priority over all_reduce partitions";
@@ -80,6 +121,7 @@ def LinaPrioritizeAllToAllPass
     Statistic<"numHold", "hold-low-marks", "Compute ops marked lina.hold_low">,
     Statistic<"numMoved", "ops-moved", "all_reduce ops moved after an all_to_all">
   ];
+  let dependentDialects = ["::mlir::lina::LinaDialect"];
 }
 
 def LinaBucketAllReducePass

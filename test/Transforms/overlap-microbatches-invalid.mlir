@@ -1,0 +1,64 @@
+// RUN: lina-opt %s -split-input-file -verify-diagnostics --lina-overlap-microbatches
+// RUN: not lina-opt %s -split-input-file --lina-overlap-microbatches="microbatches=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+// RUN: not lina-opt %s -split-input-file --lina-overlap-microbatches="microbatches=-3" 2>&1 | FileCheck %s --check-prefix=NEG
+// RUN: not lina-opt %s -split-input-file --lina-overlap-microbatches="microbatches=two" 2>&1 | FileCheck %s --check-prefix=TEXT
+
+// ZERO: error: invalid value 0 for option 'microbatches': must be positive
+// NEG: error: invalid value -3 for option 'microbatches': must be positive
+// TEXT: for the --microbatches option: 'two' value invalid
+
+// expected-error @+1 {{microbatches=2 does not divide the 7 tokens of argument #0}}
+func.func @odd_tokens(%x: tensor<7x8xf32>, %w: tensor<8x8xf32>) -> tensor<7x8xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<7x8xf32>, tensor<8x8xf32>) -> tensor<7x8xf32>
+  return %y : tensor<7x8xf32>
+}
+
+// -----
+
+func.func @foreign_op(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>) -> tensor<8x8xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  // expected-error @+1 {{'arith.mulf' op reads a token value but cannot be split into micro-batches}}
+  %z = arith.mulf %y, %y : tensor<8x8xf32>
+  return %z : tensor<8x8xf32>
+}
+
+// -----
+
+func.func @dispatch_without_gate(%x: tensor<8x4xf32>, %ids: tensor<8x1xi32>) -> tensor<2x5x4xf32> {
+  // expected-error @+1 {{'lina.dispatch' op reads a token value but cannot be split into micro-batches: its expert ids do not come from a lina.gate of the function}}
+  %rows = lina.dispatch %x, %ids : (tensor<8x4xf32>, tensor<8x1xi32>) -> tensor<2x5x4xf32>
+  return %rows : tensor<2x5x4xf32>
+}
+
+// -----
+
+// A weight gradient, summed over the micro-batches, cannot feed the tokens.
+func.func @gradient_feeds_tokens(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>, %dy: tensor<8x8xf32>) -> tensor<8x8xf32> {
+  %dx, %dw = lina.dense_grad %dy, %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>)
+  // expected-error @+1 {{'lina.dense' op reads both token values and a weight gradient summed over micro-batches}}
+  %y = lina.dense %dx, %dw activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  return %y : tensor<8x8xf32>
+}
+
+// -----
+
+lina.grid @world shape = [2] groups = {dp = array<i64: 0>}
+
+func.func @reduced_gradient_feeds_tokens(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>, %dy: tensor<8x8xf32>) -> tensor<8x8xf32> {
+  %dx, %dw = lina.dense_grad %dy, %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>, tensor<8x8xf32>) -> (tensor<8x8xf32>, tensor<8x8xf32>)
+  %g = lina.all_reduce %dw group = #lina.group<@world, "dp"> reduction = sum : tensor<8x8xf32>
+  // expected-error @+1 {{'lina.dense' op reads a value computed from weight gradients summed over micro-batches; it cannot be split}}
+  %y = lina.dense %dx, %g activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  return %y : tensor<8x8xf32>
+}
+
+// -----
+
+lina.grid @world shape = [2] groups = {ep = array<i64: 0>}
+
+// expected-error @+1 {{result #0 carries tokens in a dispatch layout and cannot be reassembled from micro-batches}}
+func.func @dispatch_layout_result(%x: tensor<8x4xf32>, %wg: tensor<4x2xf32>) -> tensor<2x5x4xf32> {
+  %ids, %gw = lina.gate %x, %wg experts = 2 top_k = 1 capacity_factor = 1.25 : (tensor<8x4xf32>, tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>)
+  %rows = lina.dispatch %x, %ids : (tensor<8x4xf32>, tensor<8x1xi32>) -> tensor<2x5x4xf32>
+  return %rows : tensor<2x5x4xf32>
+}
