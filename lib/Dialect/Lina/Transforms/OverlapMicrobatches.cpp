@@ -81,8 +81,7 @@ bool isTokenResult(Operation *op, unsigned index) {
   return llvm::TypeSwitch<Operation *, bool>(op)
       .Case<DenseOp, GateOp, CombineOp, DispatchGradOp, arith::AddFOp>(
           [](Operation *) { return true; })
-      .Case<DenseGradOp, GateGradOp>(
-          [&](Operation *) { return index == 0; })
+      .Case<DenseGradOp, GateGradOp>([&](Operation *) { return index == 0; })
       .Case([&](CombineGradOp) { return index == 1; })
       .Default([](Operation *) { return false; });
 }
@@ -166,9 +165,7 @@ FailureOr<SmallVector<Type>> cloneResultTypes(Operation *orig,
         types = {withDim0(old(0), dim0(clone->getOperand(1)))};
       })
       .Case([&](CombineGradOp) { types = {operandType(1), operandType(3)}; })
-      .Case([&](ExpertFfnGradOp) {
-        types = {operandType(0), old(1), old(2)};
-      })
+      .Case([&](ExpertFfnGradOp) { types = {operandType(0), old(1), old(2)}; })
       .Case([&](DispatchGradOp) {
         types = {withDim0(old(0), dim0(clone->getOperand(1)))};
       })
@@ -292,13 +289,13 @@ void OverlapMicrobatchesPass::runOnOperation() {
     }
     for (int64_t m = 0; m < M; ++m) {
       SmallVector<OpFoldResult> offsets(type.getRank(), b.getIndexAttr(0));
-      SmallVector<OpFoldResult> sizes, strides(type.getRank(),
-                                               b.getIndexAttr(1));
+      SmallVector<OpFoldResult> sizes,
+          strides(type.getRank(), b.getIndexAttr(1));
       offsets[0] = b.getIndexAttr(m * (tokens / M));
       for (int64_t d = 0; d < type.getRank(); ++d)
         sizes.push_back(b.getIndexAttr(d ? type.getDimSize(d) : tokens / M));
-      Value slice = b.create<tensor::ExtractSliceOp>(arg.getLoc(), arg,
-                                                     offsets, sizes, strides);
+      Value slice = b.create<tensor::ExtractSliceOp>(arg.getLoc(), arg, offsets,
+                                                     sizes, strides);
       maps[m].map(arg, slice);
     }
   }
