@@ -43,6 +43,8 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <queue>
+
 namespace mlir::lina {
 #define GEN_PASS_DEF_LINAOVERLAPMICROBATCHESPASS
 #include "lina/Dialect/Lina/Transforms/Passes.h.inc"
@@ -319,30 +321,44 @@ void OverlapMicrobatchesPass::runOnOperation() {
     sums[v] = sum;
     return sum;
   };
-  size_t nextShared = 0;
-  SmallVector<bool> sharedDone(shared.size(), false);
-  auto issueReadyShared = [&]() {
-    // In block order; an op that is not ready does not hold back later ones
-    // unless they read its results.
-    for (bool progress = true; progress;) {
-      progress = false;
-      for (size_t i = nextShared; i < shared.size(); ++i) {
-        if (sharedDone[i])
-          continue;
-        Operation *op = shared[i];
-        if (!llvm::all_of(op->getOperands(), isReady))
-          continue;
-        for (OpOperand &operand : op->getOpOperands())
-          if (reduced.contains(operand.get()))
-            operand.set(sumOf(operand.get()));
-        op->moveBefore(terminator);
-        for (Value r : op->getResults())
-          ready.insert(r);
-        sharedDone[i] = true;
-        progress = true;
+  // Each shared op counts its operands that do not exist yet; when a value
+  // becomes ready its waiting ops are told, and the ops whose count reaches
+  // zero are issued in block order (linear time overall).
+  SmallVector<unsigned> missing(shared.size(), 0);
+  llvm::DenseMap<Value, SmallVector<size_t, 1>> waiting;
+  std::priority_queue<size_t, std::vector<size_t>, std::greater<size_t>>
+      runnable;
+  for (size_t i = 0; i < shared.size(); ++i) {
+    for (Value v : shared[i]->getOperands())
+      if (!isReady(v)) {
+        ++missing[i];
+        waiting[v].push_back(i);
       }
-      while (nextShared < shared.size() && sharedDone[nextShared])
-        ++nextShared;
+    if (missing[i] == 0)
+      runnable.push(i);
+  }
+  size_t issuedShared = 0;
+  auto markReady = [&](Value v) {
+    ready.insert(v);
+    auto it = waiting.find(v);
+    if (it == waiting.end())
+      return;
+    for (size_t i : it->second)
+      if (--missing[i] == 0)
+        runnable.push(i);
+    waiting.erase(it);
+  };
+  auto issueReadyShared = [&]() {
+    while (!runnable.empty()) {
+      Operation *op = shared[runnable.top()];
+      runnable.pop();
+      for (OpOperand &operand : op->getOpOperands())
+        if (reduced.contains(operand.get()))
+          operand.set(sumOf(operand.get()));
+      op->moveBefore(terminator);
+      ++issuedShared;
+      for (Value r : op->getResults())
+        markReady(r);
     }
   };
   issueReadyShared();
@@ -368,13 +384,17 @@ void OverlapMicrobatchesPass::runOnOperation() {
             continue;
           auto [it, inserted] = copiesLeft.try_emplace(orig, M);
           if (--it->second == 0)
-            ready.insert(orig);
+            markReady(orig);
         }
         issueReadyShared();
       }
-  if (nextShared < shared.size()) {
-    shared[nextShared]->emitOpError()
-        << "cannot be placed after splitting into micro-batches";
+  if (issuedShared < shared.size()) {
+    for (size_t i = 0; i < shared.size(); ++i)
+      if (missing[i] != 0) {
+        shared[i]->emitOpError()
+            << "cannot be placed after splitting into micro-batches";
+        break;
+      }
     return signalPassFailure();
   }
 
