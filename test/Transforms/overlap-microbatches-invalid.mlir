@@ -62,3 +62,30 @@ func.func @dispatch_layout_result(%x: tensor<8x4xf32>, %wg: tensor<4x2xf32>) -> 
   %rows = lina.dispatch %x, %ids : (tensor<8x4xf32>, tensor<8x1xi32>) -> tensor<2x5x4xf32>
   return %rows : tensor<2x5x4xf32>
 }
+
+// -----
+
+func.func @slice_of_some_tokens(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>) -> tensor<4x8xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  // expected-error @+1 {{'tensor.extract_slice' op reads a token value but cannot be split into micro-batches: only static slices that keep every token (all of dimension 0) can be split}}
+  %s = tensor.extract_slice %y[0, 0] [4, 8] [1, 1] : tensor<8x8xf32> to tensor<4x8xf32>
+  return %s : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @concat_along_tokens(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>) -> tensor<16x8xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  // expected-error @+1 {{'tensor.concat' op reads a token value but cannot be split into micro-batches: a concatenation along the tokens cannot be split}}
+  %c = tensor.concat dim(0) %y, %y : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<16x8xf32>
+  return %c : tensor<16x8xf32>
+}
+
+// -----
+
+func.func @concat_with_a_non_splat(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>, %z: tensor<8x4xf32>) -> tensor<8x12xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  // expected-error @+1 {{'tensor.concat' op reads a token value but cannot be split into micro-batches: only splat constants can be joined to token values}}
+  %c = tensor.concat dim(1) %y, %z : (tensor<8x8xf32>, tensor<8x4xf32>) -> tensor<8x12xf32>
+  return %c : tensor<8x12xf32>
+}

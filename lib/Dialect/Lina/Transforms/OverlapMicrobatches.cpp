@@ -81,7 +81,8 @@ bool isReducedResult(Operation *op, unsigned index) {
 /// Result positions with tokens along dimension 0.
 bool isTokenResult(Operation *op, unsigned index) {
   return llvm::TypeSwitch<Operation *, bool>(op)
-      .Case<DenseOp, GateOp, CombineOp, DispatchGradOp, arith::AddFOp>(
+      .Case<DenseOp, GateOp, CombineOp, DispatchGradOp, arith::AddFOp,
+            tensor::ExtractSliceOp, tensor::ConcatOp>(
           [](Operation *) { return true; })
       .Case<DenseGradOp, GateGradOp>([&](Operation *) { return index == 0; })
       .Case([&](CombineGradOp) { return index == 1; })
@@ -173,6 +174,62 @@ FailureOr<SmallVector<Type>> cloneResultTypes(Operation *orig,
       })
       .Case([&](GateGradOp) { types = {operandType(1), old(1)}; })
       .Case([&](DenseGradOp) { types = {operandType(1), old(1)}; })
+      .Case([&](tensor::ExtractSliceOp slice) {
+        // A slice of the columns of a token value (lina-import's Q/K/V
+        // split): all of dimension 0, static, not rank-reducing.
+        auto source = slice.getSourceType();
+        ArrayRef<int64_t> offsets = slice.getStaticOffsets(),
+                          sizes = slice.getStaticSizes();
+        if (!slice.getOffsets().empty() || !slice.getSizes().empty() ||
+            offsets[0] != 0 || sizes[0] != source.getDimSize(0) ||
+            slice.getResultType().getRank() != source.getRank()) {
+          ok = false;
+          reason = "only static slices that keep every token (all of "
+                   "dimension 0) can be split";
+          return;
+        }
+        int64_t tokens = dim0(clone->getOperand(0));
+        SmallVector<int64_t> newSizes(sizes);
+        newSizes[0] = tokens;
+        cast<tensor::ExtractSliceOp>(clone).setStaticSizes(newSizes);
+        types = {withDim0(old(0), tokens)};
+      })
+      .Case([&](tensor::ConcatOp concat) {
+        // Columns joined to a token value; a splat constant among them
+        // (zero gradients of lina-import) is remade at the micro-batch's
+        // size.
+        if (concat.getDim() == 0) {
+          ok = false;
+          reason = "a concatenation along the tokens cannot be split";
+          return;
+        }
+        int64_t tokens = -1;
+        for (Value v : clone->getOperands())
+          if (v.getDefiningOp<arith::ConstantOp>() == nullptr)
+            tokens = dim0(v);
+        OpBuilder cb(clone);
+        for (OpOperand &operand : clone->getOpOperands()) {
+          if (tokens < 0 || dim0(operand.get()) == tokens)
+            continue;
+          auto cst = operand.get().getDefiningOp<arith::ConstantOp>();
+          auto splat = cst ? dyn_cast<SplatElementsAttr>(cst.getValue())
+                           : SplatElementsAttr();
+          if (!splat) {
+            ok = false;
+            reason = "only splat constants can be joined to token values";
+            return;
+          }
+          RankedTensorType type = withDim0(operand.get().getType(), tokens);
+          operand.set(cb.create<arith::ConstantOp>(
+              cst.getLoc(), type,
+              SplatElementsAttr::get(type, splat.getSplatValue<Attribute>())));
+        }
+        if (tokens < 0) {
+          ok = false;
+          return;
+        }
+        types = {withDim0(old(0), tokens)};
+      })
       .Default([&](Operation *) { ok = false; });
   if (!ok || types.size() != orig->getNumResults()) {
     orig->emitOpError()
@@ -418,8 +475,13 @@ void OverlapMicrobatchesPass::runOnOperation() {
   }
 
   // The original per-micro-batch ops are now dead; erase users first.
+  // Shared ops that only they used (constants at the full token count)
+  // go too.
   for (auto &segment : llvm::reverse(segments))
     for (Operation *op : llvm::reverse(segment))
+      op->erase();
+  for (Operation *op : llvm::reverse(shared))
+    if (op->use_empty() && isa<arith::ConstantOp>(op))
       op->erase();
 }
 
