@@ -1170,13 +1170,19 @@ Plan lina::rt::parsePlan(const std::string &text, const std::string &origin) {
   return plan;
 }
 
-Plan lina::rt::loadPlan(const std::string &path) {
-  std::ifstream in(path);
+std::string lina::rt::readInputFile(const std::string &path, const char *what) {
+  std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw PlanError("cannot open plan '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parsePlan(ss.str(), path);
+    throw PlanError("cannot open " + std::string(what) + " '" + path + "'");
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    throw PlanError("cannot read " + std::string(what) + " '" + path + "'");
+  return text.str();
+}
+
+Plan lina::rt::loadPlan(const std::string &path) {
+  return parsePlan(readInputFile(path, "plan"), path);
 }
 
 std::string lina::rt::dumpPlan(const Plan &plan) {

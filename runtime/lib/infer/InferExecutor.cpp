@@ -16,6 +16,7 @@
 #include "InferComm.h"
 
 #include "lina/Support/CheckedMath.h"
+#include "lina/Support/Fnv1a.h"
 #include "lina/Support/Placement.h"
 #include "lina/Support/Profile.h"
 #include "lina/Support/RoutingTrace.h"
@@ -28,6 +29,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -682,7 +684,11 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
                       std::optional<Profile> &profile,
                       std::vector<std::vector<int>> &batches, int &slots,
                       InferStartup &startup) {
-  plan = loadPlan(o.plan);
+  // Each input is read once: the bytes parsed are the bytes hashed for the
+  // start-up agreement.
+  std::string planText = readInputFile(o.plan, "plan");
+  startup.inputsHash = lina::fnv1a(planText);
+  plan = parsePlan(planText, o.plan);
   startup.planWorldSize = plan.worldSize;
 
   if (plan.worldSize != worldSize)
@@ -699,7 +705,14 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
   std::string error;
   lina::TraceParseOptions parse;
   parse.numExperts = static_cast<int>(first.experts);
-  trace = lina::readRoutingTrace(o.routing, parse, error);
+  std::string traceText = readInputFile(o.routing, "routing trace");
+  startup.inputsHash = lina::fnv1a(traceText, startup.inputsHash ^ 1);
+  try {
+    std::istringstream in(traceText);
+    trace = lina::parseRoutingTrace(in, o.routing, parse, error);
+  } catch (const std::exception &e) {
+    error = o.routing + ": " + e.what();
+  }
   if (!trace)
     throw PlanError(error);
   if (trace->numLayers < static_cast<int>(layers.size()))
@@ -723,7 +736,9 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
                       std::to_string(trace->topK));
   }
   if (!o.profile.empty()) {
-    profile = Profile::fromFile(o.profile, error);
+    std::string profileText = readInputFile(o.profile, "profile");
+    startup.inputsHash = lina::fnv1a(profileText, startup.inputsHash ^ 2);
+    profile = Profile::fromJson(profileText, o.profile, error);
     if (!profile)
       throw PlanError(error);
     if (profile->numLayers < static_cast<int>(layers.size()) ||

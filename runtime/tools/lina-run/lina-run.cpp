@@ -15,6 +15,7 @@
 #include "CommandLine.h"
 #include "Results.h"
 
+#include "lina/Support/Fnv1a.h"
 #include "lina/rt/CpuBackend.h"
 #include "lina/rt/Infer.h"
 #include "lina/rt/Launch.h"
@@ -180,13 +181,7 @@ struct World {
 // Start-up agreement and memory preflight
 //===----------------------------------------------------------------------===//
 
-uint64_t fnv1a(const std::string &bytes, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
+using lina::fnv1a;
 
 std::string hex(uint64_t v) {
   char buf[24];
@@ -207,17 +202,6 @@ struct LoadedPlans {
   std::unique_ptr<Plan> baseline;
   uint64_t hash = 0; ///< FNV-1a of the plan file's bytes (and the baseline's)
 };
-
-std::string readFile(const std::string &path, const char *what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw PlanError("cannot open " + std::string(what) + " '" + path + "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad())
-    throw PlanError("cannot read " + std::string(what) + " '" + path + "'");
-  return ss.str();
-}
 
 /// Memory this process may still allocate: MemAvailable of /proc/meminfo,
 /// else the available physical pages. -1 when unknown.
@@ -645,13 +629,13 @@ StartupStatus loadOnThisRank(World &w, const CommandLine &cl,
   status.flagsHash = fnv1a(flags);
   try {
     w.setStage("loading the plan '" + o.plan + "'");
-    std::string text = readFile(o.plan, "plan");
+    std::string text = readInputFile(o.plan, "plan");
     plans.hash = fnv1a(text);
     plans.plan = parsePlan(text, o.plan);
     status.planWorldSize = plans.plan.worldSize;
     if (o.check && !o.baseline.empty()) {
       w.setStage("loading the baseline plan '" + o.baseline + "'");
-      std::string base = readFile(o.baseline, "baseline plan");
+      std::string base = readInputFile(o.baseline, "baseline plan");
       plans.hash = fnv1a(base, plans.hash ^ 0x9e3779b97f4a7c15ull);
       plans.baseline = std::make_unique<Plan>(parsePlan(base, o.baseline));
       if (plans.baseline->worldSize != plans.plan.worldSize)
@@ -783,12 +767,8 @@ void agreeOnInference(World &w, const CommandLine &cl,
   std::string error = startup.error;
   if (error.empty()) {
     try {
-      w.setStage("hashing the inputs of --mode infer");
-      uint64_t hash = fnv1a(readFile(o.plan, "plan"));
-      hash = fnv1a(readFile(o.routing, "routing trace"), hash ^ 1);
-      if (!o.profile.empty())
-        hash = fnv1a(readFile(o.profile, "profile"), hash ^ 2);
-      mine.planHash = hash;
+      // The hash of the bytes runInference read (each file is read once).
+      mine.planHash = startup.inputsHash;
       preflightBytes(startup.bytesNeeded, w.rank);
     } catch (const std::exception &e) {
       error = e.what();

@@ -60,6 +60,9 @@ struct InferStartup {
   std::string error;       ///< empty when this rank is ready to serve
   int planWorldSize = -1;  ///< the plan's ranks, -1 if it was not read
   int64_t bytesNeeded = 0; ///< host memory the run will allocate on this rank
+  /// FNV-1a of the plan, routing trace and profile bytes as read (each file
+  /// is read once), for the agreement to compare across ranks.
+  uint64_t inputsHash = 0;
 };
 
 /// The start-up agreement: called on every rank once it has read the plan,

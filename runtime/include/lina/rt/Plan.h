@@ -179,6 +179,9 @@ constexpr int kPlanVersion = 1;
 
 /// Parses and validates a plan; throws PlanError naming the problem.
 Plan loadPlan(const std::string &path);
+/// The bytes of input file `path`; throws PlanError "cannot open WHAT
+/// 'PATH'" or "cannot read WHAT 'PATH'".
+std::string readInputFile(const std::string &path, const char *what);
 Plan parsePlan(const std::string &text, const std::string &origin = "plan");
 /// Human-readable table of groups, buffers and ops.
 std::string dumpPlan(const Plan &plan);
