@@ -20,12 +20,14 @@
 #   -q: a quick subset (64 GPUs x {100, 800} Gb/s)
 # env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default auto: the
 #       cost model picks the partition size for each all_reduce group on the
-#       cell's cluster, so the Lina plan is compiled per cell), CHUNKS
-#       (default 2), CREDIT_BYTES (default 0); TUNE=1 chooses
-#       partition-bytes and chunks per cell with tools/lina-tune among
+#       cell's cluster, so the Lina plan is compiled per cell), MICROBATCHES
+#       (default 2: two micro-batches interleaved at every all_to_all,
+#       --lina-overlap-microbatches), CHUNKS (default 1), CREDIT_BYTES
+#       (default 0); TUNE=1 chooses partition-bytes, chunks and
+#       microbatches per cell with tools/lina-tune among
 #       TUNE_PARTITION_BYTES (default "auto 16777216 67108864") x
-#       TUNE_CHUNKS (default "1 2 4") by simulated step time (the choices
-#       go to OUTPUT_DIR/tuned.txt)
+#       TUNE_CHUNKS (default "1 2 4") x TUNE_MICROBATCHES (default "1 2") by
+#       simulated step time (the choices go to OUTPUT_DIR/tuned.txt)
 #===------------------------------------------------------------------------===#
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +40,8 @@ for tool in lina-opt lina-translate lina-run lina-import; do
 done
 EFFICIENCY=${EFFICIENCY:-0.5}
 PARTITION_BYTES=${PARTITION_BYTES:-auto}
-CHUNKS=${CHUNKS:-2}
-MICROBATCHES=${MICROBATCHES:-1}
+CHUNKS=${CHUNKS:-1}
+MICROBATCHES=${MICROBATCHES:-2}
 CREDIT_BYTES=${CREDIT_BYTES:-0}
 TUNE=${TUNE:-0}
 TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto 16777216 67108864}
