@@ -89,3 +89,17 @@ func.func @concat_with_a_non_splat(%x: tensor<8x8xf32>, %w: tensor<8x8xf32>, %z:
   %c = tensor.concat dim(1) %y, %z : (tensor<8x8xf32>, tensor<8x4xf32>) -> tensor<8x12xf32>
   return %c : tensor<8x12xf32>
 }
+
+// -----
+
+lina.grid @world shape = [2] groups = {ep = array<i64: 0>}
+
+// A slice of a dispatch buffer (capacity along dimension 1) is not a slice
+// of tokens: --lina-pipeline-experts must run after this pass.
+func.func @slice_of_a_dispatch_buffer(%x: tensor<8x4xf32>, %wg: tensor<4x2xf32>) -> tensor<2x2x4xf32> {
+  %ids, %gw = lina.gate %x, %wg experts = 2 top_k = 1 capacity_factor = 1.0 : (tensor<8x4xf32>, tensor<4x2xf32>) -> (tensor<8x1xi32>, tensor<8x1xf32>)
+  %rows = lina.dispatch %x, %ids : (tensor<8x4xf32>, tensor<8x1xi32>) -> tensor<2x4x4xf32>
+  // expected-error @+1 {{'tensor.extract_slice' op reads a token value but cannot be split into micro-batches: only slices of values with tokens along dimension 0 can be split}}
+  %c0 = tensor.extract_slice %rows[0, 0, 0] [2, 2, 4] [1, 1, 1] : tensor<2x4x4xf32> to tensor<2x2x4xf32>
+  return %c0 : tensor<2x2x4xf32>
+}

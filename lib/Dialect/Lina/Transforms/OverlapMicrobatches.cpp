@@ -103,8 +103,9 @@ int64_t dim0(Value v) {
 /// The result types of `clone`, a per-micro-batch copy of `orig` whose
 /// operands are already the micro-batch's. Fails (with an error on `orig`)
 /// for ops it cannot split.
-FailureOr<SmallVector<Type>> cloneResultTypes(Operation *orig,
-                                              Operation *clone) {
+FailureOr<SmallVector<Type>>
+cloneResultTypes(Operation *orig, Operation *clone,
+                 const llvm::DenseSet<Value> &tokenMajor) {
   auto operandType = [&](unsigned i) { return clone->getOperand(i).getType(); };
   auto old = [&](unsigned i) { return orig->getResult(i).getType(); };
   SmallVector<Type> types;
@@ -177,6 +178,12 @@ FailureOr<SmallVector<Type>> cloneResultTypes(Operation *orig,
       .Case([&](tensor::ExtractSliceOp slice) {
         // A slice of the columns of a token value (lina-import's Q/K/V
         // split): all of dimension 0, static, not rank-reducing.
+        if (!tokenMajor.contains(slice.getSource())) {
+          ok = false;
+          reason = "only slices of values with tokens along dimension 0 "
+                   "can be split";
+          return;
+        }
         auto source = slice.getSourceType();
         ArrayRef<int64_t> offsets = slice.getStaticOffsets(),
                           sizes = slice.getStaticSizes();
@@ -203,6 +210,16 @@ FailureOr<SmallVector<Type>> cloneResultTypes(Operation *orig,
           reason = "a concatenation along the tokens cannot be split";
           return;
         }
+        // Operands the clone reads as they were are not split (constants,
+        // or an error below); the split ones must carry tokens.
+        for (auto [v, mapped] :
+             llvm::zip(concat.getOperands(), clone->getOperands()))
+          if (v != mapped && !tokenMajor.contains(v)) {
+            ok = false;
+            reason = "only values with tokens along dimension 0 can be "
+                     "concatenated";
+            return;
+          }
         int64_t tokens = -1;
         for (Value v : clone->getOperands())
           if (v.getDefiningOp<arith::ConstantOp>() == nullptr)
@@ -300,9 +317,10 @@ void OverlapMicrobatchesPass::runOnOperation() {
   for (Operation &op : block.without_terminator())
     for (unsigned i = 0; i < op.getNumResults(); ++i)
       if (split.contains(op.getResult(i)) && isTokenResult(&op, i) &&
-          (!isa<arith::AddFOp>(op) ||
-           llvm::all_of(op.getOperands(),
-                        [&](Value v) { return tokenMajor.contains(v); })))
+          (!isa<arith::AddFOp, tensor::ExtractSliceOp, tensor::ConcatOp>(op) ||
+           llvm::all_of(op.getOperands(), [&](Value v) {
+             return !split.contains(v) || tokenMajor.contains(v);
+           })))
         tokenMajor.insert(op.getResult(i));
 
   // The per-micro-batch ops in block order, cut after each all_to_all; the
@@ -431,7 +449,8 @@ void OverlapMicrobatchesPass::runOnOperation() {
           }
         Operation *clone = b.clone(*op, maps[m]);
         ++numCloned;
-        FailureOr<SmallVector<Type>> types = cloneResultTypes(op, clone);
+        FailureOr<SmallVector<Type>> types =
+            cloneResultTypes(op, clone, tokenMajor);
         if (failed(types))
           return signalPassFailure();
         for (unsigned i = 0; i < clone->getNumResults(); ++i) {
