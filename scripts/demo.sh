@@ -39,7 +39,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 export TMPDIR=${TMPDIR:-/tmp}
 MODEL=examples/moe_train_ep4.mlir
-field() { sed -E "s/.* $1=([0-9.]+).*/\1/"; }
+# FILE KEY -> the value KEY of the summary of a `lina-run --json` FILE.
+field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["summary"][sys.argv[2]])' "$1" "$2"; }
 
 echo
 echo "== 1/4 Compile $MODEL (2-layer MoE, 4 expert-parallel ranks)"
@@ -60,16 +61,18 @@ echo "== 3/4 Time both on this machine: $ROUNDS rounds x $STEPS steps each, 4 ra
 : > "$OUT/cpu-base.txt"; : > "$OUT/cpu-lina.txt"
 for ((r = 1; r <= ROUNDS; r++)); do
   mpirun -np 4 "$BIN/lina-run" "$OUT/baseline.plan.json" --policy fifo \
-    --steps "$STEPS" --warmup 2 --quiet | grep '^summary:' >> "$OUT/cpu-base.txt"
+    --steps "$STEPS" --warmup 2 --quiet --json "$OUT/cpu-base.json" > /dev/null
   mpirun -np 4 "$BIN/lina-run" "$OUT/lina.plan.json" --policy lina \
-    --steps "$STEPS" --warmup 2 --quiet | grep '^summary:' >> "$OUT/cpu-lina.txt"
+    --steps "$STEPS" --warmup 2 --quiet --json "$OUT/cpu-lina.json" > /dev/null
+  field "$OUT/cpu-base.json" step_ms >> "$OUT/cpu-base.txt"
+  field "$OUT/cpu-lina.json" step_ms >> "$OUT/cpu-lina.txt"
   printf "   round %d/%d: baseline %.1f ms/step, Lina %.1f ms/step\n" "$r" "$ROUNDS" \
-    "$(tail -1 "$OUT/cpu-base.txt" | field step_ms)" "$(tail -1 "$OUT/cpu-lina.txt" | field step_ms)"
+    "$(tail -1 "$OUT/cpu-base.txt")" "$(tail -1 "$OUT/cpu-lina.txt")"
 done
 mpirun -np 4 "$BIN/lina-run" "$OUT/lina.plan.json" --steps 2 --warmup 1 --quiet \
   --trace "$OUT/lina-trace.json" > /dev/null
-mean() { field "$2" < "$1" | awk '{s += $1} END {printf "%.1f", s / NR}'; }
-CB=$(mean "$OUT/cpu-base.txt" step_ms) CL=$(mean "$OUT/cpu-lina.txt" step_ms)
+mean() { awk '{s += $1} END {printf "%.1f", s / NR}' "$1"; }
+CB=$(mean "$OUT/cpu-base.txt") CL=$(mean "$OUT/cpu-lina.txt")
 awk -v b="$CB" -v l="$CL" 'BEGIN {
   printf "   mean step time: baseline %.1f ms, Lina %.1f ms\n", b, l
   if (l > b)
@@ -105,8 +108,11 @@ PY
 "$BIN/lina-opt" "$OUT/txl64.mlir" \
   --lina-training-pipeline="microbatches=2 partition-bytes=auto chunks=1 cluster=$OUT/a100-x8-800g.json" \
   | "$BIN/lina-translate" --lina-to-plan -o "$OUT/txl64.lina.plan.json"
-simrun() { "$BIN/lina-run" "$1" --backend sim --cluster "$OUT/a100-x8-800g.json" --quiet "${@:2}" \
-  | grep '^summary:' | field step_ms; }
+simrun() {
+  "$BIN/lina-run" "$1" --backend sim --cluster "$OUT/a100-x8-800g.json" --quiet \
+    --json "$OUT/sim.json" "${@:2}" > /dev/null
+  field "$OUT/sim.json" step_ms
+}
 SD=$(simrun "$OUT/txl64.ds.plan.json" --policy fifo)
 SL=$(simrun "$OUT/txl64.lina.plan.json" --policy lina)
 SB=$(simrun "$OUT/txl64.lina.plan.json" --bound)
