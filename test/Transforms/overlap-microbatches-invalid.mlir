@@ -103,3 +103,14 @@ func.func @slice_of_a_dispatch_buffer(%x: tensor<8x4xf32>, %wg: tensor<4x2xf32>)
   %c0 = tensor.extract_slice %rows[0, 0, 0] [2, 2, 4] [1, 1, 1] : tensor<2x4x4xf32> to tensor<2x2x4xf32>
   return %c0 : tensor<2x2x4xf32>
 }
+
+// -----
+
+lina.grid @world shape = [2] groups = {ep = array<i64: 0>}
+
+func.func @variable_all_to_all(%x: tensor<8x4xf32>, %w: tensor<4x4xf32>, %s: tensor<2xi64>, %r: tensor<2xi64>) -> tensor<12x4xf32> {
+  %y = lina.dense %x, %w activation = none : (tensor<8x4xf32>, tensor<4x4xf32>) -> tensor<8x4xf32>
+  // expected-error @+1 {{'lina.all_to_all' op reads a token value but cannot be split into micro-batches: the counts of a variable all_to_all are not split}}
+  %v = lina.all_to_all %y counts(%s, %r : tensor<2xi64>, tensor<2xi64>) group = #lina.group<@world, "ep"> split_axis = 0 concat_axis = 0 : tensor<8x4xf32> -> tensor<12x4xf32>
+  return %v : tensor<12x4xf32>
+}
