@@ -2,6 +2,7 @@
 // RUN: lina-opt %s --lina-overlap-microbatches="microbatches=1" | FileCheck %s --check-prefix=ONE
 // RUN: lina-opt %s --lina-training-pipeline="microbatches=2 partition-bytes=256 chunks=1" | FileCheck %s --check-prefix=PIPE
 // RUN: lina-opt %s --lina-overlap-microbatches="microbatches=4" | FileCheck %s --check-prefix=FOUR
+// RUN: lina-opt %s --lina-training-pipeline="microbatches=2 partition-bytes=256 chunks=2" | FileCheck %s --check-prefix=CHUNKS
 
 // One layer (forward and backward) of bench/gen_moe_step.py: 8 tokens,
 // hidden 8, 4 experts top-2 over ep=2, dp=2. Two micro-batches of 4 tokens,
@@ -45,6 +46,16 @@
 
 // PIPE: tensor.extract_slice %arg0[0, 0] [4, 8]
 // PIPE: lina.all_to_all {{.*}}priority = #lina.priority<high>
+
+// Chunking after the split keeps the interleaving: micro-batch A's chunks
+// are all sent before micro-batch B's dense block, B's before A's FFN.
+// CHUNKS: lina.dense %extracted_slice,
+// CHUNKS: lina.all_to_all {{.*}}chunk<index = 0, count = 2>
+// CHUNKS: lina.all_to_all {{.*}}chunk<index = 1, count = 2>
+// CHUNKS: lina.dense %extracted_slice_0,
+// CHUNKS: lina.all_to_all {{.*}}chunk<index = 0, count = 2>
+// CHUNKS: lina.all_to_all {{.*}}chunk<index = 1, count = 2>
+// CHUNKS: lina.expert_ffn
 
 // Four micro-batches of 2 tokens: capacity ceil(2 * 2 / 4 * 1.25) = 2.
 // FOUR-COUNT-4: tensor.extract_slice %arg0

@@ -4,8 +4,10 @@
 
 lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 
-// A capacity of 8 in 3 chunks: 3, 3 and 2 rows. Chunk i+1 is sent before
-// chunk i's FFN; the returned chunks are concatenated along the capacity
+// A capacity of 8 in 3 chunks: 3, 3 and 2 rows. Every chunk is sent where
+// the original all_to_all was, before chunk 0's FFN (ops between the
+// all_to_all and the FFN, such as another micro-batch's, keep their place);
+// the returned chunks are concatenated along the capacity
 // dimension; the received tokens, also read by the backward pass, are
 // reassembled in their original order.
 // CHECK-LABEL: func @chain
@@ -14,10 +16,10 @@ lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 // CHECK: %[[A0:.*]] = lina.all_to_all %[[S0]] {{.*}} {chunk = #lina.chunk<index = 0, count = 3>} : tensor<8x3x16xf32> -> tensor<2x12x16xf32>
 // CHECK: %[[S1:.*]] = tensor.extract_slice %[[BUF]][0, 3, 0] [8, 3, 16] [1, 1, 1]
 // CHECK: %[[A1:.*]] = lina.all_to_all %[[S1]] {{.*}}index = 1, count = 3
-// CHECK: %[[F0:.*]] = lina.expert_ffn %[[A0]], {{.*}} activation = silu {chunk = #lina.chunk<index = 0, count = 3>}
-// CHECK: %[[B0:.*]] = lina.all_to_all %[[F0]] {{.*}} split_axis = 1 concat_axis = 0 {chunk = #lina.chunk<index = 0, count = 3>} : tensor<2x12x16xf32> -> tensor<8x3x16xf32>
 // CHECK: %[[S2:.*]] = tensor.extract_slice %[[BUF]][0, 6, 0] [8, 2, 16] [1, 1, 1]
 // CHECK: %[[A2:.*]] = lina.all_to_all %[[S2]] {{.*}} : tensor<8x2x16xf32> -> tensor<2x8x16xf32>
+// CHECK: %[[F0:.*]] = lina.expert_ffn %[[A0]], {{.*}} activation = silu {chunk = #lina.chunk<index = 0, count = 3>}
+// CHECK: %[[B0:.*]] = lina.all_to_all %[[F0]] {{.*}} split_axis = 1 concat_axis = 0 {chunk = #lina.chunk<index = 0, count = 3>} : tensor<2x12x16xf32> -> tensor<8x3x16xf32>
 // CHECK: %[[F1:.*]] = lina.expert_ffn %[[A1]]
 // CHECK: %[[B1:.*]] = lina.all_to_all %[[F1]]
 // CHECK: %[[F2:.*]] = lina.expert_ffn %[[A2]]
@@ -66,12 +68,12 @@ lina.grid @world shape = [4] groups = {ep = array<i64: 0>}
 // CHECK-SAME: (%[[DBUF:[^:]*]]: tensor<8x8x16xf32>, %[[R:[^:]*]]: tensor<2x32x16xf32>, %[[W1:[^:]*]]: tensor<2x16x64xf32>, %[[W2:[^:]*]]: tensor<2x64x16xf32>
 // CHECK: %[[A0:.*]] = lina.all_to_all {{.*}}index = 0, count = 3{{.*}} : tensor<8x3x16xf32> -> tensor<2x12x16xf32>
 // CHECK: %[[A1:.*]] = lina.all_to_all {{.*}}index = 1, count = 3{{.*}} : tensor<8x3x16xf32> -> tensor<2x12x16xf32>
+// CHECK: %[[A2:.*]] = lina.all_to_all {{.*}}index = 2, count = 3{{.*}} : tensor<8x2x16xf32> -> tensor<2x8x16xf32>
 // CHECK: %[[GRID:.*]] = tensor.expand_shape %[[R]] {{\[\[}}0], [1, 2], [3]] output_shape [2, 4, 8, 16]
 // CHECK: %[[T0S:.*]] = tensor.extract_slice %[[GRID]][0, 0, 0, 0] [2, 4, 3, 16] [1, 1, 1, 1]
 // CHECK: %[[T0:.*]] = tensor.collapse_shape %[[T0S]] {{.*}} into tensor<2x12x16xf32>
 // CHECK: %[[D0:.*]], %[[G1_0:.*]], %[[G2_0:.*]] = lina.expert_ffn_grad %[[A0]], %[[T0]], %[[W1]], %[[W2]] activation = silu {chunk = #lina.chunk<index = 0, count = 3>}
 // CHECK: %[[B0:.*]] = lina.all_to_all %[[D0]] {{.*}} split_axis = 1 concat_axis = 0 {chunk = #lina.chunk<index = 0, count = 3>} : tensor<2x12x16xf32> -> tensor<8x3x16xf32>
-// CHECK: %[[A2:.*]] = lina.all_to_all {{.*}}index = 2, count = 3{{.*}} : tensor<8x2x16xf32> -> tensor<2x8x16xf32>
 // CHECK-NOT: tensor.expand_shape
 // CHECK: %[[T1S:.*]] = tensor.extract_slice %[[GRID]][0, 0, 3, 0] [2, 4, 3, 16]
 // CHECK: %[[T1:.*]] = tensor.collapse_shape %[[T1S]]

@@ -307,6 +307,10 @@ struct LinaPipelineExpertsPass
              << " rows; use chunks <= " << capacity;
     int64_t groupSize = localType.getDimSize(1) / capacity;
     MLIRContext *ctx = &getContext();
+    // The chunks' all_to_alls are issued where the original one was, the
+    // rest where the original return was: ops between the two (another
+    // micro-batch's, after --lina-overlap-microbatches) keep their place.
+    OpBuilder sb(chain.in);
     OpBuilder b(chain.out);
     Location loc = chain.in.getLoc();
     Value buf = chain.in.getInput();
@@ -321,18 +325,18 @@ struct LinaPipelineExpertsPass
     }
     auto sendChunk = [&](int64_t i) -> Value {
       SmallVector<OpFoldResult> offs{
-          b.getIndexAttr(0), b.getIndexAttr(offsets[i]), b.getIndexAttr(0)};
-      SmallVector<OpFoldResult> szs{b.getIndexAttr(bufType.getDimSize(0)),
-                                    b.getIndexAttr(sizes[i]),
-                                    b.getIndexAttr(bufType.getDimSize(2))};
-      SmallVector<OpFoldResult> strides(3, b.getIndexAttr(1));
+          sb.getIndexAttr(0), sb.getIndexAttr(offsets[i]), sb.getIndexAttr(0)};
+      SmallVector<OpFoldResult> szs{sb.getIndexAttr(bufType.getDimSize(0)),
+                                    sb.getIndexAttr(sizes[i]),
+                                    sb.getIndexAttr(bufType.getDimSize(2))};
+      SmallVector<OpFoldResult> strides(3, sb.getIndexAttr(1));
       Value slice =
-          b.create<tensor::ExtractSliceOp>(loc, buf, offs, szs, strides);
+          sb.create<tensor::ExtractSliceOp>(loc, buf, offs, szs, strides);
       auto resultType =
           RankedTensorType::get({localType.getDimSize(0), groupSize * sizes[i],
                                  localType.getDimSize(2)},
                                 localType.getElementType());
-      return b.create<AllToAllOp>(
+      return sb.create<AllToAllOp>(
           chain.in.getLoc(), resultType, slice, Value(), Value(),
           chain.in.getGroupAttr(), chain.in.getSplitAxisAttr(),
           chain.in.getConcatAxisAttr(), chain.in.getPriorityAttr(),
