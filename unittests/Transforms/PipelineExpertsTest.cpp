@@ -132,13 +132,13 @@ TEST(PipelineExperts, RandomChainsAreChunkedInOrder) {
       }
       order += std::to_string(std::max<int64_t>(chunkOf(op), 0));
     });
-    // a2a(0) [a2a(1)] ffn(0) a2a'(0) [a2a(2)] ffn(1) a2a'(1) ... per chain.
-    std::string expected = "A0";
-    for (int64_t i = 0; i < k; ++i) {
-      if (i + 1 < k)
-        expected += "A" + std::to_string(i + 1);
+    // a2a(0) a2a(1) ... a2a(k-1) ffn(0) a2a'(0) ffn(1) a2a'(1) ... per
+    // chain: every chunk is sent where the original all_to_all was.
+    std::string expected;
+    for (int64_t i = 0; i < k; ++i)
+      expected += "A" + std::to_string(i);
+    for (int64_t i = 0; i < k; ++i)
       expected += "F" + std::to_string(i) + "B" + std::to_string(i);
-    }
     EXPECT_EQ(order, backward ? expected + expected : expected);
     if (k == 1)
       continue;
