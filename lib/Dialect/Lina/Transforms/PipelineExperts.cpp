@@ -220,11 +220,12 @@ struct LinaPipelineExpertsPass
         getTensorBytes(cast<RankedTensorType>(w2.getType())));
     double activationBytes = 1.0 * experts * rows * hidden * elem;
     // Forward: two GEMMs of 2 * rows * hidden * ffn FLOPs per expert; reads
-    // the weights and the tokens, writes the result. Backward: twice the
-    // GEMMs (input and weight gradients); reads the weights, the gradient
+    // the weights and the tokens, writes the result. Backward: five GEMMs
+    // (the first recomputed, then the input and weight gradients of both,
+    // as the runtime's kernels run them); reads the weights, the gradient
     // and the saved tokens, writes the input and the weight gradients.
     work.flops =
-        (chain.isBackward() ? 8.0 : 4.0) * experts * rows * hidden * ffn;
+        (chain.isBackward() ? 10.0 : 4.0) * experts * rows * hidden * ffn;
     work.tokenBytes = (chain.isBackward() ? 3 : 2) * activationBytes;
     work.weightBytes = (chain.isBackward() ? 2 : 1) * weightBytes;
     int maxChunks = static_cast<int>(std::min<int64_t>(16, buf.getDimSize(1)));
