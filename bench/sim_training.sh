@@ -9,25 +9,30 @@
 #   ds      --lina-baseline-pipeline="mode=ds": 25 MiB gradient buckets on
 #           the low queue, issued as soon as ready, sharing the links with
 #           all_to_all (fifo) -- the DeepSpeed-MoE / PyTorch DDP baseline;
-#   fifo    the Lina plan (--lina-training-pipeline) under --policy fifo;
-#   lina    the Lina plan under --policy lina;
-#   bound   a provable lower bound of the step of the Lina plan (`--bound`,
-#           marked `lb`).
+#   fifo    the lina column's plan (below) under --policy fifo;
+#   lina    the plan tools/lina-tune chooses for the cell by simulated step
+#           time among Lina plans (--lina-training-pipeline, policy lina)
+#           and the ds plan (policy fifo), so never slower than ds; the
+#           `choice` column names it (mM: the Lina plan with M micro-batches,
+#           ds: the ds plan). TUNE=0: the fixed Lina plan under policy lina;
+#   bound   a provable lower bound of the step of the lina column's plan
+#           (`--bound`, marked `lb`).
 # Prints one table with Lina/ds and Lina/bound and writes a PNG chart with
 # gnuplot when it is installed. Compute runs at EFFICIENCY x peak FLOP/s.
 #
 # usage: bench/sim_training.sh [-q] [OUTPUT_DIR]   (default: bench-out/)
 #   -q: a quick subset (64 GPUs x {100, 800} Gb/s)
-# env:  EFFICIENCY (default 0.5), PARTITION_BYTES (default auto: the
-#       cost model picks the partition size for each all_reduce group on the
-#       cell's cluster, so the Lina plan is compiled per cell), MICROBATCHES
-#       (default 2: two micro-batches interleaved at every all_to_all,
-#       --lina-overlap-microbatches), CHUNKS (default 1), CREDIT_BYTES
-#       (default 0); TUNE=1 chooses partition-bytes, chunks and
-#       microbatches per cell with tools/lina-tune among
-#       TUNE_PARTITION_BYTES (default "auto 16777216 67108864") x
-#       TUNE_CHUNKS (default "1 2 4") x TUNE_MICROBATCHES (default "1 2") by
-#       simulated step time (the choices go to OUTPUT_DIR/tuned.txt)
+# env:  EFFICIENCY (default 0.5), CREDIT_BYTES (default 0; with TUNE=1 a
+#       list of credit candidates); TUNE (default 1) chooses the plan per
+#       cell with tools/lina-tune among the Lina plans of
+#       TUNE_PARTITION_BYTES (default auto: the cost model sizes the
+#       partitions of each all_reduce group on the cell's cluster) x
+#       TUNE_CHUNKS (default 1) x TUNE_MICROBATCHES (default "1 2"; 2: two
+#       micro-batches interleaved at every all_to_all,
+#       --lina-overlap-microbatches) and the ds plan (the choices go to
+#       OUTPUT_DIR/tuned.txt); TUNE=0 compiles one Lina plan with
+#       PARTITION_BYTES (default auto), CHUNKS (default 1) and MICROBATCHES
+#       (default 2)
 #===------------------------------------------------------------------------===#
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,10 +48,14 @@ PARTITION_BYTES=${PARTITION_BYTES:-auto}
 CHUNKS=${CHUNKS:-1}
 MICROBATCHES=${MICROBATCHES:-2}
 CREDIT_BYTES=${CREDIT_BYTES:-0}
-TUNE=${TUNE:-0}
-TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto 16777216 67108864}
-TUNE_CHUNKS=${TUNE_CHUNKS:-1 2 4}
+TUNE=${TUNE:-1}
+TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto}
+TUNE_CHUNKS=${TUNE_CHUNKS:-1}
 TUNE_MICROBATCHES=${TUNE_MICROBATCHES:-1 2}
+case $TUNE in
+  0|1) ;;
+  *) echo "error: TUNE must be 0 or 1, got '$TUNE'" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 
 GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
@@ -103,11 +112,12 @@ sim() { # plan cluster policy [flags] -> step ms
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-printf "%-15s %5s %6s %10s %10s %10s %10s %12s %8s %9s\n" model GPUs Gb/s \
-  "serial ms" "ds ms" "fifo ms" "lina ms" "bound ms" "lina/ds" "lina/bnd"
+printf "%-15s %5s %6s %10s %10s %10s %10s %12s %8s %9s %7s\n" model GPUs Gb/s \
+  "serial ms" "ds ms" "fifo ms" "lina ms" "bound ms" "lina/ds" "lina/bnd" choice
+# Columns: cell, serial, ds, fifo, lina, bound (ms), choice.
 DAT="$OUT/sim_training.dat"
 : > "$DAT"
-[ "$TUNE" = 1 ] && : > "$OUT/tuned.txt"
+if [ "$TUNE" = 1 ]; then : > "$OUT/tuned.txt"; fi
 for name in transformer-xl bert-large mixtral; do
   for gpus in $GPU_LIST; do
     ir=$(model_ir "$name" "$gpus")
@@ -117,35 +127,44 @@ for name in transformer-xl bert-large mixtral; do
       | "$BIN/lina-translate" --lina-to-plan -o "$base.ds.json"
     for gbps in $NET_LIST; do
       c=$(cluster "$gpus" "$gbps")
-      # partition-bytes=auto sizes partitions for this cluster's links;
-      # TUNE=1 lets lina-tune choose by simulated step time instead.
-      pb=$PARTITION_BYTES ck=$CHUNKS mb=$MICROBATCHES
+      # The plan of the lina column, $base.lina.json, its policy and credit.
       if [ "$TUNE" = 1 ]; then
+        # lina-tune writes the chosen plan (a Lina plan or the ds plan).
         chosen=$(LINA_BIN="$BIN" tools/lina-tune/lina-tune "$ir" --cluster "$c" \
           --partition-bytes "$TUNE_PARTITION_BYTES" --chunks "$TUNE_CHUNKS" \
-          --microbatches "$TUNE_MICROBATCHES" --quiet)
-        pb=$(echo "$chosen" | sed -E 's/.*partition-bytes=([^ ]+).*/\1/')
-        ck=$(echo "$chosen" | sed -E 's/.* chunks=([^ ]+).*/\1/')
-        mb=$(echo "$chosen" | sed -E 's/.* microbatches=([^ ]+).*/\1/')
-        echo "$name-$gpus-$gbps partition-bytes=$pb chunks=$ck microbatches=$mb" >> "$OUT/tuned.txt"
+          --microbatches "$TUNE_MICROBATCHES" --credit-bytes "$CREDIT_BYTES" \
+          --output "$base.lina.json" --quiet)
+        if [[ $chosen =~ ^chosen:\ plan=lina\ policy=([a-z]+)\ .*\ microbatches=([0-9]+)\ credit-bytes=([0-9]+)\  ]]; then
+          policy=${BASH_REMATCH[1]} choice=m${BASH_REMATCH[2]} credit=${BASH_REMATCH[3]}
+        elif [[ $chosen =~ ^chosen:\ plan=ds\ policy=([a-z]+)\  ]]; then
+          policy=${BASH_REMATCH[1]} choice=ds credit=0
+        else
+          echo "error: cannot read lina-tune's choice for $name-$gpus-$gbps: '$chosen'" >&2
+          exit 1
+        fi
+        echo "$name-$gpus-$gbps ${chosen#chosen: }" >> "$OUT/tuned.txt"
+      else
+        # partition-bytes=auto sizes partitions for this cluster's links.
+        "$BIN/lina-opt" "$ir" \
+          --lina-training-pipeline="partition-bytes=$PARTITION_BYTES chunks=$CHUNKS microbatches=$MICROBATCHES cluster=$c" \
+          | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
+        policy=lina choice=m$MICROBATCHES credit=$CREDIT_BYTES
       fi
-      "$BIN/lina-opt" "$ir" \
-        --lina-training-pipeline="partition-bytes=$pb chunks=$ck microbatches=$mb cluster=$c" \
-        | "$BIN/lina-translate" --lina-to-plan -o "$base.lina.json"
       s=$(sim "$base.serial.json" "$c" fifo)
       d=$(sim "$base.ds.json" "$c" fifo)
       f=$(sim "$base.lina.json" "$c" fifo)
-      l=$(sim "$base.lina.json" "$c" lina --credit-bytes "$CREDIT_BYTES")
-      b=$(sim "$base.lina.json" "$c" lina $BOUND_FLAG)
-      printf "%-15s %5d %6d %10.2f %10.2f %10.2f %10.2f %9.2f %2s %7.3fx %8.3fx\n" \
+      l=$(sim "$base.lina.json" "$c" "$policy" --credit-bytes "$credit")
+      b=$(sim "$base.lina.json" "$c" "$policy" $BOUND_FLAG)
+      printf "%-15s %5d %6d %10.2f %10.2f %10.2f %10.2f %9.2f %2s %7.3fx %8.3fx %7s\n" \
         "$name" "$gpus" "$gbps" "$s" "$d" "$f" "$l" "$b" "$BOUND_TAG" \
-        "$(ratio "$d" "$l")" "$(ratio "$l" "$b")"
-      echo "$name-$gpus-$gbps $s $d $f $l $b" >> "$DAT"
+        "$(ratio "$d" "$l")" "$(ratio "$l" "$b")" "$choice"
+      echo "$name-$gpus-$gbps $s $d $f $l $b $choice" >> "$DAT"
     done
   done
 done
 echo "lina/ds: ds step time / Lina step time (> 1: Lina faster);" \
-  "lina/bnd: Lina step time / bound ($BOUND_TAG)"
+  "lina/bnd: Lina step time / bound ($BOUND_TAG);" \
+  "choice: the lina column's plan (mM: Lina, M micro-batches; ds: the ds plan)"
 
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP
@@ -159,7 +178,7 @@ set ylabel "ms"
 set logscale y
 set xtics rotate by -45 font ",8"
 plot "$DAT" using 2:xtic(1) title "serial", "" using 3 title "ds", \
-     "" using 4 title "Lina plan, fifo", "" using 5 title "Lina", \
+     "" using 4 title "lina's plan, fifo", "" using 5 title "lina", \
      "" using 6 title "bound ($BOUND_TAG)"
 GP
   echo "chart: $OUT/sim_training.png"
