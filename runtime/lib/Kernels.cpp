@@ -271,25 +271,69 @@ void cpu::expertFfn(const float *in, const float *w1, const float *w2,
   }
 }
 
+namespace {
+/// expert_ffn_grad_input of one expert: z = x·W1 (scratch), act = f(z),
+/// dz = (g·W2ᵀ) ⊙ f'(z), din = dz·W1ᵀ.
+void expertGradInput(const float *g, const float *x, const float *W1,
+                     const float *W2, float *z, float *act, float *dz,
+                     float *din, int64_t rows, int64_t hidden, int64_t ffn,
+                     Activation f) {
+  gemm(false, false, rows, ffn, hidden, x, W1, z);
+  for (int64_t i = 0; i < rows * ffn; ++i)
+    act[i] = activate(f, z[i]);
+  gemm(false, true, rows, ffn, hidden, g, W2, dz);
+  for (int64_t i = 0; i < rows * ffn; ++i)
+    dz[i] *= activateGrad(f, z[i]);
+  gemm(false, true, rows, hidden, ffn, dz, W1, din);
+}
+
+/// expert_ffn_grad_weight of one expert: dW1 = xᵀ·dz, dW2 = actᵀ·g.
+void expertGradWeight(const float *g, const float *x, const float *act,
+                      const float *dz, float *dW1, float *dW2, int64_t rows,
+                      int64_t hidden, int64_t ffn) {
+  gemm(true, false, hidden, ffn, rows, x, dz, dW1);
+  gemm(true, false, ffn, hidden, rows, act, g, dW2);
+}
+} // namespace
+
 void cpu::expertFfnGrad(const float *dy, const float *in, const float *w1,
                         const float *w2, float *din, float *dw1, float *dw2,
                         int64_t experts, int64_t rows, int64_t hidden,
                         int64_t ffn, Activation act) {
-  std::vector<float> h(rows * ffn), a(rows * ffn), dh(rows * ffn);
+  // The two halves below, one expert at a time, so that the scratch is one
+  // expert's and the results are bitwise those of the split kinds.
+  std::vector<float> z(rows * ffn), a(rows * ffn), dz(rows * ffn);
   for (int64_t e = 0; e < experts; ++e) {
     const float *x = in + e * rows * hidden, *g = dy + e * rows * hidden;
-    const float *W1 = w1 + e * hidden * ffn, *W2 = w2 + e * ffn * hidden;
-    gemm(false, false, rows, ffn, hidden, x, W1, h.data());
-    for (int64_t i = 0; i < rows * ffn; ++i)
-      a[i] = activate(act, h[i]);
-    gemm(true, false, ffn, hidden, rows, a.data(), g, dw2 + e * ffn * hidden);
-    gemm(false, true, rows, ffn, hidden, g, W2, dh.data());
-    for (int64_t i = 0; i < rows * ffn; ++i)
-      dh[i] *= activateGrad(act, h[i]);
-    gemm(true, false, hidden, ffn, rows, x, dh.data(), dw1 + e * hidden * ffn);
-    gemm(false, true, rows, hidden, ffn, dh.data(), W1,
-         din + e * rows * hidden);
+    expertGradInput(g, x, w1 + e * hidden * ffn, w2 + e * ffn * hidden,
+                    z.data(), a.data(), dz.data(), din + e * rows * hidden,
+                    rows, hidden, ffn, act);
+    expertGradWeight(g, x, a.data(), dz.data(), dw1 + e * hidden * ffn,
+                     dw2 + e * ffn * hidden, rows, hidden, ffn);
   }
+}
+
+void cpu::expertFfnGradInput(const float *dy, const float *in, const float *w1,
+                             const float *w2, float *din, float *act, float *dz,
+                             int64_t experts, int64_t rows, int64_t hidden,
+                             int64_t ffn, Activation f) {
+  std::vector<float> z(rows * ffn);
+  for (int64_t e = 0; e < experts; ++e)
+    expertGradInput(dy + e * rows * hidden, in + e * rows * hidden,
+                    w1 + e * hidden * ffn, w2 + e * ffn * hidden, z.data(),
+                    act + e * rows * ffn, dz + e * rows * ffn,
+                    din + e * rows * hidden, rows, hidden, ffn, f);
+}
+
+void cpu::expertFfnGradWeight(const float *dy, const float *in,
+                              const float *act, const float *dz, float *dw1,
+                              float *dw2, int64_t experts, int64_t rows,
+                              int64_t hidden, int64_t ffn) {
+  for (int64_t e = 0; e < experts; ++e)
+    expertGradWeight(dy + e * rows * hidden, in + e * rows * hidden,
+                     act + e * rows * ffn, dz + e * rows * ffn,
+                     dw1 + e * hidden * ffn, dw2 + e * ffn * hidden, rows,
+                     hidden, ffn);
 }
 
 void cpu::copyBox(const char *src, const std::vector<int64_t> &srcShape,

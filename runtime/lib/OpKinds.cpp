@@ -44,7 +44,10 @@ OpCost gemmCost(const Plan &p, int x, int w, double factor, int kernels) {
 // dw); the gate a GEMM and a top-k, its gradient three; an expert FFN two
 // GEMMs and an activation per local expert, its gradient five GEMMs (the
 // first recomputed, then dw2, the activation's gradient, dw1 and dx: 2.5
-// times the forward FLOPs) and eight kernels.
+// times the forward FLOPs) and eight kernels. Split in two, its input half
+// (expert_ffn_grad_input) runs three of the GEMMs (z, dz, din) and both
+// activation kernels, its weight half (expert_ffn_grad_weight) the other
+// two GEMMs (dw1, dw2).
 OpCost costDense(const Plan &p, const Op &op) {
   return gemmCost(p, op.inputs[0], op.inputs[1], 2, 1);
 }
@@ -62,10 +65,21 @@ OpCost costExpertFfn(const Plan &p, const Op &op) {
               dim(p, op.inputs[0], 2) * dim(p, op.inputs[1], 2),
           0, true, 3 * experts(p, op, 0)};
 }
+/// `factor` x El x N x H x F of an expert FFN gradient: input 1 is
+/// in[El,N,H] and input 2 ends in F (w1[El,H,F], or act[El,N,F] for the
+/// weight half).
+double expertGradFlops(const Plan &p, const Op &op, double factor) {
+  return factor * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
+         dim(p, op.inputs[1], 2) * dim(p, op.inputs[2], 2);
+}
 OpCost costExpertFfnGrad(const Plan &p, const Op &op) {
-  return {10 * dim(p, op.inputs[1], 0) * dim(p, op.inputs[1], 1) *
-              dim(p, op.inputs[1], 2) * dim(p, op.inputs[2], 2),
-          0, true, 8 * experts(p, op, 1)};
+  return {expertGradFlops(p, op, 10), 0, true, 8 * experts(p, op, 1)};
+}
+OpCost costExpertFfnGradInput(const Plan &p, const Op &op) {
+  return {expertGradFlops(p, op, 6), 0, true, 5 * experts(p, op, 1)};
+}
+OpCost costExpertFfnGradWeight(const Plan &p, const Op &op) {
+  return {expertGradFlops(p, op, 4), 0, true, 2 * experts(p, op, 1)};
 }
 // Permutations, adds and copies are bound by memory.
 OpCost costDispatch(const Plan &p, const Op &op) { return memoryBound(p, op); }

@@ -1056,6 +1056,48 @@ private:
   void checkExpertFfn(const Op &op) { checkExpertFfnOrGrad(op); }
   void checkExpertFfnGrad(const Op &op) { checkExpertFfnOrGrad(op); }
 
+  /// Output `i` of the op, its `what`, has exactly the shape `want`, whose
+  /// dimensions `dims` names.
+  void outputShape(const Op &op, size_t i, const std::vector<int64_t> &want,
+                   const char *what, const char *dims) const {
+    const Buffer &b = buf(op, op.outputs[i]);
+    if (b.shape != want)
+      failOp(op, "output " + std::to_string(i) + " (" + what + ", buffer " +
+                     std::to_string(b.id) + ") must have shape " +
+                     shapeString(want) + " (" + dims + "), got " +
+                     shapeString(b.shape));
+  }
+
+  /// dy[El,N,H], in[El,N,H], w1[El,H,F], w2[El,F,H] -> din[El,N,H],
+  /// act[El,N,F], dz[El,N,F]: the operands of expert_ffn_grad, and the
+  /// activation and pre-activation gradient the weight half reads.
+  void checkExpertFfnGradInput(const Op &op) {
+    auto &in = shape(op, true, 1, 3), &w1 = shape(op, true, 2, 3),
+         &w2 = shape(op, true, 3, 3);
+    eq(op, w1[0], in[0], "w1 experts vs local experts");
+    eq(op, w2[0], in[0], "w2 experts vs local experts");
+    eq(op, w1[1], in[2], "w1 rows vs hidden size");
+    eq(op, w2[1], w1[2], "w2 rows vs w1 columns");
+    eq(op, w2[2], in[2], "w2 columns vs hidden size");
+    sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
+    sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
+    std::vector<int64_t> enf = {in[0], in[1], w1[2]};
+    outputShape(op, 1, enf, "act", "El x N x F");
+    outputShape(op, 2, enf, "dz", "El x N x F");
+  }
+
+  /// dy[El,N,H], in[El,N,H], act[El,N,F], dz[El,N,F] -> dw1[El,H,F],
+  /// dw2[El,F,H].
+  void checkExpertFfnGradWeight(const Op &op) {
+    auto &in = shape(op, true, 1, 3), &act = shape(op, true, 2, 3);
+    sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
+    eq(op, act[0], in[0], "act experts vs local experts");
+    eq(op, act[1], in[1], "act rows vs input rows");
+    sameShape(op, op.inputs[3], op.inputs[2], "dz vs act");
+    outputShape(op, 0, {in[0], in[2], act[2]}, "w1 grad", "El x H x F");
+    outputShape(op, 1, {in[0], act[2], in[2]}, "w2 grad", "El x F x H");
+  }
+
   void checkAdd(const Op &op) {
     sameShape(op, op.inputs[0], op.inputs[1], "operands");
     sameShape(op, op.outputs[0], op.inputs[0], "result vs operands");

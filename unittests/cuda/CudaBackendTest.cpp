@@ -98,6 +98,56 @@ TEST(CudaBackend, AllTokensToOneExpertPairAndEmptyExperts) {
   expectSameOutputs(plan, gpu, cpu);
 }
 
+TEST(CudaBackend, SplitExpertGradientMatchesTheFusedOneAndCpu) {
+  LINA_REQUIRE_GPU();
+  // The training step plus expert_ffn_grad_input and expert_ffn_grad_weight
+  // on the operands of its expert_ffn_grad (op 13: dy 18, in 5, w1 6, w2 7;
+  // El=4, N=40, H=32, F=48), writing din, act, dz, dw1 and dw2 buffers of
+  // their own.
+  nlohmann::json j = loadJson("moe_train_1rank.json");
+  auto buffer = [&](const char *name, nlohmann::json shape, const char *role) {
+    int id = static_cast<int>(j["buffers"].size());
+    j["buffers"].push_back({{"id", id},
+                            {"name", name},
+                            {"dtype", "f32"},
+                            {"shape", shape},
+                            {"role", role},
+                            {"init", "none"}});
+    return id;
+  };
+  ASSERT_EQ(j["ops"][13]["kind"], "expert_ffn_grad");
+  j["buffers"][19]["role"] = "output"; // the fused din
+  int din = buffer("din_split", {4, 40, 32}, "output");
+  int act = buffer("act", {4, 40, 48}, "temp");
+  int dz = buffer("dz_split", {4, 40, 48}, "temp");
+  int dw1 = buffer("dw1_split", {4, 32, 48}, "output");
+  int dw2 = buffer("dw2_split", {4, 48, 32}, "output");
+  int next = static_cast<int>(j["ops"].size());
+  j["ops"].push_back({{"id", next},
+                      {"kind", "expert_ffn_grad_input"},
+                      {"inputs", {18, 5, 6, 7}},
+                      {"outputs", {din, act, dz}},
+                      {"attrs", {{"activation", "gelu"}}}});
+  j["ops"].push_back({{"id", next + 1},
+                      {"kind", "expert_ffn_grad_weight"},
+                      {"inputs", {18, 5, act, dz}},
+                      {"outputs", {dw1, dw2}}});
+  // Outputs: fused din, dw1, dw2, then the split ones.
+  j["outputs"] = {19, 20, 21, din, dw1, dw2};
+  Plan plan = parsePlan(j.dump(), "moe_train_split");
+  auto cpu = runPlan<CpuBackend>(plan, Policy::Fifo);
+  auto gpu = runPlan<CudaBackend>(plan, Policy::Lina);
+  expectSameOutputs(plan, gpu, cpu);
+  // On the device the halves run the fused op's GEMMs on the same
+  // operands; only cuBLAS's choice of kernel by alignment may differ.
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_LE(worstError(gpu[3 + i], gpu[i], 1e-6, 1e-5), 1.0)
+        << "output '" << plan.buffers[plan.outputs[3 + i]].name << "'";
+  // On the cpu they are the same bits.
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(cpu[3 + i], cpu[i]) << "output " << i;
+}
+
 TEST(CudaBackend, Bf16StepFollowsTheF32Step) {
   LINA_REQUIRE_GPU();
   // With a zero router every logit ties in any precision, so bf16 and f32

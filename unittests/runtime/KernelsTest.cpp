@@ -99,6 +99,56 @@ TEST(Kernels, ExpertFfnGradientIsCorrect) {
   checkGradient(w2, dw2, loss, "expert_ffn dw2");
 }
 
+// expert_ffn_grad_input then expert_ffn_grad_weight are expert_ffn_grad
+// split at the activation: the same GEMMs on the same operands, so the
+// same bits, with and without row-wise GEMMs (lina-run --check).
+TEST(Kernels, SplitExpertFfnGradientIsBitwiseTheFusedOne) {
+  struct Shape {
+    int64_t E, N, H, F;
+  };
+  unsigned seed = 100;
+  for (Shape sh : {Shape{2, 5, 3, 4}, Shape{3, 7, 16, 24}})
+    for (Activation act : {Activation::None, Activation::Relu, Activation::Gelu,
+                           Activation::Silu})
+      for (bool rowwise : {false, true}) {
+        int64_t E = sh.E, N = sh.N, H = sh.H, F = sh.F;
+        std::string what = std::to_string(E) + "x" + std::to_string(N) + "x" +
+                           std::to_string(H) + "x" + std::to_string(F) +
+                           " activation " + std::to_string(int(act)) +
+                           (rowwise ? " rowwise" : "");
+        auto dy = randomVector(E * N * H, seed++),
+             in = randomVector(E * N * H, seed++),
+             w1 = randomVector(E * H * F, seed++),
+             w2 = randomVector(E * F * H, seed++);
+        RowwiseGemmScope scope(rowwise);
+        std::vector<float> din(E * N * H), dw1(E * H * F), dw2(E * F * H);
+        expertFfnGrad(dy.data(), in.data(), w1.data(), w2.data(), din.data(),
+                      dw1.data(), dw2.data(), E, N, H, F, act);
+        // Outputs start as garbage: every element must be written.
+        std::vector<float> din2(din.size(), 7.0f), a(E * N * F, 7.0f),
+            dz(E * N * F, 7.0f), dw1b(dw1.size(), 7.0f), dw2b(dw2.size(), 7.0f);
+        expertFfnGradInput(dy.data(), in.data(), w1.data(), w2.data(),
+                           din2.data(), a.data(), dz.data(), E, N, H, F, act);
+        expertFfnGradWeight(dy.data(), in.data(), a.data(), dz.data(),
+                            dw1b.data(), dw2b.data(), E, N, H, F);
+        for (size_t i = 0; i < din.size(); ++i)
+          ASSERT_EQ(din2[i], din[i]) << what << ": din[" << i << "]";
+        for (size_t i = 0; i < dw1.size(); ++i)
+          ASSERT_EQ(dw1b[i], dw1[i]) << what << ": dw1[" << i << "]";
+        for (size_t i = 0; i < dw2.size(); ++i)
+          ASSERT_EQ(dw2b[i], dw2[i]) << what << ": dw2[" << i << "]";
+        // act is the activation of in·w1, expert by expert.
+        std::vector<float> z(N * F);
+        for (int64_t e = 0; e < E; ++e) {
+          gemm(false, false, N, F, H, in.data() + e * N * H,
+               w1.data() + e * H * F, z.data());
+          for (int64_t i = 0; i < N * F; ++i)
+            ASSERT_EQ(a[e * N * F + i], activate(act, z[i]))
+                << what << ": act of expert " << e << " element " << i;
+        }
+      }
+}
+
 TEST(Kernels, GateRoutesByProbabilityAndItsGradientIsCorrect) {
   int64_t T = 6, H = 4, E = 5, k = 2;
   auto x = randomVector(T * H, 10), wg = randomVector(H * E, 11),

@@ -151,4 +151,66 @@ TEST(Plan, SingleRankRunComputesTheDenseChain) {
   EXPECT_EQ(again.read(1), w);
   EXPECT_NE(other.read(1), w);
 }
+
+TEST(Plan, SplitExpertGradientRunsBitwiseLikeTheFusedOne) {
+  // expert_ffn_grad and its two halves on the same dy, in, w1, w2 (El=2,
+  // N=5, H=3, F=4), through the scheduler and the cpu backend.
+  auto buf = [](int id, const char *name, json shape, const char *role) {
+    json b = {{"id", id},
+              {"name", name},
+              {"dtype", "f32"},
+              {"shape", shape},
+              {"role", role}};
+    if (std::string(role) == "input" || std::string(role) == "param")
+      b["init"] = "random";
+    return b;
+  };
+  json buffers = json::array({
+      buf(0, "dy", {2, 5, 3}, "input"),
+      buf(1, "in", {2, 5, 3}, "input"),
+      buf(2, "w1", {2, 3, 4}, "param"),
+      buf(3, "w2", {2, 4, 3}, "param"),
+      buf(4, "din", {2, 5, 3}, "output"),
+      buf(5, "dw1", {2, 3, 4}, "output"),
+      buf(6, "dw2", {2, 4, 3}, "output"),
+      buf(7, "din_split", {2, 5, 3}, "output"),
+      buf(8, "act", {2, 5, 4}, "temp"),
+      buf(9, "dz", {2, 5, 4}, "temp"),
+      buf(10, "dw1_split", {2, 3, 4}, "output"),
+      buf(11, "dw2_split", {2, 4, 3}, "output"),
+  });
+  json ops = json::array({
+      {{"id", 0},
+       {"kind", "expert_ffn_grad"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {4, 5, 6}},
+       {"attrs", {{"activation", "silu"}}}},
+      {{"id", 1},
+       {"kind", "expert_ffn_grad_input"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {7, 8, 9}},
+       {"attrs", {{"activation", "silu"}}}},
+      {{"id", 2},
+       {"kind", "expert_ffn_grad_weight"},
+       {"inputs", {0, 1, 8, 9}},
+       {"outputs", {10, 11}}},
+  });
+  json p = {{"format", "lina-plan"},
+            {"version", 1},
+            {"world_size", 1},
+            {"groups", {{"ep", {{"members", {{0}}}}}}},
+            {"buffers", buffers},
+            {"ops", ops},
+            {"outputs", {4, 5, 6, 7, 10, 11}}};
+  Plan plan = parsePlan(p.dump());
+  CpuBackend backend(plan, 0, 10);
+  backend.initialize(3);
+  Scheduler scheduler(plan, {});
+  scheduler.run(backend);
+  EXPECT_EQ(backend.read(7), backend.read(4));
+  EXPECT_EQ(backend.read(10), backend.read(5));
+  EXPECT_EQ(backend.read(11), backend.read(6));
+  // Not trivially equal: the gradients are not zero.
+  EXPECT_NE(backend.read(5), std::vector<float>(24, 0.0f));
+}
 } // namespace

@@ -241,4 +241,125 @@ TEST(PlanValidation, ChunkAndPartitionIndicesAreInRange) {
   p["ops"][1]["chunk"] = {{"index", 2}, {"count", 2}};
   EXPECT_ERROR(p, "op 1 (dispatch at m.mlir:2:3): chunk index out of range");
 }
+
+/// The expert FFN gradient split in two (El=2, N=5, H=3, F=4):
+/// expert_ffn_grad_input(dy, in, w1, w2) -> din, act, dz, then
+/// expert_ffn_grad_weight(dy, in, act, dz) -> dw1, dw2.
+json splitGradPlan() {
+  json buffers = json::array({
+      buffer(0, "dy", "f32", {2, 5, 3}, "input"),
+      buffer(1, "in", "f32", {2, 5, 3}, "input"),
+      buffer(2, "w1", "f32", {2, 3, 4}, "param"),
+      buffer(3, "w2", "f32", {2, 4, 3}, "param"),
+      buffer(4, "din", "f32", {2, 5, 3}, "output"),
+      buffer(5, "act", "f32", {2, 5, 4}),
+      buffer(6, "dz", "f32", {2, 5, 4}),
+      buffer(7, "dw1", "f32", {2, 3, 4}, "output"),
+      buffer(8, "dw2", "f32", {2, 4, 3}, "output"),
+  });
+  json ops = json::array({
+      {{"id", 0},
+       {"kind", "expert_ffn_grad_input"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {4, 5, 6}},
+       {"loc", "m.mlir:1:3"},
+       {"attrs", {{"activation", "gelu"}}}},
+      {{"id", 1},
+       {"kind", "expert_ffn_grad_weight"},
+       {"inputs", {0, 1, 5, 6}},
+       {"outputs", {7, 8}},
+       {"loc", "m.mlir:2:3"}},
+  });
+  return {{"format", "lina-plan"}, {"version", 1},
+          {"world_size", 1},       {"groups", {{"ep", {{"members", {{0}}}}}}},
+          {"buffers", buffers},    {"ops", ops},
+          {"outputs", {4, 7, 8}}};
+}
+
+TEST(PlanValidation, AcceptsTheSplitExpertGradient) {
+  Plan plan = parsePlan(splitGradPlan().dump(), "p.json");
+  EXPECT_EQ(plan.ops[0].kind, OpKind::ExpertFfnGradInput);
+  EXPECT_EQ(plan.ops[0].activation, Activation::Gelu);
+  EXPECT_EQ(plan.ops[1].kind, OpKind::ExpertFfnGradWeight);
+  EXPECT_EQ(plan.producers[5], 0);
+  EXPECT_EQ(plan.producers[8], 1);
+}
+
+TEST(PlanValidation, SplitExpertGradientShapesAgree) {
+  // act or dz of the input half not [El,N,F].
+  json p = splitGradPlan();
+  p["buffers"][5]["shape"] = {2, 5, 3};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): output 1 "
+                  "(act, buffer 5) must have shape [2x5x4] (El x N x F), "
+                  "got [2x5x3]");
+  p = splitGradPlan();
+  p["buffers"][6]["shape"] = {2, 4, 4};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): output 2 "
+                  "(dz, buffer 6) must have shape [2x5x4] (El x N x F), "
+                  "got [2x4x4]");
+  p = splitGradPlan();
+  p["buffers"][6]["shape"] = {40};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): output 2 "
+                  "(dz, buffer 6) must have shape [2x5x4]");
+  // The operands it shares with expert_ffn_grad.
+  p = splitGradPlan();
+  p["buffers"][3]["shape"] = {2, 5, 3};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): w2 rows vs w1 "
+                  "columns: 5 != 4");
+  p = splitGradPlan();
+  p["buffers"][0]["shape"] = {2, 4, 3};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): grad vs "
+                  "input: shapes [2x4x3] and [2x5x3] differ");
+
+  // The weight half reading a wrong-shaped act or dz: give it inputs of
+  // its own.
+  p = splitGradPlan();
+  p["buffers"].push_back(buffer(9, "act2", "f32", {2, 6, 4}, "input"));
+  p["ops"][1]["inputs"] = {0, 1, 9, 6};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): act rows vs "
+                  "input rows: 6 != 5");
+  p = splitGradPlan();
+  p["buffers"].push_back(buffer(9, "act2", "f32", {3, 5, 4}, "input"));
+  p["ops"][1]["inputs"] = {0, 1, 9, 6};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): act experts "
+                  "vs local experts: 3 != 2");
+  p = splitGradPlan();
+  p["buffers"].push_back(buffer(9, "dz2", "f32", {2, 5, 3}, "input"));
+  p["ops"][1]["inputs"] = {0, 1, 5, 9};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): dz vs act: "
+                  "shapes [2x5x3] and [2x5x4] differ");
+  p = splitGradPlan();
+  p["buffers"].push_back(buffer(9, "act2", "f32", {10, 4}, "input"));
+  p["ops"][1]["inputs"] = {0, 1, 9, 6};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): input 2 "
+                  "(buffer 9) must have rank 3, got [10x4]");
+  // Its results are the shapes of w1 and w2.
+  p = splitGradPlan();
+  p["buffers"][7]["shape"] = {2, 4, 3};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): output 0 "
+                  "(w1 grad, buffer 7) must have shape [2x3x4] (El x H x F), "
+                  "got [2x4x3]");
+  p = splitGradPlan();
+  p["buffers"][8]["shape"] = {2, 3, 4};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): output 1 "
+                  "(w2 grad, buffer 8) must have shape [2x4x3] (El x F x H), "
+                  "got [2x3x4]");
+}
+
+TEST(PlanValidation, SplitExpertGradientNeedsEveryOperand) {
+  json p = splitGradPlan();
+  p["ops"][1]["inputs"] = {0, 1, 5};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): expects 4 "
+                  "inputs and 2 outputs, got 3 and 2");
+  p = splitGradPlan();
+  p["ops"][0]["outputs"] = {4, 5};
+  EXPECT_ERROR(p, "op 0 (expert_ffn_grad_input at m.mlir:1:3): expects 4 "
+                  "inputs and 3 outputs, got 4 and 2");
+  // dz never written: the weight half reads it before any op writes it.
+  p = splitGradPlan();
+  p["buffers"].push_back(buffer(9, "dz0", "f32", {2, 5, 4}));
+  p["ops"][0]["outputs"] = {4, 5, 9};
+  EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): reads buffer "
+                  "6 ('dz') before any op writes it");
+}
 } // namespace

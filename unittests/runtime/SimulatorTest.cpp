@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "lina/rt/Simulator.h"
+#include "lina/rt/OpKinds.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -213,6 +214,62 @@ TEST(Simulator, ComputeEfficiencyAndKernelLaunches) {
   add.outputs = {2};
   EXPECT_NEAR(computeTime(plan, add, model),
               3 * 4096.0 * 4096 * 4 / 8e11 + 10e-6, 1e-12);
+}
+
+TEST(Simulator, SplitExpertGradientCostsItsShareOfTheFusedOne) {
+  // expert_ffn_grad and its two halves on El=2, N=64, H=32, F=128.
+  json buffers = json::array({
+      buffer(0, {2, 64, 32}, "input"),
+      buffer(1, {2, 64, 32}, "input"),
+      buffer(2, {2, 32, 128}, "param"),
+      buffer(3, {2, 128, 32}, "param"),
+      buffer(4, {2, 64, 32}, "output"),
+      buffer(5, {2, 32, 128}, "output"),
+      buffer(6, {2, 128, 32}, "output"),
+      buffer(7, {2, 64, 32}, "output"),
+      buffer(8, {2, 64, 128}),
+      buffer(9, {2, 64, 128}),
+      buffer(10, {2, 32, 128}, "output"),
+      buffer(11, {2, 128, 32}, "output"),
+  });
+  json ops = json::array({
+      {{"id", 0},
+       {"kind", "expert_ffn_grad"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {4, 5, 6}},
+       {"attrs", {{"activation", "gelu"}}}},
+      {{"id", 1},
+       {"kind", "expert_ffn_grad_input"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {7, 8, 9}},
+       {"attrs", {{"activation", "gelu"}}}},
+      {{"id", 2},
+       {"kind", "expert_ffn_grad_weight"},
+       {"inputs", {0, 1, 8, 9}},
+       {"outputs", {10, 11}}},
+  });
+  Plan plan = parsePlan(plan2(buffers, ops, 1).dump());
+  OpCost fused = opCost(plan, plan.ops[0]), input = opCost(plan, plan.ops[1]),
+         weight = opCost(plan, plan.ops[2]);
+  const double enhf = 2.0 * 64 * 32 * 128;
+  EXPECT_EQ(fused.flops, 10 * enhf);
+  EXPECT_EQ(input.flops, 6 * enhf);  // z, dz, din
+  EXPECT_EQ(weight.flops, 4 * enhf); // dw1, dw2
+  EXPECT_EQ(fused.kernels, 8 * 2);
+  EXPECT_EQ(input.kernels, 5 * 2);
+  EXPECT_EQ(weight.kernels, 2 * 2);
+  EXPECT_TRUE(input.gemm);
+  EXPECT_TRUE(weight.gemm);
+  // Bytes: every input and output (tokens 2x64x32, weights 2x32x128,
+  // act and dz 2x64x128).
+  const double tok = 4.0 * 2 * 64 * 32, w = 4.0 * 2 * 32 * 128,
+               enf = 4.0 * 2 * 64 * 128;
+  EXPECT_EQ(input.bytes, 3 * tok + 2 * w + 2 * enf);
+  EXPECT_EQ(weight.bytes, 2 * tok + 2 * enf + 2 * w);
+  SimResult r = simulate(plan, node(), {});
+  ASSERT_EQ(r.ranks[0].timeline.size(), 3u);
+  for (const OpInterval &i : r.ranks[0].timeline)
+    EXPECT_GT(i.end, i.start) << "op " << i.op;
 }
 
 TEST(Simulator, ComputeTakesItsRooflineTime) {

@@ -309,6 +309,22 @@ void CpuBackend::runExpertFfnGrad(const Op &op) {
                      in[0], in[1], in[2], w1[2], op.activation);
 }
 
+void CpuBackend::runExpertFfnGradInput(const Op &op) {
+  OpArgs a(*this, op);
+  cpu::RowwiseGemmScope rowwise(rowwiseExperts);
+  auto &in = a.shape(true, 1), &w1 = a.shape(true, 2);
+  cpu::expertFfnGradInput(a.f(0), a.f(1), a.f(2), a.f(3), a.o(0), a.o(1),
+                          a.o(2), in[0], in[1], in[2], w1[2], op.activation);
+}
+
+void CpuBackend::runExpertFfnGradWeight(const Op &op) {
+  OpArgs a(*this, op);
+  cpu::RowwiseGemmScope rowwise(rowwiseExperts);
+  auto &in = a.shape(true, 1), &act = a.shape(true, 2);
+  cpu::expertFfnGradWeight(a.f(0), a.f(1), a.f(2), a.f(3), a.o(0), a.o(1),
+                           in[0], in[1], in[2], act[2]);
+}
+
 void CpuBackend::runAdd(const Op &op) {
   OpArgs args(*this, op);
   int64_t n = plan.buffers[op.outputs[0]].numElements();

@@ -271,22 +271,27 @@ void workspaceCombineGrad(const Plan &plan, const Op &op, Bump &bump) {
   workspaceSlots(plan, op, bump);
 }
 
-void workspaceExpertFfnOrExpertFfnGrad(const Plan &plan, const Op &op,
-                                       Bump &bump) {
+/// `count` buffers of [El,N,F] (z; for expert_ffn_grad also act and dz).
+void workspaceExpertFfnScratch(const Plan &plan, const Op &op, int count,
+                               Bump &bump) {
   WorkspaceArgs a(plan);
   size_t b = op.kind == OpKind::ExpertFfn ? 0 : 1;
   auto &in = a.shape(op.inputs[b]);
   auto &w1 = a.shape(op.inputs[b + 1]);
   size_t bytes = in[0] * in[1] * w1[2] * a.es(op.inputs[b]);
-  for (int i = 0; i < (op.kind == OpKind::ExpertFfn ? 1 : 3); ++i)
+  for (int i = 0; i < count; ++i)
     bump.take(bytes);
 }
 void workspaceExpertFfn(const Plan &plan, const Op &op, Bump &bump) {
-  workspaceExpertFfnOrExpertFfnGrad(plan, op, bump);
+  workspaceExpertFfnScratch(plan, op, 1, bump);
 }
 void workspaceExpertFfnGrad(const Plan &plan, const Op &op, Bump &bump) {
-  workspaceExpertFfnOrExpertFfnGrad(plan, op, bump);
+  workspaceExpertFfnScratch(plan, op, 3, bump);
 }
+void workspaceExpertFfnGradInput(const Plan &plan, const Op &op, Bump &bump) {
+  workspaceExpertFfnScratch(plan, op, 1, bump);
+}
+void workspaceExpertFfnGradWeight(const Plan &, const Op &, Bump &) {}
 void workspaceDense(const Plan &, const Op &, Bump &) {}
 void workspaceAdd(const Plan &, const Op &, Bump &) {}
 void workspaceCopy(const Plan &, const Op &, Bump &) {}
@@ -688,29 +693,74 @@ void CudaBackend::runExpertFfn(ComputeArgs &a) {
        f * h, n * h);
 }
 
+namespace {
+/// The sizes of an expert FFN gradient: El, N and H of in (input 1), F the
+/// last dimension of input 2 (w1[El,H,F] or act[El,N,F]), and the data
+/// type.
+struct ExpertGrad {
+  int64_t el, n, h, f;
+  DType t;
+};
+
+/// The input half (expert_ffn_grad_input) on every local expert at once:
+/// z = x w1 (scratch); act = act(z); dz = (dy w2^T) * act'(z);
+/// dx = dz w1^T.
+void expertGradInput(cublasHandle_t blas, cudaStream_t s, Activation fn,
+                     const ExpertGrad &g, const void *dy, const void *x,
+                     const void *W1, const void *W2, void *z, void *act,
+                     void *dz, void *dx) {
+  int64_t el = g.el, n = g.n, h = g.h, f = g.f;
+  gemm(blas, false, false, n, f, h, x, W1, g.t, z, g.t, el, n * h, h * f,
+       n * f);
+  activationForward(fn, z, act, g.t, el * n * f, s);
+  gemm(blas, false, true, n, f, h, dy, W2, g.t, dz, g.t, el, n * h, f * h,
+       n * f);
+  activationBackward(fn, z, dz, dz, g.t, el * n * f, s);
+  gemm(blas, false, true, n, h, f, dz, W1, g.t, dx, g.t, el, n * f, h * f,
+       n * h);
+}
+
+/// The weight half (expert_ffn_grad_weight): dw1 = x^T dz; dw2 = act^T dy.
+void expertGradWeight(cublasHandle_t blas, const ExpertGrad &g, const void *dy,
+                      const void *x, const void *act, const void *dz, void *dw1,
+                      void *dw2) {
+  int64_t el = g.el, n = g.n, h = g.h, f = g.f;
+  gemm(blas, true, false, h, f, n, x, dz, g.t, dw1, g.t, el, n * h, n * f,
+       h * f);
+  gemm(blas, true, false, f, h, n, act, dy, g.t, dw2, g.t, el, n * f, n * h,
+       f * h);
+}
+} // namespace
+
+// expert_ffn_grad is its input half, then its weight half, on scratch act
+// and dz; the split kinds run one half each with act and dz as buffers.
 void CudaBackend::runExpertFfnGrad(ComputeArgs &a) {
   const Op &op = a.op;
   auto &x = a.shape(op.inputs[1]), &w1 = a.shape(op.inputs[2]);
-  int64_t el = x[0], n = x[1], h = x[2], f = w1[2];
-  DType t = a.dtype(op.inputs[1]);
-  int64_t bytes = el * n * f * dtypeBytes(t);
+  ExpertGrad g{x[0], x[1], x[2], w1[2], a.dtype(op.inputs[1])};
+  int64_t bytes = g.el * g.n * g.f * dtypeBytes(g.t);
   void *z = a.bump.take(bytes), *act = a.bump.take(bytes),
        *dz = a.bump.take(bytes);
-  const void *dy = a.in(0), *x0 = a.in(1), *W1 = a.in(2), *W2 = a.in(3);
-  gemm(a.d.blas, false, false, n, f, h, x0, W1, t, z, t, el, n * h, h * f,
-       n * f);
-  activationForward(op.activation, z, act, t, el * n * f, a.s);
-  // dw2 = act^T dy; dact = dy w2^T; dz = dact * act'(z); dw1 = x^T dz;
-  // dx = dz w1^T.
-  gemm(a.d.blas, true, false, f, h, n, act, dy, t, a.out(2), t, el, n * f,
-       n * h, f * h);
-  gemm(a.d.blas, false, true, n, f, h, dy, W2, t, dz, t, el, n * h, f * h,
-       n * f);
-  activationBackward(op.activation, z, dz, dz, t, el * n * f, a.s);
-  gemm(a.d.blas, true, false, h, f, n, x0, dz, t, a.out(1), t, el, n * h, n * f,
-       h * f);
-  gemm(a.d.blas, false, true, n, h, f, dz, W1, t, a.out(0), t, el, n * f, h * f,
-       n * h);
+  expertGradInput(a.d.blas, a.s, op.activation, g, a.in(0), a.in(1), a.in(2),
+                  a.in(3), z, act, dz, a.out(0));
+  expertGradWeight(a.d.blas, g, a.in(0), a.in(1), act, dz, a.out(1), a.out(2));
+}
+
+void CudaBackend::runExpertFfnGradInput(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[1]), &w1 = a.shape(op.inputs[2]);
+  ExpertGrad g{x[0], x[1], x[2], w1[2], a.dtype(op.inputs[1])};
+  void *z = a.bump.take(g.el * g.n * g.f * dtypeBytes(g.t));
+  expertGradInput(a.d.blas, a.s, op.activation, g, a.in(0), a.in(1), a.in(2),
+                  a.in(3), z, a.out(1), a.out(2), a.out(0));
+}
+
+void CudaBackend::runExpertFfnGradWeight(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[1]), &act = a.shape(op.inputs[2]);
+  ExpertGrad g{x[0], x[1], x[2], act[2], a.dtype(op.inputs[1])};
+  expertGradWeight(a.d.blas, g, a.in(0), a.in(1), a.in(2), a.in(3), a.out(0),
+                   a.out(1));
 }
 
 void CudaBackend::runAdd(ComputeArgs &a) {

@@ -21,6 +21,9 @@
 # The committed plans are the output of running this script with no
 # arguments; it only needs Python 3. Bigger plans for measurements:
 #   make_plans.py --ranks 4 --tokens 1024 --hidden 512 --ffn 2048 --out DIR
+# --split-grad writes the *.lina.json plans with each expert_ffn_grad split
+# into expert_ffn_grad_input, the all_to_all of the input gradient, then
+# expert_ffn_grad_weight (the base plans keep the fused op).
 # ===----------------------------------------------------------------------===#
 
 import argparse
@@ -79,7 +82,7 @@ def numel(shape):
 
 
 def make(ranks, tokens, hidden, ffn, local_experts, layers, lina, parts,
-         chunks, zero_gate, act, name):
+         chunks, zero_gate, act, name, split_grad=False):
     T, H, F, El = tokens, hidden, ffn, local_experts
     E = El * ranks
     k = 1
@@ -207,10 +210,23 @@ def make(ranks, tokens, hidden, ffn, local_experts, layers, lina, parts,
         dr = p.buf("dr%d" % l, [El, C * ranks, H])
         dw1 = p.buf("dw1_%d" % l, [El, H, F])
         dw2 = p.buf("dw2_%d" % l, [El, F, H])
-        p.op("expert_ffn_grad", [de, s["r"], w["w1"], w["w2"]], [dr, dw1, dw2],
-             L(), attrs={"activation": act}, **hold)
-        dbuf = p.buf("dbuf%d" % l, [E, C, H])
-        all_to_all(dr, dbuf, 1, 0)
+        dbuf = None
+        if lina and split_grad:
+            # The input gradient first, sent while the weight gradients
+            # are computed from the saved activation and dz.
+            fa = p.buf("act%d" % l, [El, C * ranks, F])
+            dz = p.buf("dz%d" % l, [El, C * ranks, F])
+            p.op("expert_ffn_grad_input", [de, s["r"], w["w1"], w["w2"]],
+                 [dr, fa, dz], L(), attrs={"activation": act}, **hold)
+            dbuf = p.buf("dbuf%d" % l, [E, C, H])
+            all_to_all(dr, dbuf, 1, 0)
+            p.op("expert_ffn_grad_weight", [de, s["r"], fa, dz], [dw1, dw2],
+                 L())
+        else:
+            p.op("expert_ffn_grad", [de, s["r"], w["w1"], w["w2"]],
+                 [dr, dw1, dw2], L(), attrs={"activation": act}, **hold)
+            dbuf = p.buf("dbuf%d" % l, [E, C, H])
+            all_to_all(dr, dbuf, 1, 0)
         dad = p.buf("da%d_d" % l, [T, H])
         p.op("dispatch_grad", [dbuf, s["ids"]], [dad], L(),
              attrs={"capacity": C})
@@ -273,6 +289,8 @@ def main():
     ap.add_argument("--chunks", type=int, default=2)
     ap.add_argument("--act", default="gelu")
     ap.add_argument("--prefix", default="")
+    ap.add_argument("--split-grad", action="store_true",
+                    help="split expert_ffn_grad in the .lina.json plans")
     a = ap.parse_args()
     for R in a.ranks:
         for zero_gate, kind in ((False, "moe2"), (True, "onehot")):
@@ -281,7 +299,7 @@ def main():
                                               "lina" if lina else "base")
                 plan = make(R, a.tokens, a.hidden, a.ffn, a.local_experts,
                             a.layers, lina, a.parts, a.chunks, zero_gate,
-                            a.act, name)
+                            a.act, name, a.split_grad)
                 write(os.path.join(a.out, name), plan)
 
 

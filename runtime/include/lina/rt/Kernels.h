@@ -90,10 +90,25 @@ void combineGrad(const float *dy, const float *buf, const int32_t *ids,
 void expertFfn(const float *in, const float *w1, const float *w2, float *out,
                int64_t experts, int64_t rows, int64_t hidden, int64_t ffn,
                Activation act);
+/// expertFfnGradInput followed by expertFfnGradWeight, one expert at a
+/// time: bitwise the same din, dw1 and dw2 as the two split kinds.
 void expertFfnGrad(const float *dy, const float *in, const float *w1,
                    const float *w2, float *din, float *dw1, float *dw2,
                    int64_t experts, int64_t rows, int64_t hidden, int64_t ffn,
                    Activation act);
+/// The input-gradient half of expertFfnGrad (expert_ffn_grad_input): per
+/// expert z = in·w1, act = f(z), dz = (dy·w2ᵀ) ⊙ f'(z), din = dz·w1ᵀ;
+/// act and dz are [experts, rows, ffn].
+void expertFfnGradInput(const float *dy, const float *in, const float *w1,
+                        const float *w2, float *din, float *act, float *dz,
+                        int64_t experts, int64_t rows, int64_t hidden,
+                        int64_t ffn, Activation f);
+/// The weight-gradient half (expert_ffn_grad_weight): per expert
+/// dw1 = inᵀ·dz, dw2 = actᵀ·dy.
+void expertFfnGradWeight(const float *dy, const float *in, const float *act,
+                         const float *dz, float *dw1, float *dw2,
+                         int64_t experts, int64_t rows, int64_t hidden,
+                         int64_t ffn);
 
 /// Copies the box `sizes` at `srcOffsets` of `src` (shape srcShape) to
 /// `dstOffsets` of `dst` (shape dstShape); elements of `elemBytes` bytes.
