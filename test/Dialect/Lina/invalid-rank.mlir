@@ -238,6 +238,84 @@ func.func @expert_ffn_grad_6(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2
   return
 }
 // -----
+func.func @expert_ffn_grad_input_0(%a0: tensor<f32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x4x16xf32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{grad type 'tensor<f32>' must equal input type 'tensor<2x8x4xf32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<f32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_1(%a0: tensor<2x8x4xf32>, %a1: tensor<f32>, %a2: tensor<2x4x16xf32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{input must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<f32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_2(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<f32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{w1 must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<f32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_3(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x4x16xf32>, %a3: tensor<f32>) {
+  // expected-error @+1 {{w2 must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<f32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_4(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x4x16xf32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{input_grad type 'tensor<f32>' must equal input type 'tensor<2x8x4xf32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<f32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_5(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x4x16xf32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{act must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<f32>, tensor<2x8x16xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_input_6(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x4x16xf32>, %a3: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{pre_grad must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1, %r2 = lina.expert_ffn_grad_input %a0, %a1, %a2, %a3 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<f32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_0(%a0: tensor<f32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x8x16xf32>, %a3: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{grad type 'tensor<f32>' must equal input type 'tensor<2x8x4xf32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<f32>, tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x4x16xf32>, tensor<2x16x4xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_1(%a0: tensor<2x8x4xf32>, %a1: tensor<f32>, %a2: tensor<2x8x16xf32>, %a3: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{input must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<2x8x4xf32>, tensor<f32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x4x16xf32>, tensor<2x16x4xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_2(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<f32>, %a3: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{act must have rank 3, got 'tensor<f32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<f32>, tensor<2x8x16xf32>) -> (tensor<2x4x16xf32>, tensor<2x16x4xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_3(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x8x16xf32>, %a3: tensor<f32>) {
+  // expected-error @+1 {{pre_grad type 'tensor<f32>' must equal act type 'tensor<2x8x16xf32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<f32>) -> (tensor<2x4x16xf32>, tensor<2x16x4xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_4(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x8x16xf32>, %a3: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{w1_grad type 'tensor<f32>' must equal [experts, input dimension 2, act dimension 2] type 'tensor<2x4x16xf32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<f32>, tensor<2x16x4xf32>)
+  return
+}
+// -----
+func.func @expert_ffn_grad_weight_5(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x4xf32>, %a2: tensor<2x8x16xf32>, %a3: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{w2_grad type 'tensor<f32>' must equal [experts, act dimension 2, input dimension 2] type 'tensor<2x16x4xf32>'}}
+  %r0, %r1 = lina.expert_ffn_grad_weight %a0, %a1, %a2, %a3 : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x4x16xf32>, tensor<f32>)
+  return
+}
+// -----
 func.func @combine_grad_0(%a0: tensor<f32>, %a1: tensor<4x2x4xf32>, %a2: tensor<8x1xi32>, %a3: tensor<8x1xf32>) {
   // expected-error @+1 {{grad must have rank 2, got 'tensor<f32>'}}
   %r0, %r1 = lina.combine_grad %a0, %a1, %a2, %a3 : (tensor<f32>, tensor<4x2x4xf32>, tensor<8x1xi32>, tensor<8x1xf32>) -> (tensor<4x2x4xf32>, tensor<8x1xf32>)

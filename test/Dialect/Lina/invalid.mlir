@@ -477,6 +477,46 @@ func.func @ffn_grad_w2(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %w1: tenso
 
 // -----
 
+func.func @ffn_grad_input_act(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %w1: tensor<2x4x16xf32>, %w2: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{act dimension 2 (8) must equal w1 dimension 2 (16)}}
+  %a, %b, %c = lina.expert_ffn_grad_input %dy, %r, %w1, %w2 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x8xf32>, tensor<2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @ffn_grad_input_rows(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %w1: tensor<2x4x16xf32>, %w2: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{pre_grad dimension 1 (4) must equal input dimension 1 (8)}}
+  %a, %b, %c = lina.expert_ffn_grad_input %dy, %r, %w1, %w2 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x4x16xf32>)
+  return
+}
+
+// -----
+
+func.func @ffn_grad_input_dtype(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %w1: tensor<2x4x16xf32>, %w2: tensor<2x16x4xf32>) {
+  // expected-error @+1 {{act element type 'bf16' must equal input element type 'f32'}}
+  %a, %b, %c = lina.expert_ffn_grad_input %dy, %r, %w1, %w2 activation = gelu : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x4x16xf32>, tensor<2x16x4xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x16xbf16>, tensor<2x8x16xf32>)
+  return
+}
+
+// -----
+
+func.func @ffn_grad_weight_experts(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %act: tensor<3x8x16xf32>, %dz: tensor<3x8x16xf32>) {
+  // expected-error @+1 {{act dimension 0 (3) must equal the number of local experts (2)}}
+  %a, %b = lina.expert_ffn_grad_weight %dy, %r, %act, %dz : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<3x8x16xf32>, tensor<3x8x16xf32>) -> (tensor<2x4x16xf32>, tensor<2x16x4xf32>)
+  return
+}
+
+// -----
+
+func.func @ffn_grad_weight_w1(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %act: tensor<2x8x16xf32>, %dz: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{w1_grad type 'tensor<2x16x4xf32>' must equal [experts, input dimension 2, act dimension 2] type 'tensor<2x4x16xf32>'}}
+  %a, %b = lina.expert_ffn_grad_weight %dy, %r, %act, %dz : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>) -> (tensor<2x16x4xf32>, tensor<2x16x4xf32>)
+  return
+}
+
+// -----
+
 func.func @combine_grad_buf(%dy: tensor<8x4xf32>, %b: tensor<2x4x4xf32>, %ids: tensor<8x1xi32>, %gw: tensor<8x1xf32>) -> (tensor<2x2x4xf32>, tensor<8x1xf32>) {
   // expected-error @+1 {{input_grad type 'tensor<2x2x4xf32>' must equal input type 'tensor<2x4x4xf32>'}}
   %db, %dgw = lina.combine_grad %dy, %b, %ids, %gw : (tensor<8x4xf32>, tensor<2x4x4xf32>, tensor<8x1xi32>, tensor<8x1xf32>) -> (tensor<2x2x4xf32>, tensor<8x1xf32>)

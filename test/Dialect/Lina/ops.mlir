@@ -37,6 +37,10 @@ func.func @backward(%dy: tensor<64x32xf32>, %x: tensor<64x32xf32>, %wd: tensor<3
   %db, %dgw = lina.combine_grad %dy, %buf, %ids, %gw : (tensor<64x32xf32>, tensor<8x20x32xf32>, tensor<64x2xi32>, tensor<64x2xf32>) -> (tensor<8x20x32xf32>, tensor<64x2xf32>)
   // CHECK: %[[DIN:.*]], %[[DW1:.*]], %[[DW2:.*]] = lina.expert_ffn_grad %{{.*}} activation = relu : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>) -> (tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>)
   %din, %dw1, %dw2 = lina.expert_ffn_grad %r, %r, %w1, %w2 activation = relu : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>) -> (tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>)
+  // CHECK: %[[SIN:.*]], %[[ACT:.*]], %[[DZ:.*]] = lina.expert_ffn_grad_input %{{.*}} activation = relu {chunk = #lina.chunk<index = 0, count = 2>} : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>) -> (tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>)
+  %sin, %act, %dz = lina.expert_ffn_grad_input %r, %r, %w1, %w2 activation = relu {chunk = #lina.chunk<index = 0, count = 2>} : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>) -> (tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>)
+  // CHECK: lina.expert_ffn_grad_weight %{{.*}}, %{{.*}}, %[[ACT]], %[[DZ]] : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>) -> (tensor<2x32x128xf32>, tensor<2x128x32xf32>)
+  %sw1, %sw2 = lina.expert_ffn_grad_weight %r, %r, %act, %dz : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>) -> (tensor<2x32x128xf32>, tensor<2x128x32xf32>)
   // CHECK: lina.dispatch_grad %[[DB]], %{{.*}} : (tensor<8x20x32xf32>, tensor<64x2xi32>) -> tensor<64x32xf32>
   %dx1 = lina.dispatch_grad %db, %ids : (tensor<8x20x32xf32>, tensor<64x2xi32>) -> tensor<64x32xf32>
   // CHECK: lina.gate_grad %[[DGW]], %{{.*}} : (tensor<64x2xf32>, tensor<64x32xf32>, tensor<32x8xf32>, tensor<64x2xi32>) -> (tensor<64x32xf32>, tensor<32x8xf32>)

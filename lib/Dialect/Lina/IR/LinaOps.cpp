@@ -102,10 +102,12 @@ mlir::OpTrait::lina::detail::verifyTensorsWithinLimits(Operation *op) {
     return misplaced("partition", a,
                      "a #lina.partition is only valid on lina.all_reduce");
   if (Attribute a = op->getAttr("chunk");
-      a && !isa<AllToAllOp, ExpertFfnOp, ExpertFfnGradOp>(op))
+      a && !isa<AllToAllOp, ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp,
+                 ExpertFfnGradWeightOp>(op))
     return misplaced("chunk", a,
                      "a #lina.chunk is only valid on lina.all_to_all, "
-                     "lina.expert_ffn and lina.expert_ffn_grad");
+                     "lina.expert_ffn and lina.expert_ffn_grad (and its "
+                     "halves)");
   if (Attribute a = op->getAttr("priority");
       a && !isa<AllToAllOp, AllReduceOp>(op))
     return misplaced("priority", a,
@@ -780,6 +782,57 @@ LogicalResult ExpertFfnGradOp::verify() {
                             getW1().getType())) ||
       failed(check.sameType("w2_grad", getW2Grad().getType(), "w2",
                             getW2().getType())))
+    return failure();
+  return success();
+}
+
+LogicalResult ExpertFfnGradInputOp::verify() {
+  ShapeChecker check(*this);
+  Type in = getInput().getType();
+  if (failed(verifyExperts(check, getInput(), getW1(), getW2())) ||
+      failed(check.sameType("grad", getGrad().getType(), "input", in)) ||
+      failed(check.sameType("input_grad", getInputGrad().getType(), "input",
+                            in)))
+    return failure();
+  // act and pre_grad: [experts, rows, ffn] of the input's element type.
+  for (auto [what, v] : {std::pair<StringRef, Value>{"act", getAct()},
+                         {"pre_grad", getPreGrad()}})
+    if (failed(check.rank(what, v.getType(), 3)) ||
+        failed(check.dim(what, v.getType(), 0, "the number of local experts",
+                         dimOf(getInput(), 0))) ||
+        failed(check.dim(what, v.getType(), 1, "input dimension 1",
+                         dimOf(getInput(), 1))) ||
+        failed(check.dim(what, v.getType(), 2, "w1 dimension 2",
+                         dimOf(getW1(), 2))) ||
+        failed(check.sameElementType(what, v.getType(), "input", in)))
+      return failure();
+  return success();
+}
+
+LogicalResult ExpertFfnGradWeightOp::verify() {
+  ShapeChecker check(*this);
+  Type in = getInput().getType(), act = getAct().getType();
+  if (failed(check.rank("input", in, 3)) ||
+      failed(check.sameType("grad", getGrad().getType(), "input", in)) ||
+      failed(check.rank("act", act, 3)) ||
+      failed(check.dim("act", act, 0, "the number of local experts",
+                       dimOf(getInput(), 0))) ||
+      failed(check.dim("act", act, 1, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
+      failed(check.sameElementType("act", act, "input", in)) ||
+      failed(check.sameType("pre_grad", getPreGrad().getType(), "act", act)))
+    return failure();
+  int64_t experts = dimOf(getInput(), 0), hidden = dimOf(getInput(), 2),
+          ffn = dimOf(getAct(), 2);
+  Type elem = cast<ShapedType>(in).getElementType();
+  if (failed(check.sameType("w1_grad", getW1Grad().getType(),
+                            "[experts, input dimension 2, act dimension 2]",
+                            RankedTensorType::get({experts, hidden, ffn},
+                                                  elem))) ||
+      failed(check.sameType("w2_grad", getW2Grad().getType(),
+                            "[experts, act dimension 2, input dimension 2]",
+                            RankedTensorType::get({experts, ffn, hidden},
+                                                  elem))))
     return failure();
   return success();
 }

@@ -52,6 +52,8 @@ void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
   fpm.addPass(createLinaPipelineExpertsPass({options.chunks.getValue(),
                                              options.cluster.getValue(),
                                              options.report.getValue()}));
+  if (options.splitExpertGrad)
+    fpm.addPass(createLinaSplitExpertGradPass({options.report.getValue()}));
   fpm.addPass(createLinaPrioritizeAllToAllPass(
       {ScheduleMode::Lina, options.report.getValue()}));
 }
@@ -70,8 +72,9 @@ void mlir::lina::registerLinaPassesAndPipelines() {
   registerLinaPasses();
   PassPipelineRegistration<TrainingPipelineOptions>(
       "lina-training-pipeline",
-      "Lina's training schedule: partition all_reduce, pipeline experts, "
-      "prioritise all_to_all",
+      "Lina's training schedule: overlap micro-batches, partition "
+      "all_reduce, pipeline experts, split expert gradients, prioritise "
+      "all_to_all",
       buildTrainingPipeline);
   PassPipelineRegistration<BaselinePipelineOptions>(
       "lina-baseline-pipeline",

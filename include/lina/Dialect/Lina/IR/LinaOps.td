@@ -332,6 +332,56 @@ def Lina_ExpertFfnGradOp : Lina_Op<"expert_ffn_grad", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Lina_ExpertFfnGradInputOp : Lina_Op<"expert_ffn_grad_input", [Pure]> {
+  let summary = "The input gradient of lina.expert_ffn (first half of lina.expert_ffn_grad)";
+  let description = [{
+    For each local expert e: `z = in[e] * w1[e]`, `act = f(z)`,
+    `pre_grad = (dy[e] * w2[e]^T) . f'(z)` and
+    `input_grad = pre_grad * w1[e]^T`. `act` and `pre_grad` are
+    `[experts, rows, ffn]`: lina.expert_ffn_grad_weight takes them to form
+    the weight gradients. The pair computes what lina.expert_ffn_grad
+    computes, so that the input gradient can leave on the network before
+    the weight-gradient GEMMs run (--lina-split-expert-grad).
+
+    ```mlir
+    %din, %act, %dz = lina.expert_ffn_grad_input %dy, %r, %w1, %w2 activation = gelu
+        : (tensor<1x256x512xf32>, tensor<1x256x512xf32>, tensor<1x512x2048xf32>, tensor<1x2048x512xf32>)
+        -> (tensor<1x256x512xf32>, tensor<1x256x2048xf32>, tensor<1x256x2048xf32>)
+    ```
+  }];
+  let arguments = (ins Lina_Tensor:$grad, Lina_Tensor:$input, Lina_Tensor:$w1,
+                       Lina_Tensor:$w2, Lina_ActivationAttr:$activation,
+                       OptionalAttr<Lina_ChunkAttr>:$chunk);
+  let results = (outs Lina_Tensor:$input_grad, Lina_Tensor:$act,
+                      Lina_Tensor:$pre_grad);
+  let assemblyFormat = [{
+    $grad `,` $input `,` $w1 `,` $w2 `activation` `=` `` $activation attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Lina_ExpertFfnGradWeightOp : Lina_Op<"expert_ffn_grad_weight", [Pure]> {
+  let summary = "The weight gradients of lina.expert_ffn (second half of lina.expert_ffn_grad)";
+  let description = [{
+    For each local expert e: `w1_grad[e] = in[e]^T * pre_grad[e]` and
+    `w2_grad[e] = act[e]^T * dy[e]`, with `act` and `pre_grad` from
+    lina.expert_ffn_grad_input.
+
+    ```mlir
+    %dw1, %dw2 = lina.expert_ffn_grad_weight %dy, %r, %act, %dz
+        : (tensor<1x256x512xf32>, tensor<1x256x512xf32>, tensor<1x256x2048xf32>, tensor<1x256x2048xf32>)
+        -> (tensor<1x512x2048xf32>, tensor<1x2048x512xf32>)
+    ```
+  }];
+  let arguments = (ins Lina_Tensor:$grad, Lina_Tensor:$input, Lina_Tensor:$act,
+                       Lina_Tensor:$pre_grad, OptionalAttr<Lina_ChunkAttr>:$chunk);
+  let results = (outs Lina_Tensor:$w1_grad, Lina_Tensor:$w2_grad);
+  let assemblyFormat = [{
+    $grad `,` $input `,` $act `,` $pre_grad attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Lina_CombineGradOp : Lina_Op<"combine_grad", [Pure]> {
   let summary = "Gradients of lina.combine with respect to the buffer and the gate weights";
   let description = [{

@@ -48,6 +48,11 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Micro-batches interleaved at every all_to_all "
                      "(--lina-overlap-microbatches; 1: none)"),
       llvm::cl::init(1)};
+  Option<bool> splitExpertGrad{
+      *this, "split-expert-grad",
+      llvm::cl::desc("Split expert_ffn_grad into its input and weight "
+                     "gradients (--lina-split-expert-grad)"),
+      llvm::cl::init(true)};
   Option<std::string> cluster{
       *this, "cluster",
       llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),

@@ -78,6 +78,39 @@ def LinaOverlapMicrobatchesPass
                            "::mlir::arith::ArithDialect"];
 }
 
+def LinaSplitExpertGradPass
+    : Pass<"lina-split-expert-grad", "::mlir::func::FuncOp"> {
+  let summary = "Splits lina.expert_ffn_grad into its input and weight "
+                "gradients, so the input gradient leaves first";
+  let description = [{
+    Replaces every `lina.expert_ffn_grad` by `lina.expert_ffn_grad_input`
+    (the recomputed activation, the gradient before the activation and the
+    input gradient: three GEMMs per expert) at its place, and
+    `lina.expert_ffn_grad_weight` (the two weight-gradient GEMMs) where the
+    compute stream would otherwise wait for the network: before the first
+    later op that reads the result of a `lina.all_to_all` placed after the
+    input half, or before the first use of a weight gradient if that comes
+    first (right after the input half when neither is found within 1024
+    ops). The all_to_all that returns the input gradient then starts after
+    three of the five GEMMs, and the weight GEMMs run while it is in flight
+    (the B/W split of zero-bubble pipeline schedules and DualPipe).
+
+    The pair computes what expert_ffn_grad computes, in the same order, so
+    the results are bitwise those of the unsplit op. The pair keeps the
+    op's `chunk`. Runs after --lina-overlap-microbatches and
+    --lina-pipeline-experts (which know only the unsplit op).
+  }];
+  let options = [
+    Option<"report", "report", "bool", "false",
+           "Emit a remark with this pass's counters on each function">
+  ];
+  let statistics = [
+    Statistic<"numSplit", "expert-grads-split", "expert_ffn_grad ops split">,
+    Statistic<"numDeferred", "weight-grads-deferred",
+              "Weight halves placed after an all_to_all">
+  ];
+}
+
 def LinaPrioritizeAllToAllPass
     : Pass<"lina-prioritize-alltoall", "::mlir::func::FuncOp"> {
   let summary = "Gives all_to_all priority over all_reduce partitions";
