@@ -143,10 +143,11 @@ bool isWeightUse(OpOperand &use) {
       .Case<DenseOp, GateOp, DenseGradOp, GateGradOp>([&](auto op) {
         return n == op.getWeightMutable().getOperandNumber();
       })
-      .Case<ExpertFfnOp, ExpertFfnGradOp>([&](auto op) {
-        return n == op.getW1Mutable().getOperandNumber() ||
-               n == op.getW2Mutable().getOperandNumber();
-      })
+      .Case<ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp>(
+          [&](auto op) {
+            return n == op.getW1Mutable().getOperandNumber() ||
+                   n == op.getW2Mutable().getOperandNumber();
+          })
       .Default([](Operation *) { return false; });
 }
 
@@ -517,6 +518,12 @@ LogicalResult Emitter::emitOp(Operation *op) {
       })
       .Case([&](ExpertFfnGradOp o) {
         return grad(act(OpKind::ExpertFfnGrad, o.getActivation()));
+      })
+      .Case([&](ExpertFfnGradInputOp o) {
+        return grad(act(OpKind::ExpertFfnGradInput, o.getActivation()));
+      })
+      .Case([&](ExpertFfnGradWeightOp) {
+        return grad(planOp(OpKind::ExpertFfnGradWeight));
       })
       .Case([&](arith::AddFOp) { return simple(planOp(OpKind::Add)); })
       .Case([&](arith::ConstantOp c) -> LogicalResult {
