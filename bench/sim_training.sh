@@ -22,7 +22,11 @@
 #
 # usage: bench/sim_training.sh [-q] [OUTPUT_DIR]   (default: bench-out/)
 #   -q: a quick subset (64 GPUs x {100, 800} Gb/s)
-# env:  EFFICIENCY (default 0.5), CREDIT_BYTES (default 0; with TUNE=1 a
+# env:  MODELS (default "transformer-xl bert-large mixtral"; any other name
+#       is a config of examples/models/, e.g. qwen1.5-moe-a2.7b, imported
+#       like mixtral with --ep auto), GPUS (default "16 64 128", multiples
+#       of 16), GBPS (default "100 400 800 1600"),
+#       EFFICIENCY (default 0.5), CREDIT_BYTES (default 0; with TUNE=1 a
 #       list of credit candidates); TUNE (default 1) chooses the plan per
 #       cell with tools/lina-tune among the Lina plans of
 #       TUNE_PARTITION_BYTES (default auto: the cost model sizes the
@@ -58,8 +62,25 @@ case $TUNE in
 esac
 mkdir -p "$OUT"
 
-GPU_LIST="16 64 128" NET_LIST="100 400 800 1600"
+MODELS=${MODELS:-transformer-xl bert-large mixtral}
+GPU_LIST=${GPUS:-16 64 128} NET_LIST=${GBPS:-100 400 800 1600}
 [ $QUICK = 1 ] && GPU_LIST="64" NET_LIST="100 800"
+for name in $MODELS; do
+  case $name in
+    transformer-xl|bert-large|mixtral) ;;
+    *) [ -f "examples/models/$name.json" ] || {
+         echo "error: unknown model '$name': transformer-xl, bert-large, mixtral or a config in examples/models/" >&2
+         exit 2; } ;;
+  esac
+done
+for g in $GPU_LIST; do
+  [[ $g =~ ^[0-9]+$ ]] && [ "$g" -ge 16 ] && [ $((g % 16)) = 0 ] ||
+    { echo "error: GPUS must be multiples of 16, got '$g'" >&2; exit 2; }
+done
+for g in $NET_LIST; do
+  [[ $g =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+    { echo "error: GBPS must be positive numbers, got '$g'" >&2; exit 2; }
+done
 BOUND_FLAG=--bound BOUND_TAG=lb
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -97,6 +118,9 @@ model_ir() {
     mixtral)
       "$BIN/lina-import" examples/models/mixtral-8x7b.json --ep 8 --dp $((gpus / 8)) \
         --micro-batch 2 --seq 2048 --layers 2 --mode train -o "$ir" ;;
+    *)
+      "$BIN/lina-import" "examples/models/$name.json" --ep auto --world "$gpus" \
+        --micro-batch 2 --seq 2048 --layers 2 --mode train -o "$ir" ;;
   esac
   echo "$ir"
 }
@@ -118,7 +142,7 @@ printf "%-15s %5s %6s %10s %10s %10s %10s %12s %8s %9s %7s\n" model GPUs Gb/s \
 DAT="$OUT/sim_training.dat"
 : > "$DAT"
 if [ "$TUNE" = 1 ]; then : > "$OUT/tuned.txt"; fi
-for name in transformer-xl bert-large mixtral; do
+for name in $MODELS; do
   for gpus in $GPU_LIST; do
     ir=$(model_ir "$name" "$gpus")
     base="$OUT/$name-$gpus"
