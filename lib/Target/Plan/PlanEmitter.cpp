@@ -143,11 +143,10 @@ bool isWeightUse(OpOperand &use) {
       .Case<DenseOp, GateOp, DenseGradOp, GateGradOp>([&](auto op) {
         return n == op.getWeightMutable().getOperandNumber();
       })
-      .Case<ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp>(
-          [&](auto op) {
-            return n == op.getW1Mutable().getOperandNumber() ||
-                   n == op.getW2Mutable().getOperandNumber();
-          })
+      .Case<ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp>([&](auto op) {
+        return n == op.getW1Mutable().getOperandNumber() ||
+               n == op.getW2Mutable().getOperandNumber();
+      })
       .Default([](Operation *) { return false; });
 }
 

@@ -103,7 +103,7 @@ mlir::OpTrait::lina::detail::verifyTensorsWithinLimits(Operation *op) {
                      "a #lina.partition is only valid on lina.all_reduce");
   if (Attribute a = op->getAttr("chunk");
       a && !isa<AllToAllOp, ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp,
-                 ExpertFfnGradWeightOp>(op))
+                ExpertFfnGradWeightOp>(op))
     return misplaced("chunk", a,
                      "a #lina.chunk is only valid on lina.all_to_all, "
                      "lina.expert_ffn and lina.expert_ffn_grad (and its "
@@ -791,8 +791,8 @@ LogicalResult ExpertFfnGradInputOp::verify() {
   Type in = getInput().getType();
   if (failed(verifyExperts(check, getInput(), getW1(), getW2())) ||
       failed(check.sameType("grad", getGrad().getType(), "input", in)) ||
-      failed(check.sameType("input_grad", getInputGrad().getType(), "input",
-                            in)))
+      failed(
+          check.sameType("input_grad", getInputGrad().getType(), "input", in)))
     return failure();
   // act and pre_grad: [experts, rows, ffn] of the input's element type.
   for (auto [what, v] : {std::pair<StringRef, Value>{"act", getAct()},
@@ -825,14 +825,14 @@ LogicalResult ExpertFfnGradWeightOp::verify() {
   int64_t experts = dimOf(getInput(), 0), hidden = dimOf(getInput(), 2),
           ffn = dimOf(getAct(), 2);
   Type elem = cast<ShapedType>(in).getElementType();
-  if (failed(check.sameType("w1_grad", getW1Grad().getType(),
-                            "[experts, input dimension 2, act dimension 2]",
-                            RankedTensorType::get({experts, hidden, ffn},
-                                                  elem))) ||
-      failed(check.sameType("w2_grad", getW2Grad().getType(),
-                            "[experts, act dimension 2, input dimension 2]",
-                            RankedTensorType::get({experts, ffn, hidden},
-                                                  elem))))
+  if (failed(check.sameType(
+          "w1_grad", getW1Grad().getType(),
+          "[experts, input dimension 2, act dimension 2]",
+          RankedTensorType::get({experts, hidden, ffn}, elem))) ||
+      failed(
+          check.sameType("w2_grad", getW2Grad().getType(),
+                         "[experts, act dimension 2, input dimension 2]",
+                         RankedTensorType::get({experts, ffn, hidden}, elem))))
     return failure();
   return success();
 }

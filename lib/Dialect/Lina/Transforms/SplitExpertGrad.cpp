@@ -46,8 +46,9 @@ constexpr int kMaxScan = 1024;
 
 /// True if `op` (or an op nested in it) reads the result of an all_to_all
 /// placed after position `after` of its block.
-bool waitsOnLaterAllToAll(Operation *op, int64_t after,
-                          const llvm::DenseMap<Operation *, int64_t> &position) {
+bool waitsOnLaterAllToAll(
+    Operation *op, int64_t after,
+    const llvm::DenseMap<Operation *, int64_t> &position) {
   Block *block = op->getBlock();
   bool found = false;
   op->walk([&](Operation *inner) {
