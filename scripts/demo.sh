@@ -102,9 +102,10 @@ json.dump({"name": "a100-x8-800g",
                    "memory_bandwidth_gbps": 16312},
            "launch_latency_us": 5}, open(sys.argv[1], "w"), indent=1)
 PY
-# microbatches=2: two micro-batches interleaved at every all_to_all;
-# partition-bytes=auto: the cost model sizes all-reduce partitions for the
-# cluster's links (docs/PASSES.md).
+# microbatches=2: two micro-batches interleaved at every all_to_all; the
+# expert gradients are split (input first, weights later; the pipeline's
+# default); partition-bytes=auto: the cost model sizes all-reduce
+# partitions for the cluster's links (docs/PASSES.md).
 "$BIN/lina-opt" "$OUT/txl64.mlir" \
   --lina-training-pipeline="microbatches=2 partition-bytes=auto chunks=1 cluster=$OUT/a100-x8-800g.json" \
   | "$BIN/lina-translate" --lina-to-plan -o "$OUT/txl64.lina.plan.json"
@@ -121,8 +122,10 @@ awk -v d="$SD" -v l="$SL" -v b="$SB" 'BEGIN {
   printf "   %-9s %8s            own stream as they fill, sharing the network with all-to-all\n", "", ""
   printf "   %-9s %8.1f ms/step  Lina: the tokens in 2 micro-batches interleaved at every\n", "Lina", l
   printf "                                 all-to-all (one computes while the all-to-all of the other\n"
-  printf "                                 is in flight); all-reduce partitions sized by the cost\n"
-  printf "                                 model for these links, yielding to all-to-all\n"
+  printf "                                 is in flight); the experts send their input gradient\n"
+  printf "                                 before computing their weight gradients; all-reduce\n"
+  printf "                                 partitions sized by the cost model for these links,\n"
+  printf "                                 yielding to all-to-all\n"
   printf "   %-9s %8.1f ms/step  lower bound: no schedule of the Lina plan can be faster\n", "bound", b
   printf "   -> at 64 simulated GPUs Lina is %.2fx as fast as the DeepSpeed-like schedule,\n", d / l
   printf "      and %.0f%% above the lower bound (at most what a better schedule could still win).\n", 100 * (l / b - 1)
