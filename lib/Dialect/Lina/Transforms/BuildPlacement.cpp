@@ -215,7 +215,11 @@ struct BuildPlacementPass
         }
         offsets.push_back(static_cast<int64_t>(devs.size()));
       }
-      auto emitError = [&]() -> InFlightDiagnostic { return gate.emitError(); };
+      // A structured binding cannot be captured before C++20: name the op.
+      GateOp gateOp = gate;
+      auto emitError = [&]() -> InFlightDiagnostic {
+        return gateOp.emitError();
+      };
       PlacementAttr attr = PlacementAttr::getChecked(
           llvm::function_ref<InFlightDiagnostic()>(emitError), &getContext(),
           numDevices, perDevice, ArrayRef<int64_t>(offsets),
