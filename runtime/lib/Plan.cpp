@@ -1036,6 +1036,9 @@ private:
   void checkCombine(const Op &op) { checkCombineOrGrad(op); }
   void checkCombineGrad(const Op &op) { checkCombineOrGrad(op); }
 
+  /// The operands in[El,N,H], w1[El,H,F], w2[El,F,H] of expert_ffn, and
+  /// (after dy[El,N,H]) of expert_ffn_grad and expert_ffn_grad_input; their
+  /// output 0 has the input's shape.
   void checkExpertFfnOrGrad(const Op &op) {
     bool fwd = op.kind == OpKind::ExpertFfn;
     size_t b = fwd ? 0 : 1;
@@ -1047,14 +1050,15 @@ private:
     eq(op, w2[1], w1[2], "w2 rows vs w1 columns");
     eq(op, w2[2], in[2], "w2 columns vs hidden size");
     sameShape(op, op.outputs[0], op.inputs[b], "result vs input");
-    if (!fwd) {
+    if (!fwd)
       sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
-      sameShape(op, op.outputs[1], op.inputs[2], "w1 grad vs w1");
-      sameShape(op, op.outputs[2], op.inputs[3], "w2 grad vs w2");
-    }
   }
   void checkExpertFfn(const Op &op) { checkExpertFfnOrGrad(op); }
-  void checkExpertFfnGrad(const Op &op) { checkExpertFfnOrGrad(op); }
+  void checkExpertFfnGrad(const Op &op) {
+    checkExpertFfnOrGrad(op);
+    sameShape(op, op.outputs[1], op.inputs[2], "w1 grad vs w1");
+    sameShape(op, op.outputs[2], op.inputs[3], "w2 grad vs w2");
+  }
 
   /// Output `i` of the op, its `what`, has exactly the shape `want`, whose
   /// dimensions `dims` names.
@@ -1072,15 +1076,8 @@ private:
   /// act[El,N,F], dz[El,N,F]: the operands of expert_ffn_grad, and the
   /// activation and pre-activation gradient the weight half reads.
   void checkExpertFfnGradInput(const Op &op) {
-    auto &in = shape(op, true, 1, 3), &w1 = shape(op, true, 2, 3),
-         &w2 = shape(op, true, 3, 3);
-    eq(op, w1[0], in[0], "w1 experts vs local experts");
-    eq(op, w2[0], in[0], "w2 experts vs local experts");
-    eq(op, w1[1], in[2], "w1 rows vs hidden size");
-    eq(op, w2[1], w1[2], "w2 rows vs w1 columns");
-    eq(op, w2[2], in[2], "w2 columns vs hidden size");
-    sameShape(op, op.inputs[0], op.inputs[1], "grad vs input");
-    sameShape(op, op.outputs[0], op.inputs[1], "input grad vs input");
+    checkExpertFfnOrGrad(op);
+    auto &in = shape(op, true, 1, 3), &w1 = shape(op, true, 2, 3);
     std::vector<int64_t> enf = {in[0], in[1], w1[2]};
     outputShape(op, 1, enf, "act", "El x N x F");
     outputShape(op, 2, enf, "dz", "El x N x F");
