@@ -287,12 +287,20 @@ void expertGradInput(const float *g, const float *x, const float *W1,
   gemm(false, true, rows, hidden, ffn, dz, W1, din);
 }
 
+/// expert_weight_grad of one expert: out[x,y] = aᵀ·b, a [rows,x], b
+/// [rows,y]. Every weight gradient of an expert FFN is this GEMM, so the
+/// fused and split kinds compute bitwise the same.
+void weightGrad(const float *a, const float *b, float *out, int64_t rows,
+                int64_t x, int64_t y) {
+  gemm(true, false, x, y, rows, a, b, out);
+}
+
 /// expert_ffn_grad_weight of one expert: dW1 = xᵀ·dz, dW2 = actᵀ·g.
 void expertGradWeight(const float *g, const float *x, const float *act,
                       const float *dz, float *dW1, float *dW2, int64_t rows,
                       int64_t hidden, int64_t ffn) {
-  gemm(true, false, hidden, ffn, rows, x, dz, dW1);
-  gemm(true, false, ffn, hidden, rows, act, g, dW2);
+  weightGrad(x, dz, dW1, rows, hidden, ffn);
+  weightGrad(act, g, dW2, rows, ffn, hidden);
 }
 } // namespace
 
@@ -329,11 +337,15 @@ void cpu::expertFfnGradWeight(const float *dy, const float *in,
                               const float *act, const float *dz, float *dw1,
                               float *dw2, int64_t experts, int64_t rows,
                               int64_t hidden, int64_t ffn) {
+  expertWeightGrad(in, dz, dw1, experts, rows, hidden, ffn);
+  expertWeightGrad(act, dy, dw2, experts, rows, ffn, hidden);
+}
+
+void cpu::expertWeightGrad(const float *a, const float *b, float *out,
+                           int64_t experts, int64_t rows, int64_t x,
+                           int64_t y) {
   for (int64_t e = 0; e < experts; ++e)
-    expertGradWeight(dy + e * rows * hidden, in + e * rows * hidden,
-                     act + e * rows * ffn, dz + e * rows * ffn,
-                     dw1 + e * hidden * ffn, dw2 + e * ffn * hidden, rows,
-                     hidden, ffn);
+    weightGrad(a + e * rows * x, b + e * rows * y, out + e * x * y, rows, x, y);
 }
 
 void cpu::copyBox(const char *src, const std::vector<int64_t> &srcShape,

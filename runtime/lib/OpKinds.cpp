@@ -47,7 +47,8 @@ OpCost gemmCost(const Plan &p, int x, int w, double factor, int kernels) {
 // times the forward FLOPs) and eight kernels. Split in two, its input half
 // (expert_ffn_grad_input) runs three of the GEMMs (z, dz, din) and both
 // activation kernels, its weight half (expert_ffn_grad_weight) the other
-// two GEMMs (dw1, dw2).
+// two GEMMs (dw1, dw2), and expert_weight_grad one of those two: the two
+// expert_weight_grad ops that replace a weight half cost what it costs.
 OpCost costDense(const Plan &p, const Op &op) {
   return gemmCost(p, op.inputs[0], op.inputs[1], 2, 1);
 }
@@ -80,6 +81,12 @@ OpCost costExpertFfnGradInput(const Plan &p, const Op &op) {
 }
 OpCost costExpertFfnGradWeight(const Plan &p, const Op &op) {
   return {expertGradFlops(p, op, 4), 0, true, 2 * experts(p, op, 1)};
+}
+/// a[El,N,X]ᵀ·b[El,N,Y]: 2·El·N·X·Y FLOPs, one GEMM per local expert.
+OpCost costExpertWeightGrad(const Plan &p, const Op &op) {
+  return {2 * dim(p, op.inputs[0], 0) * dim(p, op.inputs[0], 1) *
+              dim(p, op.inputs[0], 2) * dim(p, op.inputs[1], 2),
+          0, true, experts(p, op, 0)};
 }
 // Permutations, adds and copies are bound by memory.
 OpCost costDispatch(const Plan &p, const Op &op) { return memoryBound(p, op); }

@@ -1095,6 +1095,27 @@ private:
     outputShape(op, 1, {in[0], act[2], in[2]}, "w2 grad", "El x F x H");
   }
 
+  /// Buffer `id` has buffer `ref`'s dtype.
+  void sameDType(const Op &op, int id, int ref, const std::string &what) const {
+    DType t = buf(op, id).dtype, want = buf(op, ref).dtype;
+    if (t != want)
+      failOp(op, what + ": dtypes " + toString(t) + " and " + toString(want) +
+                     " differ");
+  }
+
+  /// a[El,N,X], b[El,N,Y] -> out[El,X,Y]: out[e] = a[e]ᵀ·b[e], one of the
+  /// two GEMMs of expert_ffn_grad_weight (dw1 from in and dz, dw2 from act
+  /// and dy).
+  void checkExpertWeightGrad(const Op &op) {
+    auto &a = shape(op, true, 0, 3), &b = shape(op, true, 1, 3);
+    eq(op, b[0], a[0], "b experts vs a experts");
+    eq(op, b[1], a[1], "b rows vs a rows");
+    checkDType(op, op.inputs[0], false);
+    sameDType(op, op.inputs[1], op.inputs[0], "b vs a");
+    sameDType(op, op.outputs[0], op.inputs[0], "result vs a");
+    outputShape(op, 0, {a[0], a[2], b[2]}, "result", "El x X x Y");
+  }
+
   void checkAdd(const Op &op) {
     sameShape(op, op.inputs[0], op.inputs[1], "operands");
     sameShape(op, op.outputs[0], op.inputs[0], "result vs operands");

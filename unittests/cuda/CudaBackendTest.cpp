@@ -148,6 +148,70 @@ TEST(CudaBackend, SplitExpertGradientMatchesTheFusedOneAndCpu) {
     EXPECT_EQ(cpu[3 + i], cpu[i]) << "output " << i;
 }
 
+TEST(CudaBackend, ExpertWeightGradsMatchTheWeightHalfAndCpu) {
+  LINA_REQUIRE_GPU();
+  // The training step plus expert_ffn_grad_input on the operands of its
+  // expert_ffn_grad (op 13: dy 18, in 5, w1 6, w2 7; El=4, N=40, H=32,
+  // F=48), then expert_ffn_grad_weight and its two GEMMs as
+  // expert_weight_grad(in, dz) -> dw1 and expert_weight_grad(act, dy) -> dw2.
+  nlohmann::json j = loadJson("moe_train_1rank.json");
+  auto buffer = [&](const char *name, nlohmann::json shape, const char *role) {
+    int id = static_cast<int>(j["buffers"].size());
+    j["buffers"].push_back({{"id", id},
+                            {"name", name},
+                            {"dtype", "f32"},
+                            {"shape", shape},
+                            {"role", role},
+                            {"init", "none"}});
+    return id;
+  };
+  ASSERT_EQ(j["ops"][13]["kind"], "expert_ffn_grad");
+  int din = buffer("din_split", {4, 40, 32}, "temp");
+  int act = buffer("act", {4, 40, 48}, "temp");
+  int dz = buffer("dz_split", {4, 40, 48}, "temp");
+  int dw1 = buffer("dw1_half", {4, 32, 48}, "output");
+  int dw2 = buffer("dw2_half", {4, 48, 32}, "output");
+  int dw1s = buffer("dw1_gemm", {4, 32, 48}, "output");
+  int dw2s = buffer("dw2_gemm", {4, 48, 32}, "output");
+  int next = static_cast<int>(j["ops"].size());
+  j["ops"].push_back({{"id", next},
+                      {"kind", "expert_ffn_grad_input"},
+                      {"inputs", {18, 5, 6, 7}},
+                      {"outputs", {din, act, dz}},
+                      {"attrs", {{"activation", "gelu"}}}});
+  j["ops"].push_back({{"id", next + 1},
+                      {"kind", "expert_ffn_grad_weight"},
+                      {"inputs", {18, 5, act, dz}},
+                      {"outputs", {dw1, dw2}}});
+  j["ops"].push_back({{"id", next + 2},
+                      {"kind", "expert_weight_grad"},
+                      {"inputs", {5, dz}},
+                      {"outputs", {dw1s}}});
+  j["ops"].push_back({{"id", next + 3},
+                      {"kind", "expert_weight_grad"},
+                      {"inputs", {act, 18}},
+                      {"outputs", {dw2s}}});
+  // Outputs: the fused dw1, dw2, the weight half's, then the GEMMs'.
+  j["outputs"] = {20, 21, dw1, dw2, dw1s, dw2s};
+  Plan plan = parsePlan(j.dump(), "moe_train_weight_grad");
+  auto cpu = runPlan<CpuBackend>(plan, Policy::Fifo);
+  auto gpu = runPlan<CudaBackend>(plan, Policy::Lina);
+  expectSameOutputs(plan, gpu, cpu);
+  // On the device they are the weight half's GEMMs on the same operands;
+  // only cuBLAS's choice of kernel by alignment may differ.
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(worstError(gpu[4 + i], gpu[2 + i], 1e-6, 1e-5), 1.0)
+        << "output '" << plan.buffers[plan.outputs[4 + i]].name << "'";
+    EXPECT_LE(worstError(gpu[4 + i], gpu[i], 1e-6, 1e-5), 1.0)
+        << "output '" << plan.buffers[plan.outputs[4 + i]].name << "'";
+  }
+  // On the cpu they are the same bits, and those of expert_ffn_grad.
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(cpu[4 + i], cpu[2 + i]) << "output " << 4 + i;
+    EXPECT_EQ(cpu[4 + i], cpu[i]) << "output " << 4 + i;
+  }
+}
+
 TEST(CudaBackend, Bf16StepFollowsTheF32Step) {
   LINA_REQUIRE_GPU();
   // With a zero router every logit ties in any precision, so bf16 and f32

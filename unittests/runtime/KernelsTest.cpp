@@ -149,6 +149,71 @@ TEST(Kernels, SplitExpertFfnGradientIsBitwiseTheFusedOne) {
       }
 }
 
+// expert_weight_grad(in, dz) and expert_weight_grad(act, dy) are the two
+// GEMMs of expert_ffn_grad_weight: the same bits as its dw1 and dw2, and
+// so as expert_ffn_grad's.
+TEST(Kernels, TwoExpertWeightGradsAreBitwiseTheWeightHalf) {
+  struct Shape {
+    int64_t E, N, H, F;
+  };
+  unsigned seed = 300;
+  for (Shape sh : {Shape{1, 5, 3, 4}, Shape{3, 5, 3, 4}, Shape{1, 7, 16, 24},
+                   Shape{3, 9, 6, 10}})
+    for (bool rowwise : {false, true}) {
+      int64_t E = sh.E, N = sh.N, H = sh.H, F = sh.F;
+      std::string what = std::to_string(E) + "x" + std::to_string(N) + "x" +
+                         std::to_string(H) + "x" + std::to_string(F) +
+                         (rowwise ? " rowwise" : "");
+      auto dy = randomVector(E * N * H, seed++),
+           in = randomVector(E * N * H, seed++),
+           w1 = randomVector(E * H * F, seed++),
+           w2 = randomVector(E * F * H, seed++);
+      RowwiseGemmScope scope(rowwise);
+      std::vector<float> din(E * N * H), dw1(E * H * F), dw2(E * F * H);
+      expertFfnGrad(dy.data(), in.data(), w1.data(), w2.data(), din.data(),
+                    dw1.data(), dw2.data(), E, N, H, F, Activation::Gelu);
+      std::vector<float> a(E * N * F), dz(E * N * F), dw1h(dw1.size()),
+          dw2h(dw2.size());
+      expertFfnGradInput(dy.data(), in.data(), w1.data(), w2.data(), din.data(),
+                         a.data(), dz.data(), E, N, H, F, Activation::Gelu);
+      expertFfnGradWeight(dy.data(), in.data(), a.data(), dz.data(),
+                          dw1h.data(), dw2h.data(), E, N, H, F);
+      // Outputs start as garbage: every element must be written.
+      std::vector<float> dw1s(dw1.size(), 7.0f), dw2s(dw2.size(), 7.0f);
+      expertWeightGrad(in.data(), dz.data(), dw1s.data(), E, N, H, F);
+      expertWeightGrad(a.data(), dy.data(), dw2s.data(), E, N, F, H);
+      for (size_t i = 0; i < dw1.size(); ++i) {
+        ASSERT_EQ(dw1s[i], dw1h[i]) << what << ": dw1[" << i << "]";
+        ASSERT_EQ(dw1s[i], dw1[i]) << what << ": fused dw1[" << i << "]";
+      }
+      for (size_t i = 0; i < dw2.size(); ++i) {
+        ASSERT_EQ(dw2s[i], dw2h[i]) << what << ": dw2[" << i << "]";
+        ASSERT_EQ(dw2s[i], dw2[i]) << what << ": fused dw2[" << i << "]";
+      }
+    }
+}
+
+// out[e] = a[e]ᵀ·b[e], against a triple loop in double; no rows gives 0.
+TEST(Kernels, ExpertWeightGradIsAPerExpertTransposedProduct) {
+  int64_t E = 3, N = 6, X = 4, Y = 5;
+  auto a = randomVector(E * N * X, 400), b = randomVector(E * N * Y, 401);
+  std::vector<float> out(E * X * Y, 7.0f);
+  expertWeightGrad(a.data(), b.data(), out.data(), E, N, X, Y);
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t i = 0; i < X; ++i)
+      for (int64_t j = 0; j < Y; ++j) {
+        double s = 0;
+        for (int64_t n = 0; n < N; ++n)
+          s += double(a[(e * N + n) * X + i]) * b[(e * N + n) * Y + j];
+        EXPECT_NEAR(out[(e * X + i) * Y + j], s, 1e-5)
+            << "expert " << e << " element " << i << "," << j;
+      }
+  std::fill(out.begin(), out.end(), 7.0f);
+  expertWeightGrad(a.data(), b.data(), out.data(), E, 0, X, Y);
+  for (float v : out)
+    EXPECT_EQ(v, 0.0f);
+}
+
 TEST(Kernels, GateRoutesByProbabilityAndItsGradientIsCorrect) {
   int64_t T = 6, H = 4, E = 5, k = 2;
   auto x = randomVector(T * H, 10), wg = randomVector(H * E, 11),

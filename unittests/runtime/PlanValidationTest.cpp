@@ -362,4 +362,87 @@ TEST(PlanValidation, SplitExpertGradientNeedsEveryOperand) {
   EXPECT_ERROR(p, "op 1 (expert_ffn_grad_weight at m.mlir:2:3): reads buffer "
                   "6 ('dz') before any op writes it");
 }
+
+/// One GEMM of the weight half (El=2, N=5, X=3, Y=4):
+/// expert_weight_grad(a[2,5,3], b[2,5,4]) -> out[2,3,4].
+json weightGradPlan() {
+  json buffers = json::array({
+      buffer(0, "a", "f32", {2, 5, 3}, "input"),
+      buffer(1, "b", "f32", {2, 5, 4}, "input"),
+      buffer(2, "out", "f32", {2, 3, 4}, "output"),
+  });
+  json ops = json::array({
+      {{"id", 0},
+       {"kind", "expert_weight_grad"},
+       {"inputs", {0, 1}},
+       {"outputs", {2}},
+       {"loc", "m.mlir:4:5"}},
+  });
+  return {{"format", "lina-plan"}, {"version", 1},
+          {"world_size", 1},       {"groups", {{"ep", {{"members", {{0}}}}}}},
+          {"buffers", buffers},    {"ops", ops},
+          {"outputs", {2}}};
+}
+
+TEST(PlanValidation, AcceptsAnExpertWeightGrad) {
+  Plan plan = parsePlan(weightGradPlan().dump(), "p.json");
+  EXPECT_EQ(plan.ops[0].kind, OpKind::ExpertWeightGrad);
+  EXPECT_STREQ(toString(plan.ops[0].kind), "expert_weight_grad");
+  EXPECT_EQ(plan.producers[2], 0);
+}
+
+TEST(PlanValidation, ExpertWeightGradShapesAndDtypesAgree) {
+  // Rank 3 operands.
+  json p = weightGradPlan();
+  p["buffers"][0]["shape"] = {10, 3};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): input 0 (buffer "
+                  "0) must have rank 3, got [10x3]");
+  p = weightGradPlan();
+  p["buffers"][1]["shape"] = {2, 5, 2, 2};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): input 1 (buffer "
+                  "1) must have rank 3, got [2x5x2x2]");
+  // The same experts and rows.
+  p = weightGradPlan();
+  p["buffers"][1]["shape"] = {3, 5, 4};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): b experts vs a "
+                  "experts: 3 != 2");
+  p = weightGradPlan();
+  p["buffers"][1]["shape"] = {2, 6, 4};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): b rows vs a rows: "
+                  "6 != 5");
+  // The result is [El, X, Y].
+  p = weightGradPlan();
+  p["buffers"][2]["shape"] = {2, 4, 3};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): output 0 "
+                  "(result, buffer 2) must have shape [2x3x4] (El x X x Y), "
+                  "got [2x4x3]");
+  p = weightGradPlan();
+  p["buffers"][2]["shape"] = {24};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): output 0 "
+                  "(result, buffer 2) must have shape [2x3x4] (El x X x Y), "
+                  "got [24]");
+  // One floating-point dtype.
+  p = weightGradPlan();
+  p["buffers"][1]["dtype"] = "bf16";
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): b vs a: dtypes "
+                  "bf16 and f32 differ");
+  p = weightGradPlan();
+  p["buffers"][2]["dtype"] = "f16";
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): result vs a: "
+                  "dtypes f16 and f32 differ");
+  p = weightGradPlan();
+  p["buffers"][0]["dtype"] = "i32";
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): buffer 0 must "
+                  "have a floating-point dtype, got i32");
+  // bf16 throughout is a valid plan (the cuda backend computes on it).
+  p = weightGradPlan();
+  for (int i : {0, 1, 2})
+    p["buffers"][i]["dtype"] = "bf16";
+  EXPECT_EQ(errorOf(p), "(accepted)");
+  // Two inputs, one output.
+  p = weightGradPlan();
+  p["ops"][0]["inputs"] = {0, 1, 1};
+  EXPECT_ERROR(p, "op 0 (expert_weight_grad at m.mlir:4:5): expects 2 inputs "
+                  "and 1 outputs, got 3 and 1");
+}
 } // namespace

@@ -272,6 +272,59 @@ TEST(Simulator, SplitExpertGradientCostsItsShareOfTheFusedOne) {
     EXPECT_GT(i.end, i.start) << "op " << i.op;
 }
 
+TEST(Simulator, TwoExpertWeightGradsCostTheWeightHalf) {
+  // expert_ffn_grad_weight(dy, in, act, dz), then its two GEMMs as
+  // expert_weight_grad(in, dz) -> dw1 and expert_weight_grad(act, dy) -> dw2,
+  // on El=2, N=64, H=32, F=128.
+  json buffers = json::array({
+      buffer(0, {2, 64, 32}, "input"),
+      buffer(1, {2, 64, 32}, "input"),
+      buffer(2, {2, 64, 128}, "input"),
+      buffer(3, {2, 64, 128}, "input"),
+      buffer(4, {2, 32, 128}, "output"),
+      buffer(5, {2, 128, 32}, "output"),
+      buffer(6, {2, 32, 128}, "output"),
+      buffer(7, {2, 128, 32}, "output"),
+  });
+  json ops = json::array({
+      {{"id", 0},
+       {"kind", "expert_ffn_grad_weight"},
+       {"inputs", {0, 1, 2, 3}},
+       {"outputs", {4, 5}}},
+      {{"id", 1},
+       {"kind", "expert_weight_grad"},
+       {"inputs", {1, 3}},
+       {"outputs", {6}}},
+      {{"id", 2},
+       {"kind", "expert_weight_grad"},
+       {"inputs", {2, 0}},
+       {"outputs", {7}}},
+  });
+  Plan plan = parsePlan(plan2(buffers, ops, 1).dump());
+  OpCost half = opCost(plan, plan.ops[0]), dw1 = opCost(plan, plan.ops[1]),
+         dw2 = opCost(plan, plan.ops[2]);
+  const double enhf = 2.0 * 64 * 32 * 128;
+  EXPECT_EQ(half.flops, 4 * enhf);
+  EXPECT_EQ(dw1.flops, 2 * enhf); // 2·El·N·X·Y with X=H, Y=F
+  EXPECT_EQ(dw2.flops, 2 * enhf); // X=F, Y=H
+  EXPECT_EQ(dw1.flops + dw2.flops, half.flops);
+  EXPECT_EQ(dw1.kernels, 2); // one GEMM per local expert
+  EXPECT_EQ(dw2.kernels, 2);
+  EXPECT_EQ(dw1.kernels + dw2.kernels, half.kernels);
+  EXPECT_TRUE(dw1.gemm);
+  EXPECT_TRUE(dw2.gemm);
+  // Bytes: a, b and the result of each.
+  const double tok = 4.0 * 2 * 64 * 32, enf = 4.0 * 2 * 64 * 128,
+               w = 4.0 * 2 * 32 * 128;
+  EXPECT_EQ(dw1.bytes, tok + enf + w);
+  EXPECT_EQ(dw2.bytes, enf + tok + w);
+  EXPECT_EQ(dw1.bytes + dw2.bytes, half.bytes);
+  SimResult r = simulate(plan, node(), {});
+  ASSERT_EQ(r.ranks[0].timeline.size(), 3u);
+  for (const OpInterval &i : r.ranks[0].timeline)
+    EXPECT_GT(i.end, i.start) << "op " << i.op;
+}
+
 TEST(Simulator, ComputeTakesItsRooflineTime) {
   Plan plan = contention(0, 1);
   SimResult r = simulate(plan, node(), {});

@@ -325,6 +325,13 @@ void CpuBackend::runExpertFfnGradWeight(const Op &op) {
                            in[0], in[1], in[2], act[2]);
 }
 
+void CpuBackend::runExpertWeightGrad(const Op &op) {
+  OpArgs a(*this, op);
+  cpu::RowwiseGemmScope rowwise(rowwiseExperts);
+  auto &x = a.shape(true, 0), &y = a.shape(true, 1);
+  cpu::expertWeightGrad(a.f(0), a.f(1), a.o(0), x[0], x[1], x[2], y[2]);
+}
+
 void CpuBackend::runAdd(const Op &op) {
   OpArgs args(*this, op);
   int64_t n = plan.buffers[op.outputs[0]].numElements();

@@ -292,6 +292,7 @@ void workspaceExpertFfnGradInput(const Plan &plan, const Op &op, Bump &bump) {
   workspaceExpertFfnScratch(plan, op, 1, bump);
 }
 void workspaceExpertFfnGradWeight(const Plan &, const Op &, Bump &) {}
+void workspaceExpertWeightGrad(const Plan &, const Op &, Bump &) {}
 void workspaceDense(const Plan &, const Op &, Bump &) {}
 void workspaceAdd(const Plan &, const Op &, Bump &) {}
 void workspaceCopy(const Plan &, const Op &, Bump &) {}
@@ -720,15 +721,20 @@ void expertGradInput(cublasHandle_t blas, cudaStream_t s, Activation fn,
        n * h);
 }
 
-/// The weight half (expert_ffn_grad_weight): dw1 = x^T dz; dw2 = act^T dy.
+/// expert_weight_grad on every local expert at once: out[e] = a[e]^T b[e]
+/// with a [el,n,x], b [el,n,y], out [el,x,y]; one strided-batched GEMM.
+void weightGrad(cublasHandle_t blas, DType t, int64_t el, int64_t n, int64_t x,
+                int64_t y, const void *a, const void *b, void *out) {
+  gemm(blas, true, false, x, y, n, a, b, t, out, t, el, n * x, n * y, x * y);
+}
+
+/// The weight half (expert_ffn_grad_weight): dw1 = x^T dz; dw2 = act^T dy,
+/// the GEMMs of two expert_weight_grad ops.
 void expertGradWeight(cublasHandle_t blas, const ExpertGrad &g, const void *dy,
                       const void *x, const void *act, const void *dz, void *dw1,
                       void *dw2) {
-  int64_t el = g.el, n = g.n, h = g.h, f = g.f;
-  gemm(blas, true, false, h, f, n, x, dz, g.t, dw1, g.t, el, n * h, n * f,
-       h * f);
-  gemm(blas, true, false, f, h, n, act, dy, g.t, dw2, g.t, el, n * f, n * h,
-       f * h);
+  weightGrad(blas, g.t, g.el, g.n, g.h, g.f, x, dz, dw1);
+  weightGrad(blas, g.t, g.el, g.n, g.f, g.h, act, dy, dw2);
 }
 } // namespace
 
@@ -761,6 +767,13 @@ void CudaBackend::runExpertFfnGradWeight(ComputeArgs &a) {
   ExpertGrad g{x[0], x[1], x[2], act[2], a.dtype(op.inputs[1])};
   expertGradWeight(a.d.blas, g, a.in(0), a.in(1), a.in(2), a.in(3), a.out(0),
                    a.out(1));
+}
+
+void CudaBackend::runExpertWeightGrad(ComputeArgs &a) {
+  const Op &op = a.op;
+  auto &x = a.shape(op.inputs[0]), &y = a.shape(op.inputs[1]);
+  weightGrad(a.d.blas, a.dtype(op.inputs[0]), x[0], x[1], x[2], y[2], a.in(0),
+             a.in(1), a.out(0));
 }
 
 void CudaBackend::runAdd(ComputeArgs &a) {

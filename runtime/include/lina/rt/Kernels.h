@@ -104,11 +104,17 @@ void expertFfnGradInput(const float *dy, const float *in, const float *w1,
                         int64_t experts, int64_t rows, int64_t hidden,
                         int64_t ffn, Activation f);
 /// The weight-gradient half (expert_ffn_grad_weight): per expert
-/// dw1 = inᵀ·dz, dw2 = actᵀ·dy.
+/// dw1 = inᵀ·dz, dw2 = actᵀ·dy; expertWeightGrad(in, dz) then
+/// expertWeightGrad(act, dy), so that it is bitwise the two split ops.
 void expertFfnGradWeight(const float *dy, const float *in, const float *act,
                          const float *dz, float *dw1, float *dw2,
                          int64_t experts, int64_t rows, int64_t hidden,
                          int64_t ffn);
+/// expert_weight_grad: per expert out[e] = a[e]ᵀ·b[e], with a
+/// [experts, rows, x], b [experts, rows, y] and out [experts, x, y]; one
+/// GEMM per expert.
+void expertWeightGrad(const float *a, const float *b, float *out,
+                      int64_t experts, int64_t rows, int64_t x, int64_t y);
 
 /// Copies the box `sizes` at `srcOffsets` of `src` (shape srcShape) to
 /// `dstOffsets` of `dst` (shape dstShape); elements of `elemBytes` bytes.
