@@ -23,7 +23,9 @@
 #   make_plans.py --ranks 4 --tokens 1024 --hidden 512 --ffn 2048 --out DIR
 # --split-grad writes the *.lina.json plans with each expert_ffn_grad split
 # into expert_ffn_grad_input, the all_to_all of the input gradient, then
-# expert_ffn_grad_weight (the base plans keep the fused op).
+# expert_ffn_grad_weight (the base plans keep the fused op). --split-weight
+# does the same and writes that expert_ffn_grad_weight as its two GEMMs:
+# expert_weight_grad(in, dz) -> dw1, then expert_weight_grad(act, dy) -> dw2.
 # ===----------------------------------------------------------------------===#
 
 import argparse
@@ -82,7 +84,7 @@ def numel(shape):
 
 
 def make(ranks, tokens, hidden, ffn, local_experts, layers, lina, parts,
-         chunks, zero_gate, act, name, split_grad=False):
+         chunks, zero_gate, act, name, split_grad=False, split_weight=False):
     T, H, F, El = tokens, hidden, ffn, local_experts
     E = El * ranks
     k = 1
@@ -220,8 +222,12 @@ def make(ranks, tokens, hidden, ffn, local_experts, layers, lina, parts,
                  [dr, fa, dz], L(), attrs={"activation": act}, **hold)
             dbuf = p.buf("dbuf%d" % l, [E, C, H])
             all_to_all(dr, dbuf, 1, 0)
-            p.op("expert_ffn_grad_weight", [de, s["r"], fa, dz], [dw1, dw2],
-                 L())
+            if split_weight:
+                p.op("expert_weight_grad", [s["r"], dz], [dw1], L())
+                p.op("expert_weight_grad", [fa, de], [dw2], L())
+            else:
+                p.op("expert_ffn_grad_weight", [de, s["r"], fa, dz],
+                     [dw1, dw2], L())
         else:
             p.op("expert_ffn_grad", [de, s["r"], w["w1"], w["w2"]],
                  [dr, dw1, dw2], L(), attrs={"activation": act}, **hold)
@@ -291,6 +297,9 @@ def main():
     ap.add_argument("--prefix", default="")
     ap.add_argument("--split-grad", action="store_true",
                     help="split expert_ffn_grad in the .lina.json plans")
+    ap.add_argument("--split-weight", action="store_true",
+                    help="--split-grad, with its weight half split into "
+                    "two expert_weight_grad ops")
     a = ap.parse_args()
     for R in a.ranks:
         for zero_gate, kind in ((False, "moe2"), (True, "onehot")):
@@ -299,7 +308,8 @@ def main():
                                               "lina" if lina else "base")
                 plan = make(R, a.tokens, a.hidden, a.ffn, a.local_experts,
                             a.layers, lina, a.parts, a.chunks, zero_gate,
-                            a.act, name, a.split_grad)
+                            a.act, name, a.split_grad or a.split_weight,
+                            a.split_weight)
                 write(os.path.join(a.out, name), plan)
 
 
