@@ -8,7 +8,7 @@
 
 // REPORT: remark: lina-partition-allreduce: split 2 all_reduce ops into 8 partitions
 // REPORT: remark: lina-pipeline-experts: split 4 chains into 16 chunks
-// REPORT: remark: lina-split-expert-grad: split 8 expert_ffn_grad ops, 8 weight halves
+// REPORT: remark: lina-split-expert-grad: split 8 expert_ffn_grad ops, 8 weight halves placed where the compute stream would wait for an all_to_all, 8 second weight gradients placed before their first use
 // REPORT: remark: lina-prioritize-alltoall: 32 high, 10 low, 20 hold_low marks, 0 moved
 
 // CHECK-LABEL: func.func @train_step
@@ -23,9 +23,13 @@
 // CHECK-NEXT: lina.all_to_all %[[D0]] {{.*}}chunk = #lina.chunk<index = 0, count = 4>, priority = #lina.priority<high>
 // CHECK-NEXT: %[[D1:.*]], %[[A1:.*]], %[[Z1:.*]] = lina.expert_ffn_grad_input {{.*}}chunk = #lina.chunk<index = 1, count = 4>, lina.hold_low
 // CHECK-NEXT: lina.all_to_all %[[D1]]
-// CHECK-NEXT: %[[G1_0:.*]], %[[G2_0:.*]] = lina.expert_ffn_grad_weight {{.*}}, %[[A0]], %[[Z0]] {chunk = #lina.chunk<index = 0, count = 4>}
-// CHECK-NEXT: %[[G1_1:.*]], %[[G2_1:.*]] = lina.expert_ffn_grad_weight {{.*}}, %[[A1]], %[[Z1]] {chunk = #lina.chunk<index = 1, count = 4>}
+// The first weight gradient of both chunks comes before their sum, the
+// second ones after it (one lina.expert_weight_grad per weight matrix).
+// CHECK-NEXT: %[[G1_0:.*]] = lina.expert_weight_grad {{.*}}, %[[Z0]] {chunk = #lina.chunk<index = 0, count = 4>}
+// CHECK-NEXT: %[[G1_1:.*]] = lina.expert_weight_grad {{.*}}, %[[Z1]] {chunk = #lina.chunk<index = 1, count = 4>}
 // CHECK-NEXT: arith.addf %[[G1_0]], %[[G1_1]] : tensor<1x512x1024xf32>
+// CHECK-NEXT: lina.expert_weight_grad %[[A0]], {{.*}} {chunk = #lina.chunk<index = 0, count = 4>}
+// CHECK-NEXT: lina.expert_weight_grad %[[A1]], {{.*}} {chunk = #lina.chunk<index = 1, count = 4>}
 // CHECK: lina.all_reduce {{.*}}partition = #lina.partition<index = 3, count = 4, offset = 196608, original = 262144>, priority = #lina.priority<low>
 
 // The default 30 MiB partition leaves these small gradients whole.

@@ -524,6 +524,9 @@ LogicalResult Emitter::emitOp(Operation *op) {
       .Case([&](ExpertFfnGradWeightOp) {
         return grad(planOp(OpKind::ExpertFfnGradWeight));
       })
+      .Case([&](ExpertWeightGradOp) {
+        return grad(planOp(OpKind::ExpertWeightGrad));
+      })
       .Case([&](arith::AddFOp) { return simple(planOp(OpKind::Add)); })
       .Case([&](arith::ConstantOp c) -> LogicalResult {
         // A zero-filled tensor (e.g. the gradient of an unused slice) is a

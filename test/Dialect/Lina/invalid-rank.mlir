@@ -377,3 +377,21 @@ func.func @all_reduce_rank0(%x: tensor<f32>) -> tensor<f32> {
   %0 = lina.all_reduce %x group = #lina.group<@g, "dp"> reduction = sum : tensor<f32>
   return %0 : tensor<f32>
 }
+// -----
+func.func @expert_weight_grad_0(%a0: tensor<f32>, %a1: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{input must have rank 3, got 'tensor<f32>'}}
+  %r0 = lina.expert_weight_grad %a0, %a1 : (tensor<f32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
+  return
+}
+// -----
+func.func @expert_weight_grad_1(%a0: tensor<2x8x4xf32>, %a1: tensor<f32>) {
+  // expected-error @+1 {{grad must have rank 3, got 'tensor<f32>'}}
+  %r0 = lina.expert_weight_grad %a0, %a1 : (tensor<2x8x4xf32>, tensor<f32>) -> tensor<2x4x16xf32>
+  return
+}
+// -----
+func.func @expert_weight_grad_2(%a0: tensor<2x8x4xf32>, %a1: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{result type 'tensor<f32>' must equal [experts, input dimension 2, grad dimension 2] type 'tensor<2x4x16xf32>'}}
+  %r0 = lina.expert_weight_grad %a0, %a1 : (tensor<2x8x4xf32>, tensor<2x8x16xf32>) -> tensor<f32>
+  return
+}

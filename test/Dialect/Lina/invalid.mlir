@@ -517,6 +517,46 @@ func.func @ffn_grad_weight_w1(%dy: tensor<2x8x4xf32>, %r: tensor<2x8x4xf32>, %ac
 
 // -----
 
+func.func @weight_grad_experts(%x: tensor<2x8x4xf32>, %dy: tensor<3x8x16xf32>) {
+  // expected-error @+1 {{grad dimension 0 (3) must equal the number of local experts (2)}}
+  %g = lina.expert_weight_grad %x, %dy : (tensor<2x8x4xf32>, tensor<3x8x16xf32>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @weight_grad_rows(%x: tensor<2x8x4xf32>, %dy: tensor<2x6x16xf32>) {
+  // expected-error @+1 {{grad dimension 1 (6) must equal input dimension 1 (8)}}
+  %g = lina.expert_weight_grad %x, %dy : (tensor<2x8x4xf32>, tensor<2x6x16xf32>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @weight_grad_dtype(%x: tensor<2x8x4xf32>, %dy: tensor<2x8x16xbf16>) {
+  // expected-error @+1 {{grad}}
+  %g = lina.expert_weight_grad %x, %dy : (tensor<2x8x4xf32>, tensor<2x8x16xbf16>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
+func.func @weight_grad_result(%x: tensor<2x8x4xf32>, %dy: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{result type 'tensor<2x16x4xf32>' must equal [experts, input dimension 2, grad dimension 2] type 'tensor<2x4x16xf32>'}}
+  %g = lina.expert_weight_grad %x, %dy : (tensor<2x8x4xf32>, tensor<2x8x16xf32>) -> tensor<2x16x4xf32>
+  return
+}
+
+// -----
+
+func.func @weight_grad_priority(%x: tensor<2x8x4xf32>, %dy: tensor<2x8x16xf32>) {
+  // expected-error @+1 {{a #lina.priority is only valid on lina.all_to_all and lina.all_reduce}}
+  %g = lina.expert_weight_grad %x, %dy {priority = #lina.priority<low>} : (tensor<2x8x4xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
+  return
+}
+
+// -----
+
 func.func @combine_grad_buf(%dy: tensor<8x4xf32>, %b: tensor<2x4x4xf32>, %ids: tensor<8x1xi32>, %gw: tensor<8x1xf32>) -> (tensor<2x2x4xf32>, tensor<8x1xf32>) {
   // expected-error @+1 {{input_grad type 'tensor<2x2x4xf32>' must equal input type 'tensor<2x4x4xf32>'}}
   %db, %dgw = lina.combine_grad %dy, %b, %ids, %gw : (tensor<8x4xf32>, tensor<2x4x4xf32>, tensor<8x1xi32>, tensor<8x1xf32>) -> (tensor<2x2x4xf32>, tensor<8x1xf32>)

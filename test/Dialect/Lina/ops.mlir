@@ -41,6 +41,10 @@ func.func @backward(%dy: tensor<64x32xf32>, %x: tensor<64x32xf32>, %wd: tensor<3
   %sin, %act, %dz = lina.expert_ffn_grad_input %r, %r, %w1, %w2 activation = relu {chunk = #lina.chunk<index = 0, count = 2>} : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x32x128xf32>, tensor<2x128x32xf32>) -> (tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>)
   // CHECK: lina.expert_ffn_grad_weight %{{.*}}, %{{.*}}, %[[ACT]], %[[DZ]] : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>) -> (tensor<2x32x128xf32>, tensor<2x128x32xf32>)
   %sw1, %sw2 = lina.expert_ffn_grad_weight %r, %r, %act, %dz : (tensor<2x80x32xf32>, tensor<2x80x32xf32>, tensor<2x80x128xf32>, tensor<2x80x128xf32>) -> (tensor<2x32x128xf32>, tensor<2x128x32xf32>)
+  // CHECK: lina.expert_weight_grad %{{.*}}, %[[DZ]] {chunk = #lina.chunk<index = 0, count = 2>} : (tensor<2x80x32xf32>, tensor<2x80x128xf32>) -> tensor<2x32x128xf32>
+  %ew1 = lina.expert_weight_grad %r, %dz {chunk = #lina.chunk<index = 0, count = 2>} : (tensor<2x80x32xf32>, tensor<2x80x128xf32>) -> tensor<2x32x128xf32>
+  // CHECK: lina.expert_weight_grad %[[ACT]], %{{.*}} : (tensor<2x80x128xf32>, tensor<2x80x32xf32>) -> tensor<2x128x32xf32>
+  %ew2 = lina.expert_weight_grad %act, %r : (tensor<2x80x128xf32>, tensor<2x80x32xf32>) -> tensor<2x128x32xf32>
   // CHECK: lina.dispatch_grad %[[DB]], %{{.*}} : (tensor<8x20x32xf32>, tensor<64x2xi32>) -> tensor<64x32xf32>
   %dx1 = lina.dispatch_grad %db, %ids : (tensor<8x20x32xf32>, tensor<64x2xi32>) -> tensor<64x32xf32>
   // CHECK: lina.gate_grad %[[DGW]], %{{.*}} : (tensor<64x2xf32>, tensor<64x32xf32>, tensor<32x8xf32>, tensor<64x2xi32>) -> (tensor<64x32xf32>, tensor<32x8xf32>)

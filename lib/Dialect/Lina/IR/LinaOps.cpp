@@ -103,11 +103,11 @@ mlir::OpTrait::lina::detail::verifyTensorsWithinLimits(Operation *op) {
                      "a #lina.partition is only valid on lina.all_reduce");
   if (Attribute a = op->getAttr("chunk");
       a && !isa<AllToAllOp, ExpertFfnOp, ExpertFfnGradOp, ExpertFfnGradInputOp,
-                ExpertFfnGradWeightOp>(op))
+                ExpertFfnGradWeightOp, ExpertWeightGradOp>(op))
     return misplaced("chunk", a,
                      "a #lina.chunk is only valid on lina.all_to_all, "
                      "lina.expert_ffn and lina.expert_ffn_grad (and its "
-                     "halves)");
+                     "halves and lina.expert_weight_grad)");
   if (Attribute a = op->getAttr("priority");
       a && !isa<AllToAllOp, AllReduceOp>(op))
     return misplaced("priority", a,
@@ -835,6 +835,26 @@ LogicalResult ExpertFfnGradWeightOp::verify() {
                          RankedTensorType::get({experts, ffn, hidden}, elem))))
     return failure();
   return success();
+}
+
+LogicalResult ExpertWeightGradOp::verify() {
+  ShapeChecker check(*this);
+  Type in = getInput().getType(), grad = getGrad().getType();
+  if (failed(check.rank("input", in, 3)) ||
+      failed(check.rank("grad", grad, 3)) ||
+      failed(check.dim("grad", grad, 0, "the number of local experts",
+                       dimOf(getInput(), 0))) ||
+      failed(check.dim("grad", grad, 1, "input dimension 1",
+                       dimOf(getInput(), 1))) ||
+      failed(check.sameElementType("grad", grad, "input", in)))
+    return failure();
+  Type elem = cast<ShapedType>(in).getElementType();
+  return check.sameType(
+      "result", getResult().getType(),
+      "[experts, input dimension 2, grad dimension 2]",
+      RankedTensorType::get(
+          {dimOf(getInput(), 0), dimOf(getInput(), 2), dimOf(getGrad(), 2)},
+          elem));
 }
 
 LogicalResult CombineGradOp::verify() {

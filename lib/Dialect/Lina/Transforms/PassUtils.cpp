@@ -53,7 +53,8 @@ void mlir::lina::buildTrainingPipeline(OpPassManager &pm,
                                              options.cluster.getValue(),
                                              options.report.getValue()}));
   if (options.splitExpertGrad)
-    fpm.addPass(createLinaSplitExpertGradPass({options.report.getValue()}));
+    fpm.addPass(createLinaSplitExpertGradPass(
+        {options.separateWeightGrads.getValue(), options.report.getValue()}));
   fpm.addPass(createLinaPrioritizeAllToAllPass(
       {ScheduleMode::Lina, options.report.getValue()}));
 }

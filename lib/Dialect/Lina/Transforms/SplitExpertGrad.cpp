@@ -31,6 +31,9 @@
 #include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/SmallVector.h"
 
+#include <limits>
+#include <string>
+
 namespace mlir::lina {
 #define GEN_PASS_DEF_LINASPLITEXPERTGRADPASS
 #include "lina/Dialect/Lina/Transforms/Passes.h.inc"
@@ -78,7 +81,7 @@ struct SplitExpertGradPass
     SmallVector<ExpertFfnGradOp> grads;
     func.walk([&](ExpertFfnGradOp op) { grads.push_back(op); });
     if (grads.empty()) {
-      emitReport(func, 0, 0);
+      emitReport(func, 0, 0, 0);
       return;
     }
     llvm::DenseMap<Operation *, int64_t> position;
@@ -87,7 +90,7 @@ struct SplitExpertGradPass
       for (Operation &op : *block)
         position[&op] = i++;
     });
-    int64_t split = 0, deferred = 0;
+    int64_t split = 0, deferred = 0, sunk = 0;
     for (ExpertFfnGradOp grad : grads) {
       Block *block = grad->getBlock();
       // Where the weight half goes: before the first later op of the block
@@ -127,30 +130,108 @@ struct SplitExpertGradPass
         b.setInsertionPoint(before);
         ++deferred;
       }
-      auto weight = b.create<ExpertFfnGradWeightOp>(
-          grad.getLoc(),
-          TypeRange{grad.getW1Grad().getType(), grad.getW2Grad().getType()},
-          grad.getGrad(), grad.getInput(), input.getAct(), input.getPreGrad(),
-          grad.getChunkAttr());
       grad.getInputGrad().replaceAllUsesWith(input.getInputGrad());
-      grad.getW1Grad().replaceAllUsesWith(weight.getW1Grad());
-      grad.getW2Grad().replaceAllUsesWith(weight.getW2Grad());
+      if (separateWeightGrads) {
+        placeWeightGrads(grad, input, b, before, here, position, sunk);
+      } else {
+        auto weight = b.create<ExpertFfnGradWeightOp>(
+            grad.getLoc(),
+            TypeRange{grad.getW1Grad().getType(), grad.getW2Grad().getType()},
+            grad.getGrad(), grad.getInput(), input.getAct(), input.getPreGrad(),
+            grad.getChunkAttr());
+        grad.getW1Grad().replaceAllUsesWith(weight.getW1Grad());
+        grad.getW2Grad().replaceAllUsesWith(weight.getW2Grad());
+      }
       position.erase(grad); // its address may be reused by a new op
       grad->erase();
       ++split;
     }
     numSplit += split;
     numDeferred += deferred;
-    emitReport(func, split, deferred);
+    numSunk += sunk;
+    emitReport(func, split, deferred, sunk);
   }
 
-  void emitReport(func::FuncOp func, int64_t split, int64_t deferred) {
+  /// Emits the two weight gradients of `grad` as lina.expert_weight_grad
+  /// ops. The one whose first user comes first goes at `b`'s insertion
+  /// point (the weight half's place), so that its all_reduce can start
+  /// while the other's GEMM runs. The other goes later, but never past an
+  /// op that waits on the network for an all_to_all issued after the input
+  /// half (the place the weight GEMMs fill): right before its own first
+  /// user or before such an op, whichever comes first, scanning from
+  /// `before` (the weight half's place, null if none was found). With
+  /// interleaved micro-batches whose weight halves share a place, this
+  /// computes the first gradient of every micro-batch before the second
+  /// ones.
+  void placeWeightGrads(ExpertFfnGradOp grad, ExpertFfnGradInputOp input,
+                        OpBuilder &b, Operation *before, int64_t here,
+                        const llvm::DenseMap<Operation *, int64_t> &position,
+                        int64_t &sunk) {
+    Block *block = grad->getBlock();
+    auto pos = [&](Operation *op) {
+      auto it = op ? position.find(op) : position.end();
+      return it == position.end() ? std::numeric_limits<int64_t>::max()
+                                  : it->second;
+    };
+    auto firstUser = [&](Value v) -> Operation * {
+      Operation *first = nullptr;
+      for (Operation *user : v.getUsers())
+        if (Operation *mine = block->findAncestorOpInBlock(*user);
+            mine && position.count(mine) && pos(mine) < pos(first))
+          first = mine;
+      return first;
+    };
+    struct Part {
+      Value old, input, grad;
+      Operation *user;
+    };
+    Part parts[2] = {{grad.getW1Grad(), grad.getInput(), input.getPreGrad(),
+                      firstUser(grad.getW1Grad())},
+                     {grad.getW2Grad(), input.getAct(), grad.getGrad(),
+                      firstUser(grad.getW2Grad())}};
+    if (pos(parts[1].user) < pos(parts[0].user))
+      std::swap(parts[0], parts[1]);
+    // Where the second goes: the first op from `before` on that is its
+    // first user or waits on the network.
+    Operation *limit = nullptr;
+    int scanned = 0;
+    for (Operation *op = before; op && scanned < kMaxScan;
+         op = op->getNextNode(), ++scanned) {
+      if (!position.count(op))
+        continue; // an op made by this pass
+      if (op == parts[1].user || waitsOnLaterAllToAll(op, here, position)) {
+        limit = op;
+        break;
+      }
+    }
+    auto first = b.create<ExpertWeightGradOp>(
+        grad.getLoc(), parts[0].old.getType(), parts[0].input, parts[0].grad,
+        grad.getChunkAttr());
+    if (limit && limit != before) {
+      b.setInsertionPoint(limit);
+      ++sunk;
+    } else {
+      b.setInsertionPointAfter(first);
+    }
+    auto second = b.create<ExpertWeightGradOp>(
+        grad.getLoc(), parts[1].old.getType(), parts[1].input, parts[1].grad,
+        grad.getChunkAttr());
+    parts[0].old.replaceAllUsesWith(first.getResult());
+    parts[1].old.replaceAllUsesWith(second.getResult());
+  }
+
+  void emitReport(func::FuncOp func, int64_t split, int64_t deferred,
+                  int64_t sunk) {
     if (report)
       emitRemark(func.getLoc())
           << "lina-split-expert-grad: split " << split
           << " expert_ffn_grad ops, " << deferred
           << " weight halves placed where the compute stream would wait for "
-             "an all_to_all";
+             "an all_to_all"
+          << (separateWeightGrads ? ", " + std::to_string(sunk) +
+                                        " second weight gradients placed "
+                                        "before their first use"
+                                  : std::string());
   }
 };
 

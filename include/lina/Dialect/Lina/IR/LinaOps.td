@@ -382,6 +382,31 @@ def Lina_ExpertFfnGradWeightOp : Lina_Op<"expert_ffn_grad_weight", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Lina_ExpertWeightGradOp : Lina_Op<"expert_weight_grad", [Pure]> {
+  let summary = "The gradient of one weight matrix of each local expert";
+  let description = [{
+    For each local expert e: `result[e] = input[e]^T * grad[e]`, the
+    gradient of the weight of a linear map `y = input * w` from the
+    gradient `grad` of its output. lina.expert_ffn_grad_weight is two of
+    them: `w1_grad = expert_weight_grad(input, pre_grad)` and
+    `w2_grad = expert_weight_grad(act, dy)`. --lina-split-expert-grad emits
+    them as two ops, so that the all_reduce of the first gradient starts
+    while the second's GEMM runs.
+
+    ```mlir
+    %dw1 = lina.expert_weight_grad %r, %dz
+        : (tensor<1x256x512xf32>, tensor<1x256x2048xf32>) -> tensor<1x512x2048xf32>
+    ```
+  }];
+  let arguments = (ins Lina_Tensor:$input, Lina_Tensor:$grad,
+                       OptionalAttr<Lina_ChunkAttr>:$chunk);
+  let results = (outs Lina_Tensor:$result);
+  let assemblyFormat = [{
+    $input `,` $grad attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Lina_CombineGradOp : Lina_Op<"combine_grad", [Pure]> {
   let summary = "Gradients of lina.combine with respect to the buffer and the gate weights";
   let description = [{

@@ -53,6 +53,12 @@ struct TrainingPipelineOptions
       llvm::cl::desc("Split expert_ffn_grad into its input and weight "
                      "gradients (--lina-split-expert-grad)"),
       llvm::cl::init(true)};
+  Option<bool> separateWeightGrads{
+      *this, "separate-weight-grads",
+      llvm::cl::desc("With split-expert-grad: one lina.expert_weight_grad "
+                     "per weight matrix, so the first one's all_reduce "
+                     "starts while the second's GEMM runs"),
+      llvm::cl::init(true)};
   Option<std::string> cluster{
       *this, "cluster",
       llvm::cl::desc("Cluster description (JSON) for the 'auto' choices"),

@@ -95,19 +95,35 @@ def LinaSplitExpertGradPass
     three of the five GEMMs, and the weight GEMMs run while it is in flight
     (the B/W split of zero-bubble pipeline schedules and DualPipe).
 
-    The pair computes what expert_ffn_grad computes, in the same order, so
-    the results are bitwise those of the unsplit op. The pair keeps the
-    op's `chunk`. Runs after --lina-overlap-microbatches and
+    With `separate-weight-grads=true` (the default) the weight half is two
+    `lina.expert_weight_grad` ops, one per weight matrix: the one whose
+    gradient is used first goes at the weight half's place, the other right
+    before its own first use in the block. The all_reduce of the first
+    gradient then starts while the second's GEMM runs; with interleaved
+    micro-batches the first gradients of all micro-batches come before the
+    second ones, so the first gradient's all_reduce starts one GEMM per
+    micro-batch earlier. `separate-weight-grads=false` emits one
+    `lina.expert_ffn_grad_weight`.
+
+    The ops compute what expert_ffn_grad computes, in the same order, so
+    the results are bitwise those of the unsplit op. They keep the op's
+    `chunk`. Runs after --lina-overlap-microbatches and
     --lina-pipeline-experts (which know only the unsplit op).
   }];
   let options = [
+    Option<"separateWeightGrads", "separate-weight-grads", "bool", "true",
+           "Emit the two weight gradients as separate "
+           "lina.expert_weight_grad ops (false: one "
+           "lina.expert_ffn_grad_weight)">,
     Option<"report", "report", "bool", "false",
            "Emit a remark with this pass's counters on each function">
   ];
   let statistics = [
     Statistic<"numSplit", "expert-grads-split", "expert_ffn_grad ops split">,
     Statistic<"numDeferred", "weight-grads-deferred",
-              "Weight halves placed after an all_to_all">
+              "Weight halves placed after an all_to_all">,
+    Statistic<"numSunk", "weight-grads-sunk",
+              "Second weight gradients placed before their first use">
   ];
 }
 
