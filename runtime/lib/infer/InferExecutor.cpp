@@ -20,9 +20,12 @@
 #include "lina/Support/Placement.h"
 #include "lina/Support/Profile.h"
 #include "lina/Support/RoutingTrace.h"
+#include "lina/rt/InferStep.h"
 #include "lina/rt/Init.h"
 #include "lina/rt/Kernels.h"
 #include "lina/rt/Plan.h"
+#include "lina/rt/Scheduler.h"
+#include "lina/rt/Simulator.h"
 
 #include <algorithm>
 #include <chrono>
@@ -56,16 +59,6 @@ const char *lina::rt::infer::toString(PlacementMode mode) {
 
 namespace {
 
-/// One MoE layer of the plan: the op chain and its shapes.
-struct MoeLayer {
-  int gate = -1, dispatch = -1, a2aIn = -1, ffn = -1, a2aOut = -1, combine = -1;
-  int x = -1, wg = -1, w1 = -1, w2 = -1, out = -1; ///< buffer ids
-  int64_t tokens = 0, hidden = 0, ffnDim = 0, experts = 0, topK = 0,
-          localExperts = 0;
-  Activation act = Activation::None;
-  std::optional<LayerPlacement> table; ///< from the plan, if any
-};
-
 /// Statistics of a run, summed over layers and batches on this rank.
 struct RunStats {
   std::vector<double> batchSeconds;
@@ -80,32 +73,6 @@ struct RunStats {
 double seconds(std::chrono::steady_clock::time_point a,
                std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-/// The placement tables of the plan's gates, by gate op id. The loader
-/// checked that each table's lists fit together and its gate; the
-/// placement's own invariants (shares summing to 1, slots per device) are
-/// checked here.
-std::map<int, LayerPlacement> planTables(const Plan &plan) {
-  std::map<int, LayerPlacement> tables;
-  for (const Op &op : plan.ops) {
-    if (!op.placement)
-      continue;
-    const PlacementTable &p = *op.placement;
-    LayerPlacement t;
-    t.numDevices = p.numDevices;
-    t.slotsPerDevice = p.slotsPerDevice;
-    for (size_t e = 0; e + 1 < p.offsets.size(); ++e) {
-      t.replicas.emplace_back();
-      for (int64_t i = p.offsets[e]; i < p.offsets[e + 1]; ++i)
-        t.replicas.back().push_back({p.devices[i], p.shares[i]});
-    }
-    std::string problem = t.verify();
-    if (!problem.empty())
-      throw PlanError(op.describe() + ": placement: " + problem);
-    tables[op.id] = std::move(t);
-  }
-  return tables;
 }
 
 class Executor {
@@ -558,113 +525,57 @@ double Executor::runBatch(int b, RunStats &stats, bool record) {
 }
 
 //===----------------------------------------------------------------------===//
-// Set-up: find the MoE chains, check the plan against the trace.
+// Reports
 //===----------------------------------------------------------------------===//
-
-std::vector<MoeLayer> findLayers(const Plan &plan, int worldSize,
-                                 const std::map<int, LayerPlacement> &tables) {
-  std::vector<MoeLayer> layers;
-  auto consumer = [&](OpKind kind, int buffer, int index) {
-    for (const Op &op : plan.ops)
-      if (op.kind == kind && static_cast<int>(op.inputs.size()) > index &&
-          op.inputs[index] == buffer)
-        return op.id;
-    return -1;
-  };
-  std::vector<char> inChain(plan.ops.size(), 0);
-  for (const Op &gate : plan.ops) {
-    if (gate.kind != OpKind::Gate)
-      continue;
-    auto bad = [&](const std::string &what) {
-      return PlanError(gate.describe() +
-                       ": --mode infer needs each MoE layer "
-                       "as the chain gate -> dispatch -> all_to_all -> "
-                       "expert_ffn -> all_to_all -> combine (" +
-                       what + ")");
-    };
-    MoeLayer m;
-    m.gate = gate.id;
-    m.dispatch = consumer(OpKind::Dispatch, gate.outputs[0], 1);
-    if (m.dispatch < 0)
-      throw bad("no dispatch of its expert ids");
-    m.a2aIn = consumer(OpKind::AllToAll, plan.ops[m.dispatch].outputs[0], 0);
-    if (m.a2aIn < 0)
-      throw bad("no all_to_all of the dispatched tokens; pipelined plans are "
-                "not supported");
-    m.ffn = consumer(OpKind::ExpertFfn, plan.ops[m.a2aIn].outputs[0], 0);
-    if (m.ffn < 0)
-      throw bad("no expert_ffn after the all_to_all");
-    m.a2aOut = consumer(OpKind::AllToAll, plan.ops[m.ffn].outputs[0], 0);
-    if (m.a2aOut < 0)
-      throw bad("no all_to_all of the expert outputs");
-    m.combine = consumer(OpKind::Combine, plan.ops[m.a2aOut].outputs[0], 0);
-    if (m.combine < 0 || plan.ops[m.combine].inputs[1] != gate.outputs[0] ||
-        plan.ops[m.combine].inputs[2] != gate.outputs[1])
-      throw bad("no combine with this gate's ids and weights");
-    const Op &ffn = plan.ops[m.ffn];
-    const Group &group = plan.groups.at(plan.ops[m.a2aIn].group);
-    if (group.size() != worldSize)
-      throw bad("its all_to_all group '" + group.name + "' has " +
-                std::to_string(group.size()) +
-                " ranks; inference places "
-                "experts over all " +
-                std::to_string(worldSize) + " ranks");
-    for (size_t i = 0; i < group.members[0].size(); ++i)
-      if (group.members[0][i] != static_cast<int>(i))
-        throw bad("group '" + group.name + "' must list the ranks in order");
-    m.x = gate.inputs[0];
-    m.wg = gate.inputs[1];
-    m.w1 = ffn.inputs[1];
-    m.w2 = ffn.inputs[2];
-    m.out = plan.ops[m.combine].outputs[0];
-    m.act = ffn.activation;
-    m.tokens = plan.buffers[m.x].shape[0];
-    m.hidden = plan.buffers[m.x].shape[1];
-    m.experts = gate.numExperts;
-    m.topK = gate.topK;
-    m.localExperts = plan.buffers[m.w1].shape[0];
-    m.ffnDim = plan.buffers[m.w1].shape[2];
-    if (m.localExperts * worldSize != m.experts)
-      throw bad(std::to_string(m.localExperts) + " local experts x " +
-                std::to_string(worldSize) +
-                " ranks != " + std::to_string(m.experts) + " experts");
-    if (plan.buffers[m.w1].shape[1] != m.hidden)
-      throw bad("expert_ffn hidden size differs from the gate's input");
-    auto table = tables.find(gate.id);
-    if (table != tables.end()) {
-      if (table->second.numExperts() != m.experts ||
-          table->second.numDevices != worldSize)
-        throw PlanError(
-            gate.describe() + ": its placement table is for " +
-            std::to_string(table->second.numExperts()) + " experts on " +
-            std::to_string(table->second.numDevices) + " devices, not " +
-            std::to_string(m.experts) + " on " + std::to_string(worldSize));
-      m.table = table->second;
-    }
-    for (int id : {m.gate, m.dispatch, m.a2aIn, m.ffn, m.a2aOut, m.combine})
-      inChain[id] = 1;
-    layers.push_back(m);
-  }
-  for (const Op &op : plan.ops)
-    if (!inChain[op.id] && op.kind != OpKind::Dense && op.kind != OpKind::Add &&
-        op.kind != OpKind::Copy)
-      throw PlanError(op.describe() + ": --mode infer runs dense, add and "
-                                      "copy ops besides the MoE chains");
-  for (const Buffer &b : plan.buffers)
-    if (b.dtype != DType::F32 && b.dtype != DType::I32)
-      throw PlanError("buffer " + std::to_string(b.id) + " ('" + b.name +
-                      "') is " + toString(b.dtype) +
-                      "; inference on the cpu backend computes in f32");
-  if (layers.empty())
-    throw PlanError("the plan has no MoE layer (lina.gate): nothing to place");
-  return layers;
-}
 
 /// Percentile by the nearest-rank method.
 double percentile(std::vector<double> v, double p) {
   std::sort(v.begin(), v.end());
   size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * v.size()));
   return v[std::max<size_t>(rank, 1) - 1];
+}
+
+/// The report of a run from every batch's latency and the placement's
+/// statistics; prints the batches (unless --quiet) and the summary line.
+InferReport summarize(const InferOptions &o,
+                      const std::vector<double> &batchSeconds,
+                      const PlacerStats &s, int moeLayers, int slots,
+                      bool haveProfile) {
+  if (!o.quiet)
+    for (size_t b = 0; b < batchSeconds.size(); ++b)
+      std::printf("batch %3zu: %9.3f ms\n", b, batchSeconds[b] * 1e3);
+  InferReport r;
+  r.batchSeconds = batchSeconds;
+  r.moeLayers = moeLayers;
+  r.slotsPerDevice = slots;
+  for (double t : batchSeconds)
+    r.mean += t;
+  r.mean /= batchSeconds.size();
+  r.p50 = percentile(batchSeconds, 50);
+  r.p95 = percentile(batchSeconds, 95);
+  r.p99 = percentile(batchSeconds, 99);
+  if (o.placement == PlacementMode::Lina)
+    r.phase2Rate = s.phase2 / s.layerBatches;
+  if (o.placement == PlacementMode::Lina && haveProfile) {
+    r.top1Accuracy = s.predicted > 0 ? s.predictedRight / s.predicted : 0.0;
+    r.loadError =
+        s.loadErrorSamples > 0 ? s.loadError / s.loadErrorSamples : 0.0;
+  }
+  r.maxOverMeanLoad = s.imbalance / s.layerBatches;
+  r.weightBytesMoved = s.bytesMoved;
+  std::printf("summary: placement=%s batches=%zu p50_ms=%.3f p95_ms=%.3f "
+              "p99_ms=%.3f mean_ms=%.3f phase2_rate=%.3f",
+              toString(o.placement), r.batchSeconds.size(), r.p50 * 1e3,
+              r.p95 * 1e3, r.p99 * 1e3, r.mean * 1e3, r.phase2Rate);
+  if (r.top1Accuracy && r.loadError)
+    std::printf(" top1_accuracy=%.3f load_error=%.3f", *r.top1Accuracy,
+                *r.loadError);
+  else
+    std::printf(" top1_accuracy=n/a load_error=n/a");
+  std::printf(" max_over_mean_load=%.3f weight_bytes_moved=%.0f\n",
+              r.maxOverMeanLoad, r.weightBytesMoved);
+  std::fflush(stdout);
+  return r;
 }
 
 } // namespace
@@ -678,8 +589,10 @@ namespace {
 /// Reads and checks the plan, the routing trace and the profile, and cuts
 /// the requests into batches; throws PlanError naming the problem. Fills
 /// `startup` with the plan's world size and the memory the run will need.
-void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
-                      std::vector<MoeLayer> &layers,
+/// `simulated`: one process serves the plan's ranks (worldSize is taken
+/// from the plan) in any dtype.
+void prepareInference(const InferOptions &o, bool simulated, int worldSize,
+                      Plan &plan, std::vector<MoeLayer> &layers,
                       std::optional<RoutingTrace> &trace,
                       std::optional<Profile> &profile,
                       std::vector<std::vector<int>> &batches, int &slots,
@@ -690,7 +603,8 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
   startup.inputsHash = lina::fnv1a(planText);
   plan = parsePlan(planText, o.plan);
   startup.planWorldSize = plan.worldSize;
-
+  if (simulated)
+    worldSize = plan.worldSize;
   if (plan.worldSize != worldSize)
     throw PlanError("the plan '" + o.plan + "' is for " +
                     std::to_string(plan.worldSize) + " ranks, but " +
@@ -698,8 +612,13 @@ void prepareInference(const InferOptions &o, int worldSize, Plan &plan,
                     " were launched (use mpirun "
                     "-np " +
                     std::to_string(plan.worldSize) + ")");
-  std::map<int, LayerPlacement> tables = planTables(plan);
-  layers = findLayers(plan, worldSize, tables);
+  layers = findMoeLayers(plan, worldSize, placementTables(plan));
+  if (!simulated)
+    for (const Buffer &b : plan.buffers)
+      if (b.dtype != DType::F32 && b.dtype != DType::I32)
+        throw PlanError("buffer " + std::to_string(b.id) + " ('" + b.name +
+                        "') is " + toString(b.dtype) +
+                        "; inference on the cpu backend computes in f32");
   const MoeLayer &first = layers.front();
 
   std::string error;
@@ -829,8 +748,8 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
   int slots = 0;
   InferStartup startup;
   try {
-    prepareInference(o, worldSize, plan, layers, trace, profile, batches, slots,
-                     startup);
+    prepareInference(o, false, worldSize, plan, layers, trace, profile, batches,
+                     slots, startup);
   } catch (const std::bad_alloc &) {
     startup.error = "out of memory while reading the inputs of --mode infer";
   } catch (const std::length_error &) {
@@ -873,41 +792,21 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
                    stats.imbalance};
   comm.sum(sums, 7, "exchanging statistics");
   if (rank == 0) {
-    if (!o.quiet)
-      for (size_t b = 0; b < stats.batchSeconds.size(); ++b)
-        std::printf("batch %3zu: %9.3f ms\n", b, stats.batchSeconds[b] * 1e3);
-    InferReport r;
-    r.batchSeconds = stats.batchSeconds;
-    r.moeLayers = static_cast<int>(layers.size());
-    r.slotsPerDevice = slots;
-    for (double t : stats.batchSeconds)
-      r.mean += t;
-    r.mean /= stats.batchSeconds.size();
-    r.p50 = percentile(stats.batchSeconds, 50);
-    r.p95 = percentile(stats.batchSeconds, 95);
-    r.p99 = percentile(stats.batchSeconds, 99);
-    // Layer-batch counts are identical on every rank; the others are sums.
-    double layerBatches = sums[1] / worldSize;
-    if (o.placement == PlacementMode::Lina)
-      r.phase2Rate = sums[0] / worldSize / layerBatches;
-    if (o.placement == PlacementMode::Lina && prof) {
-      r.top1Accuracy = sums[2] > 0 ? sums[3] / sums[2] : 0.0;
-      r.loadError = sums[5] > 0 ? sums[4] / sums[5] : 0.0;
-    }
-    r.maxOverMeanLoad = sums[6] / worldSize / layerBatches;
-    r.weightBytesMoved = stats.bytesMoved;
-    std::printf("summary: placement=%s batches=%zu p50_ms=%.3f p95_ms=%.3f "
-                "p99_ms=%.3f mean_ms=%.3f phase2_rate=%.3f",
-                toString(o.placement), r.batchSeconds.size(), r.p50 * 1e3,
-                r.p95 * 1e3, r.p99 * 1e3, r.mean * 1e3, r.phase2Rate);
-    if (r.top1Accuracy && r.loadError)
-      std::printf(" top1_accuracy=%.3f load_error=%.3f", *r.top1Accuracy,
-                  *r.loadError);
-    else
-      std::printf(" top1_accuracy=n/a load_error=n/a");
-    std::printf(" max_over_mean_load=%.3f weight_bytes_moved=%.0f\n",
-                r.maxOverMeanLoad, r.weightBytesMoved);
-    std::fflush(stdout);
+    // Layer-batch counts and imbalances are identical on every rank; the
+    // others are sums over the ranks' own tokens.
+    PlacerStats total;
+    total.phase2 = sums[0] / worldSize;
+    total.layerBatches = sums[1] / worldSize;
+    total.predicted = sums[2];
+    total.predictedRight = sums[3];
+    total.loadError = sums[4];
+    total.loadErrorSamples = sums[5];
+    total.imbalance = sums[6] / worldSize;
+    total.bytesMoved = stats.bytesMoved;
+    InferReport r =
+        summarize(o, stats.batchSeconds, total, static_cast<int>(layers.size()),
+                  slots, prof != nullptr);
+    r.worldSize = worldSize;
     if (report)
       *report = std::move(r);
   }
@@ -940,4 +839,61 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
                 "%s\n",
                 batches.size(), maxAbs, o.tolerance, pass ? "PASS" : "FAIL");
   return pass ? 0 : 1;
+}
+
+//===----------------------------------------------------------------------===//
+// --backend sim: every batch as one step plan on the simulator
+//===----------------------------------------------------------------------===//
+
+int lina::rt::infer::simulateInference(const InferOptions &o,
+                                       InferReport *report) {
+  std::string error;
+  std::optional<lina::ClusterSpec> cluster =
+      lina::ClusterSpec::fromFile(o.cluster, error);
+  if (!cluster)
+    throw PlanError(error);
+  Plan plan;
+  std::vector<MoeLayer> layers;
+  std::optional<RoutingTrace> trace;
+  std::optional<Profile> profile;
+  std::vector<std::vector<int>> batches;
+  int slots = 0;
+  InferStartup startup;
+  prepareInference(o, true, 0, plan, layers, trace, profile, batches, slots,
+                   startup);
+  if (plan.worldSize > cluster->numGpus())
+    throw PlanError("the plan '" + o.plan + "' has " +
+                    std::to_string(plan.worldSize) + " ranks, the cluster '" +
+                    o.cluster + "' " + std::to_string(cluster->numGpus()) +
+                    " GPUs");
+  const Profile *prof = profile ? &*profile : nullptr;
+  if (!o.quiet)
+    std::printf("infer: %s, %d simulated ranks on %s, placement %s, %zu MoE "
+                "layers, %d requests in %zu batches of %d, %d expert slots "
+                "per device\n",
+                o.plan.c_str(), plan.worldSize, cluster->name.c_str(),
+                toString(o.placement), layers.size(), o.requests,
+                batches.size(), o.batch, slots);
+  BatchPlacer placer(layers, *trace, prof, o.placement, plan.worldSize, slots,
+                     o.phase2Threshold);
+  // Warm-up batches only move weights, as on the cpu backend.
+  PlacerStats ignored, stats;
+  for (int w = 0; w < o.warmup; ++w)
+    placer.route(batches[w % batches.size()], ignored);
+  std::vector<double> seconds;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    Plan step = buildStepPlan(plan, layers, placer.route(batches[b], stats));
+    // Validated like any plan (and its producers derived) before it runs.
+    step = parsePlan(writePlan(step),
+                     "the step plan of batch " + std::to_string(b));
+    SimOptions sim;
+    sim.scheduler = {Policy::Lina, 0, costModelEstimator(step, *cluster)};
+    seconds.push_back(simulate(step, *cluster, sim).stepTime);
+  }
+  InferReport r = summarize(o, seconds, stats, static_cast<int>(layers.size()),
+                            slots, prof != nullptr);
+  r.worldSize = plan.worldSize;
+  if (report)
+    *report = std::move(r);
+  return 0;
 }

@@ -42,6 +42,7 @@ struct InferOptions {
   std::string plan;
   std::string routing; ///< routing trace (JSONL), required
   std::string profile; ///< routing profile (JSON), optional
+  std::string cluster; ///< --backend sim: the cluster to simulate (JSON)
   int requests = 0;    ///< requests to serve, required
   int batch = 0;       ///< requests per batch, required
   PlacementMode placement = PlacementMode::Lina;
@@ -75,6 +76,7 @@ using AgreeFn = std::function<void(const InferStartup &)>;
 /// time of every batch (lina-run --json).
 struct InferReport {
   std::vector<double> batchSeconds; ///< per batch, the slowest rank's
+  int worldSize = 0;                ///< ranks served (simulated or launched)
   int moeLayers = 0, slotsPerDevice = 0;
   double p50 = 0, p95 = 0, p99 = 0, mean = 0; ///< seconds
   double phase2Rate = 0;
@@ -93,6 +95,14 @@ struct InferReport {
 /// fails); throws PlanError for bad input.
 int runInference(const InferOptions &options, int rank, int worldSize,
                  const AgreeFn &agree, InferReport *report = nullptr);
+
+/// `--backend sim`: serves the batches in this one process, each as one
+/// step plan (InferStep.h) that the Scheduler runs on the simulator of
+/// `options.cluster` for all the plan's ranks; a batch's latency is the
+/// simulated step time. Prints the summary and fills `report` if given.
+/// Throws PlanError for bad input.
+int simulateInference(const InferOptions &options,
+                      InferReport *report = nullptr);
 
 } // namespace lina::rt::infer
 
