@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -281,6 +282,56 @@ TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
       EXPECT_EQ(low, 0);
     } else {
       EXPECT_GE(low, 1);
+    }
+  }
+}
+
+TEST(InferStepTest, RankStepsAreOnePlanWithEachRanksRows) {
+  Fixture f;
+  for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Oracle}) {
+    BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2, 0.2);
+    PlacerStats stats;
+    std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
+    std::string first;
+    for (int rank = 0; rank < 4; ++rank) {
+      RankStep st =
+          buildRankStep(f.plan, f.layers, traffic, f.trace, f.batch, rank);
+      // One SPMD plan: the same text on every rank, and a valid one.
+      std::string text = writePlan(st.plan);
+      if (rank == 0)
+        first = text;
+      EXPECT_EQ(text, first) << "rank " << rank;
+      Plan valid;
+      ASSERT_NO_THROW(valid = parsePlan(text, "step"));
+      for (const auto &[id, bytes] : st.inputs)
+        EXPECT_EQ(static_cast<int64_t>(bytes.size()),
+                  valid.buffer(id).numBytes())
+            << valid.buffer(id).name;
+      // The gates take the trace's experts of this rank's 12 tokens.
+      ASSERT_EQ(st.gateExperts.size(), 2u);
+      for (int l = 0; l < 2; ++l) {
+        ASSERT_EQ(st.gateExperts[l].size(), 16u * 2);
+        for (int i = 0; i < 12; ++i)
+          for (int j = 0; j < 2; ++j)
+            EXPECT_EQ(st.gateExperts[l][i * 2 + j],
+                      f.trace.tokens[rank * 12 + i].experts[l][j]);
+      }
+      // Each of this rank's 24 assignments has its own packed row; the 4
+      // padding tokens share the spare one.
+      for (const auto &[id, bytes] : st.inputs) {
+        if (valid.buffer(id).name != "moe0.rows")
+          continue;
+        std::vector<int32_t> rows(bytes.size() / 4);
+        std::memcpy(rows.data(), bytes.data(), bytes.size());
+        std::vector<int32_t> real(rows.begin(), rows.begin() + 24);
+        std::sort(real.begin(), real.end());
+        for (int i = 0; i < 24; ++i)
+          EXPECT_EQ(real[i], i);
+        int32_t spare = rows[24];
+        EXPECT_GE(spare, 24);
+        for (size_t i = 24; i < rows.size(); ++i)
+          EXPECT_EQ(rows[i], spare);
+      }
     }
   }
 }

@@ -16,11 +16,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
+#include <tuple>
 
 using namespace lina::rt;
 using namespace lina::rt::infer;
 using lina::LayerPlacement;
+using lina::RoutingTrace;
 
 //===----------------------------------------------------------------------===//
 // The MoE chains of the plan
@@ -250,6 +253,15 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     t.phase2.assign(static_cast<size_t>(N) * N, 0);
 
     move(l, place(l, tokens), t.phase1, stats);
+    auto offHome = [&](const LayerPlacement &p) {
+      std::vector<std::pair<int, int>> used;
+      for (int e = 0; e < E; ++e)
+        for (const lina::Replica &r : p.replicas[e])
+          if (r.device != e / m.localExperts)
+            used.push_back({e, r.device});
+      return used;
+    };
+    t.used1 = offHome(current[l]);
 
     std::vector<int64_t> rows(E, 0);
     for (int tok : tokens)
@@ -292,6 +304,9 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
         move(l, orThrow(lina::linaPlacement(loads, N, slots, error), l, error),
              t.phase2, stats);
         stats.phase2 += 1;
+        for (const std::pair<int, int> &r : offHome(current[l]))
+          if (!std::count(t.used1.begin(), t.used1.end(), r))
+            t.used2.push_back(r);
       }
     }
     stats.layerBatches += 1;
@@ -319,6 +334,7 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
         while (rep + 1 < bounds[e].size() && g >= bounds[e][rep])
           ++rep;
         int d = place.replicas[e][rep].device;
+        t.dest.push_back(d);
         ++t.rows[static_cast<size_t>(rankOf(i)) * N + d];
         ++t.expertRows[static_cast<size_t>(d) * E + e];
       }
@@ -585,4 +601,395 @@ Plan lina::rt::infer::buildStepPlan(const Plan &plan,
                                     const std::vector<MoeLayer> &layers,
                                     const std::vector<LayerTraffic> &traffic) {
   return StepBuilder(plan, layers, traffic).build();
+}
+
+//===----------------------------------------------------------------------===//
+// The executable step of one rank (cpu backend)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+template <typename T> std::vector<char> bytesOf(const std::vector<T> &v) {
+  std::vector<char> out(v.size() * sizeof(T));
+  if (!out.empty())
+    std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+/// Weight copies of one phase: for every home rank, its copies in packing
+/// order (by destination, then expert), and every device's arrivals.
+struct CopyPlan {
+  std::vector<std::vector<std::pair<int, int>>> sent; ///< per home: (e, d)
+  std::vector<int64_t> rows;                          ///< n x n by home
+  int64_t mostSent = 0, mostReceived = 0;
+};
+
+CopyPlan copyPlan(const std::vector<std::pair<int, int>> &used, int64_t n,
+                  int64_t local) {
+  CopyPlan c;
+  c.sent.resize(n);
+  c.rows.assign(n * n, 0);
+  for (const auto &[e, d] : used) {
+    c.sent[e / local].push_back({e, d});
+    ++c.rows[(e / local) * n + d];
+  }
+  for (auto &s : c.sent)
+    std::sort(s.begin(), s.end(), [](auto a, auto b) {
+      return std::make_pair(a.second, a.first) <
+             std::make_pair(b.second, b.first);
+    });
+  std::tie(c.mostSent, c.mostReceived) = extremes(c.rows, n);
+  return c;
+}
+
+class RankStepBuilder {
+public:
+  RankStepBuilder(const Plan &plan, const std::vector<MoeLayer> &layers,
+                  const std::vector<LayerTraffic> &traffic,
+                  const RoutingTrace &trace, const std::vector<int> &tokens,
+                  int rank)
+      : plan(plan), layers(layers), traffic(traffic), trace(trace),
+        tokens(tokens), rank(rank) {}
+
+  RankStep build();
+
+private:
+  int buffer(const std::string &name, DType dtype, std::vector<int64_t> shape,
+             Role role, int base = -1) {
+    Buffer b;
+    b.id = static_cast<int>(step.plan.buffers.size());
+    b.name = name;
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.role = role;
+    b.viewBase = base;
+    b.numElements(); // throws PlanError on overflow
+    step.plan.buffers.push_back(std::move(b));
+    return step.plan.buffers.back().id;
+  }
+  /// An input buffer that this rank fills with `values`.
+  template <typename T>
+  int input(const std::string &name, DType dtype, std::vector<int64_t> shape,
+            const std::vector<T> &values) {
+    int id = buffer(name, dtype, std::move(shape), Role::Input);
+    step.inputs.push_back({id, bytesOf(values)});
+    return id;
+  }
+  int emit(Op op) {
+    op.id = static_cast<int>(step.plan.ops.size());
+    step.plan.ops.push_back(std::move(op));
+    return step.plan.ops.back().id;
+  }
+  int copy(int src, int dst, std::vector<int64_t> srcOffsets,
+           std::vector<int64_t> dstOffsets, std::vector<int64_t> sizes) {
+    Op op;
+    op.kind = OpKind::Copy;
+    op.inputs = {src};
+    op.outputs = {dst};
+    op.srcOffsets = std::move(srcOffsets);
+    op.dstOffsets = std::move(dstOffsets);
+    op.sizes = std::move(sizes);
+    op.accumulateInto = true;
+    return emit(std::move(op));
+  }
+  int dispatch(int x, int ids, int out, int64_t experts, int64_t capacity) {
+    Op op;
+    op.kind = OpKind::Dispatch;
+    op.inputs = {x, ids};
+    op.outputs = {out};
+    op.numExperts = experts;
+    op.capacity = capacity;
+    return emit(std::move(op));
+  }
+  /// An all_to_all_v of `rows` (n x n by sender) over layer l's group;
+  /// this rank's counts are its row and column.
+  int allToAllV(int l, const std::string &name, int data, int out,
+                const std::vector<int64_t> &rows, Priority priority) {
+    int64_t n = plan.worldSize;
+    std::vector<int64_t> send(rows.begin() + rank * n,
+                              rows.begin() + (rank + 1) * n),
+        recv(n);
+    for (int64_t s = 0; s < n; ++s)
+      recv[s] = rows[s * n + rank];
+    Op op;
+    op.kind = OpKind::AllToAllV;
+    op.inputs = {data, input(name + ".send_counts", DType::I64, {n}, send),
+                 input(name + ".recv_counts", DType::I64, {n}, recv)};
+    op.outputs = {out};
+    op.group = plan.ops[layers[l].a2aIn].group;
+    op.priority = priority;
+    op.sendRows = rows;
+    return emit(std::move(op));
+  }
+  /// The weight copies of one phase into the slots from `base` on.
+  void copies(int l, const CopyPlan &c, int64_t base, const char *phase,
+              Priority priority, int after);
+  void emitLayer(int l);
+
+  const Plan &plan;
+  const std::vector<MoeLayer> &layers;
+  const std::vector<LayerTraffic> &traffic;
+  const RoutingTrace &trace;
+  const std::vector<int> &tokens;
+  const int rank;
+  RankStep step;
+  std::vector<int> newId;
+  /// Per layer: the slot weights, w1 and w2 of every home expert and
+  /// replica side by side, and the expert slots.
+  std::vector<int> cat, slotW1, slotW2;
+  std::vector<int64_t> slots, copies1;
+  std::vector<CopyPlan> plans1, plans2;
+};
+
+void RankStepBuilder::copies(int l, const CopyPlan &c, int64_t base,
+                             const char *phase, Priority priority, int after) {
+  if (c.mostSent == 0)
+    return;
+  const MoeLayer &m = layers[l];
+  const int64_t local = m.localExperts, hf = m.hidden * m.ffnDim;
+  const std::string name = "moe" + std::to_string(l) + "." + phase + "_copies";
+  // This rank's copies, one choice per copy of each home expert (as many
+  // choices as the most copied expert of any rank has copies).
+  int64_t choices = 1;
+  for (const auto &sent : c.sent) {
+    std::map<int, int64_t> copiesOf;
+    for (const auto &[e, d] : sent)
+      choices = std::max(choices, ++copiesOf[e]);
+  }
+  const std::vector<std::pair<int, int>> &mine = c.sent[rank];
+  std::vector<int64_t> perExpert(local, 0);
+  std::vector<int32_t> ids(local * choices, static_cast<int32_t>(c.mostSent));
+  for (size_t i = 0; i < mine.size(); ++i) {
+    int64_t q = mine[i].first - rank * local;
+    ids[q * choices + perExpert[q]++] = static_cast<int32_t>(i);
+  }
+  DType w = plan.buffers[m.w1].dtype;
+  int packed =
+      buffer(name + ".packed", w, {c.mostSent + 1, 1, 2 * hf}, Role::Temp);
+  int d = dispatch(
+      buffer(name + ".experts", w, {local, 2 * hf}, Role::Temp, cat[l]),
+      input(name + ".ids", DType::I32, {local, choices}, ids), packed,
+      c.mostSent + 1, 1);
+  if (after >= 0)
+    step.plan.ops[d].deps = {after};
+  int received =
+      buffer(name + ".received", w, {c.mostReceived, 1, 2 * hf}, Role::Temp);
+  int a2a = allToAllV(l, name, packed, received, c.rows, priority);
+  step.plan.ops[a2a].loc =
+      "MoE layer " + std::to_string(l) + " " + phase + " weight copies";
+  int halves = buffer(name + ".halves", w, {c.mostReceived, 2, hf}, Role::Temp,
+                      received);
+  // One row per slot of each slot weight.
+  int64_t z = slots[l];
+  copy(halves, buffer(name + ".w1", w, {z, 1, hf}, Role::Temp, slotW1[l]),
+       {0, 0, 0}, {base, 0, 0}, {c.mostReceived, 1, hf});
+  copy(halves, buffer(name + ".w2", w, {z, 1, hf}, Role::Temp, slotW2[l]),
+       {0, 1, 0}, {base, 0, 0}, {c.mostReceived, 1, hf});
+}
+
+void RankStepBuilder::emitLayer(int l) {
+  const MoeLayer &m = layers[l];
+  const LayerTraffic &t = traffic[l];
+  const int64_t N = plan.worldSize, K = m.topK, H = m.hidden, T = m.tokens;
+  const int64_t local = m.localExperts, Z = slots[l];
+  const Op &gate = plan.ops[m.gate];
+  const DType xType = plan.buffers[m.x].dtype;
+  const std::string prefix = "moe" + std::to_string(l) + ".";
+  const int64_t n = static_cast<int64_t>(tokens.size()), per = (n + N - 1) / N;
+
+  // The slot of expert e on device d: its home experts first, then the
+  // phase-1 copies, then the phase-2 ones, each in arrival order.
+  std::vector<std::map<int, int64_t>> slotOf(N);
+  for (int64_t d = 0; d < N; ++d)
+    for (int64_t q = 0; q < local; ++q)
+      slotOf[d][static_cast<int>(d * local + q)] = q;
+  auto arrivals = [&](const CopyPlan &c, int64_t base) {
+    std::vector<int64_t> next(N, base);
+    for (int64_t h = 0; h < N; ++h)
+      for (const auto &[e, d] : c.sent[h])
+        slotOf[d][e] = next[d]++;
+  };
+  arrivals(plans1[l], local);
+  arrivals(plans2[l], local + copies1[l]);
+
+  // The gate, with the trace's experts imposed; then the phase-2 copies.
+  Op g = gate;
+  for (int &d : g.deps)
+    d = newId[d];
+  newId[gate.id] = emit(std::move(g));
+  copies(l, plans2[l], local + copies1[l], "phase2", Priority::Normal,
+         newId[gate.id]);
+
+  // Each sender packs its assignments by destination, then slot there,
+  // then token and choice.
+  struct Row {
+    int64_t dest, slot, token, choice;
+  };
+  auto rowsOf = [&](int64_t s) {
+    std::vector<Row> rows;
+    for (int64_t i = std::min(n, s * per); i < std::min(n, (s + 1) * per); ++i)
+      for (int64_t j = 0; j < K; ++j) {
+        int64_t d = t.dest[i * K + j];
+        int e = trace.tokens[tokens[i]].experts[l][j];
+        rows.push_back({d, slotOf[d].at(e), i, j});
+      }
+    std::sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) {
+      return std::tie(a.dest, a.slot, a.token, a.choice) <
+             std::tie(b.dest, b.slot, b.token, b.choice);
+    });
+    return rows;
+  };
+  auto [sent, received] = extremes(t.rows, N);
+  received = std::max<int64_t>(received, 1);
+  const int64_t trash = sent; // the packed row of padding tokens
+  std::vector<int32_t> vids(T * K, static_cast<int32_t>(trash));
+  std::vector<Row> mine = rowsOf(rank);
+  for (size_t p = 0; p < mine.size(); ++p)
+    vids[(mine[p].token - rank * per) * K + mine[p].choice] =
+        static_cast<int32_t>(p);
+  // Arrivals at this rank: from every source in its packing order.
+  std::vector<int32_t> sids(received, static_cast<int32_t>(Z - 1));
+  int64_t at = 0, capacity = 1;
+  std::vector<std::vector<int64_t>> perSlot(N, std::vector<int64_t>(Z, 0));
+  for (int64_t s = 0; s < N; ++s)
+    for (const Row &r : rowsOf(s)) {
+      capacity = std::max(capacity, ++perSlot[r.dest][r.slot]);
+      if (r.dest == rank)
+        sids[at++] = static_cast<int32_t>(r.slot);
+    }
+
+  int ids = input(prefix + "rows", DType::I32, {T, K}, vids);
+  int packed = buffer(prefix + "packed", xType, {sent + 1, 1, H}, Role::Temp);
+  newId[m.dispatch] = dispatch(m.x, ids, packed, sent + 1, 1);
+  int arrived = buffer(prefix + "arrived", xType, {received, 1, H}, Role::Temp);
+  newId[m.a2aIn] = allToAllV(l, prefix + "tokens", packed, arrived, t.rows,
+                             Priority::Normal);
+  step.plan.ops[newId[m.a2aIn]].loc = plan.ops[m.a2aIn].loc;
+  int slotIds = input(prefix + "slots", DType::I32, {received, 1}, sids);
+  int bySlot = buffer(prefix + "by_slot", xType, {Z, capacity, H}, Role::Temp);
+  dispatch(buffer(prefix + "arrived.rows", xType, {received, H}, Role::Temp,
+                  arrived),
+           slotIds, bySlot, Z, capacity);
+  int out = buffer(prefix + "expert_out", xType, {Z, capacity, H}, Role::Temp);
+  Op ffn = plan.ops[m.ffn];
+  ffn.inputs = {bySlot, slotW1[l], slotW2[l]};
+  ffn.outputs = {out};
+  ffn.deps.clear();
+  newId[m.ffn] = emit(std::move(ffn));
+  // Back to arrival order (weight 1), then to the senders.
+  int results = buffer(prefix + "results", xType, {received, H}, Role::Temp);
+  Op unsort;
+  unsort.kind = OpKind::Combine;
+  unsort.inputs = {out, slotIds,
+                   input(prefix + "ones", xType, {received, 1},
+                         std::vector<float>(received, 1.0f))};
+  unsort.outputs = {results};
+  unsort.capacity = capacity;
+  emit(std::move(unsort));
+  std::vector<int64_t> back(N * N);
+  for (int64_t s = 0; s < N; ++s)
+    for (int64_t d = 0; d < N; ++d)
+      back[d * N + s] = t.rows[s * N + d];
+  int returned =
+      buffer(prefix + "returned", xType, {sent + 1, 1, H}, Role::Temp);
+  newId[m.a2aOut] = allToAllV(l, prefix + "results",
+                              buffer(prefix + "results.rows", xType,
+                                     {received, 1, H}, Role::Temp, results),
+                              returned, back, Priority::Normal);
+  step.plan.ops[newId[m.a2aOut]].loc = plan.ops[m.a2aOut].loc;
+  Op combine = plan.ops[m.combine];
+  combine.inputs = {returned, ids, gate.outputs[1]};
+  combine.capacity = 1;
+  combine.deps.clear();
+  newId[m.combine] = emit(std::move(combine));
+
+  // The trace's experts of this rank's tokens for the gate.
+  std::vector<int32_t> experts(T * K);
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      int64_t global = rank * per + i;
+      experts[i * K + j] = i < per && global < n
+                               ? trace.tokens[tokens[global]].experts[l][j]
+                               : static_cast<int32_t>(j);
+    }
+  step.gateExperts.push_back(std::move(experts));
+}
+
+RankStep RankStepBuilder::build() {
+  Plan &p = step.plan;
+  p.version = plan.version;
+  p.source = plan.source;
+  p.function = plan.function;
+  p.mode = plan.mode;
+  p.worldSize = plan.worldSize;
+  p.gridShape = plan.gridShape;
+  p.groups = plan.groups;
+  p.buffers = plan.buffers;
+  p.outputs = plan.outputs;
+  newId.assign(plan.ops.size(), -1);
+  size_t L = layers.size();
+  cat.assign(L, -1);
+  slotW1.assign(L, -1);
+  slotW2.assign(L, -1);
+  slots.assign(L, 0);
+  copies1.assign(L, 0);
+  for (size_t l = 0; l < L; ++l) {
+    const MoeLayer &m = layers[l];
+    plans1.push_back(
+        copyPlan(traffic[l].used1, plan.worldSize, m.localExperts));
+    plans2.push_back(
+        copyPlan(traffic[l].used2, plan.worldSize, m.localExperts));
+    copies1[l] = plans1[l].mostReceived;
+    slots[l] = m.localExperts + copies1[l] + plans2[l].mostReceived + 1;
+  }
+  // The home experts into their slots and the phase-1 copies: before the
+  // batch for layer 0, right after layer l for layer l + 1.
+  auto prepare = [&](int l) {
+    const MoeLayer &m = layers[l];
+    const int64_t local = m.localExperts, H = m.hidden, F = m.ffnDim;
+    const DType w = plan.buffers[m.w1].dtype;
+    const std::string prefix = "moe" + std::to_string(l) + ".";
+    slotW1[l] = buffer(prefix + "slots.w1", w, {slots[l], H, F}, Role::Temp);
+    slotW2[l] = buffer(prefix + "slots.w2", w, {slots[l], F, H}, Role::Temp);
+    copy(m.w1, slotW1[l], {0, 0, 0}, {0, 0, 0}, {local, H, F});
+    copy(m.w2, slotW2[l], {0, 0, 0}, {0, 0, 0}, {local, F, H});
+    if (plans1[l].mostSent == 0 && plans2[l].mostSent == 0)
+      return;
+    // w1 and w2 of each home expert side by side: one row per expert.
+    cat[l] = buffer(prefix + "experts", w, {local, 2, H * F}, Role::Temp);
+    copy(buffer(prefix + "w1.rows", w, {local, 1, H * F}, Role::Temp, m.w1),
+         cat[l], {0, 0, 0}, {0, 0, 0}, {local, 1, H * F});
+    copy(buffer(prefix + "w2.rows", w, {local, 1, H * F}, Role::Temp, m.w2),
+         cat[l], {0, 0, 0}, {0, 1, 0}, {local, 1, H * F});
+    copies(l, plans1[l], local, "phase1", Priority::Low, -1);
+  };
+  std::vector<int> layerOf(plan.ops.size(), -1);
+  for (size_t l = 0; l < L; ++l)
+    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
+                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
+      layerOf[id] = static_cast<int>(l);
+  prepare(0);
+  for (const Op &op : plan.ops) {
+    int l = layerOf[op.id];
+    if (l < 0) {
+      Op same = op;
+      for (int &d : same.deps)
+        d = newId[d];
+      newId[op.id] = emit(std::move(same));
+    } else if (op.id == layers[l].gate) {
+      emitLayer(l);
+      if (l + 1 < static_cast<int>(L))
+        prepare(l + 1);
+    }
+  }
+  return std::move(step);
+}
+
+} // namespace
+
+RankStep lina::rt::infer::buildRankStep(
+    const Plan &plan, const std::vector<MoeLayer> &layers,
+    const std::vector<LayerTraffic> &traffic, const RoutingTrace &trace,
+    const std::vector<int> &tokens, int rank) {
+  return RankStepBuilder(plan, layers, traffic, trace, tokens, rank).build();
 }

@@ -777,7 +777,7 @@ void agreeOnInference(World &w, const CommandLine &cl,
   mine.ok = error.empty();
   copyText(mine.error, sizeof mine.error, error);
   exchangeStartup(w, mine);
-  reportRanks(w, "cpu", o.quiet); // --mode infer computes on the CPU
+  reportRanks(w, "cpu", o.quiet); // --mode infer on MPI ranks: the cpu backend
 }
 
 /// The results of --mode infer (--json), from rank 0's report.

@@ -15,10 +15,12 @@
 //            device load deviates from the estimate by more than a
 //            threshold;
 //  - oracle: the placement for the true loads of the batch.
-// Tokens go to replicas with a variable-split all-to-all (counts first),
-// experts run real GEMMs on the plan's weights, and the results come back
-// the same way. Placement never changes the numerics: every token meets
-// the same expert weights.
+// Each batch runs as one step plan (InferStep.h) through the shared
+// Scheduler: on the cpu backend over MPI, with real numerics (tokens to the
+// replicas and back with variable all-to-alls, expert weights copied with
+// the same collective), or on the simulator for every rank in one process.
+// Placement never changes the numerics: every token meets the same expert
+// weights.
 //
 //===----------------------------------------------------------------------===//
 

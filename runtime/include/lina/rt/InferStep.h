@@ -6,21 +6,21 @@
 // placement decision is known before the batch runs: which device serves
 // which expert's rows, how many rows each rank sends to each other rank,
 // and which expert weights move before (phase 1) or after (phase 2) the
-// gate. BatchPlacer makes those decisions for all ranks at once (the same
-// policy as the cpu executor: static, lina phase 1 + phase 2, oracle);
-// buildStepPlan turns them into one step Plan that the shared Scheduler
-// runs on a Backend (the simulator) like a training step:
-//
-//   [phase-1 weight moves: all_to_all_v, priority low, over the dense ops]
-//   gate -> [phase-2 weight moves: all_to_all_v on the critical path]
-//        -> dispatch -> all_to_all_v -> expert_ffn -> all_to_all_v -> combine
-//
-// Every all_to_all_v states the rows each rank sends to each (send_rows,
-// one row per token assignment or per expert's weights), so the simulator
-// moves the real, imbalanced traffic. A plan is one SPMD program, so the
-// buffers, and the expert_ffn, have the shapes of the busiest rank: the
-// experts and rows of the device with the most expert rows
-// (docs/INFERENCE.md, "On the scheduler").
+// gate. BatchPlacer makes those decisions for all ranks at once (static,
+// lina phase 1 + phase 2, oracle), and a step Plan per batch carries them
+// through the shared Scheduler like a training step:
+//  - buildStepPlan, for the simulator:
+//      [phase-1 weight moves: all_to_all_v, priority low, over the dense ops]
+//      gate -> [phase-2 weight moves: all_to_all_v on the critical path]
+//      -> dispatch -> all_to_all_v -> expert_ffn -> all_to_all_v -> combine
+//    every all_to_all_v states the rows each rank sends to each (send_rows),
+//    so the simulator moves the real, imbalanced traffic; the buffers and
+//    the expert_ffn have the shapes of the busiest rank (a plan is one SPMD
+//    program): the experts and rows of the device with the most expert
+//    rows;
+//  - buildRankStep, for the cpu backend: the same chain with real numerics
+//    (per-rank routing tables as input buffers), docs/INFERENCE.md, "On the
+//    scheduler".
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace lina {
@@ -80,6 +81,12 @@ struct LayerTraffic {
   /// copies to device d in phase 1 (before the layer, overlapping the dense
   /// ops); phase2 the same after the gate, on the critical path.
   std::vector<int64_t> phase1, phase2;
+  /// dest[i * k + j]: the device serving choice j of the batch's token i.
+  std::vector<int> dest;
+  /// The (expert, device) replicas off the expert's home that the phase-1
+  /// placement uses, and those that phase 2 adds, by expert then device;
+  /// an executable step (cpu) copies all of them, held or not.
+  std::vector<std::pair<int, int>> used1, used2;
 };
 
 /// Statistics of the placement over the batches routed so far.
@@ -91,8 +98,8 @@ struct PlacerStats {
   double bytesMoved = 0; ///< expert weight bytes copied
 };
 
-/// The per-batch placement of every MoE layer for all ranks at once. The
-/// decisions are those of the cpu executor: phase 1 from the profile's
+/// The per-batch placement of every MoE layer for all ranks at once (every
+/// rank of a cpu run computes the same): phase 1 from the profile's
 /// path prediction (or the plan's tables), phase 2 when the busiest
 /// device's whole rows deviate from the estimate by more than the
 /// threshold, oracle from the true loads; whole rows split by balanceRows
@@ -127,6 +134,34 @@ private:
   std::vector<std::vector<std::vector<char>>> held;
   std::vector<std::vector<double>> estimate;
 };
+
+/// An executable step of one batch for the cpu backend: the plan (the
+/// same on every rank) and what this rank writes into its input buffers
+/// before it runs.
+struct RankStep {
+  Plan plan;
+  /// (buffer id, bytes) this rank writes after initialising the buffers.
+  std::vector<std::pair<int, std::vector<char>>> inputs;
+  /// Per gate in plan order: this rank's tokens' trace experts (tokens x
+  /// k, the plan's tokens per rank), imposed on the gate (RoutingPin) so
+  /// that it computes the router probabilities of the trace's choices.
+  std::vector<std::vector<int32_t>> gateExperts;
+};
+
+/// The executable step of `rank` for one batch (trace token indices):
+/// each MoE chain becomes
+///   [copies of w1 and w2 into expert slots: the home experts, and
+///    dispatch -> all_to_all_v -> copy of the phase-1 replicas' weights,
+///    priority low] gate [the same for phase 2]
+///   -> dispatch (rows by destination) -> all_to_all_v -> dispatch (rows
+///   by expert slot) -> expert_ffn -> combine (back to arrival order)
+///   -> all_to_all_v -> combine (the gate's weights).
+/// Every replica off its home receives its weights in every batch (the
+/// backend's buffers live for one step). Throws PlanError on overflow.
+RankStep buildRankStep(const Plan &plan, const std::vector<MoeLayer> &layers,
+                       const std::vector<LayerTraffic> &traffic,
+                       const RoutingTrace &trace,
+                       const std::vector<int> &tokens, int rank);
 
 /// The step plan of one batch: `plan` with each MoE chain replaced as in
 /// the file comment, shaped by `traffic` (one entry per layer). The result
