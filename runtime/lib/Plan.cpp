@@ -187,12 +187,13 @@ bool lina::rt::operator==(const Buffer &a, const Buffer &b) {
 
 bool lina::rt::operator==(const Op &a, const Op &b) {
   auto fields = [](const Op &o) {
-    return std::tie(
-        o.id, o.kind, o.inputs, o.outputs, o.deps, o.priority, o.group,
-        o.holdLow, o.partitionIndex, o.partitionCount, o.chunkIndex,
-        o.chunkCount, o.loc, o.activation, o.reduction, o.numExperts, o.topK,
-        o.capacityFactor, o.capacity, o.maxRows, o.splitAxis, o.concatAxis,
-        o.srcOffsets, o.dstOffsets, o.sizes, o.accumulateInto, o.placement);
+    return std::tie(o.id, o.kind, o.inputs, o.outputs, o.deps, o.priority,
+                    o.group, o.holdLow, o.partitionIndex, o.partitionCount,
+                    o.chunkIndex, o.chunkCount, o.loc, o.activation,
+                    o.reduction, o.numExperts, o.topK, o.capacityFactor,
+                    o.capacity, o.maxRows, o.sendRows, o.splitAxis,
+                    o.concatAxis, o.srcOffsets, o.dstOffsets, o.sizes,
+                    o.accumulateInto, o.placement);
   };
   return fields(a) == fields(b);
 }
@@ -634,6 +635,10 @@ public:
         getIntOr(attrs, "capacity", -1, where, 1, Limits::kMaxCapacity, a);
     op.maxRows =
         getIntOr(attrs, "max_rows", -1, where, 0, Limits::kMaxElements, a);
+    op.sendRows = getIntListOr(attrs, "send_rows", where, 0,
+                               Limits::kMaxElements, kMaxListLength, a);
+    if (!op.sendRows.empty() && op.kind != OpKind::AllToAllV)
+      fail(where + ": field 'attrs.send_rows' belongs to all_to_all_v ops");
     op.splitAxis = getIntOr(attrs, "split_axis", 0, where, 0,
                             Limits::kMaxTensorRank - 1, a);
     op.concatAxis = getIntOr(attrs, "concat_axis", 0, where, 0,
@@ -1193,6 +1198,30 @@ private:
       failOp(op, "input and result dtypes differ");
     if (op.maxRows >= 0)
       eq(op, out.shape[0], op.maxRows, "result rows vs max_rows");
+    if (op.sendRows.empty())
+      return;
+    if (static_cast<int64_t>(op.sendRows.size()) != n * n)
+      failOp(op, "send_rows has " + std::to_string(op.sendRows.size()) +
+                     " entries; the group of " + std::to_string(n) + " needs " +
+                     std::to_string(n * n));
+    // Each rank's sends fit its input rows, its receives the result rows.
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t sent = 0, received = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        std::optional<int64_t> s = checkedAdd(sent, op.sendRows[i * n + j]);
+        std::optional<int64_t> r = checkedAdd(received, op.sendRows[j * n + i]);
+        sent = s ? *s : INT64_MAX;
+        received = r ? *r : INT64_MAX;
+      }
+      if (sent > in.shape[0])
+        failOp(op, "send_rows: group rank " + std::to_string(i) + " sends " +
+                       std::to_string(sent) + " rows; the input has " +
+                       std::to_string(in.shape[0]));
+      if (received > out.shape[0])
+        failOp(op, "send_rows: group rank " + std::to_string(i) + " receives " +
+                       std::to_string(received) + " rows; the result has " +
+                       std::to_string(out.shape[0]));
+    }
   }
 
   void checkAllReduce(const Op &op) {

@@ -123,6 +123,8 @@ Json attrsOf(const Op &op, const std::string &where) {
     attrs["num_experts"] = op.numExperts;
   if (always("reduction") || op.reduction != Reduction::Sum)
     attrs["reduction"] = toString(op.reduction);
+  if (!op.sendRows.empty())
+    attrs["send_rows"] = op.sendRows;
   if (always("sizes") || !op.sizes.empty())
     attrs["sizes"] = op.sizes;
   if (always("split_axis") || op.splitAxis != 0)

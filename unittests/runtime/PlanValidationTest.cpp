@@ -213,6 +213,45 @@ TEST(PlanValidation, AllToAllVResultHasMaxRows) {
   EXPECT_EQ(errorOf(p), "(accepted)");
 }
 
+TEST(PlanValidation, AllToAllVSendRowsFitTheGroupAndTheBuffers) {
+  // Group of 2: input y has 8 rows, the result 12.
+  json p = routedPlan();
+  p["buffers"].push_back(buffer(7, "sc", "i64", {2}, "input"));
+  p["buffers"].push_back(buffer(8, "rc", "i64", {2}, "input"));
+  p["buffers"].push_back(buffer(9, "recv", "f32", {12, 4}, "output"));
+  p["ops"].push_back({{"id", 5},
+                      {"kind", "all_to_all_v"},
+                      {"inputs", {5, 7, 8}},
+                      {"outputs", {9}},
+                      {"group", "ep"},
+                      {"attrs", {{"send_rows", {1, 2, 3}}}}});
+  EXPECT_ERROR(p, "op 5 (all_to_all_v): send_rows has 3 entries; the group "
+                  "of 2 needs 4");
+  p["ops"][5]["attrs"]["send_rows"] = {5, 4, 0, 8};
+  EXPECT_ERROR(p, "op 5 (all_to_all_v): send_rows: group rank 0 sends 9 "
+                  "rows; the input has 8");
+  p["ops"][5]["attrs"]["send_rows"] = {3, 5, 0, 8};
+  EXPECT_ERROR(p, "op 5 (all_to_all_v): send_rows: group rank 1 receives 13 "
+                  "rows; the result has 12");
+  p["ops"][5]["attrs"]["send_rows"] = {4, 4, 0, 9};
+  EXPECT_ERROR(p, "op 5 (all_to_all_v): send_rows: group rank 1 sends 9 "
+                  "rows; the input has 8");
+  p["ops"][5]["attrs"]["send_rows"] = {8, 0, 5, 3};
+  EXPECT_ERROR(p, "op 5 (all_to_all_v): send_rows: group rank 0 receives 13 "
+                  "rows; the result has 12");
+  p["ops"][5]["attrs"]["send_rows"] = {4, 4, 7, 1};
+  EXPECT_EQ(errorOf(p), "(accepted)");
+  p["ops"][5]["attrs"]["send_rows"] = {4, 4, -7, 1};
+  EXPECT_NE(errorOf(p), "(accepted)");
+  // Only all_to_all_v states the rows it sends.
+  p = routedPlan();
+  p["ops"][2]["attrs"]["send_rows"] = json::array({1});
+  EXPECT_NE(errorOf(p).find("field 'attrs.send_rows' belongs to "
+                            "all_to_all_v ops"),
+            std::string::npos)
+      << errorOf(p);
+}
+
 TEST(PlanValidation, AllToAllSplitMustDivideByTheGroupSize) {
   json p = routedPlan();
   p["buffers"].push_back(buffer(7, "out", "f32", {3, 8}, "output"));

@@ -21,8 +21,9 @@ namespace {
 /// Two ranks; every op field and attribute the format has, most of them
 /// away from their defaults: a gate with a placement table (shares that
 /// are not short decimals), dispatch, all_to_all, an accumulating copy, a
-/// partitioned all_reduce over a view, all_to_all_v with max_rows, and a
-/// dense op with a chunk, hold_low, a priority and a location.
+/// partitioned all_reduce over a view, all_to_all_v with max_rows and
+/// send_rows, and a dense op with a chunk, hold_low, a priority and a
+/// location.
 json fullPlan() {
   json buffers = json::array({
       {{"id", 0},
@@ -133,7 +134,11 @@ json fullPlan() {
        {"inputs", {0, 9, 10}},
        {"outputs", {11}},
        {"group", "ep"},
-       {"attrs", {{"split_axis", 0}, {"concat_axis", 0}, {"max_rows", 6}}}},
+       {"attrs",
+        {{"split_axis", 0},
+         {"concat_axis", 0},
+         {"max_rows", 6},
+         {"send_rows", {1, 2, 3, 1}}}}},
       {{"id", 6},
        {"kind", "dense"},
        {"inputs", {0, 1}},
@@ -196,6 +201,7 @@ TEST(PlanWriter, KeepsTheFieldsItRead) {
   EXPECT_FALSE(plan.ops[6].accumulateInto);
   EXPECT_EQ(plan.ops[4].reduction, Reduction::Max);
   EXPECT_EQ(plan.ops[5].maxRows, 6);
+  EXPECT_EQ(plan.ops[5].sendRows, (std::vector<int64_t>{1, 2, 3, 1}));
   EXPECT_EQ(plan.ops[6].priority, Priority::Low);
   EXPECT_EQ(plan.ops[6].activation, Activation::Gelu);
   EXPECT_EQ(plan.buffers[4].name, "buf4");
@@ -219,6 +225,7 @@ TEST(PlanWriter, EqualityComparesEveryField) {
   EXPECT_TRUE(differs([](Plan &p) { p.ops[0].placement.reset(); }));
   EXPECT_TRUE(differs([](Plan &p) { p.ops[3].accumulateInto = false; }));
   EXPECT_TRUE(differs([](Plan &p) { p.ops[6].loc = ""; }));
+  EXPECT_TRUE(differs([](Plan &p) { p.ops[5].sendRows[3] = 0; }));
   EXPECT_TRUE(differs([](Plan &p) { p.buffers[7].viewOffset = 1; }));
   EXPECT_TRUE(differs([](Plan &p) { p.groups["ep"].members[0] = {0, 1}; }));
   EXPECT_TRUE(differs([](Plan &p) { p.gridShape.clear(); }));

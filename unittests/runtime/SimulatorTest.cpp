@@ -468,6 +468,40 @@ TEST(SimulatorFlows, AllToAllInsideANodeUsesEveryPort) {
   EXPECT_NEAR(r.stepTime, 80e-3, 1e-9);
 }
 
+TEST(SimulatorFlows, AllToAllVMovesItsSendRows) {
+  // Rows of 4 MB; rank 0 sends 10 of them to one peer, nobody else sends:
+  // 40 MB over one NVLink port at 100 GB/s, or over the node interface at
+  // 10 GB/s. Split evenly (no send_rows) the same 10 rows would load every
+  // pair.
+  auto run = [](int to) {
+    json buffers = json::array({buffer(0, {10, 1'000'000}, "input"),
+                                buffer(1, {10, 1'000'000}),
+                                {{"id", 2},
+                                 {"name", "sc"},
+                                 {"dtype", "i64"},
+                                 {"shape", {8}},
+                                 {"role", "input"}},
+                                {{"id", 3},
+                                 {"name", "rc"},
+                                 {"dtype", "i64"},
+                                 {"shape", {8}},
+                                 {"role", "input"}}});
+    std::vector<int64_t> rows(64, 0);
+    rows[to] = 10;
+    json op = {{"id", 0},
+               {"kind", "all_to_all_v"},
+               {"inputs", {0, 2, 3}},
+               {"outputs", {1}},
+               {"group", "world"},
+               {"attrs", {{"send_rows", rows}}}};
+    return simulate(plan8(buffers, json::array({op})), pureBandwidth(), {})
+        .stepTime;
+  };
+  EXPECT_NEAR(run(1), 0.4e-3, 1e-9);
+  EXPECT_NEAR(run(4), 4e-3, 1e-9);
+  EXPECT_NEAR(run(0), 0, 1e-9); // to itself: no flow
+}
+
 TEST(SimulatorFlows, AllReduceAcrossNodesRingAndTree) {
   // 4e8 bytes over 2 nodes of 4.
   json buffers = json::array(

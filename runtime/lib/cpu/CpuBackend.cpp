@@ -94,6 +94,16 @@ void CpuBackend::initialize(uint64_t seed) {
 #endif
 }
 
+void CpuBackend::write(int id, const std::vector<char> &bytes) {
+  const Buffer &b = plan.buffer(id);
+  if (static_cast<int64_t>(bytes.size()) != b.numBytes())
+    throw PlanError("buffer " + std::to_string(id) + " ('" + b.name +
+                    "') holds " + std::to_string(b.numBytes()) +
+                    " bytes, not " + std::to_string(bytes.size()));
+  if (!bytes.empty())
+    std::memcpy(data(id), bytes.data(), bytes.size());
+}
+
 std::vector<float> CpuBackend::read(int id) const {
   const Buffer &b = plan.buffers[id];
   int64_t n = b.numElements();

@@ -147,6 +147,45 @@ void collectivePhases(const Plan &plan, const Op &op,
   if (op.kind != OpKind::AllReduce) { // all_to_all, all_to_all_v
     PhaseSpec p;
     p.latency = c.launchLatency + (n - 1) * (m > 1 ? outLat : inLat);
+    if (!op.sendRows.empty()) {
+      // The rows the plan says each member sends to each: one flow per
+      // pair inside a node, per ordered pair of nodes one flow of their
+      // members' pairs.
+      const Buffer &in = plan.buffer(op.inputs[0]);
+      double rowBytes = in.shape[0] > 0
+                            ? static_cast<double>(in.numBytes()) / in.shape[0]
+                            : 0.0;
+      std::map<std::pair<int, int>, double> across;
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j) {
+          double b = rowBytes * static_cast<double>(op.sendRows[i * n + j]);
+          int src = members[i], dst = members[j];
+          if (i == j || b <= 0)
+            continue;
+          if (t.nodeOf(src) == t.nodeOf(dst)) {
+            double users = 0;
+            for (const auto &node : byNode)
+              if (t.nodeOf(node.front()) == t.nodeOf(src))
+                users = node.size() - 1.0;
+            p.flows.push_back(
+                flow(t.gpuUp(src), t.gpuDown(dst), 1.0, b, users));
+          } else {
+            across[{t.nodeOf(src), t.nodeOf(dst)}] += b;
+          }
+        }
+      for (const auto &[nodes, b] : across) {
+        double pairs = 0;
+        for (const auto &from : byNode)
+          for (const auto &to : byNode)
+            if (t.nodeOf(from.front()) == nodes.first &&
+                t.nodeOf(to.front()) == nodes.second)
+              pairs = static_cast<double>(from.size() * to.size());
+        p.flows.push_back(flow(t.nicUp(nodes.first), t.nicDown(nodes.second),
+                               pairs, b / pairs, m - 1.0));
+      }
+      phases.push_back(std::move(p));
+      return;
+    }
     double per = bytes / n;
     if (per > 0) {
       for (const auto &node : byNode)

@@ -227,7 +227,7 @@ Parser::Parser() {
                          "process simulates every rank on --cluster; cuda:\n"
                          "NVIDIA GPUs and NCCL. In this build: " +
                          join(availableBackends()) +
-                         ".\n--mode infer: cpu only";
+                         ".\n--mode infer: cpu or sim";
   backend = text("--backend", t.backend, "NAME", backends, kCommon);
   text("--json", cl.json, "FILE",
        "write the results as JSON: step or batch times,\n"
@@ -262,6 +262,9 @@ Parser::Parser() {
       kCommon);
 
   // Training only.
+  // Both modes (--backend sim).
+  text("--cluster", t.cluster, "FILE",
+       "the cluster to simulate (JSON, docs/COST_MODEL.md)", kSim);
   trainOnly = {
       integer(
           "--steps", 1, kMaxCount,
@@ -289,8 +292,6 @@ Parser::Parser() {
       flag(
           "--dump", [&t] { t.dump = true; },
           "print the plan as a table and exit", kTrain),
-      text("--cluster", t.cluster, "FILE",
-           "the cluster to simulate (JSON, docs/COST_MODEL.md)", kSim),
       flag(
           "--bound", [&t] { t.bound = true; },
           "print a provable lower bound on the step time", kSim),
@@ -413,8 +414,17 @@ void Parser::finishInfer() {
   };
   o.plan = cl.train.plan;
   o.warmup = static_cast<int>(warmup.value_or(1));
-  if (cl.train.backend != "cpu")
-    throw usage("--mode infer runs on the cpu backend only");
+  o.cluster = cl.train.cluster;
+  if (cl.train.backend == "sim") {
+    if (o.cluster.empty())
+      throw usage("--backend sim needs --cluster FILE (see examples/clusters)");
+    if (o.check)
+      throw usage("--check compares numerics; the sim backend computes none");
+  } else if (cl.train.backend != "cpu") {
+    throw usage("--mode infer runs on the cpu or the sim backend");
+  } else if (!o.cluster.empty()) {
+    throw usage("--cluster is an option of --backend sim");
+  }
   if (o.plan.empty())
     throw usage("no plan given");
   if (requests->count() == 0 || batch->count() == 0 || o.routing.empty())

@@ -777,7 +777,7 @@ void agreeOnInference(World &w, const CommandLine &cl,
   mine.ok = error.empty();
   copyText(mine.error, sizeof mine.error, error);
   exchangeStartup(w, mine);
-  reportRanks(w, "cpu", o.quiet); // --mode infer computes on the CPU
+  reportRanks(w, "cpu", o.quiet); // --mode infer on MPI ranks: the cpu backend
 }
 
 /// The results of --mode infer (--json), from rank 0's report.
@@ -787,7 +787,9 @@ json inferResults(const CommandLine &cl, int worldSize,
   json r = resultsHeader(cl);
   r["plan"] = o.plan;
   r["world_size"] = worldSize;
-  r["backend"] = "cpu";
+  r["backend"] = cl.train.backend;
+  if (!o.cluster.empty())
+    r["cluster"] = o.cluster;
   r["placement"] = infer::toString(o.placement);
   r["routing"] = o.routing;
   r["profile"] = o.profile.empty() ? json() : json(o.profile);
@@ -1109,6 +1111,14 @@ int main(int argc, char **argv) {
       // --help or --version.
       if (w.rank == 0)
         std::cout << cl.info << std::flush;
+    } else if (cl.mode == Mode::Infer && cl.train.backend == "sim") {
+      // --mode infer on the simulator: one process, every batch one step.
+      infer::InferReport report;
+      if (w.rank == 0) {
+        rc = infer::simulateInference(cl.infer, &report);
+        if (!cl.json.empty())
+          writeResultsHere(cl.json, inferResults(cl, report.worldSize, report));
+      }
     } else if (cl.mode == Mode::Infer) {
       // --mode infer: batches of requests with per-batch expert placement.
       w.timeout = cl.infer.timeout;

@@ -61,6 +61,9 @@ public:
 
   /// The contents of buffer `id` converted to float.
   std::vector<float> read(int id) const;
+  /// Overwrites buffer `id` (after initialize) with `bytes`, which must be
+  /// its size; throws PlanError otherwise.
+  void write(int id, const std::vector<char> &bytes);
 
   /// Records or imposes the gates' routing (nullptr: neither). Throws
   /// PlanError when an imposed gate's shape differs from the recorded one.

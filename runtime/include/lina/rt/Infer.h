@@ -15,10 +15,12 @@
 //            device load deviates from the estimate by more than a
 //            threshold;
 //  - oracle: the placement for the true loads of the batch.
-// Tokens go to replicas with a variable-split all-to-all (counts first),
-// experts run real GEMMs on the plan's weights, and the results come back
-// the same way. Placement never changes the numerics: every token meets
-// the same expert weights.
+// Each batch runs as one step plan (InferStep.h) through the shared
+// Scheduler: on the cpu backend over MPI, with real numerics (tokens to the
+// replicas and back with variable all-to-alls, expert weights copied with
+// the same collective), or on the simulator for every rank in one process.
+// Placement never changes the numerics: every token meets the same expert
+// weights.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,6 +44,7 @@ struct InferOptions {
   std::string plan;
   std::string routing; ///< routing trace (JSONL), required
   std::string profile; ///< routing profile (JSON), optional
+  std::string cluster; ///< --backend sim: the cluster to simulate (JSON)
   int requests = 0;    ///< requests to serve, required
   int batch = 0;       ///< requests per batch, required
   PlacementMode placement = PlacementMode::Lina;
@@ -75,6 +78,7 @@ using AgreeFn = std::function<void(const InferStartup &)>;
 /// time of every batch (lina-run --json).
 struct InferReport {
   std::vector<double> batchSeconds; ///< per batch, the slowest rank's
+  int worldSize = 0;                ///< ranks served (simulated or launched)
   int moeLayers = 0, slotsPerDevice = 0;
   double p50 = 0, p95 = 0, p99 = 0, mean = 0; ///< seconds
   double phase2Rate = 0;
@@ -93,6 +97,14 @@ struct InferReport {
 /// fails); throws PlanError for bad input.
 int runInference(const InferOptions &options, int rank, int worldSize,
                  const AgreeFn &agree, InferReport *report = nullptr);
+
+/// `--backend sim`: serves the batches in this one process, each as one
+/// step plan (InferStep.h) that the Scheduler runs on the simulator of
+/// `options.cluster` for all the plan's ranks; a batch's latency is the
+/// simulated step time. Prints the summary and fills `report` if given.
+/// Throws PlanError for bad input.
+int simulateInference(const InferOptions &options,
+                      InferReport *report = nullptr);
 
 } // namespace lina::rt::infer
 

@@ -5,8 +5,7 @@
 // f32 kernels on row-major arrays, with GEMMs on BLAS (cblas_sgemm). Their
 // semantics are those of docs/PLAN.md; the CUDA kernels must match them.
 // They belong to the runtime core, not to a backend: the cpu backend
-// computes with them, and so does the inference executor (--mode infer),
-// which is CPU-only and runs outside the backends.
+// computes with them (for training and --mode infer alike).
 //
 //===----------------------------------------------------------------------===//
 

@@ -129,6 +129,11 @@ struct Op {
   double capacityFactor = 0;
   int64_t capacity = -1; ///< dispatch/combine and grads: -1 if not given
   int64_t maxRows = -1;  ///< all_to_all_v: -1 if not given
+  /// all_to_all_v: the rows each group rank sends to each, n x n row-major
+  /// by sender, when they were known as the plan was built (a step plan of
+  /// --mode infer); empty if not given. The simulator moves these rows;
+  /// the real backends move what the count buffers hold at run time.
+  std::vector<int64_t> sendRows;
   int64_t splitAxis = 0, concatAxis = 0;
   std::vector<int64_t> srcOffsets, dstOffsets, sizes; ///< copy boxes
   /// copy: one of several copies that assemble their destination

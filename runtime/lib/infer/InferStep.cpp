@@ -1,0 +1,995 @@
+//===- InferStep.cpp - One inference batch as a scheduler step ------------===//
+//
+// Part of the Lina project.
+//
+// The MoE chains of an inference plan, the per-batch placement of every
+// rank (BatchPlacer) and the step plan of a batch (buildStepPlan); see
+// InferStep.h and docs/INFERENCE.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "lina/rt/InferStep.h"
+
+#include "lina/Support/CheckedMath.h"
+#include "lina/Support/Profile.h"
+#include "lina/Support/RoutingTrace.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <tuple>
+
+using namespace lina::rt;
+using namespace lina::rt::infer;
+using lina::LayerPlacement;
+using lina::RoutingTrace;
+
+//===----------------------------------------------------------------------===//
+// The MoE chains of the plan
+//===----------------------------------------------------------------------===//
+
+std::map<int, LayerPlacement>
+lina::rt::infer::placementTables(const Plan &plan) {
+  std::map<int, LayerPlacement> tables;
+  for (const Op &op : plan.ops) {
+    if (!op.placement)
+      continue;
+    const PlacementTable &p = *op.placement;
+    LayerPlacement t;
+    t.numDevices = p.numDevices;
+    t.slotsPerDevice = p.slotsPerDevice;
+    for (size_t e = 0; e + 1 < p.offsets.size(); ++e) {
+      t.replicas.emplace_back();
+      for (int64_t i = p.offsets[e]; i < p.offsets[e + 1]; ++i)
+        t.replicas.back().push_back({p.devices[i], p.shares[i]});
+    }
+    std::string problem = t.verify();
+    if (!problem.empty())
+      throw PlanError(op.describe() + ": placement: " + problem);
+    tables[op.id] = std::move(t);
+  }
+  return tables;
+}
+
+std::vector<MoeLayer>
+lina::rt::infer::findMoeLayers(const Plan &plan, int worldSize,
+                               const std::map<int, LayerPlacement> &tables) {
+  std::vector<MoeLayer> layers;
+  auto consumer = [&](OpKind kind, int buffer, int index) {
+    for (const Op &op : plan.ops)
+      if (op.kind == kind && static_cast<int>(op.inputs.size()) > index &&
+          op.inputs[index] == buffer)
+        return op.id;
+    return -1;
+  };
+  std::vector<char> inChain(plan.ops.size(), 0);
+  for (const Op &gate : plan.ops) {
+    if (gate.kind != OpKind::Gate)
+      continue;
+    auto bad = [&](const std::string &what) {
+      return PlanError(gate.describe() +
+                       ": --mode infer needs each MoE layer "
+                       "as the chain gate -> dispatch -> all_to_all -> "
+                       "expert_ffn -> all_to_all -> combine (" +
+                       what + ")");
+    };
+    MoeLayer m;
+    m.gate = gate.id;
+    m.dispatch = consumer(OpKind::Dispatch, gate.outputs[0], 1);
+    if (m.dispatch < 0)
+      throw bad("no dispatch of its expert ids");
+    m.a2aIn = consumer(OpKind::AllToAll, plan.ops[m.dispatch].outputs[0], 0);
+    if (m.a2aIn < 0)
+      throw bad("no all_to_all of the dispatched tokens; pipelined plans are "
+                "not supported");
+    m.ffn = consumer(OpKind::ExpertFfn, plan.ops[m.a2aIn].outputs[0], 0);
+    if (m.ffn < 0)
+      throw bad("no expert_ffn after the all_to_all");
+    m.a2aOut = consumer(OpKind::AllToAll, plan.ops[m.ffn].outputs[0], 0);
+    if (m.a2aOut < 0)
+      throw bad("no all_to_all of the expert outputs");
+    m.combine = consumer(OpKind::Combine, plan.ops[m.a2aOut].outputs[0], 0);
+    if (m.combine < 0 || plan.ops[m.combine].inputs[1] != gate.outputs[0] ||
+        plan.ops[m.combine].inputs[2] != gate.outputs[1])
+      throw bad("no combine with this gate's ids and weights");
+    const Op &ffn = plan.ops[m.ffn];
+    const Group &group = plan.groups.at(plan.ops[m.a2aIn].group);
+    if (group.size() != worldSize)
+      throw bad("its all_to_all group '" + group.name + "' has " +
+                std::to_string(group.size()) +
+                " ranks; inference places "
+                "experts over all " +
+                std::to_string(worldSize) + " ranks");
+    for (size_t i = 0; i < group.members[0].size(); ++i)
+      if (group.members[0][i] != static_cast<int>(i))
+        throw bad("group '" + group.name + "' must list the ranks in order");
+    m.x = gate.inputs[0];
+    m.wg = gate.inputs[1];
+    m.w1 = ffn.inputs[1];
+    m.w2 = ffn.inputs[2];
+    m.out = plan.ops[m.combine].outputs[0];
+    m.act = ffn.activation;
+    m.tokens = plan.buffers[m.x].shape[0];
+    m.hidden = plan.buffers[m.x].shape[1];
+    m.experts = gate.numExperts;
+    m.topK = gate.topK;
+    m.localExperts = plan.buffers[m.w1].shape[0];
+    m.ffnDim = plan.buffers[m.w1].shape[2];
+    if (m.localExperts * worldSize != m.experts)
+      throw bad(std::to_string(m.localExperts) + " local experts x " +
+                std::to_string(worldSize) +
+                " ranks != " + std::to_string(m.experts) + " experts");
+    if (plan.buffers[m.w1].shape[1] != m.hidden)
+      throw bad("expert_ffn hidden size differs from the gate's input");
+    std::optional<int64_t> bytes = lina::checkedProduct(
+        {2, m.hidden, m.ffnDim, dtypeBytes(plan.buffers[m.w1].dtype)});
+    if (!bytes)
+      throw bad("the weights of one expert exceed 2^63 bytes");
+    m.expertBytes = *bytes;
+    auto table = tables.find(gate.id);
+    if (table != tables.end()) {
+      if (table->second.numExperts() != m.experts ||
+          table->second.numDevices != worldSize)
+        throw PlanError(
+            gate.describe() + ": its placement table is for " +
+            std::to_string(table->second.numExperts()) + " experts on " +
+            std::to_string(table->second.numDevices) + " devices, not " +
+            std::to_string(m.experts) + " on " + std::to_string(worldSize));
+      m.table = table->second;
+    }
+    for (int id : {m.gate, m.dispatch, m.a2aIn, m.ffn, m.a2aOut, m.combine})
+      inChain[id] = 1;
+    layers.push_back(m);
+  }
+  for (const Op &op : plan.ops)
+    if (!inChain[op.id] && op.kind != OpKind::Dense && op.kind != OpKind::Add &&
+        op.kind != OpKind::Copy)
+      throw PlanError(op.describe() + ": --mode infer runs dense, add and "
+                                      "copy ops besides the MoE chains");
+  if (layers.empty())
+    throw PlanError("the plan has no MoE layer (lina.gate): nothing to place");
+  return layers;
+}
+
+//===----------------------------------------------------------------------===//
+// BatchPlacer
+//===----------------------------------------------------------------------===//
+
+BatchPlacer::BatchPlacer(const std::vector<MoeLayer> &layers,
+                         const RoutingTrace &trace, const Profile *profile,
+                         PlacementMode mode, int ranks, int slots,
+                         double phase2Threshold)
+    : layers(layers), trace(trace), profile(profile), mode(mode), ranks(ranks),
+      slots(slots), threshold(phase2Threshold) {
+  current.resize(layers.size());
+  estimate.resize(layers.size());
+  held.resize(layers.size());
+  for (size_t l = 0; l < layers.size(); ++l)
+    held[l].assign(ranks, std::vector<char>(layers[l].experts, 0));
+}
+
+namespace {
+/// A placement or a PlanError naming the layer.
+LayerPlacement orThrow(std::optional<LayerPlacement> p, int l,
+                       const std::string &error) {
+  if (!p)
+    throw PlanError("MoE layer " + std::to_string(l) + ": " + error);
+  return std::move(*p);
+}
+} // namespace
+
+/// Phase 1: the placement chosen before layer l runs.
+LayerPlacement BatchPlacer::place(int l, const std::vector<int> &tokens) {
+  const MoeLayer &m = layers[l];
+  int E = static_cast<int>(m.experts);
+  std::string error;
+  switch (mode) {
+  case PlacementMode::Static:
+    return orThrow(lina::staticPlacement(E, ranks, slots, error), l, error);
+  case PlacementMode::Oracle: {
+    std::vector<double> loads(E, 0.0);
+    for (int t : tokens)
+      for (int e : trace.tokens[t].experts[l])
+        loads[e] += 1;
+    return orThrow(lina::linaPlacement(loads, ranks, slots, error), l, error);
+  }
+  case PlacementMode::Lina:
+    break;
+  }
+  if (!profile)
+    return *m.table;
+  std::vector<double> est(E, 0.0);
+  std::vector<int> history(l);
+  for (int t : tokens) {
+    for (int i = 0; i < l; ++i)
+      history[i] = trace.tokens[t].top1(i);
+    profile->addExpectedLoad(l, history.data(), est.data());
+  }
+  estimate[l] = est;
+  return orThrow(lina::linaPlacement(est, ranks, slots, error), l, error);
+}
+
+/// Puts placement `p` in use for layer l: every replica on a device that is
+/// neither the expert's home nor holds a copy receives the expert's
+/// weights from the home (counted in `moves`, home x device); copies no
+/// longer placed are dropped.
+void BatchPlacer::move(int l, const LayerPlacement &p,
+                       std::vector<int64_t> &moves, PlacerStats &stats) {
+  const MoeLayer &m = layers[l];
+  std::vector<std::vector<char>> next(ranks, std::vector<char>(m.experts, 0));
+  for (int e = 0; e < m.experts; ++e)
+    for (const lina::Replica &r : p.replicas[e]) {
+      int home = static_cast<int>(e / m.localExperts);
+      if (r.device == home)
+        continue;
+      next[r.device][e] = 1;
+      if (held[l][r.device][e])
+        continue;
+      ++moves[static_cast<size_t>(home) * ranks + r.device];
+      stats.bytesMoved += static_cast<double>(m.expertBytes);
+    }
+  held[l] = std::move(next);
+  current[l] = p;
+}
+
+std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
+                                             PlacerStats &stats) {
+  const int N = ranks;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t per = (n + N - 1) / N;
+  auto rankOf = [&](int64_t i) { return static_cast<int>(i / per); };
+  std::vector<LayerTraffic> out;
+  for (size_t li = 0; li < layers.size(); ++li) {
+    const int l = static_cast<int>(li);
+    const MoeLayer &m = layers[l];
+    const int E = static_cast<int>(m.experts);
+    LayerTraffic t;
+    t.ranks = N;
+    t.experts = E;
+    t.rows.assign(static_cast<size_t>(N) * N, 0);
+    t.expertRows.assign(static_cast<size_t>(N) * E, 0);
+    t.phase1.assign(static_cast<size_t>(N) * N, 0);
+    t.phase2.assign(static_cast<size_t>(N) * N, 0);
+
+    move(l, place(l, tokens), t.phase1, stats);
+    auto offHome = [&](const LayerPlacement &p) {
+      std::vector<std::pair<int, int>> used;
+      for (int e = 0; e < E; ++e)
+        for (const lina::Replica &r : p.replicas[e])
+          if (r.device != e / m.localExperts)
+            used.push_back({e, r.device});
+      return used;
+    };
+    t.used1 = offHome(current[l]);
+
+    std::vector<int64_t> rows(E, 0);
+    for (int tok : tokens)
+      for (int e : trace.tokens[tok].experts[l])
+        ++rows[e];
+    double total = 0;
+    std::vector<double> loads(E);
+    for (int e = 0; e < E; ++e)
+      total += loads[e] = static_cast<double>(rows[e]);
+
+    if (mode == PlacementMode::Lina && profile) {
+      std::vector<int> history(l);
+      if (l >= 1)
+        for (int tok : tokens) {
+          for (int i = 0; i < l; ++i)
+            history[i] = trace.tokens[tok].top1(i);
+          stats.predicted += 1;
+          stats.predictedRight += profile->predictTop1(l, history.data()) ==
+                                  trace.tokens[tok].top1(l);
+        }
+      if (total > 0) {
+        double err = 0;
+        for (int e = 0; e < E; ++e)
+          err += std::fabs(estimate[l][e] - loads[e]);
+        stats.loadError += err / total;
+        stats.loadErrorSamples += 1;
+      }
+    }
+
+    // Phase 2: re-place for the true loads when the busiest device's whole
+    // rows deviate from the estimate by more than the threshold.
+    if (mode == PlacementMode::Lina && total > 0) {
+      double expected =
+          profile ? current[l].maxDeviceLoad(estimate[l]) : total / N;
+      double measured =
+          static_cast<double>(lina::balanceRows(current[l], rows).maxRows());
+      if (expected > 0 &&
+          std::fabs(measured - expected) > threshold * expected) {
+        std::string error;
+        move(l, orThrow(lina::linaPlacement(loads, N, slots, error), l, error),
+             t.phase2, stats);
+        stats.phase2 += 1;
+        for (const std::pair<int, int> &r : offHome(current[l]))
+          if (!std::count(t.used1.begin(), t.used1.end(), r))
+            t.used2.push_back(r);
+      }
+    }
+    stats.layerBatches += 1;
+    const LayerPlacement &place = current[l];
+
+    // Expert e's assignments are numbered globally (rank by rank, then in
+    // token order); replica i serves the numbers [R_{i-1}, R_i).
+    lina::RowAssignment split = mode == PlacementMode::Static
+                                    ? lina::splitByShares(place, rows)
+                                    : lina::balanceRows(place, rows);
+    if (total > 0)
+      stats.imbalance +=
+          static_cast<double>(split.maxRows()) / split.meanRows();
+    std::vector<std::vector<int64_t>> bounds(E);
+    for (int e = 0; e < E; ++e) {
+      int64_t cum = 0;
+      for (size_t i = 0; i < place.replicas[e].size(); ++i)
+        bounds[e].push_back(cum += split.rows[e][i]);
+    }
+    std::vector<int64_t> next(E, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int e : trace.tokens[tokens[i]].experts[l]) {
+        int64_t g = next[e]++;
+        size_t rep = 0;
+        while (rep + 1 < bounds[e].size() && g >= bounds[e][rep])
+          ++rep;
+        int d = place.replicas[e][rep].device;
+        t.dest.push_back(d);
+        ++t.rows[static_cast<size_t>(rankOf(i)) * N + d];
+        ++t.expertRows[static_cast<size_t>(d) * E + e];
+      }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// The step plan
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+int64_t ceilDiv(int64_t a, int64_t b) { return b > 0 ? (a + b - 1) / b : 0; }
+
+/// The most any rank sends (rows of `m`, n x n by sender) and the most any
+/// rank receives.
+std::pair<int64_t, int64_t> extremes(const std::vector<int64_t> &m, int64_t n) {
+  int64_t sent = 0, received = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t s = 0, r = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      s += m[i * n + j];
+      r += m[j * n + i];
+    }
+    sent = std::max(sent, s);
+    received = std::max(received, r);
+  }
+  return {sent, received};
+}
+
+/// Builds the step plan: appends buffers to a copy of the plan's and
+/// re-emits its ops with the MoE chains replaced.
+class StepBuilder {
+public:
+  StepBuilder(const Plan &plan, const std::vector<MoeLayer> &layers,
+              const std::vector<LayerTraffic> &traffic)
+      : plan(plan), layers(layers), traffic(traffic) {}
+
+  Plan build();
+
+private:
+  /// A new buffer; a view of `base` when base >= 0.
+  int buffer(const std::string &name, DType dtype, std::vector<int64_t> shape,
+             Role role, int base = -1) {
+    Buffer b;
+    b.id = static_cast<int>(step.buffers.size());
+    b.name = name;
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.role = role;
+    b.init =
+        role == Role::Param || role == Role::Input ? Init::Random : Init::None;
+    b.viewBase = base;
+    b.numElements(); // throws PlanError on overflow
+    step.buffers.push_back(std::move(b));
+    return step.buffers.back().id;
+  }
+  int emit(Op op) {
+    op.id = static_cast<int>(step.ops.size());
+    step.ops.push_back(std::move(op));
+    return step.ops.back().id;
+  }
+  /// An all_to_all_v of `data` into `out` with count buffers and the rows
+  /// of `rows` (n x n by sender).
+  Op allToAllV(int l, const std::string &name, int data, int out,
+               std::vector<int64_t> rows) {
+    const Op &a2a = plan.ops[layers[l].a2aIn];
+    int64_t n = static_cast<int64_t>(plan.groups.at(a2a.group).size());
+    Op op;
+    op.kind = OpKind::AllToAllV;
+    op.inputs = {data,
+                 buffer(name + ".send_counts", DType::I64, {n}, Role::Input),
+                 buffer(name + ".recv_counts", DType::I64, {n}, Role::Input)};
+    op.outputs = {out};
+    op.group = a2a.group;
+    op.sendRows = std::move(rows);
+    return op;
+  }
+  /// The phase-1 or phase-2 weight moves of layer l (one row per expert),
+  /// or -1 when nothing moves.
+  int moves(int l, const std::vector<int64_t> &experts, Priority priority,
+            const char *phase);
+  void emitLayer(int l);
+
+  const Plan &plan;
+  const std::vector<MoeLayer> &layers;
+  const std::vector<LayerTraffic> &traffic;
+  Plan step;
+  std::vector<int> newId;  ///< the plan's op id -> the step's op for it
+  std::vector<int> phase1; ///< per layer: the phase-1 move op, or -1
+};
+
+int StepBuilder::moves(int l, const std::vector<int64_t> &experts,
+                       Priority priority, const char *phase) {
+  const MoeLayer &m = layers[l];
+  int64_t n = traffic[l].ranks;
+  auto [sent, received] = extremes(experts, n);
+  if (sent == 0)
+    return -1;
+  DType dtype = plan.buffers[m.w1].dtype;
+  int64_t row = m.expertBytes / dtypeBytes(dtype); // w1 and w2 of an expert
+  std::string name = "moe" + std::to_string(l) + "." + phase + "_moves";
+  int in = buffer(name + ".send", dtype, {sent, row}, Role::Param);
+  int out = buffer(name + ".recv", dtype, {received, row}, Role::Temp);
+  Op op = allToAllV(l, name, in, out, experts);
+  op.priority = priority;
+  op.loc = "MoE layer " + std::to_string(l) + " " + phase + " weight moves";
+  return emit(std::move(op));
+}
+
+void StepBuilder::emitLayer(int l) {
+  const MoeLayer &m = layers[l];
+  const LayerTraffic &t = traffic[l];
+  const int64_t N = t.ranks, E = t.experts, H = m.hidden, F = m.ffnDim;
+  const Op &gate = plan.ops[m.gate];
+  const DType xType = plan.buffers[m.x].dtype, wType = plan.buffers[m.w1].dtype;
+  const std::string prefix = "moe" + std::to_string(l) + ".";
+
+  auto [sent, received] = extremes(t.rows, N);
+  // The device with the most expert rows (ties: the most hosted experts)
+  // sets the expert_ffn of every rank.
+  int64_t rows = 0, hosted = 0;
+  for (int64_t d = 0; d < N; ++d) {
+    int64_t r = 0, h = 0;
+    for (int64_t e = 0; e < E; ++e)
+      if (t.expertRows[d * E + e] > 0) {
+        r += t.expertRows[d * E + e];
+        ++h;
+      }
+    if (r > rows || (r == rows && h > hosted)) {
+      rows = r;
+      hosted = h;
+    }
+  }
+  hosted = std::max<int64_t>(hosted, 1);
+  const int64_t perExpert = std::max<int64_t>(1, ceilDiv(rows, hosted));
+  const int64_t capacity = std::max<int64_t>(1, ceilDiv(sent, E));
+  // A device receives the rows it computes: at most hosted x perExpert.
+  const int64_t computed = std::max(received, hosted * perExpert);
+
+  // gate, then the moves of phase 2 on the critical path.
+  Op g = gate;
+  for (int &d : g.deps)
+    d = newId[d];
+  newId[gate.id] = emit(std::move(g));
+  int phase2 = moves(l, t.phase2, Priority::Normal, "phase2");
+  if (phase2 >= 0)
+    step.ops[phase2].deps = {newId[gate.id]};
+
+  // dispatch: the rows by destination (the busiest sender's shape).
+  int packed = buffer(prefix + "dispatch", xType, {E, capacity, H}, Role::Temp);
+  Op dispatch = plan.ops[m.dispatch];
+  dispatch.outputs = {packed};
+  dispatch.capacity = capacity;
+  dispatch.deps.clear();
+  newId[m.dispatch] = emit(std::move(dispatch));
+
+  // all_to_all_v of every assignment to its replica's device.
+  int recv = buffer(prefix + "received", xType, {computed, H}, Role::Temp);
+  Op in = allToAllV(l, prefix + "tokens",
+                    buffer(prefix + "dispatch.rows", xType, {E * capacity, H},
+                           Role::Temp, packed),
+                    recv, t.rows);
+  in.loc = plan.ops[m.a2aIn].loc;
+  newId[m.a2aIn] = emit(std::move(in));
+
+  // The hosted experts of the busiest device on its rows; the weights of
+  // phase 1 and phase 2 must be in place.
+  int w1 = buffer(prefix + "hosted.w1", wType, {hosted, H, F}, Role::Param);
+  int w2 = buffer(prefix + "hosted.w2", wType, {hosted, F, H}, Role::Param);
+  int results =
+      buffer(prefix + "expert_out", xType, {hosted, perExpert, H}, Role::Temp);
+  Op ffn = plan.ops[m.ffn];
+  ffn.inputs = {buffer(prefix + "received.experts", xType,
+                       {hosted, perExpert, H}, Role::Temp, recv),
+                w1, w2};
+  ffn.outputs = {results};
+  ffn.deps.clear();
+  for (int mv : {phase1[l], phase2})
+    if (mv >= 0)
+      ffn.deps.push_back(mv);
+  newId[m.ffn] = emit(std::move(ffn));
+
+  // The results return the way the rows came.
+  std::vector<int64_t> back(t.rows.size());
+  for (int64_t s = 0; s < N; ++s)
+    for (int64_t d = 0; d < N; ++d)
+      back[d * N + s] = t.rows[s * N + d];
+  int returned =
+      buffer(prefix + "returned", xType, {E * capacity, H}, Role::Temp);
+  Op out = allToAllV(l, prefix + "results",
+                     buffer(prefix + "expert_out.rows", xType,
+                            {hosted * perExpert, H}, Role::Temp, results),
+                     returned, std::move(back));
+  out.loc = plan.ops[m.a2aOut].loc;
+  newId[m.a2aOut] = emit(std::move(out));
+
+  Op combine = plan.ops[m.combine];
+  combine.inputs[0] = buffer(prefix + "returned.experts", xType,
+                             {E, capacity, H}, Role::Temp, returned);
+  combine.capacity = capacity;
+  combine.deps.clear();
+  newId[m.combine] = emit(std::move(combine));
+}
+
+Plan StepBuilder::build() {
+  if (traffic.size() != layers.size())
+    throw PlanError("step plan: traffic for " + std::to_string(traffic.size()) +
+                    " MoE layers, the plan has " +
+                    std::to_string(layers.size()));
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerTraffic &t = traffic[l];
+    size_t n = static_cast<size_t>(t.ranks), e = static_cast<size_t>(t.experts);
+    if (t.ranks != plan.worldSize || t.experts != layers[l].experts ||
+        t.rows.size() != n * n || t.expertRows.size() != n * e ||
+        t.phase1.size() != n * n || t.phase2.size() != n * n)
+      throw PlanError("step plan: the traffic of MoE layer " +
+                      std::to_string(l) + " is not for " +
+                      std::to_string(plan.worldSize) + " ranks and " +
+                      std::to_string(layers[l].experts) + " experts");
+  }
+  step.version = plan.version;
+  step.source = plan.source;
+  step.function = plan.function;
+  step.mode = plan.mode;
+  step.worldSize = plan.worldSize;
+  step.gridShape = plan.gridShape;
+  step.groups = plan.groups;
+  step.buffers = plan.buffers;
+  step.outputs = plan.outputs;
+  newId.assign(plan.ops.size(), -1);
+  phase1.assign(layers.size(), -1);
+
+  std::vector<int> layerOf(plan.ops.size(), -1);
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
+                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
+      layerOf[id] = static_cast<int>(l);
+  // Phase 1 of layer 0 starts with the batch, of layer l + 1 right after
+  // layer l: the copies overlap the dense ops in between.
+  phase1[0] = moves(0, traffic[0].phase1, Priority::Low, "phase1");
+  for (const Op &op : plan.ops) {
+    int l = layerOf[op.id];
+    if (l < 0) {
+      Op same = op;
+      for (int &d : same.deps)
+        d = newId[d];
+      newId[op.id] = emit(std::move(same));
+    } else if (op.id == layers[l].gate) {
+      emitLayer(l);
+      if (l + 1 < static_cast<int>(layers.size()))
+        phase1[l + 1] =
+            moves(l + 1, traffic[l + 1].phase1, Priority::Low, "phase1");
+    }
+  }
+  return std::move(step);
+}
+
+} // namespace
+
+Plan lina::rt::infer::buildStepPlan(const Plan &plan,
+                                    const std::vector<MoeLayer> &layers,
+                                    const std::vector<LayerTraffic> &traffic) {
+  return StepBuilder(plan, layers, traffic).build();
+}
+
+//===----------------------------------------------------------------------===//
+// The executable step of one rank (cpu backend)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+template <typename T> std::vector<char> bytesOf(const std::vector<T> &v) {
+  std::vector<char> out(v.size() * sizeof(T));
+  if (!out.empty())
+    std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+/// Weight copies of one phase: for every home rank, its copies in packing
+/// order (by destination, then expert), and every device's arrivals.
+struct CopyPlan {
+  std::vector<std::vector<std::pair<int, int>>> sent; ///< per home: (e, d)
+  std::vector<int64_t> rows;                          ///< n x n by home
+  int64_t mostSent = 0, mostReceived = 0;
+};
+
+CopyPlan copyPlan(const std::vector<std::pair<int, int>> &used, int64_t n,
+                  int64_t local) {
+  CopyPlan c;
+  c.sent.resize(n);
+  c.rows.assign(n * n, 0);
+  for (const auto &[e, d] : used) {
+    c.sent[e / local].push_back({e, d});
+    ++c.rows[(e / local) * n + d];
+  }
+  for (auto &s : c.sent)
+    std::sort(s.begin(), s.end(), [](auto a, auto b) {
+      return std::make_pair(a.second, a.first) <
+             std::make_pair(b.second, b.first);
+    });
+  std::tie(c.mostSent, c.mostReceived) = extremes(c.rows, n);
+  return c;
+}
+
+class RankStepBuilder {
+public:
+  RankStepBuilder(const Plan &plan, const std::vector<MoeLayer> &layers,
+                  const std::vector<LayerTraffic> &traffic,
+                  const RoutingTrace &trace, const std::vector<int> &tokens,
+                  int rank)
+      : plan(plan), layers(layers), traffic(traffic), trace(trace),
+        tokens(tokens), rank(rank) {}
+
+  RankStep build();
+
+private:
+  int buffer(const std::string &name, DType dtype, std::vector<int64_t> shape,
+             Role role, int base = -1) {
+    Buffer b;
+    b.id = static_cast<int>(step.plan.buffers.size());
+    b.name = name;
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.role = role;
+    b.viewBase = base;
+    b.numElements(); // throws PlanError on overflow
+    step.plan.buffers.push_back(std::move(b));
+    return step.plan.buffers.back().id;
+  }
+  /// An input buffer that this rank fills with `values`.
+  template <typename T>
+  int input(const std::string &name, DType dtype, std::vector<int64_t> shape,
+            const std::vector<T> &values) {
+    int id = buffer(name, dtype, std::move(shape), Role::Input);
+    step.inputs.push_back({id, bytesOf(values)});
+    return id;
+  }
+  int emit(Op op) {
+    op.id = static_cast<int>(step.plan.ops.size());
+    step.plan.ops.push_back(std::move(op));
+    return step.plan.ops.back().id;
+  }
+  int copy(int src, int dst, std::vector<int64_t> srcOffsets,
+           std::vector<int64_t> dstOffsets, std::vector<int64_t> sizes) {
+    Op op;
+    op.kind = OpKind::Copy;
+    op.inputs = {src};
+    op.outputs = {dst};
+    op.srcOffsets = std::move(srcOffsets);
+    op.dstOffsets = std::move(dstOffsets);
+    op.sizes = std::move(sizes);
+    op.accumulateInto = true;
+    return emit(std::move(op));
+  }
+  int dispatch(int x, int ids, int out, int64_t experts, int64_t capacity) {
+    Op op;
+    op.kind = OpKind::Dispatch;
+    op.inputs = {x, ids};
+    op.outputs = {out};
+    op.numExperts = experts;
+    op.capacity = capacity;
+    return emit(std::move(op));
+  }
+  /// An all_to_all_v of `rows` (n x n by sender) over layer l's group;
+  /// this rank's counts are its row and column.
+  int allToAllV(int l, const std::string &name, int data, int out,
+                const std::vector<int64_t> &rows, Priority priority) {
+    int64_t n = plan.worldSize;
+    std::vector<int64_t> send(rows.begin() + rank * n,
+                              rows.begin() + (rank + 1) * n),
+        recv(n);
+    for (int64_t s = 0; s < n; ++s)
+      recv[s] = rows[s * n + rank];
+    Op op;
+    op.kind = OpKind::AllToAllV;
+    op.inputs = {data, input(name + ".send_counts", DType::I64, {n}, send),
+                 input(name + ".recv_counts", DType::I64, {n}, recv)};
+    op.outputs = {out};
+    op.group = plan.ops[layers[l].a2aIn].group;
+    op.priority = priority;
+    op.sendRows = rows;
+    return emit(std::move(op));
+  }
+  /// The weight copies of one phase into the slots from `base` on.
+  void copies(int l, const CopyPlan &c, int64_t base, const char *phase,
+              Priority priority, int after);
+  void emitLayer(int l);
+
+  const Plan &plan;
+  const std::vector<MoeLayer> &layers;
+  const std::vector<LayerTraffic> &traffic;
+  const RoutingTrace &trace;
+  const std::vector<int> &tokens;
+  const int rank;
+  RankStep step;
+  std::vector<int> newId;
+  /// Per layer: the slot weights, w1 and w2 of every home expert and
+  /// replica side by side, and the expert slots.
+  std::vector<int> cat, slotW1, slotW2;
+  std::vector<int64_t> slots, copies1;
+  std::vector<CopyPlan> plans1, plans2;
+};
+
+void RankStepBuilder::copies(int l, const CopyPlan &c, int64_t base,
+                             const char *phase, Priority priority, int after) {
+  if (c.mostSent == 0)
+    return;
+  const MoeLayer &m = layers[l];
+  const int64_t local = m.localExperts, hf = m.hidden * m.ffnDim;
+  const std::string name = "moe" + std::to_string(l) + "." + phase + "_copies";
+  // This rank's copies, one choice per copy of each home expert (as many
+  // choices as the most copied expert of any rank has copies).
+  int64_t choices = 1;
+  for (const auto &sent : c.sent) {
+    std::map<int, int64_t> copiesOf;
+    for (const auto &[e, d] : sent)
+      choices = std::max(choices, ++copiesOf[e]);
+  }
+  const std::vector<std::pair<int, int>> &mine = c.sent[rank];
+  std::vector<int64_t> perExpert(local, 0);
+  std::vector<int32_t> ids(local * choices, static_cast<int32_t>(c.mostSent));
+  for (size_t i = 0; i < mine.size(); ++i) {
+    int64_t q = mine[i].first - rank * local;
+    ids[q * choices + perExpert[q]++] = static_cast<int32_t>(i);
+  }
+  DType w = plan.buffers[m.w1].dtype;
+  int packed =
+      buffer(name + ".packed", w, {c.mostSent + 1, 1, 2 * hf}, Role::Temp);
+  int d = dispatch(
+      buffer(name + ".experts", w, {local, 2 * hf}, Role::Temp, cat[l]),
+      input(name + ".ids", DType::I32, {local, choices}, ids), packed,
+      c.mostSent + 1, 1);
+  if (after >= 0)
+    step.plan.ops[d].deps = {after};
+  int received =
+      buffer(name + ".received", w, {c.mostReceived, 1, 2 * hf}, Role::Temp);
+  int a2a = allToAllV(l, name, packed, received, c.rows, priority);
+  step.plan.ops[a2a].loc =
+      "MoE layer " + std::to_string(l) + " " + phase + " weight copies";
+  int halves = buffer(name + ".halves", w, {c.mostReceived, 2, hf}, Role::Temp,
+                      received);
+  // One row per slot of each slot weight.
+  int64_t z = slots[l];
+  copy(halves, buffer(name + ".w1", w, {z, 1, hf}, Role::Temp, slotW1[l]),
+       {0, 0, 0}, {base, 0, 0}, {c.mostReceived, 1, hf});
+  copy(halves, buffer(name + ".w2", w, {z, 1, hf}, Role::Temp, slotW2[l]),
+       {0, 1, 0}, {base, 0, 0}, {c.mostReceived, 1, hf});
+}
+
+void RankStepBuilder::emitLayer(int l) {
+  const MoeLayer &m = layers[l];
+  const LayerTraffic &t = traffic[l];
+  const int64_t N = plan.worldSize, K = m.topK, H = m.hidden, T = m.tokens;
+  const int64_t local = m.localExperts, Z = slots[l];
+  const Op &gate = plan.ops[m.gate];
+  const DType xType = plan.buffers[m.x].dtype;
+  const std::string prefix = "moe" + std::to_string(l) + ".";
+  const int64_t n = static_cast<int64_t>(tokens.size()), per = (n + N - 1) / N;
+
+  // The slot of expert e on device d: its home experts first, then the
+  // phase-1 copies, then the phase-2 ones, each in arrival order.
+  std::vector<std::map<int, int64_t>> slotOf(N);
+  for (int64_t d = 0; d < N; ++d)
+    for (int64_t q = 0; q < local; ++q)
+      slotOf[d][static_cast<int>(d * local + q)] = q;
+  auto arrivals = [&](const CopyPlan &c, int64_t base) {
+    std::vector<int64_t> next(N, base);
+    for (int64_t h = 0; h < N; ++h)
+      for (const auto &[e, d] : c.sent[h])
+        slotOf[d][e] = next[d]++;
+  };
+  arrivals(plans1[l], local);
+  arrivals(plans2[l], local + copies1[l]);
+
+  // The gate, with the trace's experts imposed; then the phase-2 copies.
+  Op g = gate;
+  for (int &d : g.deps)
+    d = newId[d];
+  newId[gate.id] = emit(std::move(g));
+  copies(l, plans2[l], local + copies1[l], "phase2", Priority::Normal,
+         newId[gate.id]);
+
+  // Each sender packs its assignments by destination, then slot there,
+  // then token and choice.
+  struct Row {
+    int64_t dest, slot, token, choice;
+  };
+  auto rowsOf = [&](int64_t s) {
+    std::vector<Row> rows;
+    for (int64_t i = std::min(n, s * per); i < std::min(n, (s + 1) * per); ++i)
+      for (int64_t j = 0; j < K; ++j) {
+        int64_t d = t.dest[i * K + j];
+        int e = trace.tokens[tokens[i]].experts[l][j];
+        rows.push_back({d, slotOf[d].at(e), i, j});
+      }
+    std::sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) {
+      return std::tie(a.dest, a.slot, a.token, a.choice) <
+             std::tie(b.dest, b.slot, b.token, b.choice);
+    });
+    return rows;
+  };
+  auto [sent, received] = extremes(t.rows, N);
+  received = std::max<int64_t>(received, 1);
+  const int64_t trash = sent; // the packed row of padding tokens
+  std::vector<int32_t> vids(T * K, static_cast<int32_t>(trash));
+  std::vector<Row> mine = rowsOf(rank);
+  for (size_t p = 0; p < mine.size(); ++p)
+    vids[(mine[p].token - rank * per) * K + mine[p].choice] =
+        static_cast<int32_t>(p);
+  // Arrivals at this rank: from every source in its packing order.
+  std::vector<int32_t> sids(received, static_cast<int32_t>(Z - 1));
+  int64_t at = 0, capacity = 1;
+  std::vector<std::vector<int64_t>> perSlot(N, std::vector<int64_t>(Z, 0));
+  for (int64_t s = 0; s < N; ++s)
+    for (const Row &r : rowsOf(s)) {
+      capacity = std::max(capacity, ++perSlot[r.dest][r.slot]);
+      if (r.dest == rank)
+        sids[at++] = static_cast<int32_t>(r.slot);
+    }
+
+  int ids = input(prefix + "rows", DType::I32, {T, K}, vids);
+  int packed = buffer(prefix + "packed", xType, {sent + 1, 1, H}, Role::Temp);
+  newId[m.dispatch] = dispatch(m.x, ids, packed, sent + 1, 1);
+  int arrived = buffer(prefix + "arrived", xType, {received, 1, H}, Role::Temp);
+  newId[m.a2aIn] = allToAllV(l, prefix + "tokens", packed, arrived, t.rows,
+                             Priority::Normal);
+  step.plan.ops[newId[m.a2aIn]].loc = plan.ops[m.a2aIn].loc;
+  int slotIds = input(prefix + "slots", DType::I32, {received, 1}, sids);
+  int bySlot = buffer(prefix + "by_slot", xType, {Z, capacity, H}, Role::Temp);
+  dispatch(buffer(prefix + "arrived.rows", xType, {received, H}, Role::Temp,
+                  arrived),
+           slotIds, bySlot, Z, capacity);
+  int out = buffer(prefix + "expert_out", xType, {Z, capacity, H}, Role::Temp);
+  Op ffn = plan.ops[m.ffn];
+  ffn.inputs = {bySlot, slotW1[l], slotW2[l]};
+  ffn.outputs = {out};
+  ffn.deps.clear();
+  newId[m.ffn] = emit(std::move(ffn));
+  // Back to arrival order (weight 1), then to the senders.
+  int results = buffer(prefix + "results", xType, {received, H}, Role::Temp);
+  Op unsort;
+  unsort.kind = OpKind::Combine;
+  unsort.inputs = {out, slotIds,
+                   input(prefix + "ones", xType, {received, 1},
+                         std::vector<float>(received, 1.0f))};
+  unsort.outputs = {results};
+  unsort.capacity = capacity;
+  emit(std::move(unsort));
+  std::vector<int64_t> back(N * N);
+  for (int64_t s = 0; s < N; ++s)
+    for (int64_t d = 0; d < N; ++d)
+      back[d * N + s] = t.rows[s * N + d];
+  int returned =
+      buffer(prefix + "returned", xType, {sent + 1, 1, H}, Role::Temp);
+  newId[m.a2aOut] = allToAllV(l, prefix + "results",
+                              buffer(prefix + "results.rows", xType,
+                                     {received, 1, H}, Role::Temp, results),
+                              returned, back, Priority::Normal);
+  step.plan.ops[newId[m.a2aOut]].loc = plan.ops[m.a2aOut].loc;
+  Op combine = plan.ops[m.combine];
+  combine.inputs = {returned, ids, gate.outputs[1]};
+  combine.capacity = 1;
+  combine.deps.clear();
+  newId[m.combine] = emit(std::move(combine));
+
+  // The trace's experts of this rank's tokens for the gate.
+  std::vector<int32_t> experts(T * K);
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < K; ++j) {
+      int64_t global = rank * per + i;
+      experts[i * K + j] = i < per && global < n
+                               ? trace.tokens[tokens[global]].experts[l][j]
+                               : static_cast<int32_t>(j);
+    }
+  step.gateExperts.push_back(std::move(experts));
+}
+
+RankStep RankStepBuilder::build() {
+  Plan &p = step.plan;
+  p.version = plan.version;
+  p.source = plan.source;
+  p.function = plan.function;
+  p.mode = plan.mode;
+  p.worldSize = plan.worldSize;
+  p.gridShape = plan.gridShape;
+  p.groups = plan.groups;
+  p.buffers = plan.buffers;
+  p.outputs = plan.outputs;
+  newId.assign(plan.ops.size(), -1);
+  size_t L = layers.size();
+  cat.assign(L, -1);
+  slotW1.assign(L, -1);
+  slotW2.assign(L, -1);
+  slots.assign(L, 0);
+  copies1.assign(L, 0);
+  for (size_t l = 0; l < L; ++l) {
+    const MoeLayer &m = layers[l];
+    plans1.push_back(
+        copyPlan(traffic[l].used1, plan.worldSize, m.localExperts));
+    plans2.push_back(
+        copyPlan(traffic[l].used2, plan.worldSize, m.localExperts));
+    copies1[l] = plans1[l].mostReceived;
+    slots[l] = m.localExperts + copies1[l] + plans2[l].mostReceived + 1;
+  }
+  // The home experts into their slots and the phase-1 copies: before the
+  // batch for layer 0, right after layer l for layer l + 1.
+  auto prepare = [&](int l) {
+    const MoeLayer &m = layers[l];
+    const int64_t local = m.localExperts, H = m.hidden, F = m.ffnDim;
+    const DType w = plan.buffers[m.w1].dtype;
+    const std::string prefix = "moe" + std::to_string(l) + ".";
+    slotW1[l] = buffer(prefix + "slots.w1", w, {slots[l], H, F}, Role::Temp);
+    slotW2[l] = buffer(prefix + "slots.w2", w, {slots[l], F, H}, Role::Temp);
+    copy(m.w1, slotW1[l], {0, 0, 0}, {0, 0, 0}, {local, H, F});
+    copy(m.w2, slotW2[l], {0, 0, 0}, {0, 0, 0}, {local, F, H});
+    if (plans1[l].mostSent == 0 && plans2[l].mostSent == 0)
+      return;
+    // w1 and w2 of each home expert side by side: one row per expert.
+    cat[l] = buffer(prefix + "experts", w, {local, 2, H * F}, Role::Temp);
+    copy(buffer(prefix + "w1.rows", w, {local, 1, H * F}, Role::Temp, m.w1),
+         cat[l], {0, 0, 0}, {0, 0, 0}, {local, 1, H * F});
+    copy(buffer(prefix + "w2.rows", w, {local, 1, H * F}, Role::Temp, m.w2),
+         cat[l], {0, 0, 0}, {0, 1, 0}, {local, 1, H * F});
+    copies(l, plans1[l], local, "phase1", Priority::Low, -1);
+  };
+  std::vector<int> layerOf(plan.ops.size(), -1);
+  for (size_t l = 0; l < L; ++l)
+    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
+                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
+      layerOf[id] = static_cast<int>(l);
+  prepare(0);
+  for (const Op &op : plan.ops) {
+    int l = layerOf[op.id];
+    if (l < 0) {
+      Op same = op;
+      for (int &d : same.deps)
+        d = newId[d];
+      newId[op.id] = emit(std::move(same));
+    } else if (op.id == layers[l].gate) {
+      emitLayer(l);
+      if (l + 1 < static_cast<int>(L))
+        prepare(l + 1);
+    }
+  }
+  return std::move(step);
+}
+
+} // namespace
+
+RankStep lina::rt::infer::buildRankStep(
+    const Plan &plan, const std::vector<MoeLayer> &layers,
+    const std::vector<LayerTraffic> &traffic, const RoutingTrace &trace,
+    const std::vector<int> &tokens, int rank) {
+  return RankStepBuilder(plan, layers, traffic, trace, tokens, rank).build();
+}
