@@ -31,7 +31,7 @@
 #       cell with tools/lina-tune among the Lina plans of
 #       TUNE_PARTITION_BYTES (default auto: the cost model sizes the
 #       partitions of each all_reduce group on the cell's cluster) x
-#       TUNE_CHUNKS (default 1) x TUNE_MICROBATCHES (default "1 2"; 2: two
+#       TUNE_CHUNKS (default 1) x TUNE_MICROBATCHES (default "1 2 4"; M: M
 #       micro-batches interleaved at every all_to_all,
 #       --lina-overlap-microbatches) and the ds plan (the choices go to
 #       OUTPUT_DIR/tuned.txt); TUNE=0 compiles one Lina plan with
@@ -55,7 +55,7 @@ CREDIT_BYTES=${CREDIT_BYTES:-0}
 TUNE=${TUNE:-1}
 TUNE_PARTITION_BYTES=${TUNE_PARTITION_BYTES:-auto}
 TUNE_CHUNKS=${TUNE_CHUNKS:-1}
-TUNE_MICROBATCHES=${TUNE_MICROBATCHES:-1 2}
+TUNE_MICROBATCHES=${TUNE_MICROBATCHES:-1 2 4}
 case $TUNE in
   0|1) ;;
   *) echo "error: TUNE must be 0 or 1, got '$TUNE'" >&2; exit 2 ;;
