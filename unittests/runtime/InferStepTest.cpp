@@ -163,7 +163,7 @@ void checkTraffic(const Fixture &f, const std::vector<LayerTraffic> &traffic) {
 TEST(InferStepTest, StaticSendsEveryAssignmentToItsHome) {
   Fixture f;
   BatchPlacer placer(f.layers, f.trace, nullptr, PlacementMode::Static, 4, 2,
-                     0.2);
+                     lina::ClusterSpec::a100Ib100(), 16, 0);
   PlacerStats stats;
   std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
   checkTraffic(f, traffic);
@@ -188,7 +188,7 @@ TEST(InferStepTest, StaticSendsEveryAssignmentToItsHome) {
 TEST(InferStepTest, OracleReplicatesTheHotExpertAndCountsItsCopies) {
   Fixture f;
   BatchPlacer placer(f.layers, f.trace, nullptr, PlacementMode::Oracle, 4, 2,
-                     0.2);
+                     lina::ClusterSpec::a100Ib100(), 16, 0);
   PlacerStats first, second;
   std::vector<LayerTraffic> traffic = placer.route(f.batch, first);
   checkTraffic(f, traffic);
@@ -230,8 +230,10 @@ TEST(InferStepTest, OracleReplicatesTheHotExpertAndCountsItsCopies) {
 
 TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
   Fixture f;
-  for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Oracle}) {
-    BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2, 0.2);
+  for (PlacementMode mode :
+       {PlacementMode::Static, PlacementMode::Lina, PlacementMode::Oracle}) {
+    BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2,
+                       lina::ClusterSpec::a100Ib100(), 16, 0);
     PlacerStats stats;
     std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
     Plan step = buildStepPlan(f.plan, f.layers, traffic);
@@ -280,7 +282,7 @@ TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
     EXPECT_EQ(a2a, 4);
     if (mode == PlacementMode::Static) {
       EXPECT_EQ(low, 0);
-    } else {
+    } else if (mode == PlacementMode::Oracle) {
       EXPECT_GE(low, 1);
     }
   }
@@ -288,8 +290,10 @@ TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
 
 TEST(InferStepTest, RankStepsAreOnePlanWithEachRanksRows) {
   Fixture f;
-  for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Oracle}) {
-    BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2, 0.2);
+  for (PlacementMode mode :
+       {PlacementMode::Static, PlacementMode::Lina, PlacementMode::Oracle}) {
+    BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2,
+                       lina::ClusterSpec::a100Ib100(), 16, 0);
     PlacerStats stats;
     std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
     std::string first;
@@ -339,7 +343,7 @@ TEST(InferStepTest, RankStepsAreOnePlanWithEachRanksRows) {
 TEST(InferStepTest, MismatchedTrafficIsAnError) {
   Fixture f;
   BatchPlacer placer(f.layers, f.trace, nullptr, PlacementMode::Static, 4, 2,
-                     0.2);
+                     lina::ClusterSpec::a100Ib100(), 16, 0);
   PlacerStats stats;
   std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
   traffic.pop_back();

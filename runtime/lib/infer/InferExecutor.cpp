@@ -121,6 +121,27 @@ InferReport summarize(const InferOptions &o,
 
 namespace {
 
+/// The mean tokens of a batch.
+double meanBatchTokens(const std::vector<std::vector<int>> &batches) {
+  double tokens = 0;
+  for (const std::vector<int> &b : batches)
+    tokens += static_cast<double>(b.size());
+  return batches.empty() ? 0.0 : tokens / batches.size();
+}
+
+/// The dense block of one MoE layer on `cluster`: the plan's ops outside
+/// the MoE chains (dense, add, copy) by the cost model, over the layers.
+double denseSecondsPerLayer(const Plan &plan, size_t moeLayers,
+                            const lina::ClusterSpec &cluster) {
+  Estimator estimate = costModelEstimator(plan, cluster);
+  double seconds = 0;
+  for (const Op &op : plan.ops)
+    if (op.kind == OpKind::Dense || op.kind == OpKind::Add ||
+        op.kind == OpKind::Copy)
+      seconds += estimate(op);
+  return moeLayers ? seconds / static_cast<double>(moeLayers) : 0.0;
+}
+
 /// Reads and checks the plan, the routing trace and the profile, and cuts
 /// the requests into batches; throws PlanError naming the problem. Fills
 /// `startup` with the plan's world size and the memory the run will need.
@@ -298,11 +319,14 @@ int lina::rt::infer::runInference(const InferOptions &o, int rank,
 
   InferComm comm(rank, worldSize, o.timeout);
   const Profile *prof = profile ? &*profile : nullptr;
+  // Lina's planner prices moves on the default cluster of the cost model.
+  const lina::ClusterSpec cluster = lina::ClusterSpec::a100Ib100();
   // Every batch as one step plan on the Scheduler and the cpu backend.
   auto serve = [&](PlacementMode mode, RunStats &stats, bool record,
                    int warmup) {
-    BatchPlacer placer(layers, *trace, prof, mode, worldSize, slots,
-                       o.phase2Threshold);
+    BatchPlacer placer(layers, *trace, prof, mode, worldSize, slots, cluster,
+                       meanBatchTokens(batches),
+                       denseSecondsPerLayer(plan, layers.size(), cluster));
     PlacerStats ignored;
     auto runBatch = [&](size_t b, PlacerStats &placed, bool timed) {
       std::vector<LayerTraffic> traffic = placer.route(batches[b], placed);
@@ -415,7 +439,8 @@ int lina::rt::infer::simulateInference(const InferOptions &o,
                 toString(o.placement), layers.size(), o.requests,
                 batches.size(), o.batch, slots);
   BatchPlacer placer(layers, *trace, prof, o.placement, plan.worldSize, slots,
-                     o.phase2Threshold);
+                     *cluster, meanBatchTokens(batches),
+                     denseSecondsPerLayer(plan, layers.size(), *cluster));
   // Warm-up batches only move weights, as on the cpu backend.
   PlacerStats ignored, stats;
   for (int w = 0; w < o.warmup; ++w)

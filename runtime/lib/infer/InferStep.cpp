@@ -159,14 +159,53 @@ lina::rt::infer::findMoeLayers(const Plan &plan, int worldSize,
 BatchPlacer::BatchPlacer(const std::vector<MoeLayer> &layers,
                          const RoutingTrace &trace, const Profile *profile,
                          PlacementMode mode, int ranks, int slots,
-                         double phase2Threshold)
+                         const lina::ClusterSpec &cluster, double batchTokens,
+                         double denseSeconds)
     : layers(layers), trace(trace), profile(profile), mode(mode), ranks(ranks),
-      slots(slots), threshold(phase2Threshold) {
+      slots(slots) {
   current.resize(layers.size());
   estimate.resize(layers.size());
   held.resize(layers.size());
   for (size_t l = 0; l < layers.size(); ++l)
     held[l].assign(ranks, std::vector<char>(layers[l].experts, 0));
+  if (mode != PlacementMode::Lina)
+    return;
+  // One cost-aware planner per layer on the cluster's cost model, with the
+  // expert costs of the layer's two matrices (H x F and F x H).
+  model = std::make_unique<lina::CostModel>(cluster);
+  const bool oneNode = ranks <= cluster.gpusPerNode;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const MoeLayer &m = layers[l];
+    const double hf = static_cast<double>(m.hidden) * m.ffnDim;
+    const double dtype = hf > 0 ? m.expertBytes / (2 * hf) : 0;
+    lina::ExpertCost cost;
+    cost.weightBytes = static_cast<double>(m.expertBytes);
+    cost.flopsPerRow = 2.0 * 2 * hf;
+    cost.bytesPerRow = (2.0 * m.hidden + 2.0 * m.ffnDim) * dtype;
+    cost.rowBytes = static_cast<double>(m.hidden) * dtype;
+    cost.denseSeconds = denseSeconds;
+    cost.moveBandwidth =
+        oneNode ? cluster.intraNode.bandwidth
+                : cluster.interNode.bandwidth / cluster.gpusPerNode;
+    cost.moveLatency =
+        oneNode ? cluster.intraNode.latency : cluster.interNode.latency;
+    lina::PlannerOptions po;
+    po.policy = lina::PlacementPolicy::Lina;
+    po.numExperts = static_cast<int>(m.experts);
+    po.numDevices = ranks;
+    po.slotsPerDevice = slots;
+    po.batchRows = batchTokens * m.topK;
+    std::vector<double> prior(m.experts, 1.0);
+    if (profile)
+      prior = profile->popularity[l];
+    std::string error;
+    std::optional<lina::LayerPlanner> planner =
+        lina::LayerPlanner::create(po, *model, cost, prior, error);
+    if (!planner)
+      throw PlanError("MoE layer " + std::to_string(l) + ": " + error);
+    planners.push_back(std::move(*planner));
+    costs.push_back(cost);
+  }
 }
 
 namespace {
@@ -179,7 +218,7 @@ LayerPlacement orThrow(std::optional<LayerPlacement> p, int l,
 }
 } // namespace
 
-/// Phase 1: the placement chosen before layer l runs.
+/// The placement of layer l before its gate (lina: the planner's).
 LayerPlacement BatchPlacer::place(int l, const std::vector<int> &tokens) {
   const MoeLayer &m = layers[l];
   int E = static_cast<int>(m.experts);
@@ -197,17 +236,7 @@ LayerPlacement BatchPlacer::place(int l, const std::vector<int> &tokens) {
   case PlacementMode::Lina:
     break;
   }
-  if (!profile)
-    return *m.table;
-  std::vector<double> est(E, 0.0);
-  std::vector<int> history(l);
-  for (int t : tokens) {
-    for (int i = 0; i < l; ++i)
-      history[i] = trace.tokens[t].top1(i);
-    profile->addExpectedLoad(l, history.data(), est.data());
-  }
-  estimate[l] = est;
-  return orThrow(lina::linaPlacement(est, ranks, slots, error), l, error);
+  return planners[l].placement();
 }
 
 /// Puts placement `p` in use for layer l: every replica on a device that is
@@ -252,7 +281,6 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     t.phase1.assign(static_cast<size_t>(N) * N, 0);
     t.phase2.assign(static_cast<size_t>(N) * N, 0);
 
-    move(l, place(l, tokens), t.phase1, stats);
     auto offHome = [&](const LayerPlacement &p) {
       std::vector<std::pair<int, int>> used;
       for (int e = 0; e < E; ++e)
@@ -261,7 +289,6 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
             used.push_back({e, r.device});
       return used;
     };
-    t.used1 = offHome(current[l]);
 
     std::vector<int64_t> rows(E, 0);
     for (int tok : tokens)
@@ -272,39 +299,53 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     for (int e = 0; e < E; ++e)
       total += loads[e] = static_cast<double>(rows[e]);
 
-    if (mode == PlacementMode::Lina && profile) {
-      std::vector<int> history(l);
-      if (l >= 1)
+    if (mode != PlacementMode::Lina) {
+      move(l, place(l, tokens), t.phase1, stats);
+      t.used1 = offHome(current[l]);
+    } else {
+      // The profile's path prediction of this batch's rows (phase 1).
+      if (profile) {
+        std::vector<double> est(E, 0.0);
+        std::vector<int> history(l);
         for (int tok : tokens) {
           for (int i = 0; i < l; ++i)
             history[i] = trace.tokens[tok].top1(i);
-          stats.predicted += 1;
-          stats.predictedRight += profile->predictTop1(l, history.data()) ==
-                                  trace.tokens[tok].top1(l);
+          profile->addExpectedLoad(l, history.data(), est.data());
+          if (l >= 1) {
+            stats.predicted += 1;
+            stats.predictedRight += profile->predictTop1(l, history.data()) ==
+                                    trace.tokens[tok].top1(l);
+          }
         }
-      if (total > 0) {
-        double err = 0;
-        for (int e = 0; e < E; ++e)
-          err += std::fabs(estimate[l][e] - loads[e]);
-        stats.loadError += err / total;
-        stats.loadErrorSamples += 1;
+        estimate[l] = est;
+        if (total > 0) {
+          double err = 0;
+          for (int e = 0; e < E; ++e)
+            err += std::fabs(est[e] - loads[e]);
+          stats.loadError += err / total;
+          stats.loadErrorSamples += 1;
+        }
       }
-    }
-
-    // Phase 2: re-place for the true loads when the busiest device's whole
-    // rows deviate from the estimate by more than the threshold.
-    if (mode == PlacementMode::Lina && total > 0) {
-      double expected =
-          profile ? current[l].maxDeviceLoad(estimate[l]) : total / N;
-      double measured =
-          static_cast<double>(lina::balanceRows(current[l], rows).maxRows());
-      if (expected > 0 &&
-          std::fabs(measured - expected) > threshold * expected) {
-        std::string error;
-        move(l, orThrow(lina::linaPlacement(loads, N, slots, error), l, error),
-             t.phase2, stats);
-        stats.phase2 += 1;
-        for (const std::pair<int, int> &r : offHome(current[l]))
+      // The planner serves the batch; the devices copy the experts they
+      // newly hold. Without a phase-2 move they were copied before the
+      // gate (background or predictive copies, finished by this batch);
+      // with one, every new copy of this batch is counted after the gate,
+      // on the critical path (an upper bound).
+      const LayerPlacement before = planners[l].placement();
+      lina::BatchOutcome outcome =
+          planners[l].serve(rows, profile ? &estimate[l] : nullptr);
+      const LayerPlacement &after = planners[l].placement();
+      if (!outcome.phase2) {
+        move(l, after, t.phase1, stats);
+        t.used1 = offHome(after);
+      } else {
+        move(l, before, t.phase1, stats);
+        t.used1 = offHome(before);
+        double moved = stats.bytesMoved;
+        move(l, after, t.phase2, stats);
+        if (stats.bytesMoved > moved)
+          stats.phase2 += 1;
+        for (const std::pair<int, int> &r : offHome(after))
           if (!std::count(t.used1.begin(), t.used1.end(), r))
             t.used2.push_back(r);
       }
@@ -317,6 +358,14 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     lina::RowAssignment split = mode == PlacementMode::Static
                                     ? lina::splitByShares(place, rows)
                                     : lina::balanceRows(place, rows);
+    if (mode == PlacementMode::Lina) {
+      // As the planner serves a batch: the home assignment when its latency
+      // model finds it faster than the balanced one.
+      std::optional<lina::RowAssignment> atHome = lina::homeRows(place, rows);
+      if (atHome && lina::layerTime(*model, costs[l], place, *atHome).total() <
+                        lina::layerTime(*model, costs[l], place, split).total())
+        split = std::move(*atHome);
+    }
     if (total > 0)
       stats.imbalance +=
           static_cast<double>(split.maxRows()) / split.meanRows();

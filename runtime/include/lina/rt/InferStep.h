@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -99,17 +100,23 @@ struct PlacerStats {
 };
 
 /// The per-batch placement of every MoE layer for all ranks at once (every
-/// rank of a cpu run computes the same): phase 1 from the profile's
-/// path prediction (or the plan's tables), phase 2 when the busiest
-/// device's whole rows deviate from the estimate by more than the
-/// threshold, oracle from the true loads; whole rows split by balanceRows
-/// (static: the home); a device keeps the copies of non-home experts its
-/// placement still uses from batch to batch.
+/// rank of a cpu run computes the same): lina keeps one lina::LayerPlanner
+/// per layer (cost-aware: replicas from the long-run popularity, re-planned
+/// over a window, phase 1 from the profile's path prediction, phase 2 only
+/// when the gain covers the move; the prior is the profile's popularity,
+/// else uniform), on the cost model of `cluster`; oracle from the true
+/// loads; whole rows split by balanceRows (static: the home; lina: the
+/// home instead when the planner's latency model finds it faster). A device
+/// keeps the copies of non-home experts its placement still uses from
+/// batch to batch: only the experts it newly holds are copied.
+/// `batchTokens`: the mean tokens of a batch; `denseSeconds`: the dense
+/// block of one layer, which background and phase-1 copies overlap.
 class BatchPlacer {
 public:
   BatchPlacer(const std::vector<MoeLayer> &layers, const RoutingTrace &trace,
               const Profile *profile, PlacementMode mode, int ranks, int slots,
-              double phase2Threshold);
+              const lina::ClusterSpec &cluster, double batchTokens,
+              double denseSeconds);
 
   /// Places and routes one batch (trace token indices, dealt to the ranks
   /// in contiguous blocks of ceil(tokens / N)); returns each layer's
@@ -127,7 +134,10 @@ private:
   const Profile *profile;
   PlacementMode mode;
   int ranks, slots;
-  double threshold;
+  /// Lina: the cost model the planners share and one planner per layer.
+  std::unique_ptr<lina::CostModel> model;
+  std::vector<lina::LayerPlanner> planners;
+  std::vector<lina::ExpertCost> costs;
   /// Per layer: the placement in use and the non-home experts each device
   /// holds.
   std::vector<LayerPlacement> current;
