@@ -416,6 +416,31 @@ std::pair<int64_t, int64_t> extremes(const std::vector<int64_t> &m, int64_t n) {
   return {sent, received};
 }
 
+/// Re-emits the ops of `plan` in order with `emit`: an op outside the MoE
+/// chains as it is (its deps renamed through `newId`, which it extends),
+/// and at the gate of MoE layer l, `atGate(l)`, which emits that layer's
+/// chain (its other ops are skipped here).
+template <typename Emit, typename AtGate>
+void rewriteChains(const Plan &plan, const std::vector<MoeLayer> &layers,
+                   std::vector<int> &newId, Emit emit, AtGate atGate) {
+  std::vector<int> layerOf(plan.ops.size(), -1);
+  for (size_t l = 0; l < layers.size(); ++l)
+    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
+                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
+      layerOf[id] = static_cast<int>(l);
+  for (const Op &op : plan.ops) {
+    int l = layerOf[op.id];
+    if (l < 0) {
+      Op same = op;
+      for (int &d : same.deps)
+        d = newId[d];
+      newId[op.id] = emit(std::move(same));
+    } else if (op.id == layers[l].gate) {
+      atGate(l);
+    }
+  }
+}
+
 /// Builds the step plan: appends buffers to a copy of the plan's and
 /// re-emits its ops with the MoE chains replaced.
 class StepBuilder {
@@ -619,28 +644,17 @@ Plan StepBuilder::build() {
   newId.assign(plan.ops.size(), -1);
   phase1.assign(layers.size(), -1);
 
-  std::vector<int> layerOf(plan.ops.size(), -1);
-  for (size_t l = 0; l < layers.size(); ++l)
-    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
-                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
-      layerOf[id] = static_cast<int>(l);
   // Phase 1 of layer 0 starts with the batch, of layer l + 1 right after
   // layer l: the copies overlap the dense ops in between.
   phase1[0] = moves(0, traffic[0].phase1, Priority::Low, "phase1");
-  for (const Op &op : plan.ops) {
-    int l = layerOf[op.id];
-    if (l < 0) {
-      Op same = op;
-      for (int &d : same.deps)
-        d = newId[d];
-      newId[op.id] = emit(std::move(same));
-    } else if (op.id == layers[l].gate) {
-      emitLayer(l);
-      if (l + 1 < static_cast<int>(layers.size()))
-        phase1[l + 1] =
-            moves(l + 1, traffic[l + 1].phase1, Priority::Low, "phase1");
-    }
-  }
+  rewriteChains(
+      plan, layers, newId, [&](Op op) { return emit(std::move(op)); },
+      [&](int l) {
+        emitLayer(l);
+        if (l + 1 < static_cast<int>(layers.size()))
+          phase1[l + 1] =
+              moves(l + 1, traffic[l + 1].phase1, Priority::Low, "phase1");
+      });
   return std::move(step);
 }
 
@@ -1012,25 +1026,14 @@ RankStep RankStepBuilder::build() {
          cat[l], {0, 0, 0}, {0, 1, 0}, {local, 1, H * F});
     copies(l, plans1[l], local, "phase1", Priority::Low, -1);
   };
-  std::vector<int> layerOf(plan.ops.size(), -1);
-  for (size_t l = 0; l < L; ++l)
-    for (int id : {layers[l].gate, layers[l].dispatch, layers[l].a2aIn,
-                   layers[l].ffn, layers[l].a2aOut, layers[l].combine})
-      layerOf[id] = static_cast<int>(l);
   prepare(0);
-  for (const Op &op : plan.ops) {
-    int l = layerOf[op.id];
-    if (l < 0) {
-      Op same = op;
-      for (int &d : same.deps)
-        d = newId[d];
-      newId[op.id] = emit(std::move(same));
-    } else if (op.id == layers[l].gate) {
-      emitLayer(l);
-      if (l + 1 < static_cast<int>(L))
-        prepare(l + 1);
-    }
-  }
+  rewriteChains(
+      plan, layers, newId, [&](Op op) { return emit(std::move(op)); },
+      [&](int l) {
+        emitLayer(l);
+        if (l + 1 < static_cast<int>(L))
+          prepare(l + 1);
+      });
   return std::move(step);
 }
 
