@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <set>
 
@@ -698,8 +699,9 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
             " experts, the layer " + std::to_string(options.numExperts);
     return std::nullopt;
   }
-  for (double x : {cost.weightBytes, cost.flopsPerRow, cost.bytesPerRow,
-                   cost.rowBytes, cost.denseSeconds, cost.moveLatency})
+  for (double x :
+       {cost.weightBytes, cost.flopsPerRow, cost.bytesPerRow, cost.rowBytes,
+        cost.denseSeconds, cost.moveLatency, cost.copyOpSeconds})
     if (!std::isfinite(x) || x < 0) {
       error = "expert costs must be finite and non-negative";
       return std::nullopt;
@@ -739,7 +741,7 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
       return std::nullopt;
     planner.meanBatchRows = std::max(0.0, options.batchRows);
     if (options.policy == PlacementPolicy::Lina && planner.meanBatchRows > 0)
-      first = planner.cheapest(*first);
+      first = planner.cheapest(*first, /*deployed=*/true);
     if (first) {
       planner.current = *first;
       planner.target = *first;
@@ -748,12 +750,20 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
   return planner;
 }
 
+double lina::copyOpSeconds(const CostModel &model, int devices) {
+  if (devices <= 1)
+    return 0;
+  const ClusterSpec &c = model.cluster();
+  const LinkSpec &link = model.spansNodes(devices) ? c.interNode : c.intraNode;
+  return c.launchLatency + (devices - 1) * link.latency;
+}
+
 double LayerPlanner::moveSeconds(double bytes, int moves) const {
   return bytes / cost.moveBandwidth + moves * cost.moveLatency;
 }
 
-std::optional<LayerPlacement>
-LayerPlanner::cheapest(const LayerPlacement &plan) const {
+std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
+                                                     bool deployed) const {
   std::string error;
   std::optional<LayerPlacement> next = plan;
   // Cost-aware: among the re-plans with the full, half, a quarter of and
@@ -771,7 +781,27 @@ LayerPlanner::cheapest(const LayerPlacement &plan) const {
   auto timeOf = [&](const LayerPlacement &p) {
     return layerTime(*model, cost, p, route(p, mean)).total();
   };
-  double bestTime = timeOf(current) * (1 - 1e-3);
+  // The batches the copies of `p` take (the busiest destination at the
+  // background budget), each paying the copy operation.
+  const double perBatch = cost.denseSeconds * cost.moveBandwidth;
+  auto copyCost = [&](const LayerPlacement &p) {
+    if (deployed)
+      return 0.0;
+    std::vector<double> bytes(p.numDevices, 0.0);
+    for (int e = 0; e < p.numExperts(); ++e)
+      for (const Replica &r : p.replicas[e])
+        if (!hosts(current, e, r.device))
+          bytes[r.device] += cost.weightBytes;
+    double most = *std::max_element(bytes.begin(), bytes.end());
+    if (most <= 0)
+      return 0.0;
+    if (perBatch <= 0)
+      return std::numeric_limits<double>::infinity();
+    return std::ceil(most / perBatch) * cost.copyOpSeconds;
+  };
+  const double now = timeOf(current);
+  const double window = static_cast<double>(options.window);
+  double bestTime = now * (1 - 1e-3);
   std::optional<LayerPlacement> best;
   int spare =
       current.numDevices * current.slotsPerDevice - current.numExperts();
@@ -786,7 +816,8 @@ LayerPlanner::cheapest(const LayerPlacement &plan) const {
     if (!c)
       continue;
     double t = timeOf(*c);
-    if (t < bestTime) {
+    // A window of batches must win back what the copies expose.
+    if (t < bestTime && (now - t) * window > copyCost(*c)) {
       bestTime = t;
       best = c;
     }
@@ -802,7 +833,7 @@ void LayerPlanner::replan() {
   if (!next)
     return;
   if (options.policy == PlacementPolicy::Lina && meanBatchRows > 0) {
-    next = cheapest(*next);
+    next = cheapest(*next, /*deployed=*/false);
     if (!next)
       return;
   }
@@ -832,7 +863,8 @@ void LayerPlanner::replan() {
     pending.push_back(p);
 }
 
-double LayerPlanner::backgroundCopy(double budget) {
+double LayerPlanner::backgroundCopy(double budget,
+                                    std::vector<BatchOutcome::Copy> &copies) {
   // Every destination device receives over its own link (or its share of
   // the node's interface): copies to different devices proceed in
   // parallel, each within `budget` bytes per batch, in pending order.
@@ -844,6 +876,8 @@ double LayerPlanner::backgroundCopy(double budget) {
     p.bytesLeft -= step;
     left[p.device] -= step;
     moved += step;
+    if (step > 0)
+      copies.push_back({p.expert, p.device, step});
     if (p.bytesLeft > 0) {
       ++i;
       continue;
@@ -934,12 +968,11 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     const bool lina = options.policy == PlacementPolicy::Lina;
     if (served > 0 && served % options.window == 0)
       replan();
-    // Copies overlap compute, never the all-to-alls: a phase-1 copy must
-    // land before the experts run (the dense block), background copies
-    // also use the experts' time (the last batch's, as an estimate).
+    // Copies overlap the dense block, never the all-to-alls: they share
+    // the links with the tokens, so a copy that outlasts the dense block
+    // delays the dispatch. Every copy gets this budget per batch.
     double phase1Budget = cost.denseSeconds * cost.moveBandwidth;
-    double budget =
-        (cost.denseSeconds + lastExpertSeconds) * cost.moveBandwidth;
+    double budget = phase1Budget;
     // Phase 1: a predictive copy that fits behind the dense block.
     if (lina && predicted && pending.empty() && cost.weightBytes > 0 &&
         cost.weightBytes <= phase1Budget) {
@@ -957,8 +990,9 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
           hotLoad = per;
         }
       }
+      // The copy takes this batch's copy operation, whatever it saves.
       int bestDevice = -1;
-      double bestTime = base;
+      double bestTime = base - cost.copyOpSeconds;
       for (int d = 0; hot >= 0 && d < N; ++d) {
         if (hosts(current, hot, d) ||
             slotsUsed(current, d) >= current.slotsPerDevice)
@@ -977,7 +1011,7 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
         out.predictiveMove = true;
       }
     }
-    out.bytesMoved += backgroundCopy(budget);
+    out.bytesMoved += backgroundCopy(budget, out.copies);
     assigned = lina ? route(current, r) : splitByShares(current, r);
     out.time = layerTime(*model, cost, current, assigned);
     // Phase 2: single moves on the critical path while they pay.
@@ -991,7 +1025,9 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
                 cost.weightBytes + assigned.rows[e][i] * cost.bytesPerRow);
       int slow = static_cast<int>(
           std::max_element(device.begin(), device.end()) - device.begin());
-      double price = moveSeconds(cost.weightBytes, 1);
+      // The first move of the batch also pays the copy operation.
+      double price = moveSeconds(cost.weightBytes, 1) +
+                     (step == 0 ? cost.copyOpSeconds : 0.0);
       double bestGain = price;
       LayerPlacement bestPlacement;
       RowAssignment bestRows;
@@ -1041,7 +1077,6 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
       out.bytesMoved += cost.weightBytes;
       out.phase2 = true;
     }
-    lastExpertSeconds = out.time.experts;
     // Long-run popularity: every row served.
     double total = 0;
     for (int64_t x : r)

@@ -113,6 +113,7 @@ bool lina::serve::runServe(const RoutingTrace &trace, const Profile &profile,
                            : cluster.interNode.bandwidth / cluster.gpusPerNode;
   cost.moveLatency =
       oneNode ? cluster.intraNode.latency : cluster.interNode.latency;
+  cost.copyOpSeconds = copyOpSeconds(costModel, N);
 
   // The batches: tokens drawn uniformly (with replacement) from the trace.
   std::mt19937_64 rng(o.seed);

@@ -10,6 +10,7 @@
 
 #include "lina/rt/InferStep.h"
 
+#include "lina/Support/CostModel.h"
 #include "lina/Support/RoutingTrace.h"
 #include "lina/rt/Plan.h"
 #include "lina/rt/Scheduler.h"
@@ -230,8 +231,8 @@ TEST(InferStepTest, OracleReplicatesTheHotExpertAndCountsItsCopies) {
 
 TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
   Fixture f;
-  for (PlacementMode mode :
-       {PlacementMode::Static, PlacementMode::Lina, PlacementMode::Oracle}) {
+  for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Eplb,
+                             PlacementMode::Lina, PlacementMode::Oracle}) {
     BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2,
                        lina::ClusterSpec::a100Ib100(), 16, 0);
     PlacerStats stats;
@@ -288,10 +289,146 @@ TEST(InferStepTest, StepPlanIsValidAndShapedByTheBusiestDevice) {
   }
 }
 
+// Copies that span batches are one low-priority all_to_all_v of their
+// bytes, in 1/64 slices of an expert, that no op waits for.
+TEST(InferStepTest, BackgroundCopiesAreSlicedAndAwaitedByNothing) {
+  Fixture f;
+  BatchPlacer placer(f.layers, f.trace, nullptr, PlacementMode::Static, 4, 2,
+                     lina::ClusterSpec::a100Ib100(), 16, 0);
+  PlacerStats stats;
+  std::vector<LayerTraffic> traffic = placer.route(f.batch, stats);
+  const double expert = static_cast<double>(f.layers[1].expertBytes);
+  traffic[1].background.assign(16, 0.0);
+  traffic[1].background[0 * 4 + 2] = expert / 2;      // 32 slices
+  traffic[1].background[3 * 4 + 1] = expert / 64 + 1; // just over 1: 2
+  Plan step = buildStepPlan(f.plan, f.layers, traffic);
+  int copies = -1;
+  for (const Op &op : step.ops)
+    if (op.kind == OpKind::AllToAllV && op.priority == Priority::Low) {
+      ASSERT_EQ(copies, -1) << "one copy op only";
+      copies = op.id;
+      std::vector<int64_t> want(16, 0);
+      want[0 * 4 + 2] = 32;
+      want[3 * 4 + 1] = 2;
+      EXPECT_EQ(op.sendRows, want);
+      EXPECT_EQ(step.buffer(op.inputs[0]).shape[1] * 64 *
+                    dtypeBytes(step.buffer(op.inputs[0]).dtype),
+                f.layers[1].expertBytes);
+    }
+  ASSERT_GE(copies, 0);
+  for (const Op &op : step.ops)
+    EXPECT_EQ(std::count(op.deps.begin(), op.deps.end(), copies), 0)
+        << op.describe();
+  // Background bytes of the wrong size are an error naming the layer.
+  traffic[1].background.assign(3, 1.0);
+  try {
+    buildStepPlan(f.plan, f.layers, traffic);
+    FAIL() << "no error";
+  } catch (const PlanError &e) {
+    EXPECT_NE(std::string(e.what()).find("MoE layer 1"), std::string::npos)
+        << e.what();
+  }
+}
+
+// The estimate lina routes by: the busiest GPU link or node interface, for
+// the dispatch and the combine, plus the slowest device's experts.
+TEST(InferStepTest, TrafficSecondsCostsTheBusiestLinkAndDevice) {
+  lina::ClusterSpec c;
+  c.nodes = 2;
+  c.gpusPerNode = 2;
+  c.intraNode = {1000, 0};
+  c.interNode = {100, 0};
+  c.flops = 1000;
+  c.memoryBandwidth = 1e12;
+  lina::CostModel model(c);
+  lina::ExpertCost cost;
+  cost.rowBytes = 10;
+  cost.flopsPerRow = 100;
+  std::vector<int64_t> rows(16, 0), experts(16, 0);
+  rows[0 * 4 + 1] = 5; // inside node 0: 50 B over 1000 B/s
+  rows[0 * 4 + 2] = 3; // node 0 -> node 1: 30 B
+  rows[1 * 4 + 3] = 2; // node 0 -> node 1: 20 B, 50 B over 100 B/s
+  rows[2 * 4 + 2] = 7; // stays on device 2: free
+  EXPECT_DOUBLE_EQ(trafficSeconds(rows, experts, 4, 4, cost, model, c),
+                   2 * 0.5);
+  experts[3 * 4 + 0] = 3; // 300 FLOPs at 1000 FLOP/s
+  experts[3 * 4 + 1] = 1;
+  experts[1 * 4 + 2] = 2;
+  EXPECT_DOUBLE_EQ(trafficSeconds(rows, experts, 4, 4, cost, model, c),
+                   2 * 0.5 + 0.4);
+  // One node: the node interface does not count.
+  c.nodes = 1;
+  c.gpusPerNode = 4;
+  lina::CostModel one(c);
+  EXPECT_DOUBLE_EQ(trafficSeconds(rows, experts, 4, 4, cost, one, c),
+                   2 * 0.08 + 0.4);
+  EXPECT_THROW(trafficSeconds(rows, experts, 4, 3, cost, one, c), PlanError);
+  EXPECT_THROW(trafficSeconds({1, 2}, experts, 4, 4, cost, one, c), PlanError);
+}
+
+// On two nodes, with routing that shifts from batch to batch, lina's
+// routing of every batch and layer is never slower than static expert
+// parallelism's by the estimate it routes by, and every assignment is
+// still sent once to a device serving its expert.
+TEST(InferStepTest, LinaNeverSlowerThanStaticOnTwoNodes) {
+  Fixture f;
+  lina::ClusterSpec c = lina::ClusterSpec::a100Ib100();
+  c.nodes = 2;
+  c.gpusPerNode = 2;
+  lina::CostModel model(c);
+  for (unsigned seed = 1; seed <= 6; ++seed) {
+    // A different hot expert per seed, as a shifted domain would have.
+    RoutingTrace trace = skewedTrace(48 * 8, seed);
+    std::mt19937 rng(seed);
+    std::vector<int> perm{0, 1, 2, 3};
+    std::shuffle(perm.begin(), perm.end(), rng);
+    for (TokenRoute &r : trace.tokens)
+      for (auto &layer : r.experts)
+        for (int &e : layer)
+          e = perm[e];
+    BatchPlacer lina(f.layers, trace, nullptr, PlacementMode::Lina, 4, 2, c, 48,
+                     1e-5);
+    BatchPlacer base(f.layers, trace, nullptr, PlacementMode::Static, 4, 2, c,
+                     48, 1e-5);
+    for (int b = 0; b < 8; ++b) {
+      std::vector<int> batch(48);
+      std::iota(batch.begin(), batch.end(), 48 * b);
+      PlacerStats s1, s2;
+      std::vector<LayerTraffic> a = lina.route(batch, s1);
+      std::vector<LayerTraffic> h = base.route(batch, s2);
+      for (int l = 0; l < 2; ++l) {
+        lina::ExpertCost cost = expertCost(f.layers[l], 4, c, 1e-5);
+        double tl =
+            trafficSeconds(a[l].rows, a[l].expertRows, 4, 4, cost, model, c);
+        double ts =
+            trafficSeconds(h[l].rows, h[l].expertRows, 4, 4, cost, model, c);
+        EXPECT_LE(tl, ts * (1 + 1e-12))
+            << "seed " << seed << " batch " << b << " layer " << l;
+        // Every assignment once, to a device serving its expert.
+        std::vector<int64_t> want(4, 0), got(4, 0);
+        for (int tok : batch)
+          for (int e : trace.tokens[tok].experts[l])
+            ++want[e];
+        for (int d = 0; d < 4; ++d)
+          for (int e = 0; e < 4; ++e)
+            got[e] += a[l].expertRows[d * 4 + e];
+        EXPECT_EQ(got, want);
+        ASSERT_EQ(a[l].dest.size(), 96u);
+        size_t i = 0;
+        for (int tok : batch)
+          for (int e : trace.tokens[tok].experts[l]) {
+            EXPECT_GT(a[l].expertRows[a[l].dest[i] * 4 + e], 0);
+            ++i;
+          }
+      }
+    }
+  }
+}
+
 TEST(InferStepTest, RankStepsAreOnePlanWithEachRanksRows) {
   Fixture f;
-  for (PlacementMode mode :
-       {PlacementMode::Static, PlacementMode::Lina, PlacementMode::Oracle}) {
+  for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Eplb,
+                             PlacementMode::Lina, PlacementMode::Oracle}) {
     BatchPlacer placer(f.layers, f.trace, nullptr, mode, 4, 2,
                        lina::ClusterSpec::a100Ib100(), 16, 0);
     PlacerStats stats;

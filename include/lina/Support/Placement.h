@@ -138,7 +138,16 @@ struct ExpertCost {
   double denseSeconds = 0;  ///< the layer's dense block (moves overlap it)
   double moveBandwidth = 0; ///< bytes/s of a device-to-device weight move
   double moveLatency = 0;   ///< s per move
+  /// The fixed cost of a batch's copy operation (a collective over the
+  /// group: its launch and a link latency per peer), exposed whatever its
+  /// bytes: it takes the ranks' collective stream before the all-to-alls.
+  double copyOpSeconds = 0;
 };
+
+/// The fixed cost of one copy collective over `devices` ranks of `model`'s
+/// cluster: the launch and a link latency per peer (inside a node, or
+/// across nodes when the group spans them).
+double copyOpSeconds(const CostModel &model, int devices);
 
 /// Latency of one MoE layer for one batch: the dense block, the dispatch
 /// and combine all-to-alls (each device sends and receives the rows it
@@ -184,6 +193,13 @@ struct BatchOutcome {
   double bytesMoved = 0;       ///< weights moved for this batch (any phase)
   bool phase2 = false;         ///< lina moved weights after the gate
   bool predictiveMove = false; ///< lina moved weights before the gate
+  /// The background and phase-1 copies that progressed during this batch:
+  /// (expert, destination device, bytes copied in this batch).
+  struct Copy {
+    int expert = 0, device = 0;
+    double bytes = 0;
+  };
+  std::vector<Copy> copies;
 };
 
 /// One MoE layer's placement over a stream of batches under a policy.
@@ -192,8 +208,8 @@ struct BatchOutcome {
 ///    redundantPlacement (lina: with the replica budget, or a half, a
 ///    quarter or none of it, or no change, whichever the latency model
 ///    finds fastest for a mean batch); the new replicas' weights are copied
-///    in the background while devices compute (the dense block and the
-///    last batch's expert time, never the all-to-alls) and serve once
+///    in the background while the dense block runs (never during the
+///    all-to-alls, whose links they would share) and serve once
 ///    complete; a replica no longer planned serves until a finished copy
 ///    needs its slot. Home replicas never move.
 ///  - Per batch, EPLB-like splits rows by the shares; lina takes the better
@@ -232,8 +248,14 @@ private:
   /// Of `plan` (the re-plan with the full replica budget) and the re-plans
   /// with half, a quarter of and none of it, the fastest for a mean batch,
   /// if faster than the current placement.
-  std::optional<LayerPlacement> cheapest(const LayerPlacement &plan) const;
-  double backgroundCopy(double budgetBytes);
+  /// `deployed`: the table is in place before serving (no copy cost);
+  /// else a re-plan pays, for every batch its copies take at the
+  /// background budget, the copy operation's fixed cost, and must win it
+  /// back within a window.
+  std::optional<LayerPlacement> cheapest(const LayerPlacement &plan,
+                                         bool deployed) const;
+  double backgroundCopy(double budgetBytes,
+                        std::vector<BatchOutcome::Copy> &copies);
   RowAssignment route(const LayerPlacement &p,
                       const std::vector<int64_t> &rows) const;
   double moveSeconds(double bytes, int moves) const;
@@ -250,8 +272,7 @@ private:
   std::vector<Pending> pending; ///< background copies, in order
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
-  double meanBatchRows = 0;     ///< rows per batch, running mean
-  double lastExpertSeconds = 0; ///< the last batch's expert time
+  double meanBatchRows = 0; ///< rows per batch, running mean
 };
 
 } // namespace lina

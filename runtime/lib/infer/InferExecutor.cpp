@@ -42,6 +42,8 @@ const char *lina::rt::infer::toString(PlacementMode mode) {
   switch (mode) {
   case PlacementMode::Static:
     return "static";
+  case PlacementMode::Eplb:
+    return "eplb";
   case PlacementMode::Lina:
     return "lina";
   case PlacementMode::Oracle:

@@ -156,41 +156,52 @@ lina::rt::infer::findMoeLayers(const Plan &plan, int worldSize,
 // BatchPlacer
 //===----------------------------------------------------------------------===//
 
+lina::ExpertCost lina::rt::infer::expertCost(const MoeLayer &m, int ranks,
+                                             const lina::ClusterSpec &cluster,
+                                             double denseSeconds) {
+  const bool oneNode = ranks <= cluster.gpusPerNode;
+  const double hf = static_cast<double>(m.hidden) * m.ffnDim;
+  const double dtype = hf > 0 ? m.expertBytes / (2 * hf) : 0;
+  lina::ExpertCost cost;
+  cost.weightBytes = static_cast<double>(m.expertBytes);
+  cost.flopsPerRow = 2.0 * 2 * hf;
+  cost.bytesPerRow = (2.0 * m.hidden + 2.0 * m.ffnDim) * dtype;
+  cost.rowBytes = static_cast<double>(m.hidden) * dtype;
+  cost.denseSeconds = denseSeconds;
+  cost.moveBandwidth = oneNode
+                           ? cluster.intraNode.bandwidth
+                           : cluster.interNode.bandwidth / cluster.gpusPerNode;
+  cost.moveLatency =
+      oneNode ? cluster.intraNode.latency : cluster.interNode.latency;
+  cost.copyOpSeconds = lina::copyOpSeconds(lina::CostModel(cluster), ranks);
+  return cost;
+}
+
 BatchPlacer::BatchPlacer(const std::vector<MoeLayer> &layers,
                          const RoutingTrace &trace, const Profile *profile,
                          PlacementMode mode, int ranks, int slots,
                          const lina::ClusterSpec &cluster, double batchTokens,
                          double denseSeconds)
     : layers(layers), trace(trace), profile(profile), mode(mode), ranks(ranks),
-      slots(slots) {
+      slots(slots), cluster(cluster) {
   current.resize(layers.size());
   estimate.resize(layers.size());
   held.resize(layers.size());
   for (size_t l = 0; l < layers.size(); ++l)
     held[l].assign(ranks, std::vector<char>(layers[l].experts, 0));
-  if (mode != PlacementMode::Lina)
+  if (mode != PlacementMode::Lina && mode != PlacementMode::Eplb)
     return;
-  // One cost-aware planner per layer on the cluster's cost model, with the
-  // expert costs of the layer's two matrices (H x F and F x H).
+  // One planner per layer (lina: cost-aware; EPLB-like: the same replicas
+  // from the long-run popularity, re-planned every window, fixed shares) on the
+  // cluster's cost model, with the expert costs of the layer's two matrices (H
+  // x F and F x H).
   model = std::make_unique<lina::CostModel>(cluster);
-  const bool oneNode = ranks <= cluster.gpusPerNode;
   for (size_t l = 0; l < layers.size(); ++l) {
     const MoeLayer &m = layers[l];
-    const double hf = static_cast<double>(m.hidden) * m.ffnDim;
-    const double dtype = hf > 0 ? m.expertBytes / (2 * hf) : 0;
-    lina::ExpertCost cost;
-    cost.weightBytes = static_cast<double>(m.expertBytes);
-    cost.flopsPerRow = 2.0 * 2 * hf;
-    cost.bytesPerRow = (2.0 * m.hidden + 2.0 * m.ffnDim) * dtype;
-    cost.rowBytes = static_cast<double>(m.hidden) * dtype;
-    cost.denseSeconds = denseSeconds;
-    cost.moveBandwidth =
-        oneNode ? cluster.intraNode.bandwidth
-                : cluster.interNode.bandwidth / cluster.gpusPerNode;
-    cost.moveLatency =
-        oneNode ? cluster.intraNode.latency : cluster.interNode.latency;
+    lina::ExpertCost cost = expertCost(m, ranks, cluster, denseSeconds);
     lina::PlannerOptions po;
-    po.policy = lina::PlacementPolicy::Lina;
+    po.policy = mode == PlacementMode::Lina ? lina::PlacementPolicy::Lina
+                                            : lina::PlacementPolicy::EplbLike;
     po.numExperts = static_cast<int>(m.experts);
     po.numDevices = ranks;
     po.slotsPerDevice = slots;
@@ -233,6 +244,7 @@ LayerPlacement BatchPlacer::place(int l, const std::vector<int> &tokens) {
         loads[e] += 1;
     return orThrow(lina::linaPlacement(loads, ranks, slots, error), l, error);
   }
+  case PlacementMode::Eplb:
   case PlacementMode::Lina:
     break;
   }
@@ -260,6 +272,151 @@ void BatchPlacer::move(int l, const LayerPlacement &p,
     }
   held[l] = std::move(next);
   current[l] = p;
+}
+
+namespace {
+/// Where each rank's rows of each expert go: alloc[s * E + e] lists
+/// (device, rows) pairs; expertRows[d * E + e] the rows device d serves.
+struct SourceRoute {
+  std::vector<std::vector<std::pair<int, int64_t>>> alloc;
+  std::vector<int64_t> expertRows;
+};
+
+/// The rows of `a` (per replica) drawn from the ranks (`fromRank`, N x E)
+/// nearest first: a rank's rows go to a replica on its own device, then on
+/// its node, then anywhere, so that a split replica takes the rows that
+/// cost the least to send.
+SourceRoute mapSources(const LayerPlacement &p, const lina::RowAssignment &a,
+                       const std::vector<int64_t> &fromRank, int perNode) {
+  const int N = p.numDevices, E = p.numExperts();
+  const int g = std::max(1, perNode);
+  SourceRoute r;
+  r.alloc.resize(static_cast<size_t>(N) * E);
+  r.expertRows.assign(static_cast<size_t>(N) * E, 0);
+  for (int e = 0; e < E; ++e) {
+    const auto &reps = p.replicas[e];
+    std::vector<int64_t> cap(a.rows[e]);
+    std::vector<int64_t> need(N);
+    for (int s = 0; s < N; ++s)
+      need[s] = fromRank[static_cast<size_t>(s) * E + e];
+    for (int pass = 0; pass < 3; ++pass)
+      for (int s = 0; s < N; ++s)
+        for (size_t i = 0; i < reps.size() && need[s] > 0; ++i) {
+          int d = reps[i].device;
+          bool near = pass == 0   ? d == s
+                      : pass == 1 ? d / g == s / g && d != s
+                                  : d / g != s / g;
+          int64_t take = near ? std::min(need[s], cap[i]) : 0;
+          if (take <= 0)
+            continue;
+          need[s] -= take;
+          cap[i] -= take;
+          r.alloc[static_cast<size_t>(s) * E + e].push_back({d, take});
+          r.expertRows[static_cast<size_t>(d) * E + e] += take;
+        }
+  }
+  return r;
+}
+
+/// Each rank's rows of an expert to the replicas on its own device, else
+/// split evenly over those on its node, else over all replicas (whole
+/// rows): the fewest bytes across the node interfaces, whatever the load.
+SourceRoute nearestSources(const LayerPlacement &p,
+                           const std::vector<int64_t> &fromRank, int perNode) {
+  const int N = p.numDevices, E = p.numExperts();
+  const int g = std::max(1, perNode);
+  SourceRoute r;
+  r.alloc.resize(static_cast<size_t>(N) * E);
+  r.expertRows.assign(static_cast<size_t>(N) * E, 0);
+  for (int e = 0; e < E; ++e)
+    for (int s = 0; s < N; ++s) {
+      int64_t rows = fromRank[static_cast<size_t>(s) * E + e];
+      if (rows == 0)
+        continue;
+      std::vector<int> to;
+      for (const lina::Replica &rep : p.replicas[e])
+        if (rep.device == s)
+          to.push_back(rep.device);
+      for (const lina::Replica &rep : p.replicas[e])
+        if (to.empty() && rep.device / g == s / g)
+          to.push_back(rep.device);
+      if (to.empty() || to.front() / g != s / g) {
+        to.clear();
+        for (const lina::Replica &rep : p.replicas[e])
+          to.push_back(rep.device);
+      }
+      const int64_t k = static_cast<int64_t>(to.size());
+      for (int64_t i = 0; i < k; ++i) {
+        int64_t take = rows / k + (i < rows % k ? 1 : 0);
+        if (take == 0)
+          continue;
+        r.alloc[static_cast<size_t>(s) * E + e].push_back({to[i], take});
+        r.expertRows[static_cast<size_t>(to[i]) * E + e] += take;
+      }
+    }
+  return r;
+}
+
+/// The rank-to-device rows (N x N) of `r`.
+std::vector<int64_t> rankRows(const SourceRoute &r, int N, int E) {
+  std::vector<int64_t> rows(static_cast<size_t>(N) * N, 0);
+  for (int s = 0; s < N; ++s)
+    for (int e = 0; e < E; ++e)
+      for (const auto &[d, n] : r.alloc[static_cast<size_t>(s) * E + e])
+        rows[static_cast<size_t>(s) * N + d] += n;
+  return rows;
+}
+} // namespace
+
+double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
+                                       const std::vector<int64_t> &expertRows,
+                                       int N, int E,
+                                       const lina::ExpertCost &cost,
+                                       const lina::CostModel &model,
+                                       const lina::ClusterSpec &c) {
+  if (N < 1 || E < 1 || rows.size() != static_cast<size_t>(N) * N ||
+      expertRows.size() != static_cast<size_t>(N) * E)
+    throw PlanError("trafficSeconds: the traffic is not " + std::to_string(N) +
+                    " x " + std::to_string(N) + " ranks and " +
+                    std::to_string(N) + " x " + std::to_string(E) +
+                    " expert rows");
+  const int g = std::max(1, c.gpusPerNode);
+  const int nodes = (N + g - 1) / g;
+  std::vector<double> up(N, 0.0), down(N, 0.0), nicUp(nodes, 0.0),
+      nicDown(nodes, 0.0), work(N, 0.0);
+  for (int s = 0; s < N; ++s)
+    for (int d = 0; d < N; ++d) {
+      double b = static_cast<double>(rows[static_cast<size_t>(s) * N + d]) *
+                 cost.rowBytes;
+      if (d == s || b <= 0)
+        continue;
+      if (d / g == s / g) {
+        up[s] += b;
+        down[d] += b;
+      } else {
+        nicUp[s / g] += b;
+        nicDown[d / g] += b;
+      }
+    }
+  double link = 0, nic = 0;
+  for (int d = 0; d < N; ++d)
+    link = std::max({link, up[d], down[d]});
+  for (int k = 0; k < nodes; ++k)
+    nic = std::max({nic, nicUp[k], nicDown[k]});
+  double net = c.intraNode.bandwidth > 0 ? link / c.intraNode.bandwidth : 0;
+  if (nodes > 1 && c.interNode.bandwidth > 0)
+    net = std::max(net, nic / c.interNode.bandwidth);
+  // Two GEMMs and the activation per expert with rows, as the runtime
+  // costs expert_ffn.
+  constexpr int kKernelsPerExpert = 3;
+  for (int d = 0; d < N; ++d)
+    for (int e = 0; e < E; ++e)
+      if (int64_t r = expertRows[static_cast<size_t>(d) * E + e])
+        work[d] += model.computeTime(
+            static_cast<double>(r) * cost.flopsPerRow,
+            cost.weightBytes + static_cast<double>(r) * cost.bytesPerRow,
+            lina::KernelClass::Gemm, kKernelsPerExpert);
+  return 2 * net + *std::max_element(work.begin(), work.end());
 }
 
 std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
@@ -299,12 +456,12 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     for (int e = 0; e < E; ++e)
       total += loads[e] = static_cast<double>(rows[e]);
 
-    if (mode != PlacementMode::Lina) {
+    if (mode == PlacementMode::Static || mode == PlacementMode::Oracle) {
       move(l, place(l, tokens), t.phase1, stats);
       t.used1 = offHome(current[l]);
     } else {
       // The profile's path prediction of this batch's rows (phase 1).
-      if (profile) {
+      if (profile && mode == PlacementMode::Lina) {
         std::vector<double> est(E, 0.0);
         std::vector<int> history(l);
         for (int tok : tokens) {
@@ -332,9 +489,14 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
       // with one, every new copy of this batch is counted after the gate,
       // on the critical path (an upper bound).
       const LayerPlacement before = planners[l].placement();
-      lina::BatchOutcome outcome =
-          planners[l].serve(rows, profile ? &estimate[l] : nullptr);
+      lina::BatchOutcome outcome = planners[l].serve(
+          rows,
+          profile && mode == PlacementMode::Lina ? &estimate[l] : nullptr);
       const LayerPlacement &after = planners[l].placement();
+      t.background.assign(static_cast<size_t>(N) * N, 0.0);
+      for (const lina::BatchOutcome::Copy &c : outcome.copies)
+        t.background[static_cast<size_t>(c.expert / m.localExperts) * N +
+                     c.device] += c.bytes;
       if (!outcome.phase2) {
         move(l, after, t.phase1, stats);
         t.used1 = offHome(after);
@@ -353,39 +515,67 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     stats.layerBatches += 1;
     const LayerPlacement &place = current[l];
 
-    // Expert e's assignments are numbered globally (rank by rank, then in
-    // token order); replica i serves the numbers [R_{i-1}, R_i).
-    lina::RowAssignment split = mode == PlacementMode::Static
-                                    ? lina::splitByShares(place, rows)
-                                    : lina::balanceRows(place, rows);
-    if (mode == PlacementMode::Lina) {
-      // As the planner serves a batch: the home assignment when its latency
-      // model finds it faster than the balanced one.
-      std::optional<lina::RowAssignment> atHome = lina::homeRows(place, rows);
-      if (atHome && lina::layerTime(*model, costs[l], place, *atHome).total() <
-                        lina::layerTime(*model, costs[l], place, split).total())
-        split = std::move(*atHome);
+    // The rows of each expert from each rank.
+    std::vector<int64_t> fromRank(static_cast<size_t>(N) * E, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int e : trace.tokens[tokens[i]].experts[l])
+        ++fromRank[static_cast<size_t>(rankOf(i)) * E + e];
+    SourceRoute chosen;
+    if (mode != PlacementMode::Lina) {
+      // Static (the home), oracle (its replicas) and EPLB-like (fixed
+      // shares) split by the shares, each rank's rows to its nearest
+      // replicas.
+      chosen = mapSources(place, lina::splitByShares(place, rows), fromRank,
+                          cluster.gpusPerNode);
+    } else {
+      // Every candidate moves no weights: the balanced split (each rank's
+      // rows to the replicas nearest it), each rank's rows to the replicas
+      // on its own device or node, and the home of every expert (static
+      // expert parallelism). The one the cluster's link and roofline costs
+      // find fastest routes the batch, so at 32 GPUs a node's interface,
+      // which the per-device rows do not show, counts too.
+      std::vector<SourceRoute> candidates;
+      candidates.push_back(mapSources(place, lina::balanceRows(place, rows),
+                                      fromRank, cluster.gpusPerNode));
+      candidates.push_back(
+          nearestSources(place, fromRank, cluster.gpusPerNode));
+      if (std::optional<lina::RowAssignment> atHome =
+              lina::homeRows(place, rows))
+        candidates.push_back(
+            mapSources(place, *atHome, fromRank, cluster.gpusPerNode));
+      double best = 0;
+      for (SourceRoute &c : candidates) {
+        double s = trafficSeconds(rankRows(c, N, E), c.expertRows, N, E,
+                                  costs[l], *model, cluster);
+        if (chosen.alloc.empty() || s < best) {
+          best = s;
+          chosen = std::move(c);
+        }
+      }
     }
-    if (total > 0)
-      stats.imbalance +=
-          static_cast<double>(split.maxRows()) / split.meanRows();
-    std::vector<std::vector<int64_t>> bounds(E);
-    for (int e = 0; e < E; ++e) {
-      int64_t cum = 0;
-      for (size_t i = 0; i < place.replicas[e].size(); ++i)
-        bounds[e].push_back(cum += split.rows[e][i]);
+    if (total > 0) {
+      int64_t most = 0;
+      for (int d = 0; d < N; ++d) {
+        int64_t r = 0;
+        for (int e = 0; e < E; ++e)
+          r += chosen.expertRows[static_cast<size_t>(d) * E + e];
+        most = std::max(most, r);
+      }
+      stats.imbalance += static_cast<double>(most) * N / total;
     }
-    std::vector<int64_t> next(E, 0);
+    t.expertRows = chosen.expertRows;
+    // Each token takes the next row of its (rank, expert) allocation.
+    std::vector<size_t> cursor(chosen.alloc.size(), 0);
     for (int64_t i = 0; i < n; ++i)
       for (int e : trace.tokens[tokens[i]].experts[l]) {
-        int64_t g = next[e]++;
-        size_t rep = 0;
-        while (rep + 1 < bounds[e].size() && g >= bounds[e][rep])
-          ++rep;
-        int d = place.replicas[e][rep].device;
+        auto &a = chosen.alloc[static_cast<size_t>(rankOf(i)) * E + e];
+        size_t &c = cursor[static_cast<size_t>(rankOf(i)) * E + e];
+        while (a[c].second == 0)
+          ++c;
+        --a[c].second;
+        int d = a[c].first;
         t.dest.push_back(d);
         ++t.rows[static_cast<size_t>(rankOf(i)) * N + d];
-        ++t.expertRows[static_cast<size_t>(d) * E + e];
       }
     out.push_back(std::move(t));
   }
@@ -493,6 +683,9 @@ private:
   /// or -1 when nothing moves.
   int moves(int l, const std::vector<int64_t> &experts, Priority priority,
             const char *phase);
+  /// The copies of layer l in flight in this batch (LayerTraffic::
+  /// background, rounded up to 1/64 of an expert per pair), or -1.
+  int background(int l);
   void emitLayer(int l);
 
   const Plan &plan;
@@ -502,6 +695,30 @@ private:
   std::vector<int> newId;  ///< the plan's op id -> the step's op for it
   std::vector<int> phase1; ///< per layer: the phase-1 move op, or -1
 };
+
+int StepBuilder::background(int l) {
+  const MoeLayer &m = layers[l];
+  const std::vector<double> &bytes = traffic[l].background;
+  DType dtype = plan.buffers[m.w1].dtype;
+  constexpr int64_t kSlices = 64;
+  int64_t row =
+      std::max<int64_t>(1, ceilDiv(m.expertBytes / dtypeBytes(dtype), kSlices));
+  double rowBytes = static_cast<double>(row) * dtypeBytes(dtype);
+  std::vector<int64_t> rows(bytes.size(), 0);
+  for (size_t i = 0; i < bytes.size(); ++i)
+    rows[i] = static_cast<int64_t>(std::ceil(bytes[i] / rowBytes));
+  int64_t n = traffic[l].ranks;
+  auto [sent, received] = extremes(rows, n);
+  if (sent == 0)
+    return -1;
+  std::string name = "moe" + std::to_string(l) + ".background_copies";
+  int in = buffer(name + ".send", dtype, {sent, row}, Role::Param);
+  int out = buffer(name + ".recv", dtype, {received, row}, Role::Temp);
+  Op op = allToAllV(l, name, in, out, rows);
+  op.priority = Priority::Low;
+  op.loc = "MoE layer " + std::to_string(l) + " background weight copies";
+  return emit(std::move(op));
+}
 
 int StepBuilder::moves(int l, const std::vector<int64_t> &experts,
                        Priority priority, const char *phase) {
@@ -626,7 +843,8 @@ Plan StepBuilder::build() {
     size_t n = static_cast<size_t>(t.ranks), e = static_cast<size_t>(t.experts);
     if (t.ranks != plan.worldSize || t.experts != layers[l].experts ||
         t.rows.size() != n * n || t.expertRows.size() != n * e ||
-        t.phase1.size() != n * n || t.phase2.size() != n * n)
+        t.phase1.size() != n * n || t.phase2.size() != n * n ||
+        (!t.background.empty() && t.background.size() != n * n))
       throw PlanError("step plan: the traffic of MoE layer " +
                       std::to_string(l) + " is not for " +
                       std::to_string(plan.worldSize) + " ranks and " +
@@ -646,14 +864,20 @@ Plan StepBuilder::build() {
 
   // Phase 1 of layer 0 starts with the batch, of layer l + 1 right after
   // layer l: the copies overlap the dense ops in between.
-  phase1[0] = moves(0, traffic[0].phase1, Priority::Low, "phase1");
+  // Copies that span batches run there too, and no op waits for them.
+  auto startPhase1 = [&](int l) {
+    if (!traffic[l].background.empty())
+      background(l);
+    else
+      phase1[l] = moves(l, traffic[l].phase1, Priority::Low, "phase1");
+  };
+  startPhase1(0);
   rewriteChains(
       plan, layers, newId, [&](Op op) { return emit(std::move(op)); },
       [&](int l) {
         emitLayer(l);
         if (l + 1 < static_cast<int>(layers.size()))
-          phase1[l + 1] =
-              moves(l + 1, traffic[l + 1].phase1, Priority::Low, "phase1");
+          startPhase1(l + 1);
       });
   return std::move(step);
 }

@@ -335,16 +335,18 @@ Parser::Parser() {
              [&in](const std::string &p) {
                if (p == "static")
                  in.placement = infer::PlacementMode::Static;
+               else if (p == "eplb")
+                 in.placement = infer::PlacementMode::Eplb;
                else if (p == "lina")
                  in.placement = infer::PlacementMode::Lina;
                else if (p == "oracle")
                  in.placement = infer::PlacementMode::Oracle;
                else
                  throw CLI::ValidationError("unknown placement '" + p +
-                                            "' (static, lina or oracle)");
+                                            "' (static, eplb, lina or oracle)");
              },
              "expert placement (default lina)")
-          ->type_name("static|lina|oracle")
+          ->type_name("static|eplb|lina|oracle")
           ->group(kInfer),
       number(
           "--phase2-threshold", true,

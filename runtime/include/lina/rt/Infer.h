@@ -35,7 +35,11 @@
 
 namespace lina::rt::infer {
 
-enum class PlacementMode { Static, Lina, Oracle };
+/// static: expert parallelism; eplb: EPLB-like redundant experts
+/// re-planned every window, rows split by fixed shares; lina: cost-aware
+/// replicas, per-batch routing and paid moves; oracle: each batch's best
+/// placement, every copy paid (docs/INFERENCE.md).
+enum class PlacementMode { Static, Eplb, Lina, Oracle };
 
 const char *toString(PlacementMode mode);
 

@@ -82,6 +82,13 @@ struct LayerTraffic {
   /// copies to device d in phase 1 (before the layer, overlapping the dense
   /// ops); phase2 the same after the gate, on the critical path.
   std::vector<int64_t> phase1, phase2;
+  /// background[s * N + d]: the weight bytes rank s sends to device d in
+  /// this batch for copies that span batches (lina, EPLB-like: the planner
+  /// copies an expert in the time the dense block leaves, and the replica
+  /// serves once complete). When set, the simulator's step moves these
+  /// bytes in the background, at low priority, and no op waits for them,
+  /// instead of phase1's whole experts. Empty otherwise.
+  std::vector<double> background;
   /// dest[i * k + j]: the device serving choice j of the batch's token i.
   std::vector<int> dest;
   /// The (expert, device) replicas off the expert's home that the phase-1
@@ -89,6 +96,25 @@ struct LayerTraffic {
   /// an executable step (cpu) copies all of them, held or not.
   std::vector<std::pair<int, int>> used1, used2;
 };
+
+/// What one expert of layer `m` costs the placement on `ranks` ranks of
+/// `cluster` (its two matrices, H x F and F x H; weight copies over NVLink
+/// inside a node, else over the node interface's share of a GPU).
+lina::ExpertCost expertCost(const MoeLayer &m, int ranks,
+                            const lina::ClusterSpec &cluster,
+                            double denseSeconds);
+
+/// The estimated time of one MoE layer's traffic: the dispatch and
+/// combine all-to-alls of `rows` (N x N, as LayerTraffic::rows) on the
+/// cluster's links, the busiest GPU link or node interface as the
+/// simulator shares them, plus the slowest device's experts (`expertRows`,
+/// N x E: roofline and kernel launches per expert with rows). Lina routes
+/// each batch by it. Throws PlanError when the sizes disagree.
+double trafficSeconds(const std::vector<int64_t> &rows,
+                      const std::vector<int64_t> &expertRows, int N, int E,
+                      const lina::ExpertCost &cost,
+                      const lina::CostModel &model,
+                      const lina::ClusterSpec &cluster);
 
 /// Statistics of the placement over the batches routed so far.
 struct PlacerStats {
@@ -105,10 +131,16 @@ struct PlacerStats {
 /// over a window, phase 1 from the profile's path prediction, phase 2 only
 /// when the gain covers the move; the prior is the profile's popularity,
 /// else uniform), on the cost model of `cluster`; oracle from the true
-/// loads; whole rows split by balanceRows (static: the home; lina: the
-/// home instead when the planner's latency model finds it faster). A device
-/// keeps the copies of non-home experts its placement still uses from
-/// batch to batch: only the experts it newly holds are copied.
+/// loads; EPLB-like from the same kind of planner with fixed shares.
+/// Rows are whole. Static, EPLB-like and oracle split each expert's rows by
+/// the replica shares; lina routes each batch by the fastest, by
+/// trafficSeconds, of three splits that move no weights: balanceRows over
+/// the replicas, each rank's rows to the replicas on its own device or
+/// node, and every expert's home (so never slower, by that estimate, than
+/// static expert parallelism). Every split sends a rank's rows to the
+/// replicas nearest it first (same device, same node, then across nodes).
+/// A device keeps the copies of non-home experts its placement still uses
+/// from batch to batch: only the experts it newly holds are copied.
 /// `batchTokens`: the mean tokens of a batch; `denseSeconds`: the dense
 /// block of one layer, which background and phase-1 copies overlap.
 class BatchPlacer {
@@ -134,7 +166,9 @@ private:
   const Profile *profile;
   PlacementMode mode;
   int ranks, slots;
-  /// Lina: the cost model the planners share and one planner per layer.
+  /// Lina: the cluster, the cost model the planners share and one planner
+  /// per layer.
+  lina::ClusterSpec cluster;
   std::unique_ptr<lina::CostModel> model;
   std::vector<lina::LayerPlanner> planners;
   std::vector<lina::ExpertCost> costs;
