@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <random>
 #include <set>
 
 using namespace lina;
@@ -767,19 +768,42 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
   std::string error;
   std::optional<LayerPlacement> next = plan;
   // Cost-aware: among the re-plans with the full, half, a quarter of and
-  // no replica budget, and the current placement, keep the fastest for
-  // the long-run rows of a mean batch (the latency model, whole rows).
+  // no replica budget, and the current placement, keep the fastest (the
+  // latency model, whole rows) for the batches of the last window, or
+  // before any, for a window of batches of the mean size drawn from the
+  // long-run popularity (a fixed seed: every rank draws the same). Small
+  // batches are judged on their real spread, not on a rounded mean.
   // Replicas that do not pay are not copied at all.
+  std::vector<std::vector<int64_t>> sample(recent.begin(), recent.end());
   double sum = 0;
   for (double x : popularity)
     sum += x;
-  std::vector<int64_t> mean(popularity.size(), 0);
-  for (size_t e = 0; e < popularity.size(); ++e)
-    mean[e] = sum > 0 ? static_cast<int64_t>(
-                            std::llround(popularity[e] / sum * meanBatchRows))
-                      : 0;
+  // Batches too large to draw quickly are close to their mean.
+  constexpr int64_t kMaxDrawnRows = int64_t(1) << 16;
+  const int64_t n = std::llround(meanBatchRows);
+  if (sample.empty() && sum > 0 && n > kMaxDrawnRows) {
+    std::vector<int64_t> mean(popularity.size(), 0);
+    for (size_t e = 0; e < popularity.size(); ++e)
+      mean[e] = std::llround(popularity[e] / sum * meanBatchRows);
+    sample.push_back(std::move(mean));
+  }
+  if (sample.empty() && sum > 0) {
+    std::mt19937_64 rng(0x11a);
+    std::discrete_distribution<int> pick(popularity.begin(), popularity.end());
+    for (int b = 0; b < options.window; ++b) {
+      std::vector<int64_t> rows(popularity.size(), 0);
+      for (int64_t i = 0; i < n; ++i)
+        ++rows[pick(rng)];
+      sample.push_back(std::move(rows));
+    }
+  }
+  if (sample.empty())
+    sample.emplace_back(popularity.size(), 0);
   auto timeOf = [&](const LayerPlacement &p) {
-    return layerTime(*model, cost, p, route(p, mean)).total();
+    double t = 0;
+    for (const std::vector<int64_t> &rows : sample)
+      t += layerTime(*model, cost, p, route(p, rows)).total();
+    return t / static_cast<double>(sample.size());
   };
   // The batches the copies of `p` take (the busiest destination at the
   // background budget), each paying the copy operation.
@@ -909,13 +933,22 @@ double LayerPlanner::backgroundCopy(double budget,
 
 RowAssignment LayerPlanner::route(const LayerPlacement &p,
                                   const std::vector<int64_t> &rows) const {
-  RowAssignment balanced = balanceRows(p, rows);
-  std::optional<RowAssignment> atHome = homeRows(p, rows);
-  if (!atHome)
-    return balanced;
-  LayerTime a = layerTime(*model, cost, p, balanced);
-  LayerTime b = layerTime(*model, cost, p, *atHome);
-  return a.total() <= b.total() ? balanced : *atHome;
+  // The fastest by the latency model of three whole-row splits: the
+  // fewest rows on the busiest device, the replicas' shares (EPLB-like's
+  // split) and every expert's home (static's).
+  RowAssignment best = balanceRows(p, rows);
+  double bestTime = layerTime(*model, cost, p, best).total();
+  auto consider = [&](RowAssignment a) {
+    double t = layerTime(*model, cost, p, a).total();
+    if (t < bestTime) {
+      bestTime = t;
+      best = std::move(a);
+    }
+  };
+  consider(splitByShares(p, rows));
+  if (std::optional<RowAssignment> atHome = homeRows(p, rows))
+    consider(std::move(*atHome));
+  return best;
 }
 
 BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
@@ -1082,6 +1115,9 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
     for (int64_t x : r)
       total += static_cast<double>(x);
     meanBatchRows += (total - meanBatchRows) / static_cast<double>(served + 1);
+    recent.push_back(r);
+    if (static_cast<int>(recent.size()) > options.window)
+      recent.pop_front();
     if (total > 0)
       for (int e = 0; e < E; ++e)
         popularity[e] += static_cast<double>(r[e]) / total;

@@ -163,8 +163,10 @@ TEST(PlacementServing, RedundantPlacementRespectsBudgetAndSlots) {
 
 // The guarantee on random profiles with shifted routing: replicas planned
 // from one distribution, batches drawn from another. Every batch of the
-// lina policy, move costs included, is at most as slow as static and has
-// at most static's rows on its busiest device.
+// lina policy, move costs included, is at most as slow as static. (Its
+// busiest device may serve more rows than static's when that is faster:
+// lina routes by latency, and at decode sizes an expert's weight reads,
+// not its rows, set its time.)
 TEST(PlacementServing, LinaNeverWorseThanStaticUnderShiftedRouting) {
   std::mt19937_64 rng(2024);
   CostModel model(testCluster());
@@ -203,7 +205,6 @@ TEST(PlacementServing, LinaNeverWorseThanStaticUnderShiftedRouting) {
       BatchOutcome l = lina->serve(rows, &predicted);
       ASSERT_LE(l.time.total(), s.time.total() * (1 + 1e-12))
           << "trial " << trial << " batch " << b;
-      ASSERT_LE(l.maxRows, s.maxRows) << "trial " << trial << " batch " << b;
       ASSERT_EQ(lina->placement().verify(), "");
       phase2 += l.phase2;
       better += l.time.total() < s.time.total() * (1 - 1e-9);

@@ -27,6 +27,7 @@
 #include "lina/Support/CostModel.h"
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -273,6 +274,9 @@ private:
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
   double meanBatchRows = 0; ///< rows per batch, running mean
+  /// The rows of the last `window` batches (lina's re-plans are judged on
+  /// them).
+  std::deque<std::vector<int64_t>> recent;
 };
 
 } // namespace lina
