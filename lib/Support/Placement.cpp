@@ -756,7 +756,7 @@ double lina::copyOpSeconds(const CostModel &model, int devices) {
     return 0;
   const ClusterSpec &c = model.cluster();
   const LinkSpec &link = model.spansNodes(devices) ? c.interNode : c.intraNode;
-  return c.launchLatency + (devices - 1) * link.latency;
+  return c.launchLatency + link.latency;
 }
 
 double LayerPlanner::moveSeconds(double bytes, int moves) const {
@@ -808,7 +808,7 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
   // The batches the copies of `p` take (the busiest destination at the
   // background budget), each paying the copy operation.
   const double perBatch = cost.denseSeconds * cost.moveBandwidth;
-  auto copyCost = [&](const LayerPlacement &p) {
+  auto copyBatches = [&](const LayerPlacement &p) {
     if (deployed)
       return 0.0;
     std::vector<double> bytes(p.numDevices, 0.0);
@@ -821,7 +821,7 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
       return 0.0;
     if (perBatch <= 0)
       return std::numeric_limits<double>::infinity();
-    return std::ceil(most / perBatch) * cost.copyOpSeconds;
+    return std::ceil(most / perBatch);
   };
   const double now = timeOf(current);
   const double window = static_cast<double>(options.window);
@@ -840,8 +840,12 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
     if (!c)
       continue;
     double t = timeOf(*c);
-    // A window of batches must win back what the copies expose.
-    if (t < bestTime && (now - t) * window > copyCost(*c)) {
+    // The copies must land within a window (the next re-plan may change
+    // the target again), and a window of batches must win back what they
+    // expose.
+    double copies = copyBatches(*c);
+    if (t < bestTime && copies <= window &&
+        (now - t) * window > copies * cost.copyOpSeconds) {
       bestTime = t;
       best = c;
     }

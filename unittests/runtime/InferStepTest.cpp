@@ -330,8 +330,9 @@ TEST(InferStepTest, BackgroundCopiesAreSlicedAndAwaitedByNothing) {
   }
 }
 
-// The estimate lina routes by: the busiest GPU link or node interface, for
-// the dispatch and the combine, plus the slowest device's experts.
+// The estimate lina routes by: the busiest GPU link or node interface and
+// the busiest rank's peer latencies, for the dispatch and the combine, plus
+// the slowest device's experts.
 TEST(InferStepTest, TrafficSecondsCostsTheBusiestLinkAndDevice) {
   lina::ClusterSpec c;
   c.nodes = 2;
@@ -362,6 +363,13 @@ TEST(InferStepTest, TrafficSecondsCostsTheBusiestLinkAndDevice) {
   lina::CostModel one(c);
   EXPECT_DOUBLE_EQ(trafficSeconds(rows, experts, 4, 4, cost, one, c),
                    2 * 0.08 + 0.4);
+  // Latencies: the launch and one link latency per peer of the busiest
+  // rank (rank 0 sends to 1 and 2, rank 2 hears from 0 and 1, ...).
+  c.launchLatency = 0.01;
+  c.intraNode.latency = 0.1;
+  lina::CostModel slow(c);
+  EXPECT_DOUBLE_EQ(trafficSeconds(rows, experts, 4, 4, cost, slow, c),
+                   2 * (0.08 + 0.01 + 2 * 0.1) + 0.4);
   EXPECT_THROW(trafficSeconds(rows, experts, 4, 3, cost, one, c), PlanError);
   EXPECT_THROW(trafficSeconds({1, 2}, experts, 4, 4, cost, one, c), PlanError);
 }

@@ -502,6 +502,54 @@ TEST(SimulatorFlows, AllToAllVMovesItsSendRows) {
   EXPECT_NEAR(run(0), 0, 1e-9); // to itself: no flow
 }
 
+// An all_to_all_v with send_rows contacts only the peers it has rows for:
+// its latency is the launch plus one link latency per peer of the busiest
+// member, across nodes if any pair with rows is.
+TEST(SimulatorFlows, AllToAllVLatencyCountsItsPeers) {
+  std::string error;
+  auto spec = ClusterSpec::fromJson(R"({"name": "lat", "nodes": 2,
+    "gpus_per_node": 4,
+    "intra_node": {"bandwidth_gbps": 800, "latency_us": 10},
+    "inter_node": {"bandwidth_gbps": 80, "latency_us": 100},
+    "gpu": {"flops": 1e14, "memory_bandwidth_gbps": 8000},
+    "launch_latency_us": 1})",
+                                    error);
+  ASSERT_TRUE(spec) << error;
+  auto run = [&](const std::vector<std::pair<int, int>> &pairs) {
+    json buffers = json::array({buffer(0, {8, 1}, "input"),
+                                buffer(1, {8, 1}),
+                                {{"id", 2},
+                                 {"name", "sc"},
+                                 {"dtype", "i64"},
+                                 {"shape", {8}},
+                                 {"role", "input"}},
+                                {{"id", 3},
+                                 {"name", "rc"},
+                                 {"dtype", "i64"},
+                                 {"shape", {8}},
+                                 {"role", "input"}}});
+    std::vector<int64_t> rows(64, 0);
+    for (auto [s, d] : pairs)
+      rows[s * 8 + d] = 1;
+    json op = {{"id", 0},
+               {"kind", "all_to_all_v"},
+               {"inputs", {0, 2, 3}},
+               {"outputs", {1}},
+               {"group", "world"},
+               {"attrs", {{"send_rows", rows}}}};
+    return simulate(plan8(buffers, json::array({op})), *spec, {}).stepTime;
+  };
+  EXPECT_NEAR(run({{0, 1}}), 11e-6, 1e-9);                 // one copy
+  EXPECT_NEAR(run({{0, 1}, {0, 2}, {0, 3}}), 31e-6, 1e-9); // three peers
+  EXPECT_NEAR(run({{0, 1}, {2, 3}}), 11e-6, 1e-9);         // in parallel
+  EXPECT_NEAR(run({{0, 4}}), 101e-6, 1e-9);                // across nodes
+  std::vector<std::pair<int, int>> all;
+  for (int s = 0; s < 8; ++s)
+    for (int d = 0; d < 8; ++d)
+      all.push_back({s, d});
+  EXPECT_NEAR(run(all), 701e-6, 1e-8); // dense: n - 1 peers
+}
+
 TEST(SimulatorFlows, AllReduceAcrossNodesRingAndTree) {
   // 4e8 bytes over 2 nodes of 4.
   json buffers = json::array(

@@ -139,15 +139,15 @@ struct ExpertCost {
   double denseSeconds = 0;  ///< the layer's dense block (moves overlap it)
   double moveBandwidth = 0; ///< bytes/s of a device-to-device weight move
   double moveLatency = 0;   ///< s per move
-  /// The fixed cost of a batch's copy operation (a collective over the
-  /// group: its launch and a link latency per peer), exposed whatever its
+  /// The fixed cost of a batch's copy operation (grouped point-to-point
+  /// calls: their launch and a link latency per peer), exposed whatever its
   /// bytes: it takes the ranks' collective stream before the all-to-alls.
   double copyOpSeconds = 0;
 };
 
-/// The fixed cost of one copy collective over `devices` ranks of `model`'s
-/// cluster: the launch and a link latency per peer (inside a node, or
-/// across nodes when the group spans them).
+/// The fixed cost of one weight copy among `devices` ranks of `model`'s
+/// cluster: the launch and one link latency (inside a node, or across
+/// nodes when the group spans them).
 double copyOpSeconds(const CostModel &model, int devices);
 
 /// Latency of one MoE layer for one batch: the dense block, the dispatch
@@ -208,22 +208,27 @@ struct BatchOutcome {
 ///    popularity (the prior, then every row served) with
 ///    redundantPlacement (lina: with the replica budget, or a half, a
 ///    quarter or none of it, or no change, whichever the latency model
-///    finds fastest for a mean batch); the new replicas' weights are copied
-///    in the background while the dense block runs (never during the
+///    finds fastest for the last window's batches, or before any for
+///    batches drawn from the prior; a re-plan whose copies would not land
+///    within a window, or whose gain over a window would not cover the
+///    copy operations it exposes, is not made); the new replicas' weights are
+///    copied in the background while the dense block runs (never during the
 ///    all-to-alls, whose links they would share) and serve once
 ///    complete; a replica no longer planned serves until a finished copy
 ///    needs its slot. Home replicas never move.
-///  - Per batch, EPLB-like splits rows by the shares; lina takes the better
-///    (by the latency model) of the whole-row balance over the replicas
-///    and the static home assignment, so a batch is never slower than
-///    under static expert parallelism.
+///  - Per batch, EPLB-like splits rows by the shares; lina takes the
+///    fastest (by the latency model) of the whole-row balance over the
+///    replicas, the shares' split and the static home assignment, so a
+///    batch is never slower than under static expert parallelism.
 ///  - Phase 1 (lina, with predicted loads): when no copy is under way, one
 ///    replica of the expert predicted hottest per replica is started on the
 ///    device predicted least loaded, only if its copy fits behind this
-///    batch's dense block (no exposed cost).
+///    batch's dense block and the predicted gain exceeds the copy
+///    operation's fixed cost.
 ///  - Phase 2 (lina, after the gate): single replica moves, evaluated on
-///    the true rows, are made (on the critical path) only while the expert
-///    time they save exceeds their transfer time.
+///    the true rows, are made (on the critical path) only while the
+///    expert time they save exceeds their transfer time (the first also
+///    pays the copy operation).
 ///  - Oracle: the fastest of static, linaPlacement and redundantPlacement
 ///    (full, half and a quarter of the replica budget) for the true rows of
 ///    each batch, moves free: a reference, not a policy and not a bound.
@@ -250,9 +255,9 @@ private:
   /// with half, a quarter of and none of it, the fastest for a mean batch,
   /// if faster than the current placement.
   /// `deployed`: the table is in place before serving (no copy cost);
-  /// else a re-plan pays, for every batch its copies take at the
-  /// background budget, the copy operation's fixed cost, and must win it
-  /// back within a window.
+  /// else a re-plan's copies must land within a window at the background
+  /// budget, and it pays, for every batch they take, the copy operation's
+  /// fixed cost, which a window of batches must win back.
   std::optional<LayerPlacement> cheapest(const LayerPlacement &plan,
                                          bool deployed) const;
   double backgroundCopy(double budgetBytes,

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <tuple>
 
@@ -318,9 +319,10 @@ SourceRoute mapSources(const LayerPlacement &p, const lina::RowAssignment &a,
   return r;
 }
 
-/// Each rank's rows of an expert to the replicas on its own device, else
-/// split evenly over those on its node, else over all replicas (whole
-/// rows): the fewest bytes across the node interfaces, whatever the load.
+/// Each rank's rows of an expert to the replica on its own device, else to
+/// one of those on its node, else to one of all (ranks spread over them in
+/// turn): the fewest bytes across the node interfaces and the fewest peers
+/// per rank, whatever the load.
 SourceRoute nearestSources(const LayerPlacement &p,
                            const std::vector<int64_t> &fromRank, int perNode) {
   const int N = p.numDevices, E = p.numExperts();
@@ -333,26 +335,20 @@ SourceRoute nearestSources(const LayerPlacement &p,
       int64_t rows = fromRank[static_cast<size_t>(s) * E + e];
       if (rows == 0)
         continue;
-      std::vector<int> to;
-      for (const lina::Replica &rep : p.replicas[e])
+      std::vector<int> own, node, all;
+      for (const lina::Replica &rep : p.replicas[e]) {
+        all.push_back(rep.device);
         if (rep.device == s)
-          to.push_back(rep.device);
-      for (const lina::Replica &rep : p.replicas[e])
-        if (to.empty() && rep.device / g == s / g)
-          to.push_back(rep.device);
-      if (to.empty() || to.front() / g != s / g) {
-        to.clear();
-        for (const lina::Replica &rep : p.replicas[e])
-          to.push_back(rep.device);
+          own.push_back(rep.device);
+        else if (rep.device / g == s / g)
+          node.push_back(rep.device);
       }
-      const int64_t k = static_cast<int64_t>(to.size());
-      for (int64_t i = 0; i < k; ++i) {
-        int64_t take = rows / k + (i < rows % k ? 1 : 0);
-        if (take == 0)
-          continue;
-        r.alloc[static_cast<size_t>(s) * E + e].push_back({to[i], take});
-        r.expertRows[static_cast<size_t>(to[i]) * E + e] += take;
-      }
+      const std::vector<int> &to = !own.empty()    ? own
+                                   : !node.empty() ? node
+                                                   : all;
+      const int d = to[static_cast<size_t>(s) % to.size()];
+      r.alloc[static_cast<size_t>(s) * E + e].push_back({d, rows});
+      r.expertRows[static_cast<size_t>(d) * E + e] += rows;
     }
   return r;
 }
@@ -384,12 +380,17 @@ double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
   const int nodes = (N + g - 1) / g;
   std::vector<double> up(N, 0.0), down(N, 0.0), nicUp(nodes, 0.0),
       nicDown(nodes, 0.0), work(N, 0.0);
+  std::vector<int> peers(N, 0);
+  bool crosses = false;
   for (int s = 0; s < N; ++s)
     for (int d = 0; d < N; ++d) {
+      if (d == s || rows[static_cast<size_t>(s) * N + d] <= 0)
+        continue;
+      ++peers[s];
+      ++peers[d];
+      crosses |= s / g != d / g;
       double b = static_cast<double>(rows[static_cast<size_t>(s) * N + d]) *
                  cost.rowBytes;
-      if (d == s || b <= 0)
-        continue;
       if (d / g == s / g) {
         up[s] += b;
         down[d] += b;
@@ -406,6 +407,12 @@ double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
   double net = c.intraNode.bandwidth > 0 ? link / c.intraNode.bandwidth : 0;
   if (nodes > 1 && c.interNode.bandwidth > 0)
     net = std::max(net, nic / c.interNode.bandwidth);
+  // As the simulator: the launch and a link latency per peer of the
+  // busiest rank (the ranks it has rows for or from).
+  int most = *std::max_element(peers.begin(), peers.end());
+  net +=
+      c.launchLatency + std::min(N - 1, most) * (crosses ? c.interNode.latency
+                                                         : c.intraNode.latency);
   // Two GEMMs and the activation per expert with rows, as the runtime
   // costs expert_ffn.
   constexpr int kKernelsPerExpert = 3;
@@ -528,27 +535,30 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
       chosen = mapSources(place, lina::splitByShares(place, rows), fromRank,
                           cluster.gpusPerNode);
     } else {
-      // Every candidate moves no weights: the balanced split (each rank's
-      // rows to the replicas nearest it), each rank's rows to the replicas
-      // on its own device or node, and the home of every expert (static
-      // expert parallelism). The one the cluster's link and roofline costs
-      // find fastest routes the batch, so at 32 GPUs a node's interface,
-      // which the per-device rows do not show, counts too.
-      std::vector<SourceRoute> candidates;
-      candidates.push_back(mapSources(place, lina::balanceRows(place, rows),
-                                      fromRank, cluster.gpusPerNode));
-      candidates.push_back(
-          nearestSources(place, fromRank, cluster.gpusPerNode));
+      // Every candidate moves no weights: the home of every expert (static
+      // expert parallelism), the balanced split (each rank's rows to the
+      // replicas nearest it) and each rank's rows to a replica on its own
+      // device or node. The fastest by the cluster's link, latency and
+      // roofline costs routes the batch (so at 32 GPUs a node's interface,
+      // which the per-device rows do not show, counts too); on a tie the
+      // batch keeps static's routing.
+      auto seconds = [&](const SourceRoute &c) {
+        return trafficSeconds(rankRows(c, N, E), c.expertRows, N, E, costs[l],
+                              *model, cluster);
+      };
+      double best = std::numeric_limits<double>::infinity();
       if (std::optional<lina::RowAssignment> atHome =
-              lina::homeRows(place, rows))
-        candidates.push_back(
-            mapSources(place, *atHome, fromRank, cluster.gpusPerNode));
-      double best = 0;
-      for (SourceRoute &c : candidates) {
-        double s = trafficSeconds(rankRows(c, N, E), c.expertRows, N, E,
-                                  costs[l], *model, cluster);
-        if (chosen.alloc.empty() || s < best) {
-          best = s;
+              lina::homeRows(place, rows)) {
+        chosen = mapSources(place, *atHome, fromRank, cluster.gpusPerNode);
+        best = seconds(chosen);
+      }
+      for (SourceRoute c :
+           {mapSources(place, lina::balanceRows(place, rows), fromRank,
+                       cluster.gpusPerNode),
+            nearestSources(place, fromRank, cluster.gpusPerNode)}) {
+        double t = seconds(c);
+        if (chosen.alloc.empty() || t < best) {
+          best = t;
           chosen = std::move(c);
         }
       }

@@ -156,6 +156,22 @@ void collectivePhases(const Plan &plan, const Op &op,
                             ? static_cast<double>(in.numBytes()) / in.shape[0]
                             : 0.0;
       std::map<std::pair<int, int>, double> across;
+      // A rank exchanges with the peers it has rows for, each a send or a
+      // receive of the grouped point-to-point calls: the latency is the
+      // busiest rank's peer count (all of them for a dense exchange, one
+      // for a single weight copy).
+      std::vector<int> peers(n, 0);
+      bool crosses = false;
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j)
+          if (i != j && op.sendRows[i * n + j] > 0) {
+            ++peers[i];
+            ++peers[j];
+            crosses |= t.nodeOf(members[i]) != t.nodeOf(members[j]);
+          }
+      int most = *std::max_element(peers.begin(), peers.end());
+      p.latency =
+          c.launchLatency + std::min(n - 1, most) * (crosses ? outLat : inLat);
       for (int i = 0; i < n; ++i)
         for (int j = 0; j < n; ++j) {
           double b = rowBytes * static_cast<double>(op.sendRows[i * n + j]);

@@ -107,7 +107,9 @@ lina::ExpertCost expertCost(const MoeLayer &m, int ranks,
 /// The estimated time of one MoE layer's traffic: the dispatch and
 /// combine all-to-alls of `rows` (N x N, as LayerTraffic::rows) on the
 /// cluster's links, the busiest GPU link or node interface as the
-/// simulator shares them, plus the slowest device's experts (`expertRows`,
+/// simulator shares them, with the launch and a link latency per peer of
+/// the busiest rank (those it has rows for or from), plus the slowest
+/// device's experts (`expertRows`,
 /// N x E: roofline and kernel launches per expert with rows). Lina routes
 /// each batch by it. Throws PlanError when the sizes disagree.
 double trafficSeconds(const std::vector<int64_t> &rows,
