@@ -802,7 +802,9 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
   auto timeOf = [&](const LayerPlacement &p) {
     double t = 0;
     for (const std::vector<int64_t> &rows : sample)
-      t += layerTime(*model, cost, p, route(p, rows)).total();
+      t += options.estimate
+               ? options.estimate(p, rows)
+               : layerTime(*model, cost, p, route(p, rows)).total();
     return t / static_cast<double>(sample.size());
   };
   // The batches the copies of `p` take (the busiest destination at the

@@ -278,6 +278,60 @@ TEST(PlacementServing, EplbLikeReplansEveryWindowInTheBackground) {
   EXPECT_EQ(p->placement().verify(), "");
 }
 
+// Lina judges its tables by the estimate it is given (lina-run passes the
+// one its routing uses): one that charges every replica keeps the home
+// placement, one that rewards them deploys the full replica budget; and a
+// re-plan whose copies cannot land within a window is not made.
+TEST(PlacementServing, TablesAreJudgedByTheGivenEstimate) {
+  CostModel model(testCluster());
+  PlannerOptions o;
+  o.policy = PlacementPolicy::Lina;
+  o.numExperts = 8;
+  o.numDevices = 4;
+  o.slotsPerDevice = 3;
+  o.window = 4;
+  o.batchRows = 64;
+  std::vector<double> prior{1, 1, 1, 1, 1, 1, 1, 20};
+  auto replicas = [](const LayerPlacement &p) {
+    size_t n = 0;
+    for (const auto &r : p.replicas)
+      n += r.size();
+    return static_cast<double>(n);
+  };
+  std::string error;
+  int calls = 0;
+  o.estimate = [&](const LayerPlacement &p, const std::vector<int64_t> &rows) {
+    ++calls;
+    EXPECT_EQ(rows.size(), 8u);
+    return replicas(p);
+  };
+  auto home = LayerPlanner::create(o, model, olmoeLikeCost(1e-3), prior, error);
+  ASSERT_TRUE(home) << error;
+  EXPECT_GT(calls, 0);
+  EXPECT_EQ(replicas(home->placement()), 8);
+  o.estimate = [&](const LayerPlacement &p, const std::vector<int64_t> &) {
+    return 100 - replicas(p);
+  };
+  auto full = LayerPlanner::create(o, model, olmoeLikeCost(1e-3), prior, error);
+  ASSERT_TRUE(full) << error;
+  std::optional<LayerPlacement> budget =
+      redundantPlacement(prior, 4, 3, -1, error);
+  ASSERT_TRUE(budget) << error;
+  EXPECT_GT(replicas(*budget), 8);
+  EXPECT_EQ(replicas(full->placement()), replicas(*budget))
+      << "the full replica budget";
+  // No dense block to copy behind: a re-plan that needs copies is never
+  // made, however much the estimate says it gains.
+  auto none = LayerPlanner::create(o, model, olmoeLikeCost(0),
+                                   {1, 1, 1, 1, 1, 1, 1, 1}, error);
+  ASSERT_TRUE(none) << error;
+  const double before = replicas(none->placement());
+  std::vector<int64_t> rows{400, 10, 10, 10, 10, 10, 10, 10};
+  for (int b = 0; b < 12; ++b)
+    EXPECT_EQ(none->serve(rows).bytesMoved, 0);
+  EXPECT_EQ(replicas(none->placement()), before);
+}
+
 TEST(PlacementServing, PolicyNames) {
   for (const char *name : {"static", "eplb", "lina", "oracle"})
     EXPECT_STREQ(toString(*parsePlacementPolicy(name)), name);

@@ -433,6 +433,32 @@ TEST(InferStepTest, LinaNeverSlowerThanStaticOnTwoNodes) {
   }
 }
 
+// How lina's planners judge a table: the estimate of lina's routing with
+// every rank sending an even share, never above the home routing's.
+TEST(InferStepTest, EstimateBatchIsLinasRoutingOfAnEvenBatch) {
+  Fixture f;
+  lina::ClusterSpec c = lina::ClusterSpec::a100Ib100();
+  c.nodes = 2;
+  c.gpusPerNode = 2;
+  lina::CostModel model(c);
+  lina::ExpertCost cost = expertCost(f.layers[0], 4, c, 1e-5);
+  std::string error;
+  LayerPlacement home = *lina::staticPlacement(4, 4, 2, error);
+  LayerPlacement spread = *lina::linaPlacement({40, 4, 4, 4}, 4, 2, error);
+  std::vector<int64_t> rows{40, 4, 4, 4};
+  // The home routing of an even batch: rank s sends rows[e] / 4 to e.
+  std::vector<int64_t> byRank(16, 0), served(16, 0);
+  for (int s = 0; s < 4; ++s)
+    for (int e = 0; e < 4; ++e)
+      byRank[s * 4 + e] = rows[e] / 4;
+  for (int e = 0; e < 4; ++e)
+    served[e * 4 + e] = rows[e];
+  double atHome = trafficSeconds(byRank, served, 4, 4, cost, model, c);
+  EXPECT_DOUBLE_EQ(estimateBatch(home, rows, cost, model, c), atHome);
+  EXPECT_LE(estimateBatch(spread, rows, cost, model, c), atHome);
+  EXPECT_THROW(estimateBatch(home, {1, 2, 3}, cost, model, c), PlanError);
+}
+
 TEST(InferStepTest, RankStepsAreOnePlanWithEachRanksRows) {
   Fixture f;
   for (PlacementMode mode : {PlacementMode::Static, PlacementMode::Eplb,

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -184,6 +185,13 @@ struct PlannerOptions {
   /// Expected rows per batch (lina: the initial table is chosen for it;
   /// 0: unknown, the full replica budget).
   double batchRows = 0;
+  /// Lina: the seconds of a batch (rows per expert) on a placement, by
+  /// which re-plans are judged; empty: the latency model (layerTime of
+  /// the planner's routing). A runtime that routes by a finer estimate
+  /// (lina-run's, with the node interfaces) passes it, so that the table
+  /// it deploys is the one its routing makes fastest.
+  std::function<double(const LayerPlacement &, const std::vector<int64_t> &)>
+      estimate;
 };
 
 /// What serving one batch through one layer cost.

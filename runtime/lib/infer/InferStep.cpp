@@ -207,6 +207,12 @@ BatchPlacer::BatchPlacer(const std::vector<MoeLayer> &layers,
     po.numDevices = ranks;
     po.slotsPerDevice = slots;
     po.batchRows = batchTokens * m.topK;
+    if (mode == PlacementMode::Lina)
+      po.estimate = [cost, c = cluster,
+                     m = model.get()](const LayerPlacement &p,
+                                      const std::vector<int64_t> &rows) {
+        return estimateBatch(p, rows, cost, *m, c);
+      };
     std::vector<double> prior(m.experts, 1.0);
     if (profile)
       prior = profile->popularity[l];
@@ -426,6 +432,63 @@ double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
   return 2 * net + *std::max_element(work.begin(), work.end());
 }
 
+namespace {
+/// Lina's routing of one batch and layer on `place`: of the splits that
+/// move no weights -- every expert's home (static expert parallelism),
+/// the balanced split and the shares' split (each rank's rows to the
+/// replicas nearest it), and each rank's rows to a replica on its own
+/// device or node -- the fastest by trafficSeconds (so at 32 GPUs a node's
+/// interface, which the per-device rows do not show, counts too); on a
+/// tie, static's routing. Returns the route and its estimate.
+std::pair<SourceRoute, double>
+fastestRoute(const LayerPlacement &place, const std::vector<int64_t> &rows,
+             const std::vector<int64_t> &fromRank, const lina::ExpertCost &cost,
+             const lina::CostModel &model, const lina::ClusterSpec &cluster) {
+  const int N = place.numDevices, E = place.numExperts();
+  auto seconds = [&](const SourceRoute &c) {
+    return trafficSeconds(rankRows(c, N, E), c.expertRows, N, E, cost, model,
+                          cluster);
+  };
+  SourceRoute chosen;
+  double best = std::numeric_limits<double>::infinity();
+  if (std::optional<lina::RowAssignment> atHome = lina::homeRows(place, rows)) {
+    chosen = mapSources(place, *atHome, fromRank, cluster.gpusPerNode);
+    best = seconds(chosen);
+  }
+  for (SourceRoute c : {mapSources(place, lina::balanceRows(place, rows),
+                                   fromRank, cluster.gpusPerNode),
+                        mapSources(place, lina::splitByShares(place, rows),
+                                   fromRank, cluster.gpusPerNode),
+                        nearestSources(place, fromRank, cluster.gpusPerNode)}) {
+    double t = seconds(c);
+    if (chosen.alloc.empty() || t < best) {
+      best = t;
+      chosen = std::move(c);
+    }
+  }
+  return {std::move(chosen), best};
+}
+} // namespace
+
+double lina::rt::infer::estimateBatch(const LayerPlacement &place,
+                                      const std::vector<int64_t> &rows,
+                                      const lina::ExpertCost &cost,
+                                      const lina::CostModel &model,
+                                      const lina::ClusterSpec &cluster) {
+  const int N = place.numDevices, E = place.numExperts();
+  if (static_cast<int>(rows.size()) != E)
+    throw PlanError("estimateBatch: rows for " + std::to_string(rows.size()) +
+                    " experts, the placement has " + std::to_string(E));
+  // Every rank sends an even share of each expert's rows (the tokens are
+  // dealt to the ranks in blocks); the remainders go round the ranks.
+  std::vector<int64_t> fromRank(static_cast<size_t>(N) * E, 0);
+  for (int e = 0; e < E; ++e)
+    for (int s = 0; s < N; ++s)
+      fromRank[static_cast<size_t>(s) * E + e] =
+          rows[e] / N + ((s - e % N + N) % N < rows[e] % N ? 1 : 0);
+  return fastestRoute(place, rows, fromRank, cost, model, cluster).second;
+}
+
 std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
                                              PlacerStats &stats) {
   const int N = ranks;
@@ -535,33 +598,8 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
       chosen = mapSources(place, lina::splitByShares(place, rows), fromRank,
                           cluster.gpusPerNode);
     } else {
-      // Every candidate moves no weights: the home of every expert (static
-      // expert parallelism), the balanced split (each rank's rows to the
-      // replicas nearest it) and each rank's rows to a replica on its own
-      // device or node. The fastest by the cluster's link, latency and
-      // roofline costs routes the batch (so at 32 GPUs a node's interface,
-      // which the per-device rows do not show, counts too); on a tie the
-      // batch keeps static's routing.
-      auto seconds = [&](const SourceRoute &c) {
-        return trafficSeconds(rankRows(c, N, E), c.expertRows, N, E, costs[l],
-                              *model, cluster);
-      };
-      double best = std::numeric_limits<double>::infinity();
-      if (std::optional<lina::RowAssignment> atHome =
-              lina::homeRows(place, rows)) {
-        chosen = mapSources(place, *atHome, fromRank, cluster.gpusPerNode);
-        best = seconds(chosen);
-      }
-      for (SourceRoute c :
-           {mapSources(place, lina::balanceRows(place, rows), fromRank,
-                       cluster.gpusPerNode),
-            nearestSources(place, fromRank, cluster.gpusPerNode)}) {
-        double t = seconds(c);
-        if (chosen.alloc.empty() || t < best) {
-          best = t;
-          chosen = std::move(c);
-        }
-      }
+      chosen =
+          fastestRoute(place, rows, fromRank, costs[l], *model, cluster).first;
     }
     if (total > 0) {
       int64_t most = 0;

@@ -118,6 +118,15 @@ double trafficSeconds(const std::vector<int64_t> &rows,
                       const lina::CostModel &model,
                       const lina::ClusterSpec &cluster);
 
+/// The trafficSeconds of lina's routing of a batch with `rows[e]` rows per
+/// expert on `place`, each rank sending an even share of every expert's
+/// rows: how lina's planners judge a placement table (the same estimate
+/// as the routing of each batch). Throws PlanError on a size mismatch.
+double estimateBatch(const LayerPlacement &place,
+                     const std::vector<int64_t> &rows,
+                     const lina::ExpertCost &cost, const lina::CostModel &model,
+                     const lina::ClusterSpec &cluster);
+
 /// Statistics of the placement over the batches routed so far.
 struct PlacerStats {
   double phase2 = 0, layerBatches = 0;
