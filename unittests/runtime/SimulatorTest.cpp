@@ -468,34 +468,36 @@ TEST(SimulatorFlows, AllToAllInsideANodeUsesEveryPort) {
   EXPECT_NEAR(r.stepTime, 80e-3, 1e-9);
 }
 
+/// The step time of one all_to_all_v over the 8 ranks of plan8 with
+/// send_rows `rows` (8 x 8) and f32 buffers of `count` rows of `width`.
+double simulateAllToAllV(const std::vector<int64_t> &rows, int64_t count,
+                         int64_t width, const ClusterSpec &spec) {
+  json counts = {{"dtype", "i64"}, {"shape", {8}}, {"role", "input"}};
+  json sc = counts, rc = counts;
+  sc["id"] = 2;
+  sc["name"] = "sc";
+  rc["id"] = 3;
+  rc["name"] = "rc";
+  json buffers = json::array(
+      {buffer(0, {count, width}, "input"), buffer(1, {count, width}), sc, rc});
+  json op = {{"id", 0},
+             {"kind", "all_to_all_v"},
+             {"inputs", {0, 2, 3}},
+             {"outputs", {1}},
+             {"group", "world"},
+             {"attrs", {{"send_rows", rows}}}};
+  return simulate(plan8(buffers, json::array({op})), spec, {}).stepTime;
+}
+
 TEST(SimulatorFlows, AllToAllVMovesItsSendRows) {
   // Rows of 4 MB; rank 0 sends 10 of them to one peer, nobody else sends:
   // 40 MB over one NVLink port at 100 GB/s, or over the node interface at
   // 10 GB/s. Split evenly (no send_rows) the same 10 rows would load every
   // pair.
   auto run = [](int to) {
-    json buffers = json::array({buffer(0, {10, 1'000'000}, "input"),
-                                buffer(1, {10, 1'000'000}),
-                                {{"id", 2},
-                                 {"name", "sc"},
-                                 {"dtype", "i64"},
-                                 {"shape", {8}},
-                                 {"role", "input"}},
-                                {{"id", 3},
-                                 {"name", "rc"},
-                                 {"dtype", "i64"},
-                                 {"shape", {8}},
-                                 {"role", "input"}}});
     std::vector<int64_t> rows(64, 0);
     rows[to] = 10;
-    json op = {{"id", 0},
-               {"kind", "all_to_all_v"},
-               {"inputs", {0, 2, 3}},
-               {"outputs", {1}},
-               {"group", "world"},
-               {"attrs", {{"send_rows", rows}}}};
-    return simulate(plan8(buffers, json::array({op})), pureBandwidth(), {})
-        .stepTime;
+    return simulateAllToAllV(rows, 10, 1'000'000, pureBandwidth());
   };
   EXPECT_NEAR(run(1), 0.4e-3, 1e-9);
   EXPECT_NEAR(run(4), 4e-3, 1e-9);
@@ -516,28 +518,10 @@ TEST(SimulatorFlows, AllToAllVLatencyCountsItsPeers) {
                                     error);
   ASSERT_TRUE(spec) << error;
   auto run = [&](const std::vector<std::pair<int, int>> &pairs) {
-    json buffers = json::array({buffer(0, {8, 1}, "input"),
-                                buffer(1, {8, 1}),
-                                {{"id", 2},
-                                 {"name", "sc"},
-                                 {"dtype", "i64"},
-                                 {"shape", {8}},
-                                 {"role", "input"}},
-                                {{"id", 3},
-                                 {"name", "rc"},
-                                 {"dtype", "i64"},
-                                 {"shape", {8}},
-                                 {"role", "input"}}});
     std::vector<int64_t> rows(64, 0);
     for (auto [s, d] : pairs)
       rows[s * 8 + d] = 1;
-    json op = {{"id", 0},
-               {"kind", "all_to_all_v"},
-               {"inputs", {0, 2, 3}},
-               {"outputs", {1}},
-               {"group", "world"},
-               {"attrs", {{"send_rows", rows}}}};
-    return simulate(plan8(buffers, json::array({op})), *spec, {}).stepTime;
+    return simulateAllToAllV(rows, 8, 1, *spec);
   };
   EXPECT_NEAR(run({{0, 1}}), 11e-6, 1e-9);                 // one copy
   EXPECT_NEAR(run({{0, 1}, {0, 2}, {0, 3}}), 31e-6, 1e-9); // three peers

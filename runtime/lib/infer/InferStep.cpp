@@ -285,6 +285,10 @@ namespace {
 /// Where each rank's rows of each expert go: alloc[s * E + e] lists
 /// (device, rows) pairs; expertRows[d * E + e] the rows device d serves.
 struct SourceRoute {
+  SourceRoute() = default;
+  SourceRoute(int N, int E)
+      : alloc(static_cast<size_t>(N) * E),
+        expertRows(static_cast<size_t>(N) * E, 0) {}
   std::vector<std::vector<std::pair<int, int64_t>>> alloc;
   std::vector<int64_t> expertRows;
 };
@@ -297,9 +301,7 @@ SourceRoute mapSources(const LayerPlacement &p, const lina::RowAssignment &a,
                        const std::vector<int64_t> &fromRank, int perNode) {
   const int N = p.numDevices, E = p.numExperts();
   const int g = std::max(1, perNode);
-  SourceRoute r;
-  r.alloc.resize(static_cast<size_t>(N) * E);
-  r.expertRows.assign(static_cast<size_t>(N) * E, 0);
+  SourceRoute r(N, E);
   for (int e = 0; e < E; ++e) {
     const auto &reps = p.replicas[e];
     std::vector<int64_t> cap(a.rows[e]);
@@ -333,9 +335,7 @@ SourceRoute nearestSources(const LayerPlacement &p,
                            const std::vector<int64_t> &fromRank, int perNode) {
   const int N = p.numDevices, E = p.numExperts();
   const int g = std::max(1, perNode);
-  SourceRoute r;
-  r.alloc.resize(static_cast<size_t>(N) * E);
-  r.expertRows.assign(static_cast<size_t>(N) * E, 0);
+  SourceRoute r(N, E);
   for (int e = 0; e < E; ++e)
     for (int s = 0; s < N; ++s) {
       int64_t rows = fromRank[static_cast<size_t>(s) * E + e];
