@@ -751,6 +751,12 @@ LayerPlanner::create(const PlannerOptions &options, const CostModel &model,
   return planner;
 }
 
+namespace {
+/// The most batches a re-plan is judged on (the last ones served, or drawn
+/// from the popularity before any).
+constexpr int kSampleBatches = 16;
+} // namespace
+
 double lina::copyOpSeconds(const CostModel &model, int devices) {
   if (devices <= 1)
     return 0;
@@ -790,7 +796,7 @@ std::optional<LayerPlacement> LayerPlanner::cheapest(const LayerPlacement &plan,
   if (sample.empty() && sum > 0) {
     std::mt19937_64 rng(0x11a);
     std::discrete_distribution<int> pick(popularity.begin(), popularity.end());
-    for (int b = 0; b < options.window; ++b) {
+    for (int b = 0; b < std::min(options.window, kSampleBatches); ++b) {
       std::vector<int64_t> rows(popularity.size(), 0);
       for (int64_t i = 0; i < n; ++i)
         ++rows[pick(rng)];
@@ -1122,7 +1128,8 @@ BatchOutcome LayerPlanner::serve(const std::vector<int64_t> &rows,
       total += static_cast<double>(x);
     meanBatchRows += (total - meanBatchRows) / static_cast<double>(served + 1);
     recent.push_back(r);
-    if (static_cast<int>(recent.size()) > options.window)
+    if (static_cast<int>(recent.size()) >
+        std::min(options.window, kSampleBatches))
       recent.pop_front();
     if (total > 0)
       for (int e = 0; e < E; ++e)

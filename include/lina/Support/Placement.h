@@ -287,8 +287,8 @@ private:
   LayerPlacement target;        ///< the last re-plan (shares for EPLB-like)
   int64_t served = 0;
   double meanBatchRows = 0; ///< rows per batch, running mean
-  /// The rows of the last `window` batches (lina's re-plans are judged on
-  /// them).
+  /// The rows of the last `window` batches, at most 16 (lina's re-plans
+  /// are judged on them).
   std::deque<std::vector<int64_t>> recent;
 };
 

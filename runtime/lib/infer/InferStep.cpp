@@ -386,15 +386,22 @@ double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
   const int nodes = (N + g - 1) / g;
   std::vector<double> up(N, 0.0), down(N, 0.0), nicUp(nodes, 0.0),
       nicDown(nodes, 0.0), work(N, 0.0);
-  std::vector<int> peers(N, 0);
+  int most = 0;
   bool crosses = false;
+  for (int s = 0; s < N; ++s) {
+    int peers = 0;
+    for (int d = 0; d < N; ++d)
+      if (d != s && (rows[static_cast<size_t>(s) * N + d] > 0 ||
+                     rows[static_cast<size_t>(d) * N + s] > 0)) {
+        ++peers;
+        crosses |= s / g != d / g;
+      }
+    most = std::max(most, peers);
+  }
   for (int s = 0; s < N; ++s)
     for (int d = 0; d < N; ++d) {
       if (d == s || rows[static_cast<size_t>(s) * N + d] <= 0)
         continue;
-      ++peers[s];
-      ++peers[d];
-      crosses |= s / g != d / g;
       double b = static_cast<double>(rows[static_cast<size_t>(s) * N + d]) *
                  cost.rowBytes;
       if (d / g == s / g) {
@@ -415,10 +422,8 @@ double lina::rt::infer::trafficSeconds(const std::vector<int64_t> &rows,
     net = std::max(net, nic / c.interNode.bandwidth);
   // As the simulator: the launch and a link latency per peer of the
   // busiest rank (the ranks it has rows for or from).
-  int most = *std::max_element(peers.begin(), peers.end());
-  net +=
-      c.launchLatency + std::min(N - 1, most) * (crosses ? c.interNode.latency
-                                                         : c.intraNode.latency);
+  net += c.launchLatency +
+         most * (crosses ? c.interNode.latency : c.intraNode.latency);
   // Two GEMMs and the activation per expert with rows, as the runtime
   // costs expert_ffn.
   constexpr int kKernelsPerExpert = 3;
@@ -438,8 +443,12 @@ namespace {
 /// the balanced split and the shares' split (each rank's rows to the
 /// replicas nearest it), and each rank's rows to a replica on its own
 /// device or node -- the fastest by trafficSeconds (so at 32 GPUs a node's
-/// interface, which the per-device rows do not show, counts too); on a
-/// tie, static's routing. Returns the route and its estimate.
+/// interface, which the per-device rows do not show, counts too). Another
+/// split must beat the home by more than kRouteMargin, the estimate's
+/// resolution against the simulator's max-min sharing, or the batch keeps
+/// static's routing. Returns the route and its estimate.
+constexpr double kRouteMargin = 0.01;
+
 std::pair<SourceRoute, double>
 fastestRoute(const LayerPlacement &place, const std::vector<int64_t> &rows,
              const std::vector<int64_t> &fromRank, const lina::ExpertCost &cost,
@@ -450,10 +459,12 @@ fastestRoute(const LayerPlacement &place, const std::vector<int64_t> &rows,
                           cluster);
   };
   SourceRoute chosen;
-  double best = std::numeric_limits<double>::infinity();
+  // best: the chosen split's estimate; bar: what another must beat.
+  double best = std::numeric_limits<double>::infinity(), bar = best;
   if (std::optional<lina::RowAssignment> atHome = lina::homeRows(place, rows)) {
     chosen = mapSources(place, *atHome, fromRank, cluster.gpusPerNode);
     best = seconds(chosen);
+    bar = best * (1 - kRouteMargin);
   }
   for (SourceRoute c : {mapSources(place, lina::balanceRows(place, rows),
                                    fromRank, cluster.gpusPerNode),
@@ -461,8 +472,8 @@ fastestRoute(const LayerPlacement &place, const std::vector<int64_t> &rows,
                                    fromRank, cluster.gpusPerNode),
                         nearestSources(place, fromRank, cluster.gpusPerNode)}) {
     double t = seconds(c);
-    if (chosen.alloc.empty() || t < best) {
-      best = t;
+    if (chosen.alloc.empty() || t < bar) {
+      best = bar = t;
       chosen = std::move(c);
     }
   }

@@ -160,18 +160,19 @@ void collectivePhases(const Plan &plan, const Op &op,
       // receive of the grouped point-to-point calls: the latency is the
       // busiest rank's peer count (all of them for a dense exchange, one
       // for a single weight copy).
-      std::vector<int> peers(n, 0);
+      int most = 0;
       bool crosses = false;
-      for (int i = 0; i < n; ++i)
+      for (int i = 0; i < n; ++i) {
+        int peers = 0;
         for (int j = 0; j < n; ++j)
-          if (i != j && op.sendRows[i * n + j] > 0) {
-            ++peers[i];
-            ++peers[j];
+          if (i != j &&
+              (op.sendRows[i * n + j] > 0 || op.sendRows[j * n + i] > 0)) {
+            ++peers;
             crosses |= t.nodeOf(members[i]) != t.nodeOf(members[j]);
           }
-      int most = *std::max_element(peers.begin(), peers.end());
-      p.latency =
-          c.launchLatency + std::min(n - 1, most) * (crosses ? outLat : inLat);
+        most = std::max(most, peers);
+      }
+      p.latency = c.launchLatency + most * (crosses ? outLat : inLat);
       for (int i = 0; i < n; ++i)
         for (int j = 0; j < n; ++j) {
           double b = rowBytes * static_cast<double>(op.sendRows[i * n + j]);
