@@ -515,7 +515,6 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     t.ranks = N;
     t.experts = E;
     t.rows.assign(static_cast<size_t>(N) * N, 0);
-    t.expertRows.assign(static_cast<size_t>(N) * E, 0);
     t.phase1.assign(static_cast<size_t>(N) * N, 0);
     t.phase2.assign(static_cast<size_t>(N) * N, 0);
 
@@ -528,10 +527,13 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
       return used;
     };
 
-    std::vector<int64_t> rows(E, 0);
-    for (int tok : tokens)
-      for (int e : trace.tokens[tok].experts[l])
+    // The rows of each expert from each rank, and of each expert.
+    std::vector<int64_t> fromRank(static_cast<size_t>(N) * E, 0), rows(E, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int e : trace.tokens[tokens[i]].experts[l]) {
+        ++fromRank[static_cast<size_t>(rankOf(i)) * E + e];
         ++rows[e];
+      }
     double total = 0;
     std::vector<double> loads(E);
     for (int e = 0; e < E; ++e)
@@ -596,11 +598,6 @@ std::vector<LayerTraffic> BatchPlacer::route(const std::vector<int> &tokens,
     stats.layerBatches += 1;
     const LayerPlacement &place = current[l];
 
-    // The rows of each expert from each rank.
-    std::vector<int64_t> fromRank(static_cast<size_t>(N) * E, 0);
-    for (int64_t i = 0; i < n; ++i)
-      for (int e : trace.tokens[tokens[i]].experts[l])
-        ++fromRank[static_cast<size_t>(rankOf(i)) * E + e];
     SourceRoute chosen;
     if (mode != PlacementMode::Lina) {
       // Static (the home), oracle (its replicas) and EPLB-like (fixed
